@@ -1,0 +1,1 @@
+/* dataplane/audit.c: being written */

@@ -1,0 +1,60 @@
+/*
+ * audit.h: one JSON line per handshake, success or failure.
+ *
+ * {"ts":"2026-11-27T05:40:01.123Z","event":"handshake","conn":17,
+ *  "peer":"127.0.0.1:50412","partner":"acme","outcome":"expired",
+ *  "reason":"certificate has expired (notAfter 2026-10-01T00:00:00Z)",
+ *  "subject":"CN=client1,O=Acme","issuer":"CN=Acme Issuing CA",
+ *  "serial":"4F:A2:..","sha256":"..","sans":["DNS:a","URI:spiffe://.."],
+ *  "not_after":"2026-12-27T00:00:00Z","tls_version":"TLSv1.3",
+ *  "cipher":"TLS_AES_128_GCM_SHA256","resumed":false,"duration_us":912}
+ * Certificate fields are omitted when no certificate was presented. Never
+ * any key material. Written with one write(2) per line (O_APPEND), so lines
+ * from several workers never interleave.
+ */
+#ifndef MTLSD_AUDIT_H
+#define MTLSD_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "guard.h"
+#include "outcome.h"
+
+struct audit_event {
+	struct timespec ts;           /* CLOCK_REALTIME at handshake end */
+	uint64_t conn_id;
+	const struct sockaddr *peer;
+	const char *partner;          /* NULL when not attributed */
+	enum hs_outcome outcome;
+	const char *reason;           /* precise detail, may be NULL */
+	X509 *leaf;                   /* NULL when none presented */
+	const char *tls_version;      /* NULL if not negotiated */
+	const char *cipher;
+	bool resumed;
+	uint64_t duration_us;
+};
+
+/* Open the sink: NULL or "-" = stderr, else a file opened O_APPEND|O_CREAT
+ * 0640. Returns 0 or -errno. */
+int audit_open(const char *path) MUST_CHECK;
+void audit_close(void);
+
+/* Format ev as one JSON line (with trailing '\n') into buf. Returns length
+ * or -ENOSPC. Pure: used by audit_handshake and by tests. */
+int audit_format(const struct audit_event *ev, char *buf, size_t cap) MUST_CHECK;
+
+/* Format and write. Errors writing are counted, not fatal. */
+void audit_handshake(const struct audit_event *ev);
+
+/* Other events worth one JSON line (limits hit, backend failures):
+ * {"ts":..,"event":NAME,"conn":..,"peer":..,"partner":..,"reason":..}. */
+void audit_event_simple(const char *event, uint64_t conn_id, const struct sockaddr *peer,
+			const char *partner, const char *reason);
+
+#endif

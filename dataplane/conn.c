@@ -1,0 +1,1 @@
+/* dataplane/conn.c: being written */

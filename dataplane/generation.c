@@ -1,0 +1,1 @@
+/* dataplane/generation.c: being written */

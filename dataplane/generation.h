@@ -1,0 +1,70 @@
+/*
+ * generation.h: everything reloadable, built off the hot path, published by
+ * one atomic pointer swap.
+ *
+ * A generation owns the validated config, the server SSL_CTX (ECDSA and/or
+ * RSA certificate with its intermediates, never a root), and one struct
+ * partner per [partner.NAME] with its own X509_STORE (CA bundle + CRLs),
+ * verify policy and backend. It is refcounted: a worker takes a reference
+ * for each connection at accept time, so a reload never touches an in-flight
+ * handshake or an established connection; the old generation is freed when
+ * its last connection is gone.
+ */
+#ifndef MTLSD_GENERATION_H
+#define MTLSD_GENERATION_H
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "guard.h"
+#include "verify.h"
+
+struct partner {
+	unsigned idx;                 /* index in generation->partners */
+	const struct cfg_partner *cfg;/* points into generation->cfg */
+	X509_STORE *store;            /* this partner's anchors + CRLs, flags set */
+	STACK_OF(X509) *anchors;      /* trust anchors from ca_path (refs) */
+	STACK_OF(X509) *intermediates;/* non-self-signed CAs from ca_path (refs) */
+	struct partner_policy policy; /* compiled allow-list + limits (verify.h) */
+};
+
+struct generation {
+	atomic_uint refs;
+	uint64_t id;                  /* 1, 2, 3... in order of publication */
+	struct mtlsd_config cfg;      /* owned; partners' cfg pointers point here */
+	SSL_CTX *ssl_ctx;
+	struct partner *partners;
+	size_t n_partners;
+};
+
+/*
+ * Build a generation from a validated config. Takes ownership of *cfg (it is
+ * moved into the generation and zeroed in the caller) on success and on
+ * failure. Opens and checks every file: certificates parse, each key matches
+ * its certificate and its file is not group/other-readable, CA bundles hold
+ * at least one CA, CRLs parse and are signed by a CA of that partner.
+ * On failure err gets "FILE: reason" (and the config line when known).
+ */
+int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out,
+		     char *err, size_t errlen) MUST_CHECK;
+
+struct generation *generation_ref(struct generation *g);
+/* Drop a reference; frees the generation when it was the last. NULL is fine. */
+void generation_unref(struct generation *g);
+
+/*
+ * The published generation. generation_publish() takes the caller's
+ * reference and drops the one it held on the previous generation.
+ * generation_acquire() returns a new reference to the current one (never
+ * NULL once something was published). Safe from any thread.
+ */
+void generation_publish(struct generation *g);
+struct generation *generation_acquire(void);
+/* Id of the published generation, cheap (one atomic load), for workers that
+ * cache a reference and refresh it only when this changes. */
+uint64_t generation_current_id(void);
+
+#endif

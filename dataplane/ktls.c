@@ -1,0 +1,1 @@
+/* dataplane/ktls.c: being written */

@@ -1,0 +1,1 @@
+/* dataplane/proxy_v2.c: being written */

@@ -1,0 +1,1 @@
+/* dataplane/tls_session.c: being written */

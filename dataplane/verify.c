@@ -1,0 +1,1 @@
+/* dataplane/verify.c: being written */

@@ -1,0 +1,106 @@
+/*
+ * verify.h: mtlsd's client-certificate policy on top of OpenSSL's chain check.
+ *
+ * OpenSSL's default verification is replaced by a cert_verify_callback that
+ *  1. picks the partner: the one whose CA bundle the presented chain leads to
+ *     (candidates found by issuer name, each verified with that partner's own
+ *     X509_STORE: anchors, CRLs, depth, purpose sslclient);
+ *  2. applies the partner policy on the verified chain: EKU must include
+ *     clientAuth, keys at least EC 256 / RSA 2048 anywhere in the chain, and
+ *     the allow-list on SAN DNS / SAN URI (SPIFFE) / subject CN / OU;
+ *  3. records the outcome, the precise reason and the partner in the
+ *     connection's struct verify_result, including the leaf certificate
+ *     even when verification fails (so audit and accounting can name it).
+ * A connection is attributed to exactly one partner, or rejected.
+ *
+ * Resumed sessions skip the chain check, so verify_install() also installs
+ * session-ticket callbacks that bind a ticket to the generation and partner
+ * that verified it: after a reload (new CRLs, new allow-lists) old tickets
+ * fall back to a full handshake.
+ */
+#ifndef MTLSD_VERIFY_H
+#define MTLSD_VERIFY_H
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "guard.h"
+#include "outcome.h"
+
+struct generation;
+
+/* Compiled allow-list of one partner. */
+struct partner_policy {
+	struct cfg_strlist dns, uri, cn, ou; /* patterns (owned copies) */
+	bool any_allowed;                    /* no allow_* configured: any identity */
+	int min_rsa_bits;                    /* 2048 */
+	int min_ec_bits;                     /* 256 */
+};
+
+struct verify_result {
+	enum hs_outcome outcome;  /* HS_OK only after chain + policy passed */
+	int x509_err;             /* X509_V_ERR_* behind the outcome, 0 if none */
+	int partner;              /* partner index, -1 if none */
+	bool resumed;             /* accepted through a session ticket / cache */
+	X509 *leaf;               /* presented leaf (own reference) or NULL */
+	char detail[256];         /* precise, loggable reason */
+};
+
+/*
+ * Compile one partner's allow-list. Every pattern is checked: '*' matches
+ * within one DNS label or one URI path segment, a trailing "/**" matches any
+ * remaining path. Errors: -EINVAL with "key 'allow_uri': pattern '...': why".
+ */
+int partner_policy_compile(const struct cfg_partner *cp, struct partner_policy *out,
+			   char *err, size_t errlen) MUST_CHECK;
+void partner_policy_free(struct partner_policy *p);
+
+/*
+ * Pure policy check of a leaf whose chain already verified: EKU, key
+ * strength of the leaf, allow-list. Returns HS_OK or the outcome and fills
+ * detail.
+ */
+enum hs_outcome verify_policy_check(const struct partner_policy *p, X509 *leaf,
+				    char *detail, size_t len);
+
+/* Pattern matching used by the allow-list (exposed for tests and fuzzing). */
+bool verify_match_dns(const char *pattern, const char *name);
+bool verify_match_uri(const char *pattern, const char *uri);
+
+/* Map an X509_V_ERR_* code to an outcome. */
+enum hs_outcome verify_outcome_from_x509(int x509_err);
+
+/*
+ * Install mtlsd's verification on a server SSL_CTX of generation g:
+ * SSL_VERIFY_PEER|FAIL_IF_NO_PEER_CERT, the cert_verify_callback, the
+ * certificate_authorities list sent to clients (every partner's anchors),
+ * and the ticket binding described above.
+ */
+int verify_install(SSL_CTX *ctx, struct generation *g) MUST_CHECK;
+
+/* Attach the per-connection result slot before the handshake starts. */
+int verify_attach(SSL *ssl, struct verify_result *res) MUST_CHECK;
+
+/*
+ * After SSL_do_handshake failed: settle res->outcome from what the callback
+ * recorded and, if it recorded nothing, from the SSL error (no certificate,
+ * wrong protocol version, garbage...). Drains nothing: pass the first
+ * OpenSSL error code (ERR_peek_error()) in ossl_err.
+ */
+void verify_settle_failure(SSL *ssl, unsigned long ossl_err, struct verify_result *res);
+
+/*
+ * After SSL_do_handshake succeeded: for a resumed session, re-check what can
+ * change without a new chain check (leaf validity period, the partner still
+ * exists in this generation). Sets res->resumed. Returns HS_OK or a failure
+ * outcome (the caller then closes the connection without relaying).
+ */
+enum hs_outcome verify_settle_success(SSL *ssl, struct generation *g, struct verify_result *res);
+
+/* Release res->leaf; res can be reused. */
+void verify_result_clear(struct verify_result *res);
+
+#endif

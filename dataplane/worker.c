@@ -1,0 +1,1 @@
+/* dataplane/worker.c: being written */

@@ -1,0 +1,1 @@
+/* lib/certinfo.c: being written */

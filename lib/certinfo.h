@@ -1,0 +1,62 @@
+/*
+ * certinfo.h: the identity of an X.509 certificate as mtlsd reports it.
+ *
+ * Used by the audit line, the PROXY v2 TLVs, the (later) BPF/USDT accounting
+ * and by mtlsctl. Everything here is derived from the certificate alone and is
+ * safe to log (no key material).
+ */
+#ifndef MTLS_CERTINFO_H
+#define MTLS_CERTINFO_H
+
+#include <openssl/x509.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "guard.h"
+
+#define CERT_SERIAL_MAX 20      /* RFC 5280: at most 20 octets */
+#define CERT_ISSUER_ID_LEN 20   /* see issuer_id below */
+
+struct cert_identity {
+	/* Serial as colon-separated upper-case hex, "4F:A2:...". */
+	char serial_hex[CERT_SERIAL_MAX * 3 + 1];
+	uint8_t serial[CERT_SERIAL_MAX];
+	size_t serial_len;
+	/*
+	 * Issuer identity: the authorityKeyIdentifier keyid when present and
+	 * 20 bytes long, else SHA-1 of the DER issuer name. Serials are unique
+	 * only per issuer, so (issuer_id, serial) is the certificate's key.
+	 */
+	uint8_t issuer_id[CERT_ISSUER_ID_LEN];
+	char issuer_id_hex[CERT_ISSUER_ID_LEN * 2 + 1];
+	char subject[512];      /* RFC 2253 one-line */
+	char issuer[512];       /* RFC 2253 one-line */
+	char subject_cn[256];   /* first CN, "" if none */
+	char spiffe_id[512];    /* first URI SAN starting "spiffe://", "" if none */
+	uint8_t sha256[32];
+	char sha256_hex[65];    /* lower-case hex, no separators */
+	char x5t_s256[44];      /* base64url(sha256) without padding (RFC 8705) */
+	time_t not_before, not_after;
+	char key_alg[16];       /* "EC", "RSA", "ED25519", ... */
+	int key_bits;
+	char sig_alg[48];       /* e.g. "ecdsa-with-SHA256" */
+};
+
+/* Fill *out from x. Returns 0 or -ENOMEM/-EINVAL. */
+int certinfo_from_x509(X509 *x, struct cert_identity *out) MUST_CHECK;
+
+/*
+ * Render the subjectAltName entries as a JSON array of strings
+ * (["DNS:a.example","URI:spiffe://x/y","IP:10.0.0.1"]) into buf, escaped.
+ * Returns length written (excluding NUL) or -ENOSPC.
+ */
+int certinfo_sans_json(X509 *x, char *buf, size_t cap) MUST_CHECK;
+
+/* base64url without padding. Returns length written or -ENOSPC. */
+int base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap) MUST_CHECK;
+
+/* Hex encoding helpers (lower case, optional separator char, 0 = none). */
+void hex_encode(const uint8_t *in, size_t len, char *out, int upper, char sep);
+
+#endif

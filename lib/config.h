@@ -1,0 +1,123 @@
+/*
+ * config.h: mtlsd's configuration, parsed and validated into one struct.
+ *
+ * Sources: an INI file (libinih) and/or command-line flags (the
+ * single-partner case: --listen --cert --key --client-ca --crl --backend
+ * --proxy-protocol --workers). Flags given on the command line override the
+ * [mtlsd] section; flags that describe a partner create/override the partner
+ * named "default".
+ *
+ * The struct is immutable once validated: a reload parses a new one.
+ * Every error message names file:line and the key, says what is wrong and
+ * what to do ("mtlsd.conf:12: key 'verify_depth': '0' is not in 1..8").
+ */
+#ifndef MTLS_CONFIG_H
+#define MTLS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "guard.h"
+#include "log.h"
+
+#define CFG_MAX_LISTEN 16
+#define CFG_MAX_SERVER_CERTS 4
+#define CFG_MAX_PARTNERS 256
+
+enum crl_policy { CRL_POLICY_FAIL = 0, CRL_POLICY_ALLOW };
+enum ktls_mode { KTLS_MODE_AUTO = 0, KTLS_MODE_ON, KTLS_MODE_OFF };
+
+/* A TCP address (v4/v6) or a unix socket path ("unix:/run/app.sock"). */
+struct cfg_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool is_unix;
+	char text[128]; /* as written, for logs: "127.0.0.1:9000", "[::1]:8443" */
+};
+
+/* A list of strings (allow-list patterns, CRL paths). */
+struct cfg_strlist {
+	char **v;
+	size_t n;
+};
+
+struct cfg_server_cert {
+	char *cert_path; /* leaf first, then intermediates; a root in it is dropped */
+	char *key_path;
+	int line;        /* config line of the cert key, 0 for flags */
+};
+
+struct cfg_partner {
+	char *name;                 /* [partner.NAME]; "default" for flags */
+	int line;                   /* line of the section header, 0 for flags */
+	char *ca_path;              /* trust anchors (and optional intermediates) */
+	struct cfg_strlist crl_paths;
+	enum crl_policy crl_missing;  /* default FAIL */
+	enum crl_policy crl_expired;  /* default FAIL */
+	unsigned verify_depth;      /* max index of the trust anchor, leaf = 0; default 3 */
+	struct cfg_addr backend;
+	bool proxy_v2;              /* default off */
+	uint8_t proxy_tlv_type;     /* 0xE0..0xEF, default 0xE0 */
+	bool proxy_send_cert;       /* client cert DER in the PROXY header, default off */
+	struct cfg_strlist allow_dns, allow_uri, allow_cn, allow_ou;
+};
+
+struct mtlsd_config {
+	char *path;                 /* config file, NULL when flags only */
+	struct cfg_addr listen[CFG_MAX_LISTEN];
+	size_t n_listen;
+	unsigned workers;           /* 0 = one per online CPU */
+	bool cpu_pin;               /* pin worker i to CPU i % ncpu */
+	struct cfg_server_cert certs[CFG_MAX_SERVER_CERTS];
+	size_t n_certs;
+	bool allow_insecure_key_perms; /* default false: 0640/0644 keys refused */
+	unsigned handshake_timeout_ms; /* default 10000 */
+	unsigned idle_timeout_ms;      /* default 300000 */
+	unsigned connect_timeout_ms;   /* default 5000 */
+	unsigned drain_timeout_ms;     /* default 30000 */
+	unsigned max_connections;      /* default 10000 (whole process) */
+	unsigned max_handshakes;       /* default 1000 in flight (whole process) */
+	char *audit_path;              /* NULL or "-" = stderr */
+	enum ktls_mode ktls;           /* default auto */
+	enum log_level log_level;      /* default info */
+	struct cfg_partner *partners;
+	size_t n_partners;
+};
+
+/* Defaults for everything; no listeners, certs or partners. */
+void config_init(struct mtlsd_config *cfg);
+
+/*
+ * Parse an INI file into cfg (on top of what cfg holds). -ENOENT/-EACCES for
+ * an unreadable file, -EINVAL for a syntax error, an unknown section or key,
+ * or a bad value. err gets "PATH:LINE: ..." on failure.
+ */
+int config_load_file(struct mtlsd_config *cfg, const char *path, char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * Apply one command-line option (long name without dashes, e.g. "listen",
+ * "client-ca", and its value) on top of cfg. err gets "--NAME: ...".
+ */
+int config_apply_flag(struct mtlsd_config *cfg, const char *name, const char *value,
+		      char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * Whole-config checks that need everything parsed: at least one listener,
+ * one server certificate and one partner; each partner has a CA and a
+ * backend; partner names unique. Does not open certificate files (the
+ * generation build does that and reports the file).
+ */
+int config_validate(const struct mtlsd_config *cfg, char *err, size_t errlen) MUST_CHECK;
+
+/* Parse "host:port", "[v6]:port" or "unix:/path". Returns 0 or -EINVAL. */
+int config_parse_addr(const char *text, struct cfg_addr *out) MUST_CHECK;
+
+/* Parse a duration "10s", "500ms", "5m", or a plain number of seconds. */
+int config_parse_duration_ms(const char *text, unsigned *out_ms) MUST_CHECK;
+
+/* Release everything cfg owns (not cfg itself). Accepts a zeroed struct. */
+void config_free(struct mtlsd_config *cfg);
+
+#endif

@@ -1,0 +1,1 @@
+/* lib/pemutil.c: being written */

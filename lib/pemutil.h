@@ -1,0 +1,42 @@
+/*
+ * pemutil.h: reading certificates, keys and CRLs from files, safely.
+ *
+ * Every function returns 0 or a negative errno and, on failure, writes a
+ * one-line reason into err (what is wrong and what to do) without the path;
+ * the caller prefixes the file name / config line it knows about.
+ * Private key files readable by group or others are refused unless
+ * allow_insecure is set. Passphrase-protected keys are not read here.
+ */
+#ifndef MTLS_PEMUTIL_H
+#define MTLS_PEMUTIL_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "guard.h"
+
+/* All certificates in a PEM file, in file order. -ENOENT, -EACCES, -EBADMSG
+ * (no certificate or malformed PEM). *out is a new stack owned by the caller. */
+int pem_load_certs(const char *path, STACK_OF(X509) **out, char *err, size_t errlen) MUST_CHECK;
+
+/* All CRLs in a PEM file (at least one). */
+int pem_load_crls(const char *path, STACK_OF(X509_CRL) **out, char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * Check that a private-key file is a regular file owned by the caller's
+ * euid (or root) and not readable/writable by group or others. -EPERM with
+ * a reason naming the mode and the chmod to run.
+ */
+int keyfile_check_perms(const char *path, bool allow_insecure, char *err, size_t errlen) MUST_CHECK;
+
+/* Perms check + load an unencrypted PEM private key. The file buffer is
+ * cleansed before it is freed. */
+int pem_load_private_key(const char *path, bool allow_insecure, EVP_PKEY **out,
+			 char *err, size_t errlen) MUST_CHECK;
+
+/* True if the certificate is self-signed (a root): never presented. */
+bool x509_is_self_signed(X509 *x);
+
+#endif
