@@ -40,6 +40,7 @@ struct cfg_addr {
 /* A list of strings (allow-list patterns, CRL paths). */
 struct cfg_strlist {
 	char **v;
+	int *lines;      /* config line of each entry, 0 for flags */
 	size_t n;
 };
 
@@ -47,17 +48,20 @@ struct cfg_server_cert {
 	char *cert_path; /* leaf first, then intermediates; a root in it is dropped */
 	char *key_path;
 	int line;        /* config line of the cert key, 0 for flags */
+	int key_line;    /* config line of the key key, 0 for flags */
 };
 
 struct cfg_partner {
 	char *name;                 /* [partner.NAME]; "default" for flags */
 	int line;                   /* line of the section header, 0 for flags */
 	char *ca_path;              /* trust anchors (and optional intermediates) */
+	int ca_line;                /* config line of 'ca', 0 for flags */
 	struct cfg_strlist crl_paths;
 	enum crl_policy crl_missing;  /* default FAIL */
 	enum crl_policy crl_expired;  /* default FAIL */
 	unsigned verify_depth;      /* max index of the trust anchor, leaf = 0; default 3 */
 	struct cfg_addr backend;
+	int backend_line;           /* config line of 'backend', 0 for flags */
 	bool proxy_v2;              /* default off */
 	uint8_t proxy_tlv_type;     /* 0xE0..0xEF, default 0xE0 */
 	bool proxy_send_cert;       /* client cert DER in the PROXY header, default off */
@@ -84,6 +88,7 @@ struct mtlsd_config {
 	enum log_level log_level;      /* default info */
 	struct cfg_partner *partners;
 	size_t n_partners;
+	unsigned flag_resets;          /* internal: lists a flag already replaced */
 };
 
 /* Defaults for everything; no listeners, certs or partners. */
