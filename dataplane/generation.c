@@ -1,1 +1,557 @@
-/* dataplane/generation.c: being written */
+/*
+ * generation.c: build, publish and retire the reloadable state of mtlsd.
+ *
+ * A generation is made once, off the hot path, from a validated config:
+ * the server SSL_CTX (protocol floor, suites, groups, the ECDSA and/or RSA
+ * certificate with its intermediates) and, per partner, an X509_STORE
+ * holding exactly that partner's CAs and CRLs with the verification flags
+ * verify.c relies on. Every file is opened here, so every file error is
+ * reported here, naming the config line that named the file.
+ *
+ * Publication is a pointer guarded by a mutex that is held only to swap the
+ * pointer or to take a reference: acquire-then-ref can never race with the
+ * last unref of the generation being replaced, which a bare atomic pointer
+ * cannot promise. Workers do not take the lock per connection: they cache a
+ * reference and compare generation_current_id() (one atomic load) on accept.
+ */
+#include "generation.h"
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "pemutil.h"
+
+/* TLS 1.2: forward secrecy and AEAD only; ECDSA first, AES-128 first (fast
+ * everywhere), ChaCha20 for clients without AES hardware. */
+#define TLS12_CIPHERS                                                                  \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                   \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                   \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_GROUPS "X25519:P-256:P-384"
+/* Sessions are only resumed by the context that made them; OpenSSL refuses
+ * to resume client-certificate sessions at all without an id context. */
+#define SESSION_ID_CONTEXT "mtlsd"
+#define SESSION_TIMEOUT_S 3600
+
+#define MIN_SERVER_RSA_BITS 2048
+#define MIN_SERVER_EC_BITS 256
+
+/* Where errors of one build go. */
+struct build {
+	struct generation *g;
+	char *err;
+	size_t errlen;
+};
+
+static const char *flag_of_key(const char *key)
+{
+	return strcmp(key, "ca") == 0 ? "client-ca" : key;
+}
+
+/*
+ * Report a problem with a file: "mtlsd.conf:7: cert /x/y.pem: reason" when
+ * the file came from the config file, "--cert /x/y.pem: reason" when it
+ * came from a flag. Returns rc.
+ */
+__attribute__((format(printf, 6, 7)))
+static int file_fail(struct build *b, int rc, int line, const char *key, const char *file,
+		     const char *fmt, ...)
+{
+	const char *cfg_path = b->g->cfg.path;
+	int off;
+
+	if (cfg_path && line > 0)
+		off = snprintf(b->err, b->errlen, "%s:%d: %s %s: ", cfg_path, line, key, file);
+	else
+		off = snprintf(b->err, b->errlen, "--%s %s: ", flag_of_key(key), file);
+	if (off < 0 || (size_t)off >= b->errlen)
+		off = 0;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b->err + off, b->errlen - (size_t)off, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Report a problem with a partner as a whole, at its section header. */
+__attribute__((format(printf, 4, 5)))
+static int partner_fail(struct build *b, int rc, const struct cfg_partner *cp, const char *fmt, ...)
+{
+	const char *cfg_path = b->g->cfg.path;
+	int off;
+
+	if (cfg_path && cp->line > 0)
+		off = snprintf(b->err, b->errlen, "%s:%d: [partner.%s]: ", cfg_path, cp->line, cp->name);
+	else
+		off = snprintf(b->err, b->errlen, "partner '%s': ", cp->name);
+	if (off < 0 || (size_t)off >= b->errlen)
+		off = 0;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(b->err + off, b->errlen - (size_t)off, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static const char *subject_of(X509 *x, char *buf, size_t len)
+{
+	X509_NAME_oneline(X509_get_subject_name(x), buf, (int)len);
+	return buf;
+}
+
+/* ---- the server SSL_CTX ------------------------------------------------ */
+
+static int ctx_apply_policy(SSL_CTX *ctx)
+{
+	GUARD_OSSL(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), EINVAL);
+	GUARD_OSSL(SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION), EINVAL);
+	GUARD_OSSL(SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS), EINVAL);
+	GUARD_OSSL(SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES), EINVAL);
+	GUARD_OSSL(SSL_CTX_set1_groups_list(ctx, TLS_GROUPS), EINVAL);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				 SSL_OP_NO_COMPRESSION | SSL_OP_PRIORITIZE_CHACHA);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	GUARD_OSSL(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SESSION_ID_CONTEXT,
+						  sizeof(SESSION_ID_CONTEXT) - 1), EINVAL);
+	SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
+	return 0;
+}
+
+/*
+ * The chain presented after the leaf: everything but self-signed roots
+ * (a client must already have the root; sending it wastes bytes and makes
+ * some clients build the wrong path). Misordered files get a warning.
+ */
+static int presented_chain(const struct cfg_server_cert *c, STACK_OF(X509) *certs,
+			   STACK_OF(X509) **out)
+{
+	char name[256];
+	STACK_OF(X509) *chain = sk_X509_new_null();
+
+	ENSURE_PTR(chain, ENOMEM);
+	for (int i = 1; i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+		if (X509_check_issued(x, sk_X509_value(certs, i - 1)) != X509_V_OK)
+			log_warn("%s: certificate #%d (%s) did not issue the one before it; order the file "
+				 "leaf first, then each issuer", c->cert_path, i + 1, subject_of(x, name, sizeof(name)));
+		if (x509_is_self_signed(x)) {
+			log_info("%s: not presenting root '%s' to clients", c->cert_path,
+				 subject_of(x, name, sizeof(name)));
+			continue;
+		}
+		if (!sk_X509_push(chain, x)) {
+			sk_X509_free(chain);
+			return -ENOMEM;
+		}
+	}
+	*out = chain;
+	return 0;
+}
+
+/* Key strength and one certificate per key type (OpenSSL keeps one slot per
+ * type: a second ECDSA certificate would silently replace the first). */
+static int check_server_key(struct build *b, const struct cfg_server_cert *c, EVP_PKEY *key,
+			    unsigned *types_seen)
+{
+	int id = EVP_PKEY_get_base_id(key), bits = EVP_PKEY_get_bits(key);
+	unsigned type_bit = id == EVP_PKEY_EC ? 1u : id == EVP_PKEY_RSA ? 2u : 4u;
+
+	if ((id == EVP_PKEY_RSA && bits < MIN_SERVER_RSA_BITS) || (id == EVP_PKEY_EC && bits < MIN_SERVER_EC_BITS))
+		return file_fail(b, -EINVAL, c->key_line, "key", c->key_path, "%d-bit %s key is too weak; "
+				 "use RSA >= %d or EC >= %d bits", bits, OBJ_nid2sn(id),
+				 MIN_SERVER_RSA_BITS, MIN_SERVER_EC_BITS);
+	if (*types_seen & type_bit)
+		return file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "a second %s certificate; "
+				 "configure at most one ECDSA and one RSA certificate", OBJ_nid2sn(id));
+	*types_seen |= type_bit;
+	return 0;
+}
+
+static int load_server_cert(struct build *b, const struct cfg_server_cert *c, unsigned *types_seen)
+{
+	STACK_OF(X509) *certs = NULL, *chain = NULL;
+	EVP_PKEY *key = NULL;
+	char why[512], name[256], ossl[256];
+	int rc;
+
+	rc = pem_load_certs(c->cert_path, &certs, why, sizeof(why));
+	if (rc < 0)
+		return file_fail(b, rc, c->line, "cert", c->cert_path, "%s", why);
+	X509 *leaf = sk_X509_value(certs, 0);
+	if (X509_check_ca(leaf) != 0) {
+		rc = file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "the first certificate ('%s') is a CA; "
+			       "put the server certificate first, then its intermediates",
+			       subject_of(leaf, name, sizeof(name)));
+		goto out;
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
+		log_warn("%s: server certificate '%s' has expired; clients will refuse it: renew it",
+			 c->cert_path, subject_of(leaf, name, sizeof(name)));
+	rc = pem_load_private_key(c->key_path, b->g->cfg.allow_insecure_key_perms, &key, why, sizeof(why));
+	if (rc < 0) {
+		rc = file_fail(b, rc, c->key_line, "key", c->key_path, "%s", why);
+		goto out;
+	}
+	if (X509_check_private_key(leaf, key) != 1) {
+		ERR_clear_error();
+		rc = file_fail(b, -EINVAL, c->key_line, "key", c->key_path, "does not match the certificate in "
+			       "%s; give the key the certificate was issued for", c->cert_path);
+		goto out;
+	}
+	GUARD_GOTO(check_server_key(b, c, key, types_seen), rc, out);
+	GUARD_GOTO(presented_chain(c, certs, &chain), rc, out);
+	if (SSL_CTX_use_cert_and_key(b->g->ssl_ctx, leaf, key, chain, 1) != 1) {
+		rc = file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "OpenSSL refused it (%s)",
+			       ossl_errors_str(ossl, sizeof(ossl)));
+		goto out;
+	}
+	rc = 0;
+out:
+	/* The SSL_CTX holds its own reference; the key's memory is cleansed by
+	 * OpenSSL when the last reference goes. */
+	EVP_PKEY_free(key);
+	sk_X509_free(chain);
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+static int build_ssl_ctx(struct build *b)
+{
+	const struct mtlsd_config *cfg = &b->g->cfg;
+	char ossl[256];
+	unsigned types_seen = 0;
+
+	b->g->ssl_ctx = SSL_CTX_new(TLS_server_method());
+	if (!b->g->ssl_ctx || ctx_apply_policy(b->g->ssl_ctx) < 0) {
+		snprintf(b->err, b->errlen, "cannot set up the TLS context: %s", ossl_errors_str(ossl, sizeof(ossl)));
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		GUARD(load_server_cert(b, &cfg->certs[i], &types_seen));
+	return 0;
+}
+
+/* ---- partners: CA bundle, CRLs, store ----------------------------------- */
+
+static int stack_push_ref(STACK_OF(X509) *sk, X509 *x)
+{
+	ENSURE(sk_X509_push(sk, x) > 0, ENOMEM);
+	X509_up_ref(x);
+	return 0;
+}
+
+/*
+ * Sort the bundle into anchors (self-signed) and intermediates, put both in
+ * the store (OpenSSL only anchors a chain at a self-signed certificate, so
+ * the intermediates there only help clients that do not send them).
+ */
+static int load_partner_cas(struct build *b, struct partner *p)
+{
+	const struct cfg_partner *cp = p->cfg;
+	STACK_OF(X509) *certs = NULL;
+	char why[512], name[256];
+	int rc;
+
+	rc = pem_load_certs(cp->ca_path, &certs, why, sizeof(why));
+	if (rc < 0)
+		return file_fail(b, rc, cp->ca_line, "ca", cp->ca_path, "%s", why);
+	for (int i = 0; i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+		if (X509_check_ca(x) == 0) {
+			rc = file_fail(b, -EINVAL, cp->ca_line, "ca", cp->ca_path, "certificate #%d ('%s') is "
+				       "not a CA; a CA bundle holds the partner's CA certificates only",
+				       i + 1, subject_of(x, name, sizeof(name)));
+			goto out;
+		}
+		if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0)
+			log_warn("%s: CA '%s' has expired; clients of partner '%s' under it will be refused",
+				 cp->ca_path, subject_of(x, name, sizeof(name)), cp->name);
+		bool anchor = x509_is_self_signed(x);
+		GUARD_GOTO(stack_push_ref(anchor ? p->anchors : p->intermediates, x), rc, out);
+		ENSURE_GOTO(X509_STORE_add_cert(p->store, x) == 1, rc, ENOMEM, out);
+	}
+	if (sk_X509_num(p->anchors) == 0)
+		rc = file_fail(b, -EINVAL, cp->ca_line, "ca", cp->ca_path, "no self-signed root CA in the "
+			       "bundle; add the partner's root CA (its intermediates may follow)");
+out:
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+/* The CA of this partner that signed crl, or NULL. */
+static X509 *crl_issuer_in(STACK_OF(X509) *cas, X509_CRL *crl)
+{
+	for (int i = 0; i < sk_X509_num(cas); i++) {
+		X509 *ca = sk_X509_value(cas, i);
+		if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0 &&
+		    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
+			return ca;
+	}
+	ERR_clear_error();
+	return NULL;
+}
+
+static int add_partner_crl(struct build *b, struct partner *p, size_t file_idx, int n, X509_CRL *crl)
+{
+	const struct cfg_partner *cp = p->cfg;
+	const char *path = cp->crl_paths.v[file_idx];
+	int line = cp->crl_paths.lines ? cp->crl_paths.lines[file_idx] : 0;
+	char issuer[256];
+
+	X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	if (!crl_issuer_in(p->anchors, crl) && !crl_issuer_in(p->intermediates, crl))
+		return file_fail(b, -EINVAL, line, "crl", path, "CRL #%d (issuer '%s') is not signed by any "
+				 "CA of partner '%s'; give this partner's CRLs only", n, issuer, cp->name);
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+	if (next && X509_cmp_current_time(next) < 0)
+		log_warn("%s: CRL #%d of '%s' is past its nextUpdate; with crl_expired = %s clients under "
+			 "this CA are %s until it is refreshed", path, n, issuer,
+			 cp->crl_expired == CRL_POLICY_FAIL ? "fail" : "allow",
+			 cp->crl_expired == CRL_POLICY_FAIL ? "refused" : "accepted");
+	ENSURE(X509_STORE_add_crl(p->store, crl) == 1, ENOMEM);
+	return 0;
+}
+
+/* CRL_CHECK_ALL checks every CA of the chain, the root included: say which
+ * CAs have no CRL before the first client finds out. */
+static void warn_cas_without_crl(const struct partner *p, STACK_OF(X509_CRL) *all)
+{
+	STACK_OF(X509) *sets[] = { p->anchors, p->intermediates };
+	char name[256];
+
+	for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+		for (int i = 0; i < sk_X509_num(sets[s]); i++) {
+			X509 *ca = sk_X509_value(sets[s], i);
+			bool found = false;
+			for (int j = 0; j < sk_X509_CRL_num(all) && !found; j++)
+				found = X509_NAME_cmp(X509_CRL_get_issuer(sk_X509_CRL_value(all, j)),
+						      X509_get_subject_name(ca)) == 0;
+			if (!found)
+				log_warn("partner '%s': no CRL for CA '%s'; with crl_missing = %s its clients are %s",
+					 p->cfg->name, subject_of(ca, name, sizeof(name)),
+					 p->cfg->crl_missing == CRL_POLICY_FAIL ? "fail" : "allow",
+					 p->cfg->crl_missing == CRL_POLICY_FAIL ? "refused" : "accepted");
+		}
+	}
+}
+
+static int load_partner_crls(struct build *b, struct partner *p)
+{
+	const struct cfg_partner *cp = p->cfg;
+	STACK_OF(X509_CRL) *all = sk_X509_CRL_new_null();
+	char why[512];
+	int rc = 0;
+
+	ENSURE_PTR(all, ENOMEM);
+	for (size_t f = 0; f < cp->crl_paths.n; f++) {
+		STACK_OF(X509_CRL) *crls = NULL;
+		int line = cp->crl_paths.lines ? cp->crl_paths.lines[f] : 0;
+		rc = pem_load_crls(cp->crl_paths.v[f], &crls, why, sizeof(why));
+		if (rc < 0) {
+			file_fail(b, rc, line, "crl", cp->crl_paths.v[f], "%s", why);
+			break;
+		}
+		for (int i = 0; i < sk_X509_CRL_num(crls) && rc == 0; i++) {
+			X509_CRL *crl = sk_X509_CRL_value(crls, i);
+			rc = add_partner_crl(b, p, f, i + 1, crl);
+			if (rc == 0 && sk_X509_CRL_push(all, crl) > 0)
+				X509_CRL_up_ref(crl);
+		}
+		sk_X509_CRL_pop_free(crls, X509_CRL_free);
+		if (rc < 0)
+			break;
+	}
+	if (rc == 0)
+		warn_cas_without_crl(p, all);
+	sk_X509_CRL_pop_free(all, X509_CRL_free);
+	return rc;
+}
+
+/*
+ * Verification parameters. verify_depth counts the trust anchor (leaf = 0,
+ * Root->Intermediate->Issuing->leaf is 3); OpenSSL's depth counts only the
+ * intermediates between leaf and anchor, hence the -1.
+ */
+static int partner_store_params(struct partner *p)
+{
+	unsigned long flags = X509_V_FLAG_X509_STRICT;
+
+	if (p->cfg->crl_paths.n > 0)
+		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+	GUARD_OSSL(X509_STORE_set_flags(p->store, flags), ENOMEM);
+	GUARD_OSSL(X509_STORE_set_purpose(p->store, X509_PURPOSE_SSL_CLIENT), EINVAL);
+	GUARD_OSSL(X509_STORE_set_depth(p->store, (int)p->cfg->verify_depth - 1), EINVAL);
+	return 0;
+}
+
+static int build_partner(struct build *b, size_t idx)
+{
+	struct partner *p = &b->g->partners[idx];
+	char why[512];
+
+	p->idx = (unsigned)idx;
+	p->cfg = &b->g->cfg.partners[idx];
+	p->store = X509_STORE_new();
+	p->anchors = sk_X509_new_null();
+	p->intermediates = sk_X509_new_null();
+	ENSURE(p->store && p->anchors && p->intermediates, ENOMEM);
+	GUARD(partner_store_params(p));
+	GUARD(load_partner_cas(b, p));
+	GUARD(load_partner_crls(b, p));
+	why[0] = '\0';
+	int rc = partner_policy_compile(p->cfg, &p->policy, why, sizeof(why));
+	if (rc < 0)
+		return partner_fail(b, rc, p->cfg, "%s", why[0] ? why : strerror(-rc));
+	return 0;
+}
+
+static bool same_anchor(X509 *a, X509 *b)
+{
+	/* Same name and key is the same anchor even if re-issued with new
+	 * dates: OpenSSL would build the same chains through either. */
+	return X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
+	       EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(b)) == 1;
+}
+
+/* A connection must be attributable to exactly one partner. */
+static int check_shared_anchors(struct build *b)
+{
+	const struct generation *g = b->g;
+	char name[256];
+
+	for (size_t i = 1; i < g->n_partners; i++) {
+		const struct partner *p = &g->partners[i];
+		for (size_t j = 0; j < i; j++) {
+			const struct partner *q = &g->partners[j];
+			for (int a = 0; a < sk_X509_num(p->anchors); a++) {
+				X509 *x = sk_X509_value(p->anchors, a);
+				for (int c = 0; c < sk_X509_num(q->anchors); c++) {
+					if (!same_anchor(x, sk_X509_value(q->anchors, c)))
+						continue;
+					return file_fail(b, -EINVAL, p->cfg->ca_line, "ca", p->cfg->ca_path,
+							 "trust anchor '%s' is also a trust anchor of partner '%s' (%s); "
+							 "a connection must be attributable to exactly one partner: "
+							 "give each partner its own CA", subject_of(x, name, sizeof(name)),
+							 q->cfg->name, q->cfg->ca_path);
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void generation_free(struct generation *g)
+{
+	if (!g)
+		return;
+	/* The SSL_CTX first: verify.c's callbacks may point at the partners. */
+	SSL_CTX_free(g->ssl_ctx);
+	for (size_t i = 0; i < g->n_partners; i++) {
+		struct partner *p = &g->partners[i];
+		if (p->cfg)
+			partner_policy_free(&p->policy);
+		X509_STORE_free(p->store);
+		sk_X509_pop_free(p->anchors, X509_free);
+		sk_X509_pop_free(p->intermediates, X509_free);
+	}
+	free(g->partners);
+	config_free(&g->cfg);
+	free(g);
+}
+
+int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out,
+		     char *err, size_t errlen)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+	struct build b = { .g = g, .err = err, .errlen = errlen };
+	char ossl[256];
+	int rc;
+
+	*out = NULL;
+	if (!g) {
+		config_free(cfg);
+		snprintf(err, errlen, "out of memory building the configuration");
+		return -ENOMEM;
+	}
+	g->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	atomic_init(&g->refs, 1);
+	g->id = id;
+
+	GUARD_GOTO(config_validate(&g->cfg, err, errlen), rc, fail);
+	GUARD_GOTO(build_ssl_ctx(&b), rc, fail);
+	g->partners = calloc(g->cfg.n_partners, sizeof(*g->partners));
+	ENSURE_GOTO(g->partners != NULL, rc, ENOMEM, fail);
+	g->n_partners = g->cfg.n_partners;
+	for (size_t i = 0; i < g->n_partners; i++)
+		GUARD_GOTO(build_partner(&b, i), rc, fail);
+	GUARD_GOTO(check_shared_anchors(&b), rc, fail);
+	rc = verify_install(g->ssl_ctx, g);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot install client certificate verification: %s",
+			 ossl_errors_str(ossl, sizeof(ossl)));
+		goto fail;
+	}
+	*out = g;
+	return 0;
+fail:
+	if (rc == -ENOMEM && err[0] == '\0')
+		snprintf(err, errlen, "out of memory building the configuration");
+	generation_free(g);
+	return rc;
+}
+
+struct generation *generation_ref(struct generation *g)
+{
+	atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+	return g;
+}
+
+void generation_unref(struct generation *g)
+{
+	if (!g)
+		return;
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_release) != 1)
+		return;
+	/* Everything other threads did with g happens before the free. */
+	atomic_thread_fence(memory_order_acquire);
+	generation_free(g);
+}
+
+/* ---- publication -------------------------------------------------------- */
+
+static pthread_mutex_t published_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct generation *published;     /* guarded by published_lock */
+static _Atomic uint64_t published_id;
+
+void generation_publish(struct generation *g)
+{
+	pthread_mutex_lock(&published_lock);
+	struct generation *old = published;
+	published = g;
+	atomic_store_explicit(&published_id, g ? g->id : 0, memory_order_release);
+	pthread_mutex_unlock(&published_lock);
+	/* Outside the lock: freeing a generation can take a while. */
+	generation_unref(old);
+}
+
+struct generation *generation_acquire(void)
+{
+	pthread_mutex_lock(&published_lock);
+	struct generation *g = published ? generation_ref(published) : NULL;
+	pthread_mutex_unlock(&published_lock);
+	return g;
+}
+
+uint64_t generation_current_id(void)
+{
+	return atomic_load_explicit(&published_id, memory_order_acquire);
+}
