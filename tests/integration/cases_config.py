@@ -1,0 +1,138 @@
+"""Configuration errors: mtlsd refuses to start, exits 1 (2 for a usage
+error), and its message names the file, and the line and key where there is
+one, so the operator knows what to fix. Each has a twin that starts."""
+
+import os
+import shutil
+import subprocess
+
+from harness import case, free_port
+from daemon import Config, standard_config
+
+RUN_TIMEOUT = 30
+
+
+def run_mtlsd(ctx, *args):
+    """Run mtlsd to completion. A config error must make it exit, never
+    start serving: a run that outlives RUN_TIMEOUT is a failure."""
+    argv = [ctx.mtlsd_bin] + list(args)
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("mtlsd %s did not exit within %ds" % (args, RUN_TIMEOUT))
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def run_config(ctx, config, *flags):
+    path = ctx.write("mtlsd.conf", config.render())
+    rc, out = run_mtlsd(ctx, "--config", path, "--listen", "127.0.0.1:%d" % free_port(),
+                        *flags)
+    return path, rc, out
+
+
+def assert_refused(rc, out, *needles, code=1):
+    assert rc == code, "expected exit %d, got %d:\n%s" % (code, rc, out)
+    for n in needles:
+        assert n in out, "the message does not name %r:\n%s" % (n, out)
+
+
+def private_key_copy(ctx, leaf, mode):
+    path = os.path.join(ctx.dir, "%s-key-%o.pem" % (leaf, mode))
+    shutil.copyfile(ctx.fx.path(leaf, "key.pem"), path)
+    os.chmod(path, mode)
+    return path
+
+
+def config_with_server_files(ctx, cert, key):
+    c = Config().section("server_cert.ec", cert=cert, key=key)
+    c.sections += standard_config(ctx, "127.0.0.1:9").sections[1:]
+    return c
+
+
+@case("config_file_missing")
+def config_file_missing(ctx):
+    path = os.path.join(ctx.dir, "absent.conf")
+    rc, out = run_mtlsd(ctx, "--config", path)
+    assert_refused(rc, out, path)
+
+
+@case("config_cert_file_missing")
+def config_cert_file_missing(ctx):
+    cert = os.path.join(ctx.dir, "no-such-chain.pem")
+    c = config_with_server_files(ctx, cert, ctx.fx.path("server", "key.pem"))
+    _, rc, out = run_config(ctx, c)
+    assert_refused(rc, out, cert)
+
+
+@case("config_key_does_not_match_cert")
+def config_key_does_not_match_cert(ctx):
+    key = private_key_copy(ctx, "client-ec", 0o600)
+    c = config_with_server_files(ctx, ctx.fx.path("server", "chain.pem"), key)
+    _, rc, out = run_config(ctx, c)
+    assert_refused(rc, out, key)
+
+
+@case("config_malformed_pem")
+def config_malformed_pem(ctx):
+    good = open(ctx.fx.path("server", "chain.pem"), encoding="ascii").read()
+    lines = good.splitlines(keepends=True)
+    # A certificate whose base64 body is cut short in the middle.
+    broken = ctx.write("broken-chain.pem", "".join(lines[:4] + lines[-1:]), 0o644)
+    c = config_with_server_files(ctx, broken, ctx.fx.path("server", "key.pem"))
+    _, rc, out = run_config(ctx, c)
+    assert_refused(rc, out, broken)
+
+
+@case("config_unknown_key")
+def config_unknown_key(ctx):
+    c = standard_config(ctx, "127.0.0.1:9", frobnicate="yes")
+    path, rc, out = run_config(ctx, c)
+    line = c.line_of("partner.partner", "frobnicate")
+    assert_refused(rc, out, "%s:%d" % (path, line), "frobnicate")
+
+
+@case("config_bad_value")
+def config_bad_value(ctx):
+    c = standard_config(ctx, "127.0.0.1:9", verify_depth="0")
+    path, rc, out = run_config(ctx, c)
+    line = c.line_of("partner.partner", "verify_depth")
+    assert_refused(rc, out, "%s:%d" % (path, line), "verify_depth")
+
+
+@case("check_config_good")
+def check_config_good(ctx):
+    """--check-config loads everything (certificates, keys, CAs, CRLs) and
+    exits 0 without serving."""
+    _, rc, out = run_config(ctx, standard_config(ctx, "127.0.0.1:9"), "--check-config")
+    assert rc == 0, "a good config failed --check-config (exit %d):\n%s" % (rc, out)
+    assert "mtlsd ready" not in out, out
+
+
+@case("check_config_bad")
+def check_config_bad(ctx):
+    c = standard_config(ctx, "127.0.0.1:9", frobnicate="yes")
+    path, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, path, "frobnicate")
+
+
+@case("key_file_mode_0644_refused")
+def key_file_mode_0644_refused(ctx):
+    key = private_key_copy(ctx, "server", 0o644)
+    c = config_with_server_files(ctx, ctx.fx.path("server", "chain.pem"), key)
+    _, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, key, "chmod")
+
+
+@case("key_file_mode_0600_accepted")
+def key_file_mode_0600_accepted(ctx):
+    key = private_key_copy(ctx, "server", 0o600)
+    c = config_with_server_files(ctx, ctx.fx.path("server", "chain.pem"), key)
+    _, rc, out = run_config(ctx, c, "--check-config")
+    assert rc == 0, "a 0600 key was refused (exit %d):\n%s" % (rc, out)
+
+
+@case("usage_unknown_flag")
+def usage_unknown_flag(ctx):
+    rc, out = run_mtlsd(ctx, "--no-such-flag")
+    assert_refused(rc, out, "--no-such-flag", code=2)

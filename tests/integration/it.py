@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Integration tests of the real mtlsd binary against real TLS peers.
+
+  it.py NAME            run one test (meson runs each as its own test)
+  it.py --list          print every test name
+  it.py --catalog N...  check that meson registers exactly these names
+
+Exit status: 0 pass, 1 fail, 77 skip (meson's convention). Each test runs
+in its own temp dir, kept (and printed) when the test fails, removed when
+it passes. Environment (set by tests/meson.build): MTLSD, MTLSCTL,
+MTLS_FIXTURES, MTLS_SRCDIR, MTLS_BUILDDIR.
+"""
+
+import contextlib
+import glob
+import os
+import sys
+import traceback
+
+import harness
+# The test modules register their cases on import.
+import cases_accept  # noqa: F401
+import cases_config  # noqa: F401
+import cases_reject  # noqa: F401
+import cases_relay  # noqa: F401
+import cases_robust  # noqa: F401
+
+EXIT_SKIP = 77
+
+
+def run(name):
+    fn = harness.CASES.get(name)
+    if fn is None:
+        print("unknown integration test %r; --list shows them" % name, file=sys.stderr)
+        return 2
+    ctx = None
+    try:
+        with contextlib.ExitStack() as stack:
+            ctx = harness.Ctx(name, stack)
+            fn(ctx)
+    except harness.Skip as e:
+        print("SKIP %s: %s" % (name, e))
+        return EXIT_SKIP
+    except Exception:
+        traceback.print_exc()
+        if ctx:
+            dump(ctx)
+            print("FAIL %s: logs kept in %s" % (name, ctx.dir))
+        return 1
+    ctx.remove()
+    print("PASS %s" % name)
+    return 0
+
+
+def dump(ctx):
+    """The tail of every log of the failed test, so the meson log alone
+    explains the failure."""
+    for path in sorted(glob.glob(os.path.join(ctx.dir, "*.log")) +
+                       glob.glob(os.path.join(ctx.dir, "*.jsonl"))):
+        print("----- %s" % os.path.basename(path))
+        print(harness.tail(harness.read_text(path)))
+
+
+def catalog(names):
+    registered, listed = set(harness.CASES), set(names)
+    if registered == listed:
+        print("%d integration tests registered" % len(listed))
+        return 0
+    for n in sorted(registered - listed):
+        print("not in tests/integration/meson.build: %s" % n)
+    for n in sorted(listed - registered):
+        print("in meson.build but not defined: %s" % n)
+    return 1
+
+
+def main(argv):
+    if len(argv) == 2 and argv[1] == "--list":
+        print("\n".join(sorted(harness.CASES)))
+        return 0
+    if len(argv) >= 2 and argv[1] == "--catalog":
+        return catalog(argv[2:])
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return run(argv[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
