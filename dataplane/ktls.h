@@ -1,0 +1,211 @@
+/*
+ * ktls.h: hand an established TLS session to the kernel (kTLS).
+ *
+ * After the handshake and mtlsd's verification, the session keys are
+ * installed in the socket for transmit and receive, so the relay moves
+ * plaintext with plain recv/send/splice and the kernel does the record
+ * layer. mtlsd derives the keys itself (OpenSSL 3.0 cannot offload TLS 1.3
+ * RX or ChaCha20-Poly1305): TLS 1.3 from the application traffic secrets
+ * (captured with the keylog callback) through HKDF-Expand-Label, TLS 1.2
+ * from the key block. Record sequence numbers come from counting, with
+ * OpenSSL's message callback, the records each side sent in the current
+ * epoch (TLS 1.3 NewSessionTickets, the TLS 1.2 Finished, application
+ * records OpenSSL already decrypted). docs/ktls.md has the rules.
+ *
+ * The connection's side of the handoff (see docs/ktls.md, "the hook"):
+ *   before the handshake   ktls_conn_attach(&kc, ssl)
+ *   after verification     if (ktls_conn_decide(&kc, mode) == KTLS_OFFLOAD)
+ *     1. send everything OpenSSL wrote (tickets) to the socket;
+ *     2. SSL_read the complete records left in the receive buffer and queue
+ *        the plaintext for the backend; read exactly ktls_rx_missing() more
+ *        bytes and repeat until the buffer is empty (a record boundary);
+ *     3. ktls_conn_install(&kc, fd); on failure with !kc.tx_offloaded the
+ *        connection goes on in user space;
+ *     4. ktls_conn_release_ssl(&kc): the SSL's buffers are no longer needed.
+ *   then relay; non-data records arrive through recvmsg with a record-type
+ *   control message (ktls_recv_record / ktls_rxmsg for io_uring) and go to
+ *   ktls_on_control(); shut down with ktls_send_close_notify().
+ *
+ * Every syscall goes through a seam (struct ktls_ops) a unit test replaces.
+ */
+#ifndef MTLSD_KTLS_H
+#define MTLSD_KTLS_H
+
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "config.h"
+#include "guard.h"
+#include "ktls_compat.h"
+
+#define KTLS_SECRET_MAX 48 /* SHA-384 traffic secrets */
+
+/* Why a connection stays in user space (KTLS_OFFLOAD: it does not). */
+enum ktls_decision {
+	KTLS_OFFLOAD = 0,
+	KTLS_DECLINE_MODE_OFF,   /* ktls = off */
+	KTLS_DECLINE_NO_ULP,     /* the kernel has no tls ULP */
+	KTLS_DECLINE_VERSION,    /* neither TLS 1.2 nor TLS 1.3 */
+	KTLS_DECLINE_CIPHER,     /* not AES-128/256-GCM or ChaCha20-Poly1305 */
+	KTLS_DECLINE_NO_SECRETS, /* keylog callback missing on the SSL_CTX */
+	KTLS_DECLINE_REKEYED,    /* renegotiation or KeyUpdate before the handoff */
+	KTLS_DECLINE_KERNEL,     /* the kernel refused the key (cipher missing) */
+	KTLS_DECISION_MAX
+};
+
+/* What happened on offloaded connections; counted process-wide. */
+enum ktls_event {
+	KTLS_EV_HANDOFF = 0,        /* both directions installed */
+	KTLS_EV_CLOSE_NOTIFY,       /* peer closed with close_notify */
+	KTLS_EV_ALERT,              /* peer sent another alert: closed */
+	KTLS_EV_TICKET_IGNORED,     /* NewSessionTicket from the client */
+	KTLS_EV_KEYUPDATE,          /* KeyUpdate taken (kernel >= 6.14) */
+	KTLS_EV_KEYUPDATE_UNSUPPORTED, /* KeyUpdate on a kernel that cannot rekey: closed */
+	KTLS_EV_DECRYPT_ERROR,      /* EBADMSG: corrupted record, connection aborted */
+	KTLS_EV_BAD_RECORD,         /* unexpected or malformed control record */
+	KTLS_EVENT_MAX
+};
+
+const char *ktls_decision_name(enum ktls_decision d);
+const char *ktls_event_name(enum ktls_event e);
+
+struct ktls_stats {
+	uint64_t declined[KTLS_DECISION_MAX]; /* [KTLS_OFFLOAD] = connections offloaded */
+	uint64_t events[KTLS_EVENT_MAX];
+};
+void ktls_stats_snapshot(struct ktls_stats *out);
+void ktls_count_event(enum ktls_event e);
+
+/* The syscalls kTLS needs, replaceable by tests. Each returns like the
+ * libc call (-1 and errno on failure). */
+struct ktls_ops {
+	int (*setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
+	ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
+	ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
+};
+/* NULL restores the real syscalls. Not thread-safe: tests only. */
+void ktls_set_ops(const struct ktls_ops *ops);
+
+/*
+ * Once per process, before any SSL object exists: fetch the KDFs, create
+ * the SSL ex_data slot and probe the tls ULP on a loopback TCP connection.
+ * mode ON without the ULP fails with -ENOPROTOOPT and err says what to do;
+ * AUTO logs one line saying whether kTLS is used.
+ */
+int ktls_global_init(enum ktls_mode mode, char *err, size_t errlen) MUST_CHECK;
+/* Whether the probe found the tls ULP (false before ktls_global_init). */
+bool ktls_available(void);
+
+/*
+ * Install the keylog callback that captures TLS 1.3 traffic secrets on a
+ * server SSL_CTX (the generation code calls it for every SSL_CTX it
+ * builds). A no-op when kTLS is off or unavailable.
+ */
+int ktls_ctx_prepare(SSL_CTX *ctx) MUST_CHECK;
+
+/* Per-connection state; embed it in the connection. Holds traffic secrets
+ * until ktls_conn_clear(). */
+struct ktls_conn {
+	SSL *ssl;
+	uint64_t tx_records;       /* records written in the current write epoch */
+	uint64_t rx_records;       /* records read in the current read epoch */
+	unsigned write_epochs;     /* CCS (1.2) / Finished (1.3) written */
+	unsigned read_epochs;
+	bool rekeyed;              /* KeyUpdate or renegotiation seen in user space */
+	bool tx_offloaded, rx_offloaded;
+	uint16_t version;          /* TLS1_2_VERSION / TLS1_3_VERSION at install */
+	uint16_t cipher;           /* TLS_CIPHER_* at install */
+	size_t secret_len;
+	uint8_t client_secret[KTLS_SECRET_MAX]; /* TLS 1.3 application secrets */
+	uint8_t server_secret[KTLS_SECRET_MAX];
+	bool have_client_secret, have_server_secret;
+};
+
+/* Before the handshake: zero kc and hook the record counting and secret
+ * capture onto ssl (SSL ex_data + message callback). */
+int ktls_conn_attach(struct ktls_conn *kc, SSL *ssl) MUST_CHECK;
+
+/*
+ * After a successful handshake: may this connection be offloaded? Counts
+ * the decision and logs the first occurrence of each reason once per
+ * process.
+ */
+enum ktls_decision ktls_conn_decide(struct ktls_conn *kc, enum ktls_mode mode);
+
+/*
+ * Bytes still to read from the socket so that buf (the received bytes
+ * OpenSSL has not consumed, starting at a record boundary) ends on a record
+ * boundary: 0 when it does. A missing header counts only the header bytes:
+ * call again once they are in.
+ */
+size_t ktls_rx_missing(const uint8_t *buf, size_t len);
+
+enum ktls_dir { KTLS_DIR_TX = 0, KTLS_DIR_RX };
+
+/*
+ * Derive the kernel's crypto_info for one direction of the server side of
+ * kc's session, with the record sequence number counted so far. *len gets
+ * the size to pass to setsockopt. out holds key material: cleanse it.
+ */
+int ktls_conn_derive(const struct ktls_conn *kc, enum ktls_dir dir,
+		     union ktls_crypto_info *out, socklen_t *len) MUST_CHECK;
+
+/*
+ * Install both directions on fd (TCP_ULP "tls", TLS_TX, TLS_RX). OpenSSL
+ * must be on a record boundary with nothing buffered (-EAGAIN otherwise:
+ * drain first) and everything it wrote already on the socket. On failure
+ * with kc->tx_offloaded false the socket is still plain TCP and the
+ * connection can stay in user space; otherwise it must be closed.
+ */
+int ktls_conn_install(struct ktls_conn *kc, int fd) MUST_CHECK;
+
+/* Both directions are in the kernel: release the SSL's record buffers. */
+void ktls_conn_release_ssl(struct ktls_conn *kc);
+
+/* Cleanse the secrets and detach from the SSL. Accepts a zeroed kc. */
+void ktls_conn_clear(struct ktls_conn *kc);
+
+/*
+ * recvmsg on an offloaded socket, for io_uring: a msghdr with room for the
+ * record-type control message. ktls_rxmsg_init() before each submission,
+ * ktls_rxmsg_type() on the completion (application data when absent).
+ */
+struct ktls_rxmsg {
+	struct msghdr msg;
+	struct iovec iov;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(uint8_t))];
+	} control;
+};
+void ktls_rxmsg_init(struct ktls_rxmsg *m, void *buf, size_t len);
+uint8_t ktls_rxmsg_type(const struct ktls_rxmsg *m);
+
+/* Synchronous form: bytes read (0 at EOF) or -errno; *type = record type. */
+ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t *type) MUST_CHECK;
+
+enum ktls_action {
+	KTLS_ACT_CONTINUE = 0, /* record consumed, keep relaying */
+	KTLS_ACT_SHUTDOWN,     /* orderly: half-close toward the backend */
+	KTLS_ACT_ABORT,        /* close now */
+};
+
+/*
+ * A non-data record (type, plaintext rec/len) read from an offloaded
+ * socket: close_notify -> SHUTDOWN; other alerts -> ABORT; client
+ * NewSessionTicket -> CONTINUE; TLS 1.3 KeyUpdate -> new RX key (and answer
+ * + new TX key when update_requested) where the kernel can rekey, else
+ * SHUTDOWN. *why gets the counted event, for the caller's log line.
+ */
+enum ktls_action ktls_on_control(struct ktls_conn *kc, int fd, uint8_t type,
+				 const uint8_t *rec, size_t len, enum ktls_event *why);
+
+/* Send a close_notify alert through the kernel. */
+int ktls_send_close_notify(int fd) MUST_CHECK;
+
+#endif
