@@ -1,0 +1,287 @@
+/*
+ * stats_render.c: filter, sort and print accounting records (see
+ * stats_render.h).
+ */
+#include "stats_render.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "outcome.h"
+
+int stats_sort_parse(const char *s, enum stats_sort *out)
+{
+	static const char *const names[] = {
+		[STATS_SORT_FAILURES] = "failures",
+		[STATS_SORT_TOTAL] = "total",
+		[STATS_SORT_LAST_SEEN] = "last-seen",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum stats_sort)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int stats_serial_normalize(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+	bool leading = true;
+
+	for (const char *p = in; *p; p++) {
+		if (*p == ':')
+			continue;
+		ENSURE(isxdigit((unsigned char)*p), EINVAL);
+		if (leading && *p == '0')
+			continue;
+		leading = false;
+		ENSURE(n + 1 < len, ENAMETOOLONG);
+		out[n++] = (char)toupper((unsigned char)*p);
+	}
+	ENSURE(n + 1 < len, ENAMETOOLONG);
+	if (n == 0)
+		out[n++] = '0';
+	out[n] = '\0';
+	return 0;
+}
+
+static void record_partner(const struct acct_record *r, char *buf, size_t len)
+{
+	if (r->has_meta && r->meta.partner_name[0])
+		snprintf(buf, len, "%s", r->meta.partner_name);
+	else if (r->c.last_partner != ACCT_NO_PARTNER)
+		snprintf(buf, len, "#%u", r->c.last_partner);
+	else
+		snprintf(buf, len, "-");
+}
+
+static bool record_matches(const struct acct_record *r, const struct stats_filter *f)
+{
+	if (f->partner) {
+		char name[ACCT_PARTNER_NAME_LEN + 16], idx[16] = "";
+		record_partner(r, name, sizeof(name));
+		if (r->c.last_partner != ACCT_NO_PARTNER)
+			snprintf(idx, sizeof(idx), "%u", r->c.last_partner);
+		if (strcmp(f->partner, name) != 0 && strcmp(f->partner, idx) != 0)
+			return false;
+	}
+	if (f->serial) {
+		char want[128], have[128], hex[ACCT_SERIAL_MAX * 3 + 1];
+		if (acct_key_is_no_cert(&r->key))
+			return false;
+		acct_key_serial_hex(&r->key, hex, sizeof(hex));
+		if (stats_serial_normalize(f->serial, want, sizeof(want)) < 0 ||
+		    stats_serial_normalize(hex, have, sizeof(have)) < 0 || strcmp(want, have) != 0)
+			return false;
+	}
+	return true;
+}
+
+static enum stats_sort sort_order;
+
+static int cmp_u64_desc(uint64_t a, uint64_t b)
+{
+	return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static int record_cmp(const void *pa, const void *pb)
+{
+	const struct acct_record *a = pa, *b = pb;
+	int c = 0;
+
+	switch (sort_order) {
+	case STATS_SORT_TOTAL:
+		c = cmp_u64_desc(acct_total(&a->c), acct_total(&b->c));
+		break;
+	case STATS_SORT_LAST_SEEN:
+		c = cmp_u64_desc(a->c.last_seen_ns, b->c.last_seen_ns);
+		break;
+	case STATS_SORT_FAILURES:
+	default:
+		c = cmp_u64_desc(acct_failures(&a->c), acct_failures(&b->c));
+		break;
+	}
+	if (c == 0)
+		c = cmp_u64_desc(acct_total(&a->c), acct_total(&b->c));
+	/* Ties end in key order, so the output is stable across runs. */
+	return c ? c : memcmp(&a->key, &b->key, sizeof(a->key));
+}
+
+void stats_select(struct stats_view *v, const struct stats_filter *f, enum stats_sort sort)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < v->n; i++)
+		if (record_matches(&v->recs[i], f))
+			v->recs[kept++] = v->recs[i];
+	v->n = kept;
+	sort_order = sort;
+	if (v->n > 1)
+		qsort(v->recs, v->n, sizeof(*v->recs), record_cmp);
+}
+
+static void format_duration(uint64_t ns, char *buf, size_t len)
+{
+	if (ns == 0)
+		snprintf(buf, len, "-");
+	else if (ns < 10000)
+		snprintf(buf, len, "%" PRIu64 "ns", ns);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%" PRIu64 "us", ns / 1000);
+	else if (ns < 10000000000ULL)
+		snprintf(buf, len, "%" PRIu64 "ms", ns / 1000000);
+	else
+		snprintf(buf, len, "%" PRIu64 "s", ns / 1000000000ULL);
+}
+
+static void format_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0 || !gmtime_r(&t, &tm))
+		snprintf(buf, len, "-");
+	else
+		strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static uint64_t evicted(const struct stats_view *v)
+{
+	return v->totals.new_keys > v->n_present ? v->totals.new_keys - v->n_present : 0;
+}
+
+static void print_source_line(FILE *out, const struct stats_view *v)
+{
+	if (v->kind == STATS_SRC_BPF) {
+		fprintf(out, "source: BPF pinned maps %s\n", v->where);
+		return;
+	}
+	fprintf(out, "source: in-process fallback (BPF unavailable: %s)\n", v->reason);
+	fprintf(out, "        snapshot %s, written by mtlsd pid %d (%s)\n", v->where,
+		(int)v->writer_pid, v->writer_alive ? "running" : "not running");
+}
+
+static void failure_breakdown(const struct acct_counters *c, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned b = ACCT_B_OK + 1; b < ACCT_BUCKETS && off < len; b++) {
+		if (c->outcome[b] == 0)
+			continue;
+		int n = snprintf(buf + off, len - off, "%s%s=%" PRIu64, off ? " " : "",
+				 hs_outcome_name((enum hs_outcome)b), c->outcome[b]);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+void stats_print_table(FILE *out, const struct stats_view *v)
+{
+	print_source_line(out, v);
+	fprintf(out, "instance %s: %zu of %zu certificates shown (capacity %" PRIu64 ", evicted %" PRIu64
+		"), %" PRIu64 " handshakes counted, %" PRIu64 " not counted\n\n", v->instance, v->n, v->n_present,
+		v->capacity, evicted(v), v->totals.events, v->totals.failures);
+	fprintf(out, "%-16s %-24s %-26s %-24s %8s %8s %7s %8s %8s %-20s %s\n", "PARTNER",
+		"SUBJECT CN", "SERIAL", "ISSUER", "OK", "FAILED", "RATE", "P50", "P99", "LAST SEEN",
+		"FAILURES");
+	for (size_t i = 0; i < v->n; i++) {
+		const struct acct_record *r = &v->recs[i];
+		char partner[64], serial[ACCT_SERIAL_MAX * 3 + 1], p50[16], p99[16], seen[32];
+		char breakdown[512], rate[16];
+		uint64_t total = acct_total(&r->c);
+
+		record_partner(r, partner, sizeof(partner));
+		acct_key_serial_hex(&r->key, serial, sizeof(serial));
+		format_duration(acct_hist_quantile_ns(r->c.hist, 0.50), p50, sizeof(p50));
+		format_duration(acct_hist_quantile_ns(r->c.hist, 0.99), p99, sizeof(p99));
+		format_time(acct_boot_to_realtime(r->c.last_seen_ns), seen, sizeof(seen));
+		failure_breakdown(&r->c, breakdown, sizeof(breakdown));
+		snprintf(rate, sizeof(rate), "%.1f%%",
+			 total ? 100.0 * (double)r->c.outcome[ACCT_B_OK] / (double)total : 0.0);
+		fprintf(out, "%-16.16s %-24.24s %-26s %-24.24s %8" PRIu64 " %8" PRIu64
+			" %7s %8s %8s %-20s %s\n", partner,
+			acct_key_is_no_cert(&r->key) ? "(no certificate)" :
+			r->has_meta ? r->meta.subject_cn : "?",
+			serial, r->has_meta ? r->meta.issuer : "-", r->c.outcome[ACCT_B_OK],
+			acct_failures(&r->c), rate, p50, p99, seen, breakdown);
+	}
+}
+
+static void json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(out, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(out, "\\u%04x", *p);
+		else
+			fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+static void json_record(FILE *out, const struct acct_record *r)
+{
+	char serial[ACCT_SERIAL_MAX * 3 + 1], partner[64], issuer_id[ACCT_ISSUER_ID_LEN * 2 + 1];
+	uint64_t total = acct_total(&r->c);
+
+	record_partner(r, partner, sizeof(partner));
+	acct_key_serial_hex(&r->key, serial, sizeof(serial));
+	for (size_t i = 0; i < ACCT_ISSUER_ID_LEN; i++)
+		snprintf(issuer_id + 2 * i, 3, "%02x", r->key.issuer_id[i]);
+	fprintf(out, "{\"no_certificate\":%s,\"serial\":", acct_key_is_no_cert(&r->key) ? "true" : "false");
+	json_string(out, acct_key_is_no_cert(&r->key) ? "" : serial);
+	fprintf(out, ",\"issuer_id\":\"%s\",\"partner\":", acct_key_is_no_cert(&r->key) ? "" : issuer_id);
+	json_string(out, partner);
+	fprintf(out, ",\"partner_index\":%d,\"subject_cn\":",
+		r->c.last_partner == ACCT_NO_PARTNER ? -1 : (int)r->c.last_partner);
+	json_string(out, r->has_meta ? r->meta.subject_cn : "");
+	fprintf(out, ",\"issuer\":");
+	json_string(out, r->has_meta ? r->meta.issuer : "");
+	fprintf(out, ",\"not_after\":%lld,\"counts\":{", r->has_meta ? (long long)r->meta.not_after : 0LL);
+	for (unsigned b = 0; b < ACCT_BUCKETS; b++)
+		fprintf(out, "%s\"%s\":%" PRIu64, b ? "," : "", hs_outcome_name((enum hs_outcome)b),
+			r->c.outcome[b]);
+	fprintf(out, "},\"total\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"success_rate\":%.4f,"
+		"\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64 ",\"last_seen\":%lld,"
+		"\"tls_version\":%u,\"cipher\":%u,\"latency_log2_ns\":[",
+		total, acct_failures(&r->c), total ? (double)r->c.outcome[ACCT_B_OK] / (double)total : 0.0,
+		acct_hist_quantile_ns(r->c.hist, 0.50), acct_hist_quantile_ns(r->c.hist, 0.99),
+		(long long)acct_boot_to_realtime(r->c.last_seen_ns), r->c.last_tls_version,
+		r->c.last_cipher);
+	for (unsigned s = 0; s < ACCT_HIST_SLOTS; s++)
+		fprintf(out, "%s%" PRIu64, s ? "," : "", r->c.hist[s]);
+	fprintf(out, "]}");
+}
+
+void stats_print_json(FILE *out, const struct stats_view *v)
+{
+	fprintf(out, "{\"instance\":");
+	json_string(out, v->instance);
+	fprintf(out, ",\"source\":\"%s\",\"where\":", stats_source_name(v->kind));
+	json_string(out, v->where);
+	if (v->kind == STATS_SRC_FALLBACK) {
+		fprintf(out, ",\"fallback_reason\":");
+		json_string(out, v->reason);
+		fprintf(out, ",\"writer_pid\":%d,\"writer_running\":%s", (int)v->writer_pid,
+			v->writer_alive ? "true" : "false");
+	}
+	fprintf(out, ",\"capacity\":%" PRIu64 ,\"certificates_present\":%zu,\"new_keys\":%" PRIu64
+		",\"evicted\":%" PRIu64 ",\"events\":%" PRIu64 ",\"not_counted\":%" PRIu64
+		",\"certificates\":[", v->capacity, v->n_present, v->totals.new_keys, evicted(v),
+		v->totals.events, v->totals.failures);
+	for (size_t i = 0; i < v->n; i++) {
+		if (i)
+			fputc(',', out);
+		json_record(out, &v->recs[i]);
+	}
+	fprintf(out, "]}\n");
+}

@@ -1,0 +1,187 @@
+/*
+ * stats_source.c: read the accounting records from the pinned BPF maps or
+ * from the fallback snapshot (see stats_source.h).
+ */
+#include "stats_source.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *stats_source_name(enum stats_source_kind k)
+{
+	switch (k) {
+	case STATS_SRC_BPF: return "bpf";
+	case STATS_SRC_FALLBACK: return "fallback";
+	case STATS_SRC_AUTO: return "auto";
+	default: return "?";
+	}
+}
+
+int stats_source_parse(const char *s, enum stats_source_kind *out)
+{
+	static const enum stats_source_kind kinds[] = { STATS_SRC_AUTO, STATS_SRC_BPF, STATS_SRC_FALLBACK };
+
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (strcmp(s, stats_source_name(kinds[i])) == 0) {
+			*out = kinds[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int map_open(const char *dir, const char *name, int *fd, char *err, size_t errlen)
+{
+	char path[700];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	*fd = bpf_obj_get(path);
+	if (*fd >= 0)
+		return 0;
+	int rc = -errno;
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "%s does not exist: mtlsd has not run with BPF accounting for "
+			 "this instance (see its log), or bpffs was unmounted", path);
+	else if (rc == -EPERM || rc == -EACCES)
+		snprintf(err, errlen, "%s: %s: reading BPF maps needs root (or CAP_BPF)", path,
+			 strerror(-rc));
+	else
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	return rc;
+}
+
+static int read_totals(int fd, struct acct_totals *sum)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u32 zero = 0;
+
+	ENSURE(ncpu > 0, EINVAL);
+	struct acct_totals *per_cpu = calloc((size_t)ncpu, sizeof(*per_cpu));
+	ENSURE_PTR(per_cpu, ENOMEM);
+	int rc = bpf_map_lookup_elem(fd, &zero, per_cpu) == 0 ? 0 : -errno;
+	memset(sum, 0, sizeof(*sum));
+	for (int i = 0; rc == 0 && i < ncpu; i++) {
+		sum->events += per_cpu[i].events;
+		sum->new_keys += per_cpu[i].new_keys;
+		sum->failures += per_cpu[i].failures;
+	}
+	free(per_cpu);
+	return rc;
+}
+
+/* Walk acct_stats and join acct_meta. Keys evicted during the walk are
+ * skipped (lookup fails); the walk restarts nowhere, so it terminates. */
+static int read_records(int stats_fd, int meta_fd, struct stats_view *v)
+{
+	struct acct_key key, next, *prev = NULL;
+
+	v->recs = calloc(ACCT_MAX_KEYS, sizeof(*v->recs));
+	ENSURE_PTR(v->recs, ENOMEM);
+	while (v->n < ACCT_MAX_KEYS && bpf_map_get_next_key(stats_fd, prev, &next) == 0) {
+		struct acct_record *r = &v->recs[v->n];
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(stats_fd, &key, &r->c) != 0)
+			continue;
+		r->key = key;
+		r->has_meta = bpf_map_lookup_elem(meta_fd, &key, &r->meta) == 0;
+		v->n++;
+	}
+	return 0;
+}
+
+static int load_bpf(const char *instance, struct stats_view *v, char *err, size_t errlen)
+{
+	int stats_fd = -1, meta_fd = -1, totals_fd = -1, rc;
+
+	v->kind = STATS_SRC_BPF;
+	GUARD(acct_pin_dir(instance, v->where, sizeof(v->where)));
+	GUARD_GOTO(map_open(v->where, ACCT_MAP_STATS, &stats_fd, err, errlen), rc, out);
+	GUARD_GOTO(map_open(v->where, ACCT_MAP_META, &meta_fd, err, errlen), rc, out);
+	GUARD_GOTO(map_open(v->where, ACCT_MAP_TOTALS, &totals_fd, err, errlen), rc, out);
+	struct bpf_map_info info = { 0 };
+	__u32 info_len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(stats_fd, &info, &info_len) == 0)
+		v->capacity = info.max_entries;
+	rc = read_totals(totals_fd, &v->totals);
+	if (rc == 0)
+		rc = read_records(stats_fd, meta_fd, v);
+	if (rc < 0)
+		snprintf(err, errlen, "reading the maps in %s: %s", v->where, strerror(-rc));
+out:
+	if (stats_fd >= 0)
+		close(stats_fd);
+	if (meta_fd >= 0)
+		close(meta_fd);
+	if (totals_fd >= 0)
+		close(totals_fd);
+	return rc;
+}
+
+static int snapshot_path(const char *instance, const char *runtime_root, char *buf, size_t len)
+{
+	char dir[512];
+
+	GUARD(acct_runtime_dir(runtime_root, instance, dir, sizeof(dir)));
+	int n = snprintf(buf, len, "%s/%s", dir, ACCT_SNAPSHOT_NAME);
+	ENSURE(n > 0 && (size_t)n < len, ENAMETOOLONG);
+	return 0;
+}
+
+static int load_fallback(struct stats_view *v, char *err, size_t errlen)
+{
+	struct acct_snapshot_header h;
+
+	v->kind = STATS_SRC_FALLBACK;
+	int rc = acct_snapshot_read(v->where, &h, &v->recs, &v->n);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s%s", v->where, strerror(-rc),
+			 rc == -EPROTO ? " (written by another mtlsd version)" :
+			 rc == -ENOENT ? " (mtlsd has not run with fallback accounting for this instance)" : "");
+		return rc;
+	}
+	snprintf(v->reason, sizeof(v->reason), "%s", h.reason);
+	v->writer_pid = (pid_t)h.pid;
+	v->writer_alive = h.pid > 0 && (kill((pid_t)h.pid, 0) == 0 || errno == EPERM);
+	v->written_boot_ns = h.written_boot_ns;
+	v->capacity = h.capacity;
+	v->totals = h.totals;
+	return 0;
+}
+
+int stats_load(const char *instance, const char *runtime_root, enum stats_source_kind want,
+	       struct stats_view *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (!acct_instance_valid(instance)) {
+		snprintf(err, errlen, "instance name '%s' is invalid: use 1 to %d of A-Z a-z 0-9 _ . -",
+			 instance, ACCT_INSTANCE_MAX);
+		return -EINVAL;
+	}
+	snprintf(out->instance, sizeof(out->instance), "%s", instance);
+	int rc = snapshot_path(instance, runtime_root, out->where, sizeof(out->where));
+	if (rc < 0) {
+		snprintf(err, errlen, "runtime directory path too long");
+		return rc;
+	}
+	/* mtlsd moves the snapshot aside when it starts with BPF, so a snapshot
+	 * present means the last mtlsd of this instance counted in process. */
+	if (want == STATS_SRC_AUTO)
+		want = access(out->where, F_OK) == 0 ? STATS_SRC_FALLBACK : STATS_SRC_BPF;
+	rc = want == STATS_SRC_FALLBACK ? load_fallback(out, err, errlen)
+					: load_bpf(instance, out, err, errlen);
+	out->n_present = out->n;
+	return rc;
+}
+
+void stats_view_free(struct stats_view *v)
+{
+	free(v->recs);
+	v->recs = NULL;
+	v->n = 0;
+}
