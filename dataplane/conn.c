@@ -1,1 +1,609 @@
-/* dataplane/conn.c: being written */
+/*
+ * conn.c: the connection state machine: accept, handshake, verification,
+ * backend connect, PROXY header, and closing.
+ *
+ * The relay itself (both directions, half-close) is in relay.c. Handlers
+ * here record what a completion brought, then call conn_advance(), which is
+ * the one place that looks at the state and decides the next step.
+ * Nothing here blocks: every socket operation is an io_uring request that
+ * is counted in c->inflight, so a connection is freed only when the kernel
+ * holds no pointer into it.
+ */
+#include "conn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "certinfo.h"
+#include "generation.h"
+#include "log.h"
+#include "proxy_v2.h"
+
+static const char *const state_names[CONN_STATE_MAX] = {
+	[CONN_FREE] = "FREE",
+	[CONN_ACCEPTED] = "ACCEPTED",
+	[CONN_HANDSHAKE] = "HANDSHAKE",
+	[CONN_VERIFIED] = "VERIFIED",
+	[CONN_BACKEND_CONNECTING] = "BACKEND_CONNECTING",
+	[CONN_PROXY_HEADER] = "PROXY_HEADER",
+	[CONN_RELAY] = "RELAY",
+	[CONN_HALF_CLOSED_CLIENT] = "HALF_CLOSED_CLIENT",
+	[CONN_HALF_CLOSED_BACKEND] = "HALF_CLOSED_BACKEND",
+	[CONN_FLUSH_CLOSE] = "FLUSH_CLOSE",
+	[CONN_CLOSING] = "CLOSING",
+};
+
+const char *conn_state_name(enum conn_state s)
+{
+	if ((unsigned)s >= CONN_STATE_MAX || !state_names[s])
+		return "UNKNOWN";
+	return state_names[s];
+}
+
+void conn_set_state(struct conn *c, enum conn_state s)
+{
+	if (c->state == s)
+		return;
+	if (log_get_level() >= LOG_LVL_DEBUG)
+		log_debug("conn %llu: %s -> %s", (unsigned long long)c->id,
+			  conn_state_name(c->state), conn_state_name(s));
+	c->state = s;
+}
+
+void conn_prep(struct conn *c, struct io_uring_sqe *sqe, enum uring_op op)
+{
+	io_uring_sqe_set_data64(sqe, ud_pack(op, c->idx, c->incarnation));
+	c->inflight++;
+}
+
+static const char *partner_name(const struct conn *c)
+{
+	if (c->partner)
+		return c->partner->cfg->name;
+	if (c->vr.partner >= 0 && (size_t)c->vr.partner < c->gen->n_partners)
+		return c->gen->partners[c->vr.partner].cfg->name;
+	return NULL;
+}
+
+static void release_handshake_slot(struct conn *c)
+{
+	if (!c->holds_handshake_slot)
+		return;
+	c->holds_handshake_slot = false;
+	atomic_fetch_sub(&engine.handshakes, 1);
+}
+
+void conn_submit_client_send(struct conn *c)
+{
+	struct outq *q = &c->tls.out;
+	if (c->client_send_armed || outq_pending(q) == 0)
+		return;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_send(sqe, c->cfd, q->chunk->data + q->off, outq_pending(q), MSG_NOSIGNAL);
+	conn_prep(c, sqe, OP_CLIENT_SEND);
+	c->client_send_armed = true;
+}
+
+/* Give back the receive buffer behind the TLS input slice once OpenSSL has
+ * consumed all of it. */
+void conn_release_consumed_input(struct conn *c)
+{
+	if (c->client_bid == NO_BUF || tls_session_input_left(&c->tls) > 0)
+		return;
+	tls_session_clear_input(&c->tls);
+	worker_buf_return(c->w, (uint16_t)c->client_bid);
+	c->client_bid = NO_BUF;
+}
+
+/* ------------------------------------------------------------------ */
+/* Start and handshake                                                 */
+
+void conn_start(struct conn *c)
+{
+	c->hs_start_ns = c->last_active_ns = now_ns();
+	list_add_tail(&c->w->handshakes, &c->timer);
+	if (tls_session_init(&c->tls, c->gen->ssl_ctx, &c->w->chunks) < 0 ||
+	    verify_attach(c->tls.ssl, &c->vr) < 0) {
+		log_ossl(LOG_LVL_ERR, "conn %llu: cannot create the TLS session", (unsigned long long)c->id);
+		conn_close(c, CLOSE_NO_MEMORY);
+		return;
+	}
+	conn_set_state(c, CONN_HANDSHAKE);
+	conn_advance(c);
+}
+
+static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
+{
+	struct audit_event ev;
+	bool done = SSL_is_init_finished(c->tls.ssl);
+
+	memset(&ev, 0, sizeof(ev));
+	clock_gettime(CLOCK_REALTIME, &ev.ts);
+	ev.conn_id = c->id;
+	ev.peer = (const struct sockaddr *)&c->peer;
+	ev.partner = partner_name(c);
+	ev.outcome = outcome;
+	ev.reason = c->vr.detail[0] ? c->vr.detail : NULL;
+	ev.leaf = c->vr.leaf;
+	ev.tls_version = done ? SSL_get_version(c->tls.ssl) : NULL;
+	ev.cipher = done ? SSL_get_cipher_name(c->tls.ssl) : NULL;
+	ev.resumed = c->vr.resumed;
+	ev.duration_us = (now_ns() - c->hs_start_ns) / 1000;
+	audit_handshake(&ev);
+	c->w->counters.handshakes[outcome < HS_OUTCOME_MAX ? outcome : HS_OTHER]++;
+}
+
+/* Send what OpenSSL queued (an alert, a close_notify), then close. */
+static void conn_flush_close(struct conn *c, enum close_reason reason)
+{
+	c->close_reason = reason;
+	conn_set_state(c, CONN_FLUSH_CLOSE);
+	conn_submit_client_send(c);
+	conn_advance(c);
+}
+
+static void handshake_failed(struct conn *c)
+{
+	verify_settle_failure(c->tls.ssl, c->tls.first_error, &c->vr);
+	audit_handshake_end(c, c->vr.outcome);
+	release_handshake_slot(c);
+	conn_flush_close(c, CLOSE_HANDSHAKE_FAILED);
+}
+
+void conn_handshake_timed_out(struct conn *c)
+{
+	c->vr.outcome = HS_TIMEOUT;
+	snprintf(c->vr.detail, sizeof(c->vr.detail), "handshake not finished after %u ms",
+		 c->gen->cfg.handshake_timeout_ms);
+	audit_handshake_end(c, HS_TIMEOUT);
+	conn_close(c, CLOSE_HANDSHAKE_TIMEOUT);
+}
+
+/*
+ * Kernel TLS handoff hook. Called once the handshake and mtlsd's policy
+ * passed and before any application byte is relayed: the slice BIO makes
+ * tls_session_input_left() exact at this point. Returns true when the
+ * kernel took over the record layer. For now mtlsd always stays in user
+ * space (dataplane/ktls.c plugs in here).
+ */
+static bool conn_try_kernel_tls(struct conn *c)
+{
+	(void)c;
+	return false;
+}
+
+static void backend_connect(struct conn *c);
+
+static void handshake_succeeded(struct conn *c)
+{
+	enum hs_outcome o = verify_settle_success(c->tls.ssl, c->gen, &c->vr);
+
+	audit_handshake_end(c, o);
+	release_handshake_slot(c);
+	if (o != HS_OK || c->vr.partner < 0 || (size_t)c->vr.partner >= c->gen->n_partners) {
+		/* Verified chain but refused (e.g. a resumed session whose leaf
+		 * expired since): say goodbye properly, relay nothing. */
+		if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
+			c->close_notify_queued = true;
+		conn_flush_close(c, CLOSE_HANDSHAKE_FAILED);
+		return;
+	}
+	c->partner = &c->gen->partners[c->vr.partner];
+	conn_set_state(c, CONN_VERIFIED);
+	list_del(&c->timer);
+	c->last_active_ns = now_ns();
+	list_add_tail(&c->w->established, &c->timer);
+	(void)conn_try_kernel_tls(c);
+	backend_connect(c);
+}
+
+static void drive_handshake(struct conn *c)
+{
+	enum tls_io r = tls_session_handshake(&c->tls);
+
+	conn_submit_client_send(c);
+	conn_release_consumed_input(c);
+	switch (r) {
+	case TLS_IO_OK:
+		handshake_succeeded(c);
+		break;
+	case TLS_IO_WANT_READ:
+		relay_arm_client_recv(c);
+		break;
+	case TLS_IO_WANT_WRITE:
+		/* The output chunk is full: the send completion drives us again. */
+		break;
+	case TLS_IO_CLOSED:
+	case TLS_IO_ERROR:
+	default:
+		handshake_failed(c);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Backend connect and PROXY header                                    */
+
+static void backend_failed(struct conn *c, const char *why)
+{
+	char reason[192];
+
+	c->w->counters.backend_connect_failed++;
+	snprintf(reason, sizeof(reason), "backend %s: %s", c->partner->cfg->backend.text, why);
+	log_warn("conn %llu: partner '%s': %s", (unsigned long long)c->id, partner_name(c), reason);
+	audit_event_simple("backend_connect_failed", c->id, (const struct sockaddr *)&c->peer,
+			   partner_name(c), reason);
+	/* The client did nothing wrong: a clean close_notify, not a reset. */
+	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
+		c->close_notify_queued = true;
+	conn_flush_close(c, CLOSE_BACKEND_CONNECT_FAILED);
+}
+
+static void backend_connect(struct conn *c)
+{
+	const struct cfg_addr *a = &c->partner->cfg->backend;
+	unsigned ms = c->gen->cfg.connect_timeout_ms;
+
+	conn_set_state(c, CONN_BACKEND_CONNECTING);
+	c->bfd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->bfd < 0) {
+		backend_failed(c, strerror(errno));
+		return;
+	}
+	if (!a->is_unix) {
+		int one = 1;
+		(void)setsockopt(c->bfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	c->connect_timeout.tv_sec = ms / 1000;
+	c->connect_timeout.tv_nsec = (long long)(ms % 1000) * 1000000;
+
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_connect(sqe, c->bfd, (const struct sockaddr *)&a->ss, a->len);
+	sqe->flags |= IOSQE_IO_LINK;
+	conn_prep(c, sqe, OP_BACKEND_CONNECT);
+	sqe = worker_sqe(c->w);
+	io_uring_prep_link_timeout(sqe, &c->connect_timeout, 0);
+	conn_prep(c, sqe, OP_CONNECT_TIMEOUT);
+}
+
+static void key_alg_text(const struct cert_identity *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%d", id->key_alg, id->key_bits);
+}
+
+/* Encode the PROXY v2 header into the to-backend queue. */
+static int queue_proxy_header(struct conn *c)
+{
+	const struct cfg_partner *pc = c->partner->cfg;
+	struct cert_identity id;
+	char key_alg[32];
+	uint8_t *der = NULL;
+	int rc;
+
+	ENSURE_PTR(c->vr.leaf, EINVAL);
+	GUARD(certinfo_from_x509(c->vr.leaf, &id));
+	key_alg_text(&id, key_alg, sizeof(key_alg));
+
+	struct pp2_info info = {
+		.src = (const struct sockaddr *)&c->peer,
+		.dst = (const struct sockaddr *)&c->local,
+		.client_flags = PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS |
+				(c->vr.resumed ? 0 : PP2_CLIENT_CERT_CONN),
+		.tls_version = SSL_get_version(c->tls.ssl),
+		.cn = id.subject_cn[0] ? id.subject_cn : NULL,
+		.cipher = SSL_get_cipher_name(c->tls.ssl),
+		.sig_alg = id.sig_alg,
+		.key_alg = key_alg,
+		.sni = SSL_get_servername(c->tls.ssl, TLSEXT_NAMETYPE_host_name),
+		.app_tlv_type = pc->proxy_tlv_type,
+		.partner = pc->name,
+		.serial_hex = id.serial_hex,
+		.sha256 = id.sha256,
+		.x5t_s256 = id.x5t_s256,
+		.spiffe_id = id.spiffe_id,
+	};
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	SSL_get0_alpn_selected(c->tls.ssl, &alpn, &alpn_len);
+	info.alpn = alpn;
+	info.alpn_len = alpn_len;
+	if (pc->proxy_send_cert) {
+		int n = i2d_X509(c->vr.leaf, &der);
+		ENSURE(n > 0, ENOMEM);
+		info.cert_der = der;
+		info.cert_der_len = (size_t)n;
+	}
+
+	GUARD_GOTO(outq_reserve(&c->to_backend, &c->w->chunks), rc, out);
+	GUARD_GOTO(pp2_encode(&info, c->to_backend.chunk->data, CHUNK_SIZE), rc, out);
+	c->to_backend.off = 0;
+	c->to_backend.len = (uint32_t)rc;
+	rc = 0;
+out:
+	OPENSSL_free(der);
+	return rc;
+}
+
+void conn_on_backend_connect(struct conn *c, int res)
+{
+	if (c->state != CONN_BACKEND_CONNECTING)
+		return;
+	if (res < 0) {
+		char why[96];
+		if (res == -ECANCELED)
+			snprintf(why, sizeof(why), "connect timed out after %u ms",
+				 c->gen->cfg.connect_timeout_ms);
+		else
+			snprintf(why, sizeof(why), "connect failed: %s", strerror(-res));
+		backend_failed(c, why);
+		return;
+	}
+	if (c->partner->cfg->proxy_v2) {
+		int rc = queue_proxy_header(c);
+		if (rc < 0) {
+			log_err("conn %llu: partner '%s': cannot build the PROXY v2 header: %s",
+				(unsigned long long)c->id, partner_name(c), strerror(-rc));
+			conn_close(c, CLOSE_NO_MEMORY);
+			return;
+		}
+	}
+	conn_set_state(c, CONN_PROXY_HEADER);
+	conn_advance(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion handlers                                                 */
+
+static bool relaying(const struct conn *c)
+{
+	return c->state == CONN_RELAY || c->state == CONN_HALF_CLOSED_CLIENT ||
+	       c->state == CONN_HALF_CLOSED_BACKEND;
+}
+
+/* Activity: move to the tail of the idle LRU. */
+static void conn_touch(struct conn *c)
+{
+	if (c->state < CONN_VERIFIED || c->state >= CONN_FLUSH_CLOSE)
+		return;
+	c->last_active_ns = now_ns();
+	list_move_tail(&c->w->established, &c->timer);
+}
+
+static void park(struct conn *c, bool client_side)
+{
+	c->w->counters.recv_nobufs++;
+	if (client_side)
+		c->want_client_recv = true;
+	else
+		c->want_backend_recv = true;
+	if (!c->parked) {
+		c->parked = true;
+		list_add_tail(&c->w->buf_waiters, &c->wait);
+	}
+}
+
+void conn_unpark(struct conn *c)
+{
+	c->parked = false;
+	list_del(&c->wait);
+	c->want_client_recv = c->want_backend_recv = false;
+	conn_advance(c);
+}
+
+void conn_on_client_recv(struct conn *c, int res, int bid)
+{
+	c->client_recv_armed = false;
+	if (res == -ENOBUFS) {
+		park(c, true);
+		return;
+	}
+	if (bid != NO_BUF && (res <= 0 || (c->state != CONN_HANDSHAKE && !relaying(c)))) {
+		worker_buf_return(c->w, (uint16_t)bid);
+		bid = NO_BUF;
+	}
+	if (res > 0 && bid == NO_BUF && (c->state == CONN_HANDSHAKE || relaying(c))) {
+		log_err("conn %llu: receive completed without a buffer", (unsigned long long)c->id);
+		conn_close(c, CLOSE_CLIENT_ERROR);
+		return;
+	}
+	if (c->state == CONN_HANDSHAKE) {
+		if (res <= 0) {
+			/* FIN or reset in the middle of the handshake. */
+			c->tls.first_error = 0;
+			handshake_failed(c);
+			return;
+		}
+		c->client_bid = bid;
+		tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
+		drive_handshake(c);
+		return;
+	}
+	if (relaying(c)) {
+		if (res > 0) {
+			c->client_bid = bid;
+			tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
+			conn_touch(c);
+		} else if (res == 0) {
+			c->client_eof = true;
+		} else {
+			conn_close(c, CLOSE_CLIENT_ERROR);
+			return;
+		}
+	}
+	conn_advance(c);
+}
+
+void conn_on_client_send(struct conn *c, int res)
+{
+	c->client_send_armed = false;
+	if (res <= 0) {
+		conn_close(c, c->state == CONN_FLUSH_CLOSE ? c->close_reason : CLOSE_CLIENT_ERROR);
+		return;
+	}
+	outq_consume(&c->tls.out, &c->w->chunks, (uint32_t)res);
+	conn_touch(c);
+	conn_submit_client_send(c);
+	conn_advance(c);
+}
+
+void conn_on_backend_recv(struct conn *c, int res, int bid)
+{
+	c->backend_recv_armed = false;
+	if (res == -ENOBUFS) {
+		park(c, false);
+		return;
+	}
+	if (bid != NO_BUF && (res <= 0 || !relaying(c))) {
+		worker_buf_return(c->w, (uint16_t)bid);
+		bid = NO_BUF;
+	}
+	if (relaying(c)) {
+		if (res > 0 && bid != NO_BUF) {
+			c->backend_bid = bid;
+			c->backend_len = (uint32_t)res;
+			c->backend_off = 0;
+			conn_touch(c);
+		} else if (res == 0) {
+			c->backend_eof = true;
+		} else {
+			conn_close(c, CLOSE_BACKEND_ERROR);
+			return;
+		}
+	}
+	conn_advance(c);
+}
+
+void conn_on_backend_send(struct conn *c, int res)
+{
+	c->backend_send_armed = false;
+	if (res <= 0) {
+		conn_close(c, CLOSE_BACKEND_ERROR);
+		return;
+	}
+	outq_consume(&c->to_backend, &c->w->chunks, (uint32_t)res);
+	conn_touch(c);
+	conn_advance(c);
+}
+
+void conn_on_shutdown(struct conn *c, bool client_side, int res)
+{
+	(void)res; /* ENOTCONN after a reset changes nothing: that side is done */
+	if (client_side)
+		c->client_shut_done = true;
+	else
+		c->backend_shut_done = true;
+	conn_advance(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* The one place that decides the next step                            */
+
+void conn_submit_backend_send(struct conn *c)
+{
+	struct outq *q = &c->to_backend;
+	if (c->backend_send_armed || outq_pending(q) == 0)
+		return;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_send(sqe, c->bfd, q->chunk->data + q->off, outq_pending(q), MSG_NOSIGNAL);
+	conn_prep(c, sqe, OP_BACKEND_SEND);
+	c->backend_send_armed = true;
+}
+
+void conn_advance(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		if (!c->client_recv_armed && !c->parked)
+			drive_handshake(c);
+		break;
+	case CONN_PROXY_HEADER:
+		if (outq_pending(&c->to_backend) > 0) {
+			conn_submit_backend_send(c);
+		} else if (!c->backend_send_armed) {
+			conn_set_state(c, CONN_RELAY);
+			relay_pump(c);
+		}
+		break;
+	case CONN_RELAY:
+	case CONN_HALF_CLOSED_CLIENT:
+	case CONN_HALF_CLOSED_BACKEND:
+		relay_pump(c);
+		break;
+	case CONN_FLUSH_CLOSE:
+		if (!c->client_send_armed && outq_pending(&c->tls.out) == 0)
+			conn_close(c, c->close_reason);
+		break;
+	case CONN_CLOSING:
+		if (c->inflight == 0)
+			worker_conn_free(c->w, c);
+		break;
+	case CONN_FREE:
+	case CONN_ACCEPTED:
+	case CONN_VERIFIED:
+	case CONN_BACKEND_CONNECTING:
+		/* Waiting for a completion; nothing to decide. */
+		break;
+	default:
+		log_err("conn %llu: advance in unexpected state %d", (unsigned long long)c->id, c->state);
+		conn_close(c, CLOSE_NO_MEMORY);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing                                                             */
+
+static void cancel_fd(struct conn *c, int fd)
+{
+	if (fd < 0)
+		return;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	conn_prep(c, sqe, OP_CANCEL);
+}
+
+void conn_close(struct conn *c, enum close_reason reason)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
+		return;
+	c->w->counters.closes[reason < CLOSE_REASON_MAX ? reason : CLOSE_NO_MEMORY]++;
+	c->close_reason = reason;
+	release_handshake_slot(c);
+	list_del(&c->timer);
+	list_del(&c->wait);
+	c->parked = false;
+	log_debug("conn %llu: closing (%s), %u requests in flight", (unsigned long long)c->id,
+		  close_reason_name(reason), c->inflight);
+	conn_set_state(c, CONN_CLOSING);
+	if (c->inflight > 0) {
+		cancel_fd(c, c->cfd);
+		cancel_fd(c, c->bfd);
+	}
+	conn_advance(c);
+}
+
+void conn_release(struct conn *c)
+{
+	tls_session_free(&c->tls);
+	verify_result_clear(&c->vr);
+	outq_release(&c->to_backend, &c->w->chunks);
+	if (c->client_bid != NO_BUF)
+		worker_buf_return(c->w, (uint16_t)c->client_bid);
+	if (c->backend_bid != NO_BUF)
+		worker_buf_return(c->w, (uint16_t)c->backend_bid);
+	c->client_bid = c->backend_bid = NO_BUF;
+	if (c->cfd >= 0)
+		close(c->cfd);
+	if (c->bfd >= 0)
+		close(c->bfd);
+	c->cfd = c->bfd = -1;
+	generation_unref(c->gen);
+	c->gen = NULL;
+	c->partner = NULL;
+	atomic_fetch_sub(&engine.conns, 1);
+}

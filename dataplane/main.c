@@ -1,1 +1,392 @@
-int main(void) { return 0; }
+/*
+ * main.c: mtlsd's entry point: flags and config, the first generation, the
+ * audit sink, the worker threads, and signals.
+ *
+ * The main thread does no I/O for connections. After starting the workers
+ * it waits on a signalfd (SIGTERM/SIGINT: drain; SIGHUP: reserved for
+ * reload) and on an eventfd the workers write when they exit. No work is
+ * done in signal handlers: the signals are blocked and read as data.
+ *
+ * Exit codes: 0 clean stop, 1 configuration or runtime error, 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "config.h"
+#include "generation.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+#define EXIT_USAGE 2
+
+/* Options that are config keys: passed to config_apply_flag() by name. */
+static const char *const config_flags[] = {
+	"listen", "cert", "key", "client-ca", "crl", "crl-missing", "crl-expired",
+	"verify-depth", "backend", "proxy-protocol", "proxy-tlv-type", "proxy-send-cert",
+	"allow-dns", "allow-uri", "allow-cn", "allow-ou", "workers", "cpu-pin",
+	"handshake-timeout", "idle-timeout", "connect-timeout", "drain-timeout",
+	"max-connections", "max-handshakes", "audit-log", "ktls", "log-level",
+	"allow-insecure-key-permissions",
+};
+/* Config flags that may stand alone ("--cpu-pin" = "--cpu-pin=yes"). */
+static const char *const bool_flags[] = { "cpu-pin", "proxy-send-cert", "allow-insecure-key-permissions" };
+
+enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_CHECK = 1, OPT_CONFIG_BASE = 256 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mtlsd [--config FILE] [options]\n"
+		"       mtlsd --check-config [--config FILE] [options]\n"
+		"\n"
+		"Accepts mutual TLS from partners and relays verified connections to a backend.\n"
+		"\n"
+		"  --config FILE             INI configuration (flags override it)\n"
+		"  --check-config            parse and build everything, print the result, exit\n"
+		"  --listen ADDR             host:port or [v6]:port (repeatable)\n"
+		"  --cert FILE --key FILE    server certificate chain and key (repeatable pair)\n"
+		"  --client-ca FILE          the partner's CA bundle (partner \"default\")\n"
+		"  --crl FILE                CRLs of that partner (repeatable)\n"
+		"  --backend ADDR            host:port or unix:/path\n"
+		"  --proxy-protocol v2|off   send a PROXY v2 header to the backend\n"
+		"  --workers N               worker threads (default: one per online CPU)\n"
+		"  --cpu-pin                 pin worker i to CPU i\n"
+		"  --handshake-timeout T --idle-timeout T --connect-timeout T --drain-timeout T\n"
+		"  --max-connections N --max-handshakes N --audit-log FILE|- --log-level LEVEL\n"
+		"  --allow-dns P --allow-uri P --allow-cn P --allow-ou P --verify-depth N\n"
+		"  --crl-missing fail|allow --crl-expired fail|allow --ktls auto|on|off\n"
+		"  --version, --help\n");
+}
+
+static bool is_bool_flag(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(bool_flags); i++)
+		if (strcmp(bool_flags[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void build_options(struct option *opts)
+{
+	size_t n = 0;
+	opts[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	opts[n++] = (struct option){ "version", no_argument, NULL, OPT_VERSION };
+	opts[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
+	opts[n++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
+	for (size_t i = 0; i < ARRAY_SIZE(config_flags); i++)
+		opts[n++] = (struct option){ config_flags[i],
+					     is_bool_flag(config_flags[i]) ? optional_argument : required_argument,
+					     NULL, OPT_CONFIG_BASE + (int)i };
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+struct cli {
+	const char *config_path;
+	bool check_only;
+};
+
+/*
+ * Two passes over argv: the first finds --config/--check-config/--help
+ * (the file is loaded before any flag so flags override it), the second
+ * applies config flags in order. Returns 0, or the exit code to use.
+ */
+static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli *cli)
+{
+	struct option opts[ARRAY_SIZE(config_flags) + 5];
+	char err[1024];
+	int opt;
+
+	build_options(opts);
+	opterr = 1;
+	while ((opt = getopt_long(argc, argv, "hVc:", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_HELP: usage(stdout); exit(0);
+		case OPT_VERSION: printf("mtlsd %s\n", MTLSD_VERSION); exit(0);
+		case OPT_CONFIG: cli->config_path = optarg; break;
+		case OPT_CHECK: cli->check_only = true; break;
+		case '?': usage(stderr); return EXIT_USAGE;
+		default: break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mtlsd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (cli->config_path && config_load_file(cfg, cli->config_path, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "hVc:", opts, NULL)) != -1) {
+		if (opt < OPT_CONFIG_BASE)
+			continue;
+		const char *name = config_flags[opt - OPT_CONFIG_BASE];
+		if (config_apply_flag(cfg, name, optarg, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return 1;
+		}
+	}
+	if (config_validate(cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
+	return 0;
+}
+
+/* Fail early and clearly when io_uring is switched off or filtered. */
+static int probe_io_uring(void)
+{
+	struct io_uring ring;
+	int rc = io_uring_queue_init(2, &ring, 0);
+	if (rc < 0) {
+		log_err("io_uring is unavailable (%s): check sysctl kernel.io_uring_disabled (must be 0) "
+			"and seccomp/container policy; mtlsd needs io_uring", strerror(-rc));
+		return rc;
+	}
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+static unsigned worker_count(const struct mtlsd_config *cfg)
+{
+	if (cfg->workers > 0)
+		return cfg->workers;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+/* Open every worker's listeners. Port 0 is resolved by the first worker
+ * and reused by the others so they share one SO_REUSEPORT group. */
+static int open_listeners(struct worker *ws, unsigned n, const struct mtlsd_config *cfg,
+			  char *text, size_t textlen)
+{
+	struct cfg_addr addrs[CFG_MAX_LISTEN];
+	char err[512];
+	size_t used = 0;
+
+	memcpy(addrs, cfg->listen, sizeof(addrs));
+	for (unsigned i = 0; i < n; i++) {
+		if (worker_open_listeners(&ws[i], addrs, cfg->n_listen, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return -1;
+		}
+		for (size_t k = 0; i == 0 && k < cfg->n_listen; k++)
+			if (listener_pin_port(&addrs[k], ws[0].listen_fds[k]) < 0)
+				return -1;
+	}
+	text[0] = '\0';
+	for (size_t k = 0; k < cfg->n_listen && used < textlen; k++)
+		used += (size_t)snprintf(text + used, textlen - used, "%s%s", k ? ", " : "", addrs[k].text);
+	return 0;
+}
+
+static void log_totals(struct worker *ws, unsigned n)
+{
+	struct worker_counters s;
+	char hs[512];
+	size_t used = 0;
+
+	workers_sum_counters(ws, n, &s);
+	hs[0] = '\0';
+	for (unsigned k = 0; k < HS_OUTCOME_MAX && used < sizeof(hs); k++)
+		if (s.handshakes[k])
+			used += (size_t)snprintf(hs + used, sizeof(hs) - used, " %s=%llu",
+						 hs_outcome_name((enum hs_outcome)k),
+						 (unsigned long long)s.handshakes[k]);
+	log_info("totals: accepted=%llu refused_limit=%llu backend_connect_failed=%llu "
+		 "bytes_in=%llu bytes_out=%llu handshakes:%s",
+		 (unsigned long long)s.accepted, (unsigned long long)s.refused_limit,
+		 (unsigned long long)s.backend_connect_failed,
+		 (unsigned long long)s.bytes_client_to_backend,
+		 (unsigned long long)s.bytes_backend_to_client, hs[0] ? hs : " none");
+	used = 0;
+	hs[0] = '\0';
+	for (unsigned k = 0; k < CLOSE_REASON_MAX && used < sizeof(hs); k++)
+		if (s.closes[k])
+			used += (size_t)snprintf(hs + used, sizeof(hs) - used, " %s=%llu",
+						 close_reason_name((enum close_reason)k),
+						 (unsigned long long)s.closes[k]);
+	log_info("totals: closes:%s", hs[0] ? hs : " none");
+}
+
+/* Wait for signals and worker exits. Returns the number of workers that
+ * exited before being asked to. */
+static unsigned wait_for_workers(struct worker *ws, unsigned n, int sfd)
+{
+	unsigned exited = 0, early = 0;
+	bool draining = false;
+
+	while (exited < n) {
+		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = engine.done_fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s", strerror(errno));
+			break;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGHUP) {
+					log_info("SIGHUP: reload not implemented yet; still running");
+				} else if (!draining) {
+					log_info("%s: draining", strsignal((int)si.ssi_signo));
+					draining = true;
+					for (unsigned i = 0; i < n; i++)
+						worker_request_drain(&ws[i]);
+				}
+			}
+		}
+		if (p[1].revents & POLLIN) {
+			uint64_t k;
+			if (read(engine.done_fd, &k, sizeof(k)) == (ssize_t)sizeof(k)) {
+				exited += (unsigned)k;
+				if (!draining) {
+					/* A worker died: the others stop too, and the
+					 * exit code says it failed. */
+					early += (unsigned)k;
+					draining = true;
+					for (unsigned i = 0; i < n; i++)
+						worker_request_drain(&ws[i]);
+				}
+			}
+		}
+	}
+	return early;
+}
+
+static int run(struct generation *gen, int sfd)
+{
+	const struct mtlsd_config *cfg = &gen->cfg;
+	unsigned n = worker_count(cfg);
+	char listening[512];
+	unsigned started = 0, failed = 0, early;
+	int rc = 1;
+
+	struct worker *ws = calloc(n, sizeof(*ws));
+	if (!ws) {
+		log_err("out of memory for %u workers", n);
+		return 1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		ws[i].id = i;
+		ws[i].wake_fd = -1;
+		for (size_t k = 0; k < CFG_MAX_LISTEN; k++)
+			ws[i].listen_fds[k] = -1;
+	}
+	if (open_listeners(ws, n, cfg, listening, sizeof(listening)) < 0)
+		goto out;
+	for (; started < n; started++) {
+		int e = pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]);
+		if (e != 0) {
+			log_err("cannot start worker %u: %s", started, strerror(e));
+			break;
+		}
+	}
+	for (unsigned i = 0; i < started; i++)
+		sem_wait(&engine.started);
+	for (unsigned i = 0; i < started; i++)
+		if (ws[i].init_rc < 0)
+			failed++;
+	if (failed || started < n) {
+		log_err("%u of %u workers failed to start", failed + (n - started), n);
+		for (unsigned i = 0; i < started; i++)
+			worker_request_drain(&ws[i]);
+	} else {
+		log_info("mtlsd ready: listening on %s, %u workers, generation %llu", listening, n,
+			 (unsigned long long)gen->id);
+	}
+	early = wait_for_workers(ws, started, sfd);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(ws[i].thread, NULL);
+	log_totals(ws, started);
+	if (!failed && started == n && early == 0)
+		rc = 0;
+out:
+	for (unsigned i = 0; i < n; i++) {
+		/* Threads that never started still own their sockets. */
+		if (i >= started) {
+			for (size_t k = 0; k < ws[i].n_listen; k++)
+				if (ws[i].listen_fds[k] >= 0)
+					close(ws[i].listen_fds[k]);
+			if (ws[i].wake_fd >= 0)
+				close(ws[i].wake_fd);
+		}
+	}
+	free(ws);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct mtlsd_config cfg;
+	struct cli cli = { 0 };
+	struct generation *gen = NULL;
+	char err[1024];
+	int rc;
+
+	log_set_ident("mtlsd");
+	config_init(&cfg);
+	rc = parse_cli(argc, argv, &cfg, &cli);
+	if (rc != 0) {
+		config_free(&cfg);
+		return rc;
+	}
+	log_set_level(cfg.log_level);
+	if (generation_build(&cfg, 1, &gen, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return 1;
+	}
+	if (cli.check_only) {
+		printf("configuration OK\n");
+		generation_unref(gen);
+		return 0;
+	}
+	if (probe_io_uring() < 0) {
+		generation_unref(gen);
+		return 1;
+	}
+	rc = audit_open(gen->cfg.audit_path);
+	if (rc < 0) {
+		log_err("cannot open the audit log %s: %s", gen->cfg.audit_path ? gen->cfg.audit_path : "-", strerror(-rc));
+		generation_unref(gen);
+		return 1;
+	}
+
+	/* Signals are read from a signalfd by this thread only: block them
+	 * before any worker exists so every thread inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	engine.done_fd = eventfd(0, EFD_CLOEXEC);
+	if (sfd < 0 || engine.done_fd < 0 || sem_init(&engine.started, 0, 0) < 0) {
+		log_err("cannot set up signal handling: %s", strerror(errno));
+		return 1;
+	}
+
+	generation_publish(gen); /* takes our reference */
+	rc = run(gen, sfd);
+	close(sfd);
+	close(engine.done_fd);
+	audit_close();
+	return rc;
+}

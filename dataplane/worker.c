@@ -1,1 +1,635 @@
-/* dataplane/worker.c: being written */
+/*
+ * worker.c: one mtlsd event loop: its ring, listeners, connection table,
+ * timeouts, and the single place where io_uring completions are decoded.
+ *
+ * Life of a worker: main opens its listening sockets, the thread creates
+ * its ring (so SINGLE_ISSUER binds it to this thread), registers the
+ * provided-buffer ring, arms multishot accepts, the periodic tick and the
+ * wake-up read, then loops on io_uring_submit_and_wait until it was asked
+ * to drain and every connection is gone.
+ */
+#include "worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "conn.h"
+#include "generation.h"
+#include "listener.h"
+#include "log.h"
+#include "uring_compat.h"
+
+struct engine engine;
+
+/* Worker-level requests carry incarnation 0; connections start at 1. */
+#define WORKER_INCARNATION 0
+#define WORKER_RING_ENTRIES 1024
+
+static const char *const op_names[OP_MAX] = {
+	[OP_NONE] = "none", [OP_ACCEPT] = "accept", [OP_TICK] = "tick", [OP_WAKE] = "wake",
+	[OP_CLIENT_RECV] = "client_recv", [OP_CLIENT_SEND] = "client_send",
+	[OP_CLIENT_SHUTDOWN] = "client_shutdown", [OP_BACKEND_CONNECT] = "backend_connect",
+	[OP_CONNECT_TIMEOUT] = "connect_timeout", [OP_BACKEND_RECV] = "backend_recv",
+	[OP_BACKEND_SEND] = "backend_send", [OP_BACKEND_SHUTDOWN] = "backend_shutdown",
+	[OP_CANCEL] = "cancel",
+};
+
+const char *uring_op_name(enum uring_op op)
+{
+	if ((unsigned)op >= OP_MAX || !op_names[op])
+		return "unknown";
+	return op_names[op];
+}
+
+static const char *const close_names[CLOSE_REASON_MAX] = {
+	[CLOSE_COMPLETE] = "complete",
+	[CLOSE_HANDSHAKE_FAILED] = "handshake_failed",
+	[CLOSE_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+	[CLOSE_IDLE_TIMEOUT] = "idle_timeout",
+	[CLOSE_BACKEND_CONNECT_FAILED] = "backend_connect_failed",
+	[CLOSE_CLIENT_ERROR] = "client_error",
+	[CLOSE_BACKEND_ERROR] = "backend_error",
+	[CLOSE_TLS_ERROR] = "tls_error",
+	[CLOSE_DRAIN] = "drain",
+	[CLOSE_NO_MEMORY] = "no_memory",
+};
+
+const char *close_reason_name(enum close_reason r)
+{
+	if ((unsigned)r >= CLOSE_REASON_MAX || !close_names[r])
+		return "unknown";
+	return close_names[r];
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	while (!sqe) {
+		/* SQ full: hand what we have to the kernel and take a fresh slot. */
+		(void)io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+void worker_buf_return(struct worker *w, uint16_t bid)
+{
+	w->bufs_out--;
+	if (!w->br)
+		return; /* tearing down: the ring is gone */
+	io_uring_buf_ring_add(w->br, worker_buf(w, bid), WORKER_BUF_SIZE, bid,
+			      io_uring_buf_ring_mask(WORKER_BUF_COUNT), 0);
+	io_uring_buf_ring_advance(w->br, 1);
+}
+
+void workers_sum_counters(struct worker *ws, unsigned n, struct worker_counters *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	for (unsigned i = 0; i < n; i++) {
+		const struct worker_counters *c = &ws[i].counters;
+		sum->accepted += c->accepted;
+		sum->refused_limit += c->refused_limit;
+		for (unsigned k = 0; k < HS_OUTCOME_MAX; k++)
+			sum->handshakes[k] += c->handshakes[k];
+		sum->backend_connect_failed += c->backend_connect_failed;
+		for (unsigned k = 0; k < CLOSE_REASON_MAX; k++)
+			sum->closes[k] += c->closes[k];
+		sum->bytes_client_to_backend += c->bytes_client_to_backend;
+		sum->bytes_backend_to_client += c->bytes_backend_to_client;
+		sum->recv_nobufs += c->recv_nobufs;
+	}
+}
+
+void worker_request_drain(struct worker *w)
+{
+	uint64_t one = 1;
+	if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0)
+		log_warn("worker %u: cannot signal drain: %s", w->id, strerror(errno));
+}
+
+int worker_open_listeners(struct worker *w, const struct cfg_addr *addrs, size_t n, char *err,
+			  size_t errlen)
+{
+	w->n_listen = 0;
+	for (size_t i = 0; i < n; i++) {
+		int fd;
+		int rc = listener_open(&addrs[i], &fd);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s", addrs[i].text, strerror(-rc));
+			return rc;
+		}
+		w->listen_fds[w->n_listen++] = fd;
+	}
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->wake_fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Worker-level requests                                               */
+
+static void arm_accept(struct worker *w, uint32_t li)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_multishot_accept(sqe, w->listen_fds[li], NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_ACCEPT, li, WORKER_INCARNATION));
+}
+
+static void arm_tick(struct worker *w)
+{
+	w->tick_ts.tv_sec = 0;
+	w->tick_ts.tv_nsec = WORKER_TICK_MS * 1000000ll;
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_TICK, 0, WORKER_INCARNATION));
+}
+
+static void arm_wake(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_read(sqe, w->wake_fd, &w->wake_buf, sizeof(w->wake_buf), 0);
+	io_uring_sqe_set_data64(sqe, ud_pack(OP_WAKE, 0, WORKER_INCARNATION));
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection table                                                    */
+
+static struct conn *conn_alloc(struct worker *w)
+{
+	if (w->n_free == 0)
+		return NULL;
+	uint32_t idx = w->free_idx[w->n_free - 1];
+	struct conn *c = w->conns[idx];
+	if (!c) {
+		/* Slots get their memory on first use, so the table costs a
+		 * pointer per slot until the load actually needs it. */
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return NULL;
+		c->incarnation = 1;
+		w->conns[idx] = c;
+	}
+	w->n_free--;
+	uint32_t inc = c->incarnation;
+	memset(c, 0, sizeof(*c));
+	c->incarnation = inc;
+	c->idx = idx;
+	c->w = w;
+	c->cfd = c->bfd = -1;
+	c->client_bid = c->backend_bid = NO_BUF;
+	c->vr.partner = -1;
+	list_init(&c->timer);
+	list_init(&c->wait);
+	c->state = CONN_ACCEPTED;
+	w->live++;
+	return c;
+}
+
+void worker_conn_free(struct worker *w, struct conn *c)
+{
+	conn_release(c);
+	conn_set_state(c, CONN_FREE);
+	/* A late completion for the old incarnation is now recognisably stale. */
+	c->incarnation++;
+	if (c->incarnation == WORKER_INCARNATION)
+		c->incarnation++;
+	w->live--;
+	w->free_idx[w->n_free++] = c->idx;
+}
+
+static struct conn *conn_lookup(struct worker *w, uint32_t idx, uint32_t inc)
+{
+	if (idx >= w->cap)
+		return NULL;
+	struct conn *c = w->conns[idx];
+	if (!c || c->incarnation != inc || c->state == CONN_FREE)
+		return NULL;
+	return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* Accept                                                              */
+
+static void refuse(struct worker *w, int fd, const struct sockaddr *peer, const char *why)
+{
+	close(fd);
+	w->counters.refused_limit++;
+	audit_event_simple("limit", 0, peer, NULL, why);
+}
+
+static void refresh_generation(struct worker *w)
+{
+	if (w->gen && generation_current_id() == w->gen->id)
+		return;
+	generation_unref(w->gen);
+	w->gen = generation_acquire();
+}
+
+static void on_accepted(struct worker *w, int fd)
+{
+	struct sockaddr_storage peer, local;
+	socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
+	char why[128];
+
+	w->counters.accepted++;
+	memset(&peer, 0, sizeof(peer));
+	memset(&local, 0, sizeof(local));
+	if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&local, &local_len) < 0) {
+		close(fd); /* reset before we even looked at it */
+		return;
+	}
+	refresh_generation(w);
+	const struct mtlsd_config *cfg = &w->gen->cfg;
+
+	unsigned conns = atomic_fetch_add(&engine.conns, 1);
+	if (conns >= cfg->max_connections) {
+		atomic_fetch_sub(&engine.conns, 1);
+		snprintf(why, sizeof(why), "max_connections (%u) reached: connection refused",
+			 cfg->max_connections);
+		refuse(w, fd, (struct sockaddr *)&peer, why);
+		return;
+	}
+	unsigned hs = atomic_fetch_add(&engine.handshakes, 1);
+	if (hs >= cfg->max_handshakes) {
+		atomic_fetch_sub(&engine.handshakes, 1);
+		atomic_fetch_sub(&engine.conns, 1);
+		snprintf(why, sizeof(why), "max_handshakes (%u) in flight: connection refused",
+			 cfg->max_handshakes);
+		refuse(w, fd, (struct sockaddr *)&peer, why);
+		return;
+	}
+	struct conn *c = conn_alloc(w);
+	if (!c) {
+		atomic_fetch_sub(&engine.handshakes, 1);
+		atomic_fetch_sub(&engine.conns, 1);
+		snprintf(why, sizeof(why), "worker %u connection table full (%u slots)", w->id, w->cap);
+		refuse(w, fd, (struct sockaddr *)&peer, why);
+		return;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->id = atomic_fetch_add(&engine.next_conn_id, 1) + 1;
+	c->cfd = fd;
+	c->holds_handshake_slot = true;
+	c->gen = generation_ref(w->gen);
+	c->peer = peer;
+	c->peer_len = peer_len;
+	c->local = local;
+	c->local_len = local_len;
+	conn_start(c);
+}
+
+static void on_accept(struct worker *w, uint32_t li, int res, unsigned flags)
+{
+	if (!(flags & IORING_CQE_F_MORE) && !w->draining && li < w->n_listen) {
+		/* After an error (EMFILE, ENOMEM) re-arming at once would spin:
+		 * wait for the next tick. */
+		if (res < 0)
+			w->accept_paused[li] = true;
+		else
+			arm_accept(w, li);
+	}
+	if (res < 0) {
+		if (res != -ECANCELED && res != -EINVAL)
+			log_warn("worker %u: accept: %s", w->id, strerror(-res));
+		return;
+	}
+	if (w->draining) {
+		close(res);
+		return;
+	}
+	on_accepted(w, res);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tick: timeouts without per-connection timers                        */
+
+static void close_all(struct worker *w, enum close_reason reason)
+{
+	for (uint32_t i = 0; i < w->cap; i++) {
+		struct conn *c = w->conns[i];
+		if (c && c->state != CONN_FREE && c->state != CONN_CLOSING)
+			conn_close(c, reason);
+	}
+}
+
+static void on_tick(struct worker *w)
+{
+	const struct mtlsd_config *cfg = &w->gen->cfg;
+	uint64_t now = now_ns();
+	uint64_t hs_ns = (uint64_t)cfg->handshake_timeout_ms * 1000000ull;
+	uint64_t idle_ns = (uint64_t)cfg->idle_timeout_ms * 1000000ull;
+	struct list_node *n;
+
+	/* Handshakes are in start order with one fixed timeout: the head is
+	 * always the oldest, so the scan stops at the first one in time. */
+	while ((n = list_first(&w->handshakes))) {
+		struct conn *c = list_entry(n, struct conn, timer);
+		if (c->hs_start_ns + hs_ns > now)
+			break;
+		if (c->state == CONN_HANDSHAKE)
+			conn_handshake_timed_out(c);
+		else
+			conn_close(c, c->state == CONN_FLUSH_CLOSE ? c->close_reason : CLOSE_HANDSHAKE_TIMEOUT);
+	}
+	/* Established connections are in LRU order: the head is the idlest. */
+	while ((n = list_first(&w->established))) {
+		struct conn *c = list_entry(n, struct conn, timer);
+		if (c->last_active_ns + idle_ns > now)
+			break;
+		conn_close(c, CLOSE_IDLE_TIMEOUT);
+	}
+	if (w->draining && now >= w->drain_deadline_ns && w->live > 0) {
+		log_info("worker %u: drain timeout: closing %u connections", w->id, w->live);
+		close_all(w, CLOSE_DRAIN);
+	}
+	for (size_t i = 0; i < w->n_listen; i++) {
+		if (w->accept_paused[i] && !w->draining) {
+			w->accept_paused[i] = false;
+			arm_accept(w, (uint32_t)i);
+		}
+	}
+	arm_tick(w);
+}
+
+static void start_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = true;
+	w->drain_deadline_ns = now_ns() + (uint64_t)w->gen->cfg.drain_timeout_ms * 1000000ull;
+	for (size_t i = 0; i < w->n_listen; i++) {
+		struct io_uring_sqe *sqe = worker_sqe(w);
+		io_uring_prep_cancel64(sqe, ud_pack(OP_ACCEPT, (uint32_t)i, WORKER_INCARNATION), 0);
+		io_uring_sqe_set_data64(sqe, ud_pack(OP_CANCEL, 0, WORKER_INCARNATION));
+	}
+	/* Submit the cancels before closing: the ring holds its own file
+	 * reference, so the sockets really go away once the accepts are gone. */
+	(void)io_uring_submit(&w->ring);
+	for (size_t i = 0; i < w->n_listen; i++) {
+		close(w->listen_fds[i]);
+		w->listen_fds[i] = -1;
+	}
+	log_info("worker %u: draining %u connections (up to %u ms)", w->id, w->live,
+		 w->gen->cfg.drain_timeout_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* The one place completions are decoded                              */
+
+static void dispatch_worker_op(struct worker *w, enum uring_op op, uint32_t idx, int res,
+			       unsigned flags)
+{
+	switch (op) {
+	case OP_ACCEPT:
+		on_accept(w, idx, res, flags);
+		break;
+	case OP_TICK:
+		on_tick(w);
+		break;
+	case OP_WAKE:
+		start_drain(w);
+		break;
+	case OP_CANCEL:
+		break;
+	default:
+		log_warn("worker %u: completion for unknown worker op %u", w->id, op);
+		break;
+	}
+}
+
+static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = cqe->user_data;
+	enum uring_op op = ud_op(ud);
+	uint32_t idx = ud_index(ud), inc = ud_incarnation(ud);
+	int res = cqe->res;
+	int bid = NO_BUF;
+
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		w->bufs_out++;
+	}
+	if (inc == WORKER_INCARNATION) {
+		dispatch_worker_op(w, op, idx, res, cqe->flags);
+		return;
+	}
+	struct conn *c = conn_lookup(w, idx, inc);
+	if (!c) {
+		/* A completion for a slot that was freed and reused. */
+		if (bid != NO_BUF)
+			worker_buf_return(w, (uint16_t)bid);
+		return;
+	}
+	conn_request_done(c);
+	if (c->state == CONN_CLOSING) {
+		if (bid != NO_BUF)
+			worker_buf_return(w, (uint16_t)bid);
+		conn_advance(c);
+		return;
+	}
+	switch (op) {
+	case OP_CLIENT_RECV:
+		conn_on_client_recv(c, res, bid);
+		break;
+	case OP_CLIENT_SEND:
+		conn_on_client_send(c, res);
+		break;
+	case OP_BACKEND_CONNECT:
+		conn_on_backend_connect(c, res);
+		break;
+	case OP_BACKEND_RECV:
+		conn_on_backend_recv(c, res, bid);
+		break;
+	case OP_BACKEND_SEND:
+		conn_on_backend_send(c, res);
+		break;
+	case OP_CLIENT_SHUTDOWN:
+		conn_on_shutdown(c, true, res);
+		break;
+	case OP_BACKEND_SHUTDOWN:
+		conn_on_shutdown(c, false, res);
+		break;
+	case OP_CONNECT_TIMEOUT:
+	case OP_CANCEL:
+		conn_advance(c);
+		break;
+	default:
+		log_warn("worker %u: conn %llu: completion for unknown op %u", w->id,
+			 (unsigned long long)c->id, op);
+		if (bid != NO_BUF)
+			worker_buf_return(w, (uint16_t)bid);
+		break;
+	}
+}
+
+/* Buffers came back: let parked connections receive again. */
+static void unpark_waiters(struct worker *w)
+{
+	struct list_node *n;
+	/* One waiter per free buffer: waking more would only earn them
+	 * another -ENOBUFS. */
+	unsigned budget = w->bufs_out < WORKER_BUF_COUNT ? WORKER_BUF_COUNT - w->bufs_out : 0;
+	while (budget-- > 0 && (n = list_first(&w->buf_waiters)))
+		conn_unpark(list_entry(n, struct conn, wait));
+}
+
+/* ------------------------------------------------------------------ */
+/* Thread                                                              */
+
+static int worker_init(struct worker *w)
+{
+	unsigned flags = 0;
+	int rc = uring_compat_queue_init(WORKER_RING_ENTRIES, &w->ring, &flags);
+	if (rc < 0) {
+		log_err("worker %u: io_uring_queue_init: %s", w->id, strerror(-rc));
+		return rc;
+	}
+	w->ring_ok = true;
+	log_debug("worker %u: ring flags 0x%x", w->id, flags);
+
+	/* Anonymous mapping: pages are only backed once a receive touches them. */
+	size_t len = (size_t)WORKER_BUF_COUNT * WORKER_BUF_SIZE;
+	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	w->bufs = mem;
+	rc = uring_compat_setup_buf_ring(&w->ring, WORKER_BUF_COUNT, WORKER_BGID, &w->br);
+	if (rc < 0) {
+		log_err("worker %u: cannot register the receive buffer ring: %s", w->id, strerror(-rc));
+		return rc;
+	}
+	for (unsigned i = 0; i < WORKER_BUF_COUNT; i++)
+		io_uring_buf_ring_add(w->br, worker_buf(w, (uint16_t)i), WORKER_BUF_SIZE, (uint16_t)i,
+				      io_uring_buf_ring_mask(WORKER_BUF_COUNT), (int)i);
+	io_uring_buf_ring_advance(w->br, WORKER_BUF_COUNT);
+
+	w->gen = generation_acquire();
+	unsigned cap = w->gen->cfg.max_connections;
+	w->cap = cap < UD_INDEX_MAX ? cap : UD_INDEX_MAX;
+	w->conns = calloc(w->cap, sizeof(*w->conns));
+	w->free_idx = calloc(w->cap, sizeof(*w->free_idx));
+	ENSURE(w->conns && w->free_idx, ENOMEM);
+	for (uint32_t i = 0; i < w->cap; i++)
+		w->free_idx[i] = w->cap - 1 - i;
+	w->n_free = w->cap;
+	list_init(&w->handshakes);
+	list_init(&w->established);
+	list_init(&w->buf_waiters);
+	chunk_pool_init(&w->chunks, 256);
+
+	for (uint32_t i = 0; i < w->n_listen; i++)
+		arm_accept(w, i);
+	arm_tick(w);
+	arm_wake(w);
+	rc = io_uring_submit(&w->ring);
+	return rc < 0 ? rc : 0;
+}
+
+static void worker_teardown(struct worker *w)
+{
+	/* Exiting the ring cancels and reaps whatever is still in flight, so
+	 * only then may connection memory go. */
+	if (w->ring_ok) {
+		uring_compat_free_buf_ring(&w->ring, w->br, WORKER_BUF_COUNT, WORKER_BGID);
+		io_uring_queue_exit(&w->ring);
+		w->ring_ok = false;
+		w->br = NULL;
+	}
+	for (uint32_t i = 0; w->conns && i < w->cap; i++) {
+		struct conn *c = w->conns[i];
+		if (c && c->state != CONN_FREE)
+			conn_release(c);
+		free(c);
+	}
+	free(w->conns);
+	free(w->free_idx);
+	w->conns = NULL;
+	w->free_idx = NULL;
+	chunk_pool_destroy(&w->chunks);
+	if (w->bufs)
+		munmap(w->bufs, (size_t)WORKER_BUF_COUNT * WORKER_BUF_SIZE);
+	w->bufs = NULL;
+	for (size_t i = 0; i < w->n_listen; i++)
+		if (w->listen_fds[i] >= 0)
+			close(w->listen_fds[i]);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	w->wake_fd = -1;
+	generation_unref(w->gen);
+	w->gen = NULL;
+}
+
+static int worker_loop(struct worker *w)
+{
+	while (!w->stop) {
+		int rc = io_uring_submit_and_wait(&w->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+			log_err("worker %u: io_uring_submit_and_wait: %s", w->id, strerror(-rc));
+			return rc;
+		}
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			dispatch(w, cqe);
+			seen++;
+		}
+		io_uring_cq_advance(&w->ring, seen);
+		if (!list_empty(&w->buf_waiters))
+			unpark_waiters(w);
+		if (w->draining && w->live == 0)
+			w->stop = true;
+	}
+	return 0;
+}
+
+static void pin_cpu(struct worker *w)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu <= 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(w->id % (unsigned)ncpu, &set);
+	int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (rc != 0)
+		log_warn("worker %u: cannot pin to CPU %u: %s", w->id, w->id % (unsigned)ncpu, strerror(rc));
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t one = 1;
+
+	struct generation *g = generation_acquire();
+	bool pin = g->cfg.cpu_pin;
+	generation_unref(g);
+	if (pin)
+		pin_cpu(w);
+	w->init_rc = worker_init(w);
+	sem_post(&engine.started);
+	if (w->init_rc == 0)
+		w->init_rc = worker_loop(w);
+	worker_teardown(w);
+	if (write(engine.done_fd, &one, sizeof(one)) < 0)
+		log_err("worker %u: cannot report exit: %s", w->id, strerror(errno));
+	return NULL;
+}

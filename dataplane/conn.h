@@ -1,0 +1,137 @@
+/*
+ * conn.h: one client connection and its state machine.
+ *
+ * A connection goes ACCEPTED -> HANDSHAKE -> VERIFIED -> BACKEND_CONNECTING
+ * -> PROXY_HEADER -> RELAY, then HALF_CLOSED_* as each direction finishes,
+ * and CLOSING -> FREE. FLUSH_CLOSE sends the last bytes OpenSSL produced (an
+ * alert, a close_notify) before closing. docs/architecture.md draws it.
+ *
+ * Event handlers (conn_on_*) record what a completion brought and call
+ * conn_advance(), the one function that decides what happens next from the
+ * state and the connection's flags. A connection counts its in-flight io_uring
+ * requests and is freed only when that count is zero.
+ */
+#ifndef MTLSD_CONN_H
+#define MTLSD_CONN_H
+
+#include <linux/time_types.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "chunk.h"
+#include "list.h"
+#include "tls_session.h"
+#include "verify.h"
+#include "worker.h"
+
+enum conn_state {
+	CONN_FREE = 0,
+	CONN_ACCEPTED,
+	CONN_HANDSHAKE,
+	CONN_VERIFIED,             /* handshake + policy passed; kTLS hook point */
+	CONN_BACKEND_CONNECTING,
+	CONN_PROXY_HEADER,         /* header queued toward the backend */
+	CONN_RELAY,
+	CONN_HALF_CLOSED_CLIENT,   /* client finished sending; backend -> client goes on */
+	CONN_HALF_CLOSED_BACKEND,  /* backend finished sending; client -> backend goes on */
+	CONN_FLUSH_CLOSE,          /* sending a final alert / close_notify, then close */
+	CONN_CLOSING,              /* cancelling requests; freed when none in flight */
+	CONN_STATE_MAX
+};
+
+const char *conn_state_name(enum conn_state s);
+
+#define NO_BUF (-1)
+
+struct conn {
+	uint32_t idx;                  /* slot in the worker's table */
+	uint32_t incarnation;          /* bumped on every reuse of the slot */
+	enum conn_state state;
+	struct worker *w;
+	uint64_t id;                   /* process-wide, for logs and audit */
+	unsigned inflight;             /* io_uring requests pointing at us */
+
+	int cfd, bfd;                  /* client and backend sockets, -1 if none */
+	struct generation *gen;        /* own reference, accept to free */
+	const struct partner *partner; /* set once verified */
+	struct tls_session tls;
+	struct verify_result vr;
+	bool holds_handshake_slot;     /* counted in engine.handshakes */
+
+	/* client -> backend */
+	int client_bid;                /* buffer behind the TLS input slice */
+	struct outq to_backend;        /* plaintext (or PROXY header) to send */
+	bool client_recv_armed, backend_send_armed;
+	bool client_eof;               /* close_notify or FIN from the client */
+	bool backend_shut;             /* SHUT_WR submitted toward the backend */
+	bool backend_shut_done;        /* ... and completed */
+
+	/* backend -> client */
+	int backend_bid;               /* plaintext from the backend not yet encrypted */
+	uint32_t backend_len, backend_off;
+	bool backend_recv_armed, client_send_armed;
+	bool backend_eof;
+	bool close_notify_queued;      /* our close_notify is in tls.out */
+	bool client_shut;              /* SHUT_WR submitted toward the client */
+	bool client_shut_done;         /* ... and completed */
+
+	bool parked;                   /* on buf_waiters: a receive found no buffer */
+	bool want_client_recv, want_backend_recv;
+
+	struct sockaddr_storage peer, local;
+	socklen_t peer_len, local_len;
+	uint64_t hs_start_ns, last_active_ns;
+	struct list_node timer;        /* on w->handshakes or w->established */
+	struct list_node wait;         /* on w->buf_waiters */
+	struct __kernel_timespec connect_timeout;
+	enum close_reason close_reason;
+};
+
+/* Start a freshly accepted connection (fd set, gen referenced, peer known). */
+void conn_start(struct conn *c);
+
+/* Completion handlers. res is cqe->res; bid is the provided buffer or NO_BUF. */
+void conn_on_client_recv(struct conn *c, int res, int bid);
+void conn_on_client_send(struct conn *c, int res);
+void conn_on_backend_connect(struct conn *c, int res);
+void conn_on_backend_recv(struct conn *c, int res, int bid);
+void conn_on_backend_send(struct conn *c, int res);
+void conn_on_shutdown(struct conn *c, bool client_side, int res);
+
+/* Release everything c owns (SSL, buffers, fds, generation). The worker
+ * then puts the slot back on its free list. */
+void conn_release(struct conn *c);
+
+/* Decide and submit the next step for c from its state and flags. */
+void conn_advance(struct conn *c);
+
+/* Close now: cancel what is in flight, count reason. Safe to call twice. */
+void conn_close(struct conn *c, enum close_reason reason);
+
+/* Timeouts found by the worker's tick. */
+void conn_handshake_timed_out(struct conn *c);
+
+/* Buffers are back in the ring: re-arm the receive c was parked on. */
+void conn_unpark(struct conn *c);
+
+/* Drop one in-flight count (called by the dispatcher for every completion
+ * of c, before the handler). */
+static inline void conn_request_done(struct conn *c)
+{
+	c->inflight--;
+}
+
+/* Transition with a debug log line naming both states. */
+void conn_set_state(struct conn *c, enum conn_state s);
+
+/* Relay internals shared between conn.c and relay.c. */
+void relay_pump(struct conn *c);
+void relay_arm_client_recv(struct conn *c);
+void conn_submit_client_send(struct conn *c);
+void conn_submit_backend_send(struct conn *c);
+/* Return the receive buffer behind the TLS input slice if OpenSSL consumed it all. */
+void conn_release_consumed_input(struct conn *c);
+void conn_prep(struct conn *c, struct io_uring_sqe *sqe, enum uring_op op);
+
+#endif
