@@ -1,0 +1,331 @@
+/*
+ * acct.c: the accounting API the connection code calls (see acct.h).
+ *
+ * Chooses the source once at start (BPF or in-process fallback), fires the
+ * USDT probe for every handshake, and keeps the side data user space owns:
+ * the names of each identity in the pinned acct_meta map (BPF) or the
+ * counters themselves plus a publisher thread writing the snapshot file
+ * (fallback).
+ */
+#include "acct.h"
+
+#include <bpf/bpf.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acct_fallback.h"
+#include "bpf/acct_user.h"
+#include "bpf_loader.h"
+#include "log.h"
+#include "probes.h"
+
+#define PUBLISH_INTERVAL_S 1
+#define META_CACHE_SLOTS 64    /* per thread, direct-mapped */
+
+static struct {
+	enum acct_source source;
+	char instance[ACCT_INSTANCE_MAX + 1];
+	char describe[1200];
+	struct bpf_loader *bpf;
+	int meta_fd;
+	/* fallback only */
+	struct acct_table *table;
+	char snapshot_path[600];
+	pthread_t publisher;
+	bool publisher_running;
+	bool stopping;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	char reason[160];
+} state = {
+	.meta_fd = -1,
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.wake = PTHREAD_COND_INITIALIZER,
+};
+
+/* Identities whose names this thread already wrote into acct_meta. */
+static __thread struct {
+	unsigned epoch;            /* acct_epoch when written; 0 = empty */
+	struct acct_key key;
+} meta_cache[META_CACHE_SLOTS];
+
+/* Bumped by every acct_init(), so a cache filled for earlier maps is stale. */
+static _Atomic unsigned acct_epoch;
+
+/* ---- fallback: snapshot publisher ---- */
+
+static int publish_snapshot(struct acct_record *buf)
+{
+	struct acct_snapshot_header h = { .layout_version = ACCT_LAYOUT_VERSION };
+
+	memcpy(h.magic, ACCT_SNAPSHOT_MAGIC, sizeof(h.magic));
+	h.record_size = sizeof(struct acct_record);
+	h.pid = (__u32)getpid();
+	h.capacity = acct_table_capacity(state.table);
+	snprintf(h.reason, sizeof(h.reason), "%s", state.reason);
+	size_t n = acct_table_snapshot(state.table, buf, acct_table_capacity(state.table), &h.totals);
+	h.n_records = (__u32)n;
+	h.written_boot_ns = acct_boot_now_ns();
+	return acct_snapshot_write(state.snapshot_path, &h, buf, n);
+}
+
+/* Writes when the table changed, at most once per interval, and once more
+ * when stopping. Reports a write error once per distinct errno. */
+static void *publisher_main(void *arg)
+{
+	struct acct_record *buf = arg;
+	uint64_t written = UINT64_MAX;
+	int last_err = 0;
+	bool stop = false;
+
+	while (!stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += PUBLISH_INTERVAL_S;
+		pthread_mutex_lock(&state.lock);
+		if (!state.stopping)
+			pthread_cond_timedwait(&state.wake, &state.lock, &until);
+		stop = state.stopping;
+		pthread_mutex_unlock(&state.lock);
+
+		uint64_t version = acct_table_version(state.table);
+		if (version == written)
+			continue;
+		int rc = publish_snapshot(buf);
+		if (rc < 0 && rc != last_err)
+			log_warn("handshake accounting: writing %s failed: %s; mtlsctl stats will show "
+				 "older numbers (check that the directory is writable)",
+				 state.snapshot_path, strerror(-rc));
+		else if (rc == 0 && last_err != 0)
+			log_info("handshake accounting: writing %s works again", state.snapshot_path);
+		last_err = rc;
+		if (rc == 0)
+			written = version;
+	}
+	free(buf);
+	return NULL;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Continue from the last snapshot of this instance, if it is readable. */
+static void restore_snapshot(void)
+{
+	struct acct_snapshot_header h;
+	struct acct_record *recs;
+	size_t n;
+
+	int rc = acct_snapshot_read(state.snapshot_path, &h, &recs, &n);
+	if (rc == -ENOENT)
+		return;
+	if (rc < 0) {
+		log_warn("handshake accounting: ignoring %s (%s); counting from zero",
+			 state.snapshot_path, strerror(-rc));
+		return;
+	}
+	acct_table_restore(state.table, recs, n, &h.totals);
+	free(recs);
+}
+
+static int fallback_start(const char *why)
+{
+	char dir[512];
+	int rc;
+
+	snprintf(state.reason, sizeof(state.reason), "%s", why);
+	GUARD(acct_runtime_dir(NULL, state.instance, dir, sizeof(dir)));
+	snprintf(state.snapshot_path, sizeof(state.snapshot_path), "%s/%s", dir, ACCT_SNAPSHOT_NAME);
+	GUARD(acct_table_new(ACCT_MAX_KEYS, &state.table));
+	rc = mkdir_p(dir);
+	if (rc < 0)
+		log_warn("handshake accounting: cannot create %s: %s; counters are kept but "
+			 "mtlsctl stats cannot read them", dir, strerror(-rc));
+	else
+		restore_snapshot();
+
+	struct acct_record *buf = calloc(acct_table_capacity(state.table), sizeof(*buf));
+	ENSURE_PTR(buf, ENOMEM);
+	rc = pthread_create(&state.publisher, NULL, publisher_main, buf);
+	if (rc != 0) {
+		free(buf);
+		return -rc;
+	}
+	state.publisher_running = true;
+	state.source = ACCT_SOURCE_FALLBACK;
+	snprintf(state.describe, sizeof(state.describe),
+		 "in-process fallback (BPF unavailable: %s), published to %s", why, state.snapshot_path);
+	log_warn("handshake accounting: BPF unavailable (%s); counting in process, published every "
+		 "%ds to %s", why, PUBLISH_INTERVAL_S, state.snapshot_path);
+	return 0;
+}
+
+/* A snapshot left by an earlier fallback run would make readers show stale
+ * numbers: keep it aside as stats.bin.prev. */
+static void retire_old_snapshot(void)
+{
+	char dir[512], from[600], to[600];
+
+	if (acct_runtime_dir(NULL, state.instance, dir, sizeof(dir)) < 0)
+		return;
+	snprintf(from, sizeof(from), "%s/%s", dir, ACCT_SNAPSHOT_NAME);
+	snprintf(to, sizeof(to), "%s/%s.prev", dir, ACCT_SNAPSHOT_NAME);
+	if (rename(from, to) != 0 && errno != ENOENT)
+		log_warn("handshake accounting: cannot move %s aside: %s; mtlsctl stats may show "
+			 "it instead of the BPF maps (pass --source bpf)", from, strerror(errno));
+}
+
+int acct_init(const char *instance, bool may_use_bpf)
+{
+	char why[400] = "disabled by configuration";
+
+	if (!instance)
+		instance = ACCT_DEFAULT_INSTANCE;
+	if (!acct_instance_valid(instance)) {
+		log_err("handshake accounting: instance name '%s' is invalid: use 1 to %d of "
+			"A-Z a-z 0-9 _ . - (not starting with '.')", instance, ACCT_INSTANCE_MAX);
+		return -EINVAL;
+	}
+	snprintf(state.instance, sizeof(state.instance), "%s", instance);
+	acct_epoch++;
+	if (may_use_bpf && bpf_loader_start(instance, &state.bpf, why, sizeof(why)) == 0) {
+		state.meta_fd = bpf_loader_meta_fd(state.bpf);
+		state.source = ACCT_SOURCE_BPF;
+		snprintf(state.describe, sizeof(state.describe), "BPF pinned maps %s",
+			 bpf_loader_pin_dir(state.bpf));
+		retire_old_snapshot();
+		log_info("handshake accounting: BPF program attached to mtlsd:handshake_end, "
+			 "maps pinned in %s", bpf_loader_pin_dir(state.bpf));
+		return 0;
+	}
+	return fallback_start(why);
+}
+
+void acct_event_set_cert(struct acct_event *ev, const struct cert_identity *id)
+{
+	size_t len = id->serial_len <= CERT_SERIAL_MAX ? id->serial_len : CERT_SERIAL_MAX;
+
+	memcpy(ev->issuer_id, id->issuer_id, sizeof(ev->issuer_id));
+	memset(ev->serial, 0, sizeof(ev->serial));
+	memcpy(ev->serial, id->serial, len);
+	ev->serial_len = len;
+	ev->subject_cn = id->subject_cn;
+	ev->issuer = id->issuer;
+	ev->not_after = id->not_after;
+}
+
+static void meta_fill(struct acct_meta *m, const struct acct_event *ev)
+{
+	memset(m, 0, sizeof(*m));
+	m->not_after = ev->not_after;
+	m->partner = ev->partner;
+	snprintf(m->partner_name, sizeof(m->partner_name), "%s", ev->partner_name ? ev->partner_name : "");
+	snprintf(m->subject_cn, sizeof(m->subject_cn), "%s", ev->subject_cn ? ev->subject_cn : "");
+	snprintf(m->issuer, sizeof(m->issuer), "%s", ev->issuer ? ev->issuer : "");
+}
+
+/* Names go to the map once per identity per thread; a failed write is
+ * retried at the next handshake of that identity. */
+static void meta_publish(const struct acct_key *key, const struct acct_event *ev)
+{
+	unsigned h = 0;
+	struct acct_meta m;
+
+	for (size_t i = 0; i < sizeof(key->serial); i++)
+		h = h * 31 + key->serial[i] + key->issuer_id[i % ACCT_ISSUER_ID_LEN];
+	h %= META_CACHE_SLOTS;
+	unsigned epoch = acct_epoch;
+	if (meta_cache[h].epoch == epoch && memcmp(&meta_cache[h].key, key, sizeof(*key)) == 0)
+		return;
+	meta_fill(&m, ev);
+	if (bpf_map_update_elem(state.meta_fd, key, &m, BPF_ANY) == 0) {
+		meta_cache[h].epoch = epoch;
+		meta_cache[h].key = *key;
+	}
+}
+
+void acct_handshake_end(const struct acct_event *ev)
+{
+	struct acct_key key;
+
+	/* A serial longer than RFC 5280 allows cannot come from certinfo;
+	 * count it rather than drop it, under the no-certificate key. */
+	if (acct_key_make(&key, ev->issuer_id, ev->serial, ev->serial_len) < 0)
+		memset(&key, 0, sizeof(key));
+	/* The probe hands the tracer a pointer: make sure the key is in memory
+	 * before the probe's nop, whatever the optimizer thinks of it. */
+	__asm__ __volatile__("" : : "r"(&key) : "memory");
+	MTLSD_PROBE_HANDSHAKE_END(&key, (int)ev->outcome, ev->partner, (int)ev->tls_version,
+				  (int)ev->cipher, ev->duration_ns);
+
+	switch (state.source) {
+	case ACCT_SOURCE_BPF:
+		if (!acct_key_is_no_cert(&key))
+			meta_publish(&key, ev);
+		break;
+	case ACCT_SOURCE_FALLBACK: {
+		struct acct_meta m;
+		struct acct_sample s = {
+			.bucket = acct_bucket_of((__u32)ev->outcome),
+			.duration_ns = ev->duration_ns,
+			.boot_ns = acct_boot_now_ns(),
+			.partner = ev->partner < 0 ? ACCT_NO_PARTNER : (uint32_t)ev->partner,
+			.tls_version = ev->tls_version,
+			.cipher = ev->cipher,
+		};
+		meta_fill(&m, ev);
+		acct_table_add(state.table, &key, &s, acct_key_is_no_cert(&key) ? NULL : &m);
+		break;
+	}
+	case ACCT_SOURCE_NONE:
+	default:
+		break;
+	}
+}
+
+enum acct_source acct_source(void)
+{
+	return state.source;
+}
+
+const char *acct_source_describe(void)
+{
+	return state.source == ACCT_SOURCE_NONE ? "not started" : state.describe;
+}
+
+void acct_shutdown(void)
+{
+	if (state.publisher_running) {
+		pthread_mutex_lock(&state.lock);
+		state.stopping = true;
+		pthread_cond_signal(&state.wake);
+		pthread_mutex_unlock(&state.lock);
+		pthread_join(state.publisher, NULL);
+		state.publisher_running = false;
+	}
+	acct_table_free(state.table);
+	state.table = NULL;
+	bpf_loader_stop(state.bpf);
+	state.bpf = NULL;
+	state.meta_fd = -1;
+	state.source = ACCT_SOURCE_NONE;
+	state.stopping = false;
+}

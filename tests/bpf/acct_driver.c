@@ -1,0 +1,125 @@
+/*
+ * acct_driver.c: a stand-in for mtlsd's connection code in the accounting
+ * tests. It calls the real acct_* API, so the real USDT probe fires into
+ * the real BPF program and maps (or the in-process fallback), and
+ * mtlsctl stats reads what it left, exactly as with the daemon.
+ *
+ * usage: acct_driver [--instance NAME] [--no-bpf] [--hold SECONDS] < SCENARIO
+ * Each scenario line is one kind of handshake, repeated COUNT times:
+ *   ISSUER_HEX SERIAL_HEX OUTCOME PARTNER COUNT DURATION_NS [PARTNER_NAME CN]
+ * ISSUER_HEX and SERIAL_HEX are "-" for "no certificate"; OUTCOME is a name
+ * from lib/outcome.c ("ok", "expired", "weak_key"...). Blank lines and lines
+ * starting with '#' are skipped. Prints "source: bpf|fallback" and the
+ * description, then exits after acct_shutdown() (the fallback publishes its
+ * snapshot then).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "acct.h"
+#include "log.h"
+
+static int parse_hex(const char *hex, uint8_t *out, size_t cap, size_t *len)
+{
+	size_t n = strlen(hex);
+
+	ENSURE(n % 2 == 0 && n / 2 <= cap, EINVAL);
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		ENSURE(sscanf(hex + 2 * i, "%2x", &v) == 1, EINVAL);
+		out[i] = (uint8_t)v;
+	}
+	*len = n / 2;
+	return 0;
+}
+
+static int parse_outcome(const char *name, enum hs_outcome *out)
+{
+	for (int o = 0; o < HS_OUTCOME_MAX; o++) {
+		if (strcmp(hs_outcome_name((enum hs_outcome)o), name) == 0) {
+			*out = (enum hs_outcome)o;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* One scenario line -> COUNT calls of acct_handshake_end. */
+static int run_line(char *line, unsigned lineno)
+{
+	char issuer[64], serial[64], outcome[32], pname[64] = "", cn[64] = "";
+	unsigned long count, duration;
+	int partner;
+	struct acct_event ev = { 0 };
+	size_t len;
+
+	int n = sscanf(line, "%63s %63s %31s %d %lu %lu %63s %63s", issuer, serial, outcome,
+		       &partner, &count, &duration, pname, cn);
+	if (n < 6 || parse_outcome(outcome, &ev.outcome) < 0) {
+		fprintf(stderr, "scenario line %u: want ISSUER SERIAL OUTCOME PARTNER COUNT "
+			"DURATION_NS [PARTNER_NAME CN], got '%s'\n", lineno, line);
+		return -EINVAL;
+	}
+	if (strcmp(serial, "-") != 0) {
+		if (parse_hex(issuer, ev.issuer_id, sizeof(ev.issuer_id), &len) < 0 ||
+		    len != sizeof(ev.issuer_id) ||
+		    parse_hex(serial, ev.serial, sizeof(ev.serial), &ev.serial_len) < 0) {
+			fprintf(stderr, "scenario line %u: bad issuer id (40 hex digits) or serial\n", lineno);
+			return -EINVAL;
+		}
+	}
+	ev.partner = partner;
+	ev.tls_version = 0x0304;
+	ev.cipher = 0x1301;
+	ev.duration_ns = duration;
+	ev.partner_name = pname[0] ? pname : NULL;
+	ev.subject_cn = cn[0] ? cn : NULL;
+	ev.issuer = "CN=Test Issuing CA";
+	for (unsigned long i = 0; i < count; i++)
+		acct_handshake_end(&ev);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *instance = NULL;
+	bool may_use_bpf = true;
+	unsigned hold = 0, lineno = 0;
+	char line[512];
+	int ch, rc = 0;
+
+	static const struct option longopts[] = {
+		{ "instance", required_argument, NULL, 'i' },
+		{ "no-bpf", no_argument, NULL, 'n' },
+		{ "hold", required_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'i': instance = optarg; break;
+		case 'n': may_use_bpf = false; break;
+		case 'h': hold = (unsigned)atoi(optarg); break;
+		default: return 2;
+		}
+	}
+	log_set_ident("acct_driver");
+	if (acct_init(instance, may_use_bpf) < 0)
+		return 1;
+	printf("source: %s\n%s\n", acct_source() == ACCT_SOURCE_BPF ? "bpf" : "fallback",
+	       acct_source_describe());
+	fflush(stdout);
+	while (rc == 0 && fgets(line, sizeof(line), stdin)) {
+		lineno++;
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		rc = run_line(line, lineno);
+	}
+	if (hold)
+		sleep(hold);
+	acct_shutdown();
+	return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,329 @@
+/*
+ * test_acct.c: the user-space half of handshake accounting, without the
+ * kernel: outcome buckets, the latency histogram and its quantiles, the
+ * bounded fallback table (eviction, restore), the snapshot file, instance
+ * names. The kernel half is exercised by test_bpf_accounting.py.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "acct_fallback.h"
+#include "bpf/acct_user.h"
+
+static void test_acct_bucket_first_twelve_are_identity(void **state)
+{
+	(void)state;
+	for (unsigned o = HS_OK; o <= HS_OTHER; o++)
+		assert_int_equal(acct_bucket_of(o), o);
+}
+
+static void test_acct_bucket_folds_later_outcomes(void **state)
+{
+	(void)state;
+	assert_int_equal(acct_bucket_of(HS_CHAIN_TOO_DEEP), ACCT_B_POLICY_DENIED);
+	assert_int_equal(acct_bucket_of(HS_WEAK_KEY), ACCT_B_POLICY_DENIED);
+	assert_int_equal(acct_bucket_of(HS_CRL_UNAVAILABLE), ACCT_B_OTHER);
+	/* an outcome from a newer mtlsd than this header is "other", never
+	 * an index past the array */
+	assert_int_equal(acct_bucket_of(HS_OUTCOME_MAX + 7), ACCT_B_OTHER);
+	assert_int_equal(acct_bucket_of(0xffffffffu), ACCT_B_OTHER);
+}
+
+static void test_acct_hist_slot_is_floor_log2(void **state)
+{
+	(void)state;
+	assert_int_equal(acct_hist_slot(0), 0);
+	assert_int_equal(acct_hist_slot(1), 0);
+	assert_int_equal(acct_hist_slot(2), 1);
+	assert_int_equal(acct_hist_slot(3), 1);
+	assert_int_equal(acct_hist_slot(1024), 10);
+	assert_int_equal(acct_hist_slot(1023), 9);
+	assert_int_equal(acct_hist_slot(900000), 19);    /* ~0.9 ms */
+	assert_int_equal(acct_hist_slot(1ULL << 39), 39);
+}
+
+static void test_acct_hist_slot_clamps_huge_durations(void **state)
+{
+	(void)state;
+	assert_int_equal(acct_hist_slot(1ULL << 40), ACCT_HIST_SLOTS - 1);
+	assert_int_equal(acct_hist_slot(UINT64_MAX), ACCT_HIST_SLOTS - 1);
+}
+
+static void test_acct_quantile_upper_bound(void **state)
+{
+	uint64_t hist[ACCT_HIST_SLOTS] = { 0 };
+	(void)state;
+
+	hist[19] = 98;   /* 98 handshakes in [512us, 1ms) */
+	hist[25] = 2;    /* 2 in [33ms, 67ms) */
+	assert_int_equal(acct_hist_quantile_ns(hist, 0.50), 1ULL << 20);
+	assert_int_equal(acct_hist_quantile_ns(hist, 0.98), 1ULL << 20);
+	assert_int_equal(acct_hist_quantile_ns(hist, 0.99), 1ULL << 26);
+}
+
+static void test_acct_quantile_empty_is_zero(void **state)
+{
+	uint64_t hist[ACCT_HIST_SLOTS] = { 0 };
+	(void)state;
+
+	assert_int_equal(acct_hist_quantile_ns(hist, 0.5), 0);
+	hist[3] = 1;
+	assert_int_equal(acct_hist_quantile_ns(hist, 0), 0);    /* not a quantile */
+	assert_int_equal(acct_hist_quantile_ns(hist, 1.5), 0);
+}
+
+static void test_acct_instance_valid_names(void **state)
+{
+	(void)state;
+	assert_true(acct_instance_valid("default"));
+	assert_true(acct_instance_valid("edge-1.eu_west"));
+	assert_true(acct_instance_valid("abcdefghijklmnopqrstuvwxyz012345"));   /* 32 */
+}
+
+static void test_acct_instance_invalid_names(void **state)
+{
+	char buf[256];
+	(void)state;
+
+	assert_false(acct_instance_valid(NULL));
+	assert_false(acct_instance_valid(""));
+	assert_false(acct_instance_valid(".."));
+	assert_false(acct_instance_valid("a/b"));
+	assert_false(acct_instance_valid("a b"));
+	assert_false(acct_instance_valid("abcdefghijklmnopqrstuvwxyz0123456"));  /* 33 */
+	assert_int_equal(acct_pin_dir("../etc", buf, sizeof(buf)), -EINVAL);
+}
+
+static void test_acct_key_same_serial_two_issuers_differ(void **state)
+{
+	uint8_t ia[20], ib[20], serial[9] = { 0x4f, 0xa2, 1, 2, 3, 4, 5, 6, 7 };
+	struct acct_key a, b;
+	(void)state;
+
+	memset(ia, 0xaa, sizeof(ia));
+	memset(ib, 0xbb, sizeof(ib));
+	assert_int_equal(acct_key_make(&a, ia, serial, sizeof(serial)), 0);
+	assert_int_equal(acct_key_make(&b, ib, serial, sizeof(serial)), 0);
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	assert_false(acct_key_is_no_cert(&a));
+}
+
+static void test_acct_key_rejects_long_serial(void **state)
+{
+	uint8_t issuer[20] = { 1 }, serial[21] = { 1 };
+	struct acct_key k;
+	(void)state;
+
+	assert_int_equal(acct_key_make(&k, issuer, serial, sizeof(serial)), -EINVAL);
+	assert_int_equal(acct_key_make(&k, issuer, serial, 0), 0);
+	assert_true(acct_key_is_no_cert(&k));
+}
+
+static struct acct_key key_n(unsigned n)
+{
+	uint8_t issuer[20] = { 0x11 }, serial[4] = { (uint8_t)(n >> 24), (uint8_t)(n >> 16),
+						    (uint8_t)(n >> 8), (uint8_t)n };
+	struct acct_key k;
+
+	assert_int_equal(acct_key_make(&k, issuer, serial, sizeof(serial)), 0);
+	return k;
+}
+
+static void add(struct acct_table *t, unsigned n, enum hs_outcome o, uint64_t when)
+{
+	struct acct_key k = key_n(n);
+	struct acct_sample s = { .bucket = acct_bucket_of(o), .duration_ns = 1000, .boot_ns = when,
+				 .partner = 0 };
+	acct_table_add(t, &k, &s, NULL);
+}
+
+static const struct acct_record *find(const struct acct_record *r, size_t n, unsigned which)
+{
+	struct acct_key k = key_n(which);
+
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(&r[i].key, &k, sizeof(k)) == 0)
+			return &r[i];
+	return NULL;
+}
+
+static void test_acct_table_counts_per_key(void **state)
+{
+	struct acct_table *t;
+	struct acct_record recs[16];
+	struct acct_totals tot;
+	(void)state;
+
+	assert_int_equal(acct_table_new(16, &t), 0);
+	add(t, 1, HS_OK, 10);
+	add(t, 1, HS_OK, 11);
+	add(t, 1, HS_WEAK_KEY, 12);
+	add(t, 2, HS_EXPIRED, 13);
+	size_t n = acct_table_snapshot(t, recs, 16, &tot);
+	assert_int_equal(n, 2);
+	assert_int_equal(tot.events, 4);
+	assert_int_equal(tot.new_keys, 2);
+	const struct acct_record *r1 = find(recs, n, 1);
+	assert_non_null(r1);
+	assert_int_equal(r1->c.outcome[ACCT_B_OK], 2);
+	assert_int_equal(r1->c.outcome[ACCT_B_POLICY_DENIED], 1);
+	assert_int_equal(r1->c.hist[acct_hist_slot(1000)], 3);
+	assert_int_equal(r1->c.last_seen_ns, 12);
+	assert_int_equal(find(recs, n, 2)->c.outcome[ACCT_B_EXPIRED], 1);
+	acct_table_free(t);
+}
+
+static void test_acct_table_bounded_evicts_least_recent(void **state)
+{
+	struct acct_table *t;
+	struct acct_record recs[64];
+	struct acct_totals tot;
+	(void)state;
+
+	/* 8 slots = one probe window: key 1000 can only get in by evicting. */
+	assert_int_equal(acct_table_new(8, &t), 0);
+	assert_int_equal(acct_table_capacity(t), 8);
+	for (unsigned i = 0; i < 8; i++)
+		add(t, i, HS_OK, 100 + i);
+	add(t, 0, HS_OK, 500);          /* key 0 is now the most recent */
+	add(t, 1000, HS_OK, 600);       /* evicts key 1, the least recent */
+	size_t n = acct_table_snapshot(t, recs, 64, &tot);
+	assert_int_equal(n, 8);
+	assert_int_equal(tot.new_keys, 9);   /* readers: evicted = 9 - 8 = 1 */
+	assert_null(find(recs, n, 1));
+	assert_non_null(find(recs, n, 0));
+	assert_non_null(find(recs, n, 1000));
+	acct_table_free(t);
+}
+
+static void test_acct_table_restore_continues_counts(void **state)
+{
+	struct acct_table *t, *t2;
+	struct acct_record recs[16], recs2[16];
+	struct acct_totals tot, tot2;
+	(void)state;
+
+	assert_int_equal(acct_table_new(16, &t), 0);
+	add(t, 7, HS_REVOKED, 1);
+	size_t n = acct_table_snapshot(t, recs, 16, &tot);
+	assert_int_equal(acct_table_new(16, &t2), 0);
+	acct_table_restore(t2, recs, n, &tot);
+	add(t2, 7, HS_REVOKED, 2);
+	size_t n2 = acct_table_snapshot(t2, recs2, 16, &tot2);
+	assert_int_equal(n2, 1);
+	assert_int_equal(recs2[0].c.outcome[ACCT_B_REVOKED], 2);
+	assert_int_equal(tot2.new_keys, 1);   /* restored keys are not new again */
+	assert_int_equal(tot2.events, 2);
+	acct_table_free(t);
+	acct_table_free(t2);
+}
+
+static void test_acct_table_rejects_zero_capacity(void **state)
+{
+	struct acct_table *t = (void *)1;
+	(void)state;
+
+	assert_int_equal(acct_table_new(0, &t), -EINVAL);
+	assert_null(t);
+	acct_table_free(NULL);
+}
+
+static char snap_path[256];
+
+static int snap_setup(void **state)
+{
+	(void)state;
+	snprintf(snap_path, sizeof(snap_path), "/tmp/test_acct_snapshot.%d", (int)getpid());
+	return 0;
+}
+
+static int snap_teardown(void **state)
+{
+	(void)state;
+	unlink(snap_path);
+	return 0;
+}
+
+static void snap_header(struct acct_snapshot_header *h, uint32_t n)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, ACCT_SNAPSHOT_MAGIC, sizeof(h->magic));
+	h->layout_version = ACCT_LAYOUT_VERSION;
+	h->record_size = sizeof(struct acct_record);
+	h->n_records = n;
+	h->totals.events = 42;
+	snprintf(h->reason, sizeof(h->reason), "missing CAP_BPF");
+}
+
+static void test_acct_snapshot_roundtrip(void **state)
+{
+	struct acct_snapshot_header h, back;
+	struct acct_record recs[2] = { 0 }, *got;
+	size_t n;
+	(void)state;
+
+	recs[0].key = key_n(5);
+	recs[0].c.outcome[ACCT_B_TIMEOUT] = 3;
+	recs[1].key = key_n(6);
+	snap_header(&h, 2);
+	assert_int_equal(acct_snapshot_write(snap_path, &h, recs, 2), 0);
+	assert_int_equal(acct_snapshot_read(snap_path, &back, &got, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(back.totals.events, 42);
+	assert_string_equal(back.reason, "missing CAP_BPF");
+	assert_memory_equal(got, recs, sizeof(recs));
+	free(got);
+}
+
+static void test_acct_snapshot_rejects_other_layout_and_truncation(void **state)
+{
+	struct acct_snapshot_header h, back;
+	struct acct_record recs[1] = { 0 }, *got;
+	size_t n;
+	(void)state;
+
+	snap_header(&h, 1);
+	h.layout_version = ACCT_LAYOUT_VERSION + 1;
+	assert_int_equal(acct_snapshot_write(snap_path, &h, recs, 1), 0);
+	assert_int_equal(acct_snapshot_read(snap_path, &back, &got, &n), -EPROTO);
+	snap_header(&h, 2);   /* claims two records, holds one */
+	assert_int_equal(acct_snapshot_write(snap_path, &h, recs, 1), 0);
+	assert_int_equal(acct_snapshot_read(snap_path, &back, &got, &n), -EBADMSG);
+	assert_null(got);
+	memcpy(h.magic, "NOTACCT!", 8);
+	assert_int_equal(acct_snapshot_write(snap_path, &h, recs, 1), 0);
+	assert_int_equal(acct_snapshot_read(snap_path, &back, &got, &n), -EBADMSG);
+	unlink(snap_path);
+	assert_int_equal(acct_snapshot_read(snap_path, &back, &got, &n), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_acct_bucket_first_twelve_are_identity),
+		cmocka_unit_test(test_acct_bucket_folds_later_outcomes),
+		cmocka_unit_test(test_acct_hist_slot_is_floor_log2),
+		cmocka_unit_test(test_acct_hist_slot_clamps_huge_durations),
+		cmocka_unit_test(test_acct_quantile_upper_bound),
+		cmocka_unit_test(test_acct_quantile_empty_is_zero),
+		cmocka_unit_test(test_acct_instance_valid_names),
+		cmocka_unit_test(test_acct_instance_invalid_names),
+		cmocka_unit_test(test_acct_key_same_serial_two_issuers_differ),
+		cmocka_unit_test(test_acct_key_rejects_long_serial),
+		cmocka_unit_test(test_acct_table_counts_per_key),
+		cmocka_unit_test(test_acct_table_bounded_evicts_least_recent),
+		cmocka_unit_test(test_acct_table_restore_continues_counts),
+		cmocka_unit_test(test_acct_table_rejects_zero_capacity),
+		cmocka_unit_test_setup_teardown(test_acct_snapshot_roundtrip, snap_setup, snap_teardown),
+		cmocka_unit_test_setup_teardown(test_acct_snapshot_rejects_other_layout_and_truncation,
+						snap_setup, snap_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Handshake accounting end to end: USDT probe -> BPF program -> pinned maps
+-> mtlsctl stats, and the in-process fallback when BPF privileges are gone.
+
+acct_driver stands in for mtlsd's connection code: it calls the real acct_*
+API with a known scenario (several certificates, two issuers sharing one
+serial, every outcome), so the expected numbers are exact. Checks:
+  1. BPF loads and attaches (as root it must: no silent fallback);
+     `mtlsctl stats --json` and a raw `bpftool map dump` of the pinned map
+     both equal the scenario, per certificate and per outcome;
+  2. a second run (a restarted mtlsd) adds to the same pinned counts;
+  3. with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN dropped, the same scenario
+     is counted by the in-process fallback, labelled as such, and persists
+     across a restart too;
+  4. filters (--serial, --partner) and a missing instance (exit 1).
+Needs root (exit 77 otherwise); CI runs it as root.
+"""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+ISSUER_A = "aa" * 20
+ISSUER_B = "bb" * 20
+SHARED_SERIAL = "4fa2c0ffee000001"   # issued by both A and B
+OTHER_SERIAL = "01"
+
+# (issuer, serial, outcome, partner index, count, duration ns, partner, CN)
+SCENARIO = [
+    (ISSUER_A, SHARED_SERIAL, "ok", 0, 5, 800_000, "partner", "client-ec"),
+    (ISSUER_A, SHARED_SERIAL, "expired", 0, 2, 400_000, "partner", "client-ec"),
+    (ISSUER_B, SHARED_SERIAL, "ok", 1, 3, 900_000, "partner2", "client-partner2"),
+    (ISSUER_B, SHARED_SERIAL, "revoked", 1, 1, 300_000, "partner2", "client-partner2"),
+    (ISSUER_B, SHARED_SERIAL, "not_yet_valid", 1, 1, 300_000, "partner2", "client-partner2"),
+    (ISSUER_A, OTHER_SERIAL, "bad_eku", 0, 2, 500_000, "partner", "client-servereku"),
+    (ISSUER_A, OTHER_SERIAL, "weak_key", 0, 1, 500_000, "partner", "client-servereku"),
+    (ISSUER_A, OTHER_SERIAL, "chain_too_deep", 0, 1, 500_000, "partner", "client-servereku"),
+    (ISSUER_A, OTHER_SERIAL, "policy_denied", 0, 1, 500_000, "partner", "client-servereku"),
+    (ISSUER_A, OTHER_SERIAL, "bad_signature", 0, 1, 500_000, "partner", "client-servereku"),
+    (ISSUER_A, OTHER_SERIAL, "crl_unavailable", 0, 1, 500_000, "partner", "client-servereku"),
+    (ISSUER_A, OTHER_SERIAL, "other", 0, 1, 500_000, "partner", "client-servereku"),
+    (ISSUER_B, OTHER_SERIAL, "unknown_ca", -1, 3, 250_000, "-", "-"),
+    ("-", "-", "no_certificate", -1, 4, 200_000, "-", "-"),
+    ("-", "-", "protocol_error", -1, 2, 100_000, "-", "-"),
+    ("-", "-", "timeout", -1, 1, 10_000_000_000, "-", "-"),
+]
+
+BUCKETS = ["ok", "no_certificate", "unknown_ca", "expired", "not_yet_valid", "revoked",
+           "bad_eku", "policy_denied", "bad_signature", "protocol_error", "timeout", "other"]
+FOLDED = {"weak_key": "policy_denied", "chain_too_deep": "policy_denied",
+          "crl_unavailable": "other"}
+HIST_SLOTS = 40
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def serial_text(hexstr):
+    if hexstr == "-":
+        return ""
+    return ":".join(hexstr[i:i + 2] for i in range(0, len(hexstr), 2)).upper()
+
+
+def hist_slot(ns):
+    return min(int(math.log2(ns)) if ns > 1 else 0, HIST_SLOTS - 1)
+
+
+def expected(runs):
+    """{(issuer_hex, SERIAL) -> {"counts": {bucket: n}, "hist": {slot: n}}}"""
+    exp = {}
+    for issuer, serial, outcome, _, count, ns, _, _ in SCENARIO:
+        key = ("" if serial == "-" else issuer, serial_text(serial))
+        e = exp.setdefault(key, {"counts": {b: 0 for b in BUCKETS}, "hist": {}})
+        e["counts"][FOLDED.get(outcome, outcome)] += count * runs
+        e["hist"][hist_slot(ns)] = e["hist"].get(hist_slot(ns), 0) + count * runs
+    return exp
+
+
+def scenario_text():
+    return "".join(" ".join(str(f) for f in line[:6]) +
+                   ("" if line[6] == "-" else f" {line[6]} {line[7]}") + "\n"
+                   for line in SCENARIO)
+
+
+def run_driver(env, instance, drop_caps=False):
+    cmd = [os.environ["ACCT_DRIVER"], "--instance", instance]
+    if drop_caps:
+        cmd = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all",
+               "--bounding-set=-bpf,-perfmon,-sys_admin", "--"] + cmd
+    p = subprocess.run(cmd, input=scenario_text(), env=env, capture_output=True, text=True,
+                       timeout=60)
+    print(f"$ {' '.join(cmd)}\n{p.stdout}{p.stderr}", end="")
+    check(p.returncode == 0, f"driver exits 0 ({instance})")
+    return p.stdout.splitlines()[0] if p.stdout else ""
+
+
+def stats(env, *args):
+    cmd = [os.environ["MTLSCTL"], "stats"] + list(args)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+
+
+def stats_json(env, instance, *args):
+    p = stats(env, "--instance", instance, "--json", *args)
+    check(p.returncode == 0, f"mtlsctl stats --json --instance {instance} {' '.join(args)} exits 0"
+          + ("" if p.returncode == 0 else f": {p.stderr.strip()}"))
+    return json.loads(p.stdout) if p.returncode == 0 else {"certificates": []}
+
+
+def compare_stats(doc, exp, label):
+    got = {}
+    for c in doc["certificates"]:
+        key = (c["issuer_id"], c["serial"])
+        hist = {i: n for i, n in enumerate(c["latency_log2_ns"]) if n}
+        got[key] = {"counts": c["counts"], "hist": hist}
+    check(got == exp, f"{label}: per-certificate counts and latency histogram equal the scenario")
+    if got != exp:
+        print(f"      expected {exp}\n      got      {got}")
+    total = sum(sum(e["counts"].values()) for e in exp.values())
+    check(doc["events"] == total, f"{label}: events {doc['events']} == {total} handshakes sent")
+    check(doc["evicted"] == 0 and doc["new_keys"] == len(exp),
+          f"{label}: {len(exp)} keys inserted, none evicted")
+
+
+def bpftool_dump(pin_dir):
+    p = subprocess.run([os.environ["BPFTOOL"], "-j", "map", "dump", "pinned",
+                        f"{pin_dir}/acct_stats"], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0, "bpftool map dump of the pinned acct_stats map works")
+    got = {}
+    for entry in json.loads(p.stdout or "[]"):
+        k, v = entry["formatted"]["key"], entry["formatted"]["value"]
+        n = k["serial_len"]
+        issuer = "" if n == 0 else "".join(f"{b:02x}" for b in k["issuer_id"])
+        serial = ":".join(f"{b:02X}" for b in k["serial"][:n])
+        hist = {i: c for i, c in enumerate(v["hist"]) if c}
+        got[(issuer, serial)] = {"counts": dict(zip(BUCKETS, v["outcome"])), "hist": hist}
+    return got
+
+
+def case_bpf(env, instance, pin_dir):
+    first = run_driver(env, instance)
+    check(first == "source: bpf", f"as root the BPF program loads and attaches ({first!r})")
+    doc = stats_json(env, instance)
+    check(doc.get("source") == "bpf" and doc.get("where") == pin_dir,
+          f"stats says source bpf, {pin_dir}")
+    compare_stats(doc, expected(1), "BPF, first run")
+    raw = bpftool_dump(pin_dir)
+    check(raw == expected(1), "BPF, first run: bpftool's raw map read equals the scenario")
+    a = [c for c in doc["certificates"] if c["issuer_id"] == ISSUER_A and c["serial"] ==
+         serial_text(SHARED_SERIAL)]
+    check(len(a) == 1 and a[0]["partner"] == "partner" and a[0]["subject_cn"] == "client-ec",
+          "names written by user space (acct_meta) are joined to the counters")
+
+    run_driver(env, instance)
+    compare_stats(stats_json(env, instance), expected(2), "BPF, after restart")
+    check(bpftool_dump(pin_dir) == expected(2), "BPF, after restart: bpftool agrees")
+
+    table = stats(env, "--instance", instance)
+    check(table.stdout.startswith(f"source: BPF pinned maps {pin_dir}"),
+          "the table's first line names the BPF source")
+
+
+def case_filters(env, instance):
+    doc = stats_json(env, instance, "--serial", SHARED_SERIAL)
+    issuers = sorted(c["issuer_id"] for c in doc["certificates"])
+    check(issuers == [ISSUER_A, ISSUER_B], "--serial finds the shared serial under both issuers")
+    doc = stats_json(env, instance, "--partner", "partner2")
+    check([c["subject_cn"] for c in doc["certificates"]] == ["client-partner2"],
+          "--partner partner2 shows only partner2's certificate")
+    doc = stats_json(env, instance, "--serial", "0badc0de")
+    check(doc["certificates"] == [], "--serial with an unknown serial shows nothing")
+    doc = stats_json(env, instance)
+    fails = [c["failures"] for c in doc["certificates"]]
+    check(fails == sorted(fails, reverse=True), "default order: most failures first")
+    p = stats(env, "--instance", "no-such-instance-" + str(os.getpid()), "--source", "bpf")
+    check(p.returncode == 1 and "does not exist" in p.stderr,
+          "a missing instance exits 1 and says what is missing")
+    p = stats(env, "--serial", "xyz")
+    check(p.returncode == 2, "a non-hex --serial is a usage error (exit 2)")
+
+
+def case_fallback(env, instance, pin_dir):
+    first = run_driver(env, instance, drop_caps=True)
+    check(first == "source: fallback", f"without CAP_BPF/CAP_PERFMON the fallback counts ({first!r})")
+    check(not os.path.exists(pin_dir), "nothing was pinned for the fallback instance")
+    doc = stats_json(env, instance)
+    check(doc.get("source") == "fallback" and "CAP_BPF" in doc.get("fallback_reason", ""),
+          f"stats says source fallback and why ({doc.get('fallback_reason')!r})")
+    compare_stats(doc, expected(1), "fallback, first run")
+    run_driver(env, instance, drop_caps=True)
+    compare_stats(stats_json(env, instance), expected(2), "fallback, after restart")
+    table = stats(env, "--instance", instance)
+    check(table.stdout.startswith("source: in-process fallback (BPF unavailable: "),
+          "the table's first line names the fallback source")
+
+
+def main():
+    if os.geteuid() != 0:
+        print("SKIP: loading BPF programs needs root (CI runs this as root)")
+        return SKIP
+    tag = str(os.getpid())
+    bpf_instance, fb_instance = "test-bpf-" + tag, "test-fallback-" + tag
+    pin_root = "/sys/fs/bpf/mtlsd"
+    rundir = tempfile.mkdtemp(prefix="acct-run-")
+    env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
+    try:
+        case_bpf(env, bpf_instance, f"{pin_root}/{bpf_instance}")
+        case_filters(env, bpf_instance)
+        case_fallback(env, fb_instance, f"{pin_root}/{fb_instance}")
+    finally:
+        for inst in (bpf_instance, fb_instance):
+            shutil.rmtree(f"{pin_root}/{inst}", ignore_errors=True)
+        shutil.rmtree(rundir, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
