@@ -154,6 +154,18 @@ static int presented_chain(const struct cfg_server_cert *c, STACK_OF(X509) *cert
 	return 0;
 }
 
+static const char *key_type_name(int id)
+{
+	switch (id) {
+	case EVP_PKEY_EC:
+		return "ECDSA";
+	case EVP_PKEY_RSA:
+		return "RSA";
+	default:
+		return OBJ_nid2sn(id);
+	}
+}
+
 /* Key strength and one certificate per key type (OpenSSL keeps one slot per
  * type: a second ECDSA certificate would silently replace the first). */
 static int check_server_key(struct build *b, const struct cfg_server_cert *c, EVP_PKEY *key,
@@ -164,11 +176,11 @@ static int check_server_key(struct build *b, const struct cfg_server_cert *c, EV
 
 	if ((id == EVP_PKEY_RSA && bits < MIN_SERVER_RSA_BITS) || (id == EVP_PKEY_EC && bits < MIN_SERVER_EC_BITS))
 		return file_fail(b, -EINVAL, c->key_line, "key", c->key_path, "%d-bit %s key is too weak; "
-				 "use RSA >= %d or EC >= %d bits", bits, OBJ_nid2sn(id),
+				 "use RSA >= %d or EC >= %d bits", bits, key_type_name(id),
 				 MIN_SERVER_RSA_BITS, MIN_SERVER_EC_BITS);
 	if (*types_seen & type_bit)
 		return file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "a second %s certificate; "
-				 "configure at most one ECDSA and one RSA certificate", OBJ_nid2sn(id));
+				 "configure at most one ECDSA and one RSA certificate", key_type_name(id));
 	*types_seen |= type_bit;
 	return 0;
 }
@@ -344,10 +356,13 @@ static void warn_cas_without_crl(const struct partner *p, STACK_OF(X509_CRL) *al
 static int load_partner_crls(struct build *b, struct partner *p)
 {
 	const struct cfg_partner *cp = p->cfg;
-	STACK_OF(X509_CRL) *all = sk_X509_CRL_new_null();
+	STACK_OF(X509_CRL) *all = NULL;
 	char why[512];
 	int rc = 0;
 
+	if (cp->crl_paths.n == 0)
+		return 0; /* no CRL checking for this partner */
+	all = sk_X509_CRL_new_null();
 	ENSURE_PTR(all, ENOMEM);
 	for (size_t f = 0; f < cp->crl_paths.n; f++) {
 		STACK_OF(X509_CRL) *crls = NULL;

@@ -313,7 +313,9 @@ int pem_load_private_key(const char *path, bool allow_insecure, EVP_PKEY **out,
 		ERR_clear_error();
 		snprintf(err, errlen, "private key is encrypted with a passphrase; mtlsd reads "
 			 "unencrypted keys only: decrypt it (openssl pkey -in FILE -out NEW) and keep it mode 0600");
-	} else if (pem_error_is_eof()) {
+	} else if (!memmem(fb.data, fb.len, "PRIVATE KEY-----", 16)) {
+		/* OpenSSL 3's decoders say "unsupported" for a file without any
+		 * key block: look for the block ourselves to say what is wrong. */
 		ERR_clear_error();
 		snprintf(err, errlen, "no private key found (expected '-----BEGIN PRIVATE KEY-----'); "
 			 "check that this is the key file and not the certificate");

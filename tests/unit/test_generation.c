@@ -1,0 +1,378 @@
+/*
+ * test_generation.c: building a generation from the fixture PKI (ECDSA and
+ * RSA server certificates at once, two partners with their own stores and
+ * CRLs) and refusing what would make a connection ambiguous or unsafe:
+ * shared trust anchors, foreign CRLs, mismatched or exposed keys, bundles
+ * that are not CA bundles. Then publication and reference counting.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "generation.h"
+#include "pemutil.h"
+
+static char scratch[] = "/tmp/test_generation.XXXXXX";
+static char conf_path[600];
+static char err[2048];
+
+static const char *fx(void)
+{
+	const char *dir = getenv("MTLS_FIXTURES");
+	if (!dir)
+		fail_msg("MTLS_FIXTURES is not set; run through meson test");
+	return dir;
+}
+
+/* Write a config whose paths point into the fixtures; %1$s is the fixture dir. */
+__attribute__((format(printf, 1, 2)))
+static void write_conf(const char *fmt, ...)
+{
+	FILE *f = fopen(conf_path, "w");
+	assert_non_null(f);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+}
+
+/* Load the config file and build; returns generation_build's rc. */
+static int build(struct generation **g)
+{
+	struct mtlsd_config cfg;
+	config_init(&cfg);
+	err[0] = '\0';
+	*g = NULL;
+	if (config_load_file(&cfg, conf_path, err, sizeof(err)) != 0)
+		fail_msg("config did not load: %s", err);
+	int rc = generation_build(&cfg, 1, g, err, sizeof(err));
+	/* ownership moved in both cases */
+	assert_null(cfg.partners);
+	assert_int_equal(cfg.n_certs, 0);
+	return rc;
+}
+
+static void expect_build_error(int rc, int line, const char *prefix, const char *hint)
+{
+	struct generation *g;
+	char want[1024];
+	assert_int_equal(build(&g), rc);
+	assert_null(g);
+	snprintf(want, sizeof(want), "%s:%d: %s", conf_path, line, prefix);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fail_msg("error is\n  %s\nexpected it to start with\n  %s", err, want);
+	if (hint && !strstr(err, hint))
+		fail_msg("error is\n  %s\nexpected it to contain\n  %s", err, hint);
+}
+
+#define HEAD                                                                   \
+	"[mtlsd]\n"                                                            \
+	"listen = 127.0.0.1:8443\n"                                            \
+	"[server_cert.ec]\n"                                                   \
+	"cert = %1$s/server/chain.pem\n"                                       \
+	"key = %1$s/server/key.pem\n"
+#define PARTNER1                                                               \
+	"[partner.partner]\n"                                                  \
+	"ca = %1$s/pki/ca-bundle.pem\n"                                        \
+	"crl = %1$s/pki/crls.pem\n"                                            \
+	"backend = 127.0.0.1:9000\n"
+#define PARTNER2                                                               \
+	"[partner.partner2]\n"                                                 \
+	"ca = %1$s/partner2-pki/ca-bundle.pem\n"                               \
+	"backend = 127.0.0.1:9001\n"
+
+static int count_server_certs(SSL_CTX *ctx, bool *root_presented)
+{
+	int n = 0;
+	*root_presented = false;
+	for (int rc = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST); rc == 1;
+	     rc = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT)) {
+		STACK_OF(X509) *chain = NULL;
+		if (!SSL_CTX_get0_certificate(ctx))
+			continue;
+		n++;
+		assert_int_equal(SSL_CTX_get0_chain_certs(ctx, &chain), 1);
+		assert_true(sk_X509_num(chain) >= 1);
+		for (int i = 0; i < sk_X509_num(chain); i++)
+			if (x509_is_self_signed(sk_X509_value(chain, i)))
+				*root_presented = true;
+	}
+	return n;
+}
+
+static void test_generation_ecdsa_and_rsa_two_partners(void **state)
+{
+	struct generation *g;
+	bool root_presented;
+	(void)state;
+	write_conf(HEAD "[server_cert.rsa]\ncert = %1$s/server-rsa/chain.pem\nkey = %1$s/server-rsa/key.pem\n"
+		   PARTNER1 PARTNER2, fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_int_equal(count_server_certs(g->ssl_ctx, &root_presented), 2);
+	assert_false(root_presented);
+	assert_int_equal(SSL_CTX_get_min_proto_version(g->ssl_ctx), TLS1_2_VERSION);
+	assert_int_equal(SSL_CTX_get_max_proto_version(g->ssl_ctx), TLS1_3_VERSION);
+
+	assert_int_equal(g->n_partners, 2);
+	const struct partner *p = &g->partners[0];
+	assert_string_equal(p->cfg->name, "partner");
+	assert_int_equal(sk_X509_num(p->anchors), 1);
+	assert_int_equal(sk_X509_num(p->intermediates), 2);
+	X509_VERIFY_PARAM *param = X509_STORE_get0_param(p->store);
+	unsigned long flags = X509_VERIFY_PARAM_get_flags(param);
+	assert_true(flags & X509_V_FLAG_CRL_CHECK);
+	assert_true(flags & X509_V_FLAG_CRL_CHECK_ALL);
+	assert_true(flags & X509_V_FLAG_X509_STRICT);
+	/* verify_depth 3 (Root -> Intermediate -> Issuing -> leaf) is OpenSSL depth 2 */
+	assert_int_equal(X509_VERIFY_PARAM_get_depth(param), 2);
+	assert_int_equal(X509_STORE_get0_objects(p->store) ? sk_X509_OBJECT_num(X509_STORE_get0_objects(p->store)) : 0,
+			 3 + 3); /* three CAs, three CRLs */
+
+	const struct partner *q = &g->partners[1];
+	flags = X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(q->store));
+	assert_false(flags & X509_V_FLAG_CRL_CHECK); /* no crl configured */
+	assert_true(flags & X509_V_FLAG_X509_STRICT);
+	assert_ptr_equal(q->cfg, &g->cfg.partners[1]);
+	generation_unref(g);
+}
+
+static void test_generation_two_ecdsa_certs_refused(void **state)
+{
+	(void)state;
+	write_conf(HEAD "[server_cert.ec2]\ncert = %1$s/server/cert.pem\nkey = %1$s/server/key.pem\n" PARTNER1, fx());
+	expect_build_error(-EINVAL, 7, "cert ", "a second ECDSA certificate");
+}
+
+static void test_generation_shared_anchor_refused(void **state)
+{
+	(void)state;
+	/* the second partner trusts the first one's root (through its own copy
+	 * of the root certificate alone) */
+	write_conf(HEAD PARTNER1 "[partner.copycat]\nca = %1$s/pki/root/ca.crt\nbackend = 127.0.0.1:9002\n", fx());
+	expect_build_error(-EINVAL, 11, "ca ", "is also a trust anchor of partner 'partner'");
+}
+
+static void test_generation_own_crl_accepted_foreign_refused(void **state)
+{
+	struct generation *g;
+	(void)state;
+	write_conf(HEAD PARTNER1, fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	generation_unref(g);
+
+	write_conf(HEAD PARTNER1 "crl = %1$s/partner2-pki/crls.pem\n", fx());
+	expect_build_error(-EINVAL, 10, "crl ", "is not signed by any CA of partner 'partner'");
+}
+
+static void test_generation_key_mismatch_refused(void **state)
+{
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\n[server_cert.ec]\ncert = %1$s/server/chain.pem\n"
+		   "key = %1$s/client-ec/key.pem\n" PARTNER1, fx());
+	expect_build_error(-EINVAL, 5, "key ", "does not match the certificate");
+}
+
+static void test_generation_missing_cert_file(void **state)
+{
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\n[server_cert.ec]\ncert = %1$s/nope/chain.pem\n"
+		   "key = %1$s/server/key.pem\n" PARTNER1, fx());
+	expect_build_error(-ENOENT, 4, "cert ", "/nope/chain.pem: no such file");
+}
+
+static void test_generation_malformed_ca_bundle(void **state)
+{
+	char path[700];
+	(void)state;
+	snprintf(path, sizeof(path), "%s/broken.pem", scratch);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n", f);
+	fclose(f);
+	write_conf(HEAD "[partner.p]\nca = broken.pem\nbackend = 127.0.0.1:9000\n", fx());
+	expect_build_error(-EBADMSG, 7, "ca ", "malformed PEM");
+}
+
+static void test_generation_insecure_key_refused_unless_allowed(void **state)
+{
+	char key[700], buf[8192];
+	struct generation *g;
+	(void)state;
+	snprintf(key, sizeof(key), "%s/server-0644.key", scratch);
+	snprintf(buf, sizeof(buf), "%s/server/key.pem", fx());
+	FILE *in = fopen(buf, "r");
+	assert_non_null(in);
+	size_t n = fread(buf, 1, sizeof(buf), in);
+	fclose(in);
+	int fd = open(key, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+	close(fd);
+	assert_int_equal(chmod(key, 0644), 0);
+
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\n[server_cert.ec]\ncert = %1$s/server/chain.pem\n"
+		   "key = server-0644.key\n" PARTNER1, fx());
+	expect_build_error(-EPERM, 5, "key ", "mode 0644");
+
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\nallow_insecure_key_permissions = yes\n"
+		   "[server_cert.ec]\ncert = %1$s/server/chain.pem\nkey = server-0644.key\n" PARTNER1, fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	generation_unref(g);
+	unlink(key);
+}
+
+static void test_generation_bundle_without_root_refused(void **state)
+{
+	(void)state;
+	write_conf(HEAD "[partner.p]\nca = %1$s/pki/chain.pem\nbackend = 127.0.0.1:9000\n", fx());
+	expect_build_error(-EINVAL, 7, "ca ", "no self-signed root CA");
+}
+
+static void test_generation_leaf_in_bundle_refused(void **state)
+{
+	(void)state;
+	write_conf(HEAD "[partner.p]\nca = %1$s/client-ec/cert.pem\nbackend = 127.0.0.1:9000\n", fx());
+	expect_build_error(-EINVAL, 7, "ca ", "is not a CA");
+}
+
+static void test_generation_flags_errors_name_the_flag(void **state)
+{
+	struct mtlsd_config cfg;
+	struct generation *g;
+	char path[700];
+	(void)state;
+	config_init(&cfg);
+	snprintf(path, sizeof(path), "%s/server/chain.pem", fx());
+	assert_int_equal(config_apply_flag(&cfg, "cert", path, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/server/key.pem", fx());
+	assert_int_equal(config_apply_flag(&cfg, "key", path, err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&cfg, "listen", "127.0.0.1:8443", err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&cfg, "client-ca", "/nonexistent/ca.pem", err, sizeof(err)), 0);
+	assert_int_equal(config_apply_flag(&cfg, "backend", "127.0.0.1:9000", err, sizeof(err)), 0);
+	assert_int_equal(generation_build(&cfg, 1, &g, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "--client-ca /nonexistent/ca.pem: no such file; check the path");
+}
+
+/* A bare generation for the publication tests: nothing to load. */
+static struct generation *bare_generation(uint64_t id)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+	assert_non_null(g);
+	atomic_init(&g->refs, 1);
+	g->id = id;
+	return g;
+}
+
+static void test_generation_publish_acquire(void **state)
+{
+	(void)state;
+	struct generation *a = bare_generation(7), *b = bare_generation(8);
+	generation_publish(generation_ref(a));
+	assert_int_equal(generation_current_id(), 7);
+	struct generation *got = generation_acquire();
+	assert_ptr_equal(got, a);
+	assert_int_equal(atomic_load(&a->refs), 3); /* ours, published, acquired */
+	generation_publish(b);                      /* takes our reference to b */
+	assert_int_equal(generation_current_id(), 8);
+	assert_int_equal(atomic_load(&a->refs), 2); /* publication's dropped */
+	generation_unref(got);
+	generation_unref(a); /* last: freed (ASan/valgrind would see a leak otherwise) */
+	got = generation_acquire();
+	assert_ptr_equal(got, b);
+	generation_unref(got);
+	generation_publish(NULL);
+	assert_int_equal(generation_current_id(), 0);
+	assert_null(generation_acquire());
+}
+
+/* Readers take and drop references while the main thread keeps replacing
+ * the published generation: every acquired generation must still be alive
+ * (its id matches what it was built with) when the reader looks at it. */
+static atomic_bool stop_readers;
+
+static void *reader(void *arg)
+{
+	unsigned long bad = 0;
+	(void)arg;
+	while (!atomic_load(&stop_readers)) {
+		struct generation *g = generation_acquire();
+		if (!g)
+			continue;
+		if (g->id == 0 || g->id != g->cfg.workers)
+			bad++;
+		generation_unref(g);
+	}
+	return (void *)bad;
+}
+
+static void test_generation_publish_races_acquire(void **state)
+{
+	pthread_t t[2];
+	(void)state;
+	atomic_store(&stop_readers, false);
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		assert_int_equal(pthread_create(&t[i], NULL, reader, NULL), 0);
+	for (uint64_t id = 1; id <= 20000; id++) {
+		struct generation *g = bare_generation(id);
+		/* a canary that the free path zeroes: a freed one would not match */
+		g->cfg.workers = (unsigned)id;
+		generation_publish(g);
+	}
+	atomic_store(&stop_readers, true);
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		void *bad;
+		assert_int_equal(pthread_join(t[i], &bad), 0);
+		assert_int_equal((uintptr_t)bad, 0);
+	}
+	generation_publish(NULL);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(scratch))
+		return -1;
+	snprintf(conf_path, sizeof(conf_path), "%s/mtlsd.conf", scratch);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[700];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_generation_ecdsa_and_rsa_two_partners),
+		cmocka_unit_test(test_generation_two_ecdsa_certs_refused),
+		cmocka_unit_test(test_generation_shared_anchor_refused),
+		cmocka_unit_test(test_generation_own_crl_accepted_foreign_refused),
+		cmocka_unit_test(test_generation_key_mismatch_refused),
+		cmocka_unit_test(test_generation_missing_cert_file),
+		cmocka_unit_test(test_generation_malformed_ca_bundle),
+		cmocka_unit_test(test_generation_insecure_key_refused_unless_allowed),
+		cmocka_unit_test(test_generation_bundle_without_root_refused),
+		cmocka_unit_test(test_generation_leaf_in_bundle_refused),
+		cmocka_unit_test(test_generation_flags_errors_name_the_flag),
+		cmocka_unit_test(test_generation_publish_acquire),
+		cmocka_unit_test(test_generation_publish_races_acquire),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
