@@ -1,1 +1,309 @@
-/* dataplane/audit.c: being written */
+/*
+ * audit.c: the audit trail, one JSON line per handshake.
+ *
+ * The line is built in a stack buffer by audit_format() (pure, tested byte
+ * for byte) and written with a single write(2) on a file opened O_APPEND, so
+ * lines from several workers never interleave and a crash never leaves half
+ * a line followed by another one. Every string taken from a certificate is
+ * escaped by json_put_string() (lib/certinfo.c): certificate fields are
+ * attacker-chosen bytes and must not be able to forge audit fields.
+ *
+ * Reopening (SIGHUP, log rotation) replaces the file behind the same
+ * descriptor number with dup3(), so a worker writing concurrently writes
+ * either to the old file or to the new one, never to a recycled descriptor.
+ */
+#include "audit.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "certinfo.h"
+
+static atomic_int audit_fd = -1;       /* -1: stderr */
+static atomic_uint_fast64_t audit_failed_writes;
+
+/* A JSON object under construction; the first failure (-ENOSPC) sticks. */
+struct jbuf {
+	char *buf;
+	size_t cap;
+	size_t off;
+	int rc;
+	bool first;
+};
+
+static void j_raw(struct jbuf *j, const char *s, size_t len)
+{
+	if (j->rc < 0)
+		return;
+	if (len + 1 > j->cap - j->off) {
+		j->rc = -ENOSPC;
+		return;
+	}
+	memcpy(j->buf + j->off, s, len);
+	j->off += len;
+	j->buf[j->off] = '\0';
+}
+
+static void j_key(struct jbuf *j, const char *key)
+{
+	if (!j->first)
+		j_raw(j, ",", 1);
+	j->first = false;
+	j_raw(j, "\"", 1);
+	j_raw(j, key, strlen(key));
+	j_raw(j, "\":", 2);
+}
+
+static void j_str_n(struct jbuf *j, const char *key, const char *val, size_t len)
+{
+	j_key(j, key);
+	if (j->rc == 0)
+		j->rc = json_put_string(j->buf, j->cap, &j->off, val, len);
+}
+
+/* A string member, omitted when val is NULL. */
+static void j_str(struct jbuf *j, const char *key, const char *val)
+{
+	if (val)
+		j_str_n(j, key, val, strlen(val));
+}
+
+static void j_u64(struct jbuf *j, const char *key, uint64_t v)
+{
+	char num[24];
+	int n = snprintf(num, sizeof(num), "%" PRIu64, v);
+
+	j_key(j, key);
+	j_raw(j, num, (size_t)n);
+}
+
+static void j_bool(struct jbuf *j, const char *key, bool v)
+{
+	j_key(j, key);
+	j_raw(j, v ? "true" : "false", v ? 4 : 5);
+}
+
+/* RFC 3339 UTC; with milliseconds when ms >= 0. */
+static void format_time(time_t t, long ms, char *out, size_t cap)
+{
+	struct tm tm;
+	size_t n;
+
+	if (!gmtime_r(&t, &tm)) {
+		snprintf(out, cap, "invalid");
+		return;
+	}
+	n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (ms >= 0)
+		snprintf(out + n, cap - n, ".%03ldZ", ms);
+	else
+		snprintf(out + n, cap - n, "Z");
+}
+
+/* "192.0.2.1:443", "[2001:db8::1]:443", "unix:/path" or "unix". */
+static void format_peer(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	switch (sa->sa_family) {
+	case AF_INET: {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(out, cap, "%s:%u", ip, ntohs(in->sin_port));
+		break;
+	}
+	case AF_INET6: {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+		break;
+	}
+	case AF_UNIX: {
+		const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+
+		if (un->sun_path[0])
+			snprintf(out, cap, "unix:%.*s", (int)sizeof(un->sun_path), un->sun_path);
+		else
+			snprintf(out, cap, "unix");
+		break;
+	}
+	default:
+		snprintf(out, cap, "family-%d", sa->sa_family);
+		break;
+	}
+}
+
+static void j_head(struct jbuf *j, const struct timespec *ts, const char *event,
+		   uint64_t conn_id, const struct sockaddr *peer)
+{
+	char text[sizeof(struct sockaddr_un) + 8];
+
+	j_raw(j, "{", 1);
+	format_time(ts->tv_sec, ts->tv_nsec / 1000000, text, sizeof(text));
+	j_str(j, "ts", text);
+	j_str(j, "event", event);
+	j_u64(j, "conn", conn_id);
+	if (peer) {
+		format_peer(peer, text, sizeof(text));
+		j_str(j, "peer", text);
+	}
+}
+
+static void j_certificate(struct jbuf *j, X509 *leaf, bool with_sans)
+{
+	struct cert_identity id;
+	char when[32];
+
+	if (certinfo_from_x509(leaf, &id) < 0) {
+		j_str(j, "certificate", "unparseable");
+		return;
+	}
+	j_str(j, "subject", id.subject);
+	j_str(j, "issuer", id.issuer);
+	j_str(j, "serial", id.serial_hex);
+	j_str(j, "issuer_id", id.issuer_id_hex);
+	j_str(j, "sha256", id.sha256_hex);
+	if (id.spiffe_id[0])
+		j_str(j, "spiffe_id", id.spiffe_id);
+	j_key(j, "sans");
+	if (with_sans && j->rc == 0) {
+		int n = certinfo_sans_json(leaf, j->buf + j->off, j->cap - j->off);
+
+		if (n < 0)
+			j->rc = n;
+		else
+			j->off += (size_t)n;
+	} else {
+		/* The SANs alone did not fit the line: say so rather than
+		 * dropping the whole audit record. */
+		j_raw(j, "null,\"sans_truncated\":true", 26);
+	}
+	format_time(id.not_before, -1, when, sizeof(when));
+	j_str(j, "not_before", when);
+	format_time(id.not_after, -1, when, sizeof(when));
+	j_str(j, "not_after", when);
+}
+
+static int format_handshake(const struct audit_event *ev, char *buf, size_t cap, bool with_sans)
+{
+	struct jbuf j = { .buf = buf, .cap = cap, .first = true };
+
+	ENSURE(cap > 0, ENOSPC);
+	j_head(&j, &ev->ts, "handshake", ev->conn_id, ev->peer);
+	j_str(&j, "partner", ev->partner);
+	j_str(&j, "outcome", hs_outcome_name(ev->outcome));
+	j_str(&j, "reason", ev->reason);
+	if (ev->leaf)
+		j_certificate(&j, ev->leaf, with_sans);
+	j_str(&j, "tls_version", ev->tls_version);
+	j_str(&j, "cipher", ev->cipher);
+	j_bool(&j, "resumed", ev->resumed);
+	j_u64(&j, "duration_us", ev->duration_us);
+	j_raw(&j, "}\n", 2);
+	GUARD(j.rc);
+	return (int)j.off;
+}
+
+int audit_format(const struct audit_event *ev, char *buf, size_t cap)
+{
+	int n = format_handshake(ev, buf, cap, true);
+
+	if (n == -ENOSPC && ev->leaf)
+		n = format_handshake(ev, buf, cap, false);
+	return n;
+}
+
+static void audit_write(const char *line, size_t len)
+{
+	int fd = atomic_load_explicit(&audit_fd, memory_order_acquire);
+	ssize_t w;
+
+	if (fd < 0)
+		fd = STDERR_FILENO;
+	do {
+		w = write(fd, line, len);
+	} while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)len)
+		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);
+}
+
+int audit_open(const char *path)
+{
+	int cur = atomic_load(&audit_fd);
+	int fd;
+
+	if (!path || strcmp(path, "-") == 0) {
+		if (cur >= 0 && dup3(STDERR_FILENO, cur, O_CLOEXEC) < 0)
+			return -errno;
+		return 0;
+	}
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	if (fd < 0)
+		return -errno;
+	if (cur < 0) {
+		atomic_store_explicit(&audit_fd, fd, memory_order_release);
+		return 0;
+	}
+	/* Same descriptor number, new file: concurrent writers stay safe. */
+	if (dup3(fd, cur, O_CLOEXEC) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	close(fd);
+	return 0;
+}
+
+void audit_close(void)
+{
+	int fd = atomic_exchange(&audit_fd, -1);
+
+	if (fd >= 0)
+		close(fd);
+}
+
+uint64_t audit_write_errors(void)
+{
+	return atomic_load_explicit(&audit_failed_writes, memory_order_relaxed);
+}
+
+void audit_handshake(const struct audit_event *ev)
+{
+	char line[16384];
+	int n = audit_format(ev, line, sizeof(line));
+
+	if (n < 0) {
+		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);
+		return;
+	}
+	audit_write(line, (size_t)n);
+}
+
+void audit_event_simple(const char *event, uint64_t conn_id, const struct sockaddr *peer,
+			const char *partner, const char *reason)
+{
+	char line[4096];
+	struct timespec now;
+	struct jbuf j = { .buf = line, .cap = sizeof(line), .first = true };
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	j_head(&j, &now, event, conn_id, peer);
+	j_str(&j, "partner", partner);
+	j_str(&j, "reason", reason);
+	j_raw(&j, "}\n", 2);
+	if (j.rc < 0) {
+		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);
+		return;
+	}
+	audit_write(line, j.off);
+}

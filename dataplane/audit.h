@@ -52,6 +52,9 @@ int audit_format(const struct audit_event *ev, char *buf, size_t cap) MUST_CHECK
 /* Format and write. Errors writing are counted, not fatal. */
 void audit_handshake(const struct audit_event *ev);
 
+/* Lines that could not be formatted or written since start (for metrics). */
+uint64_t audit_write_errors(void);
+
 /* Other events worth one JSON line (limits hit, backend failures):
  * {"ts":..,"event":NAME,"conn":..,"peer":..,"partner":..,"reason":..}. */
 void audit_event_simple(const char *event, uint64_t conn_id, const struct sockaddr *peer,

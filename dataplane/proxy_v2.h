@@ -78,4 +78,13 @@ struct pp2_info {
  * longer than 65535). */
 int pp2_encode(const struct pp2_info *info, uint8_t *buf, size_t cap) MUST_CHECK;
 
+/*
+ * The client field for a verified connection, with the meaning the PROXY
+ * protocol spec (and HAProxy) gives it: SSL|CERT_SESS always (the session
+ * was established with a client certificate), plus CERT_CONN when the
+ * certificate was presented and verified on this connection, i.e. it was
+ * not resumed.
+ */
+uint8_t pp2_client_flags(bool resumed);
+
 #endif

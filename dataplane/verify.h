@@ -45,14 +45,16 @@ struct verify_result {
 	int x509_err;             /* X509_V_ERR_* behind the outcome, 0 if none */
 	int partner;              /* partner index, -1 if none */
 	bool resumed;             /* accepted through a session ticket / cache */
+	bool chain_checked;       /* the verify callback ran and decided outcome */
 	X509 *leaf;               /* presented leaf (own reference) or NULL */
 	char detail[256];         /* precise, loggable reason */
 };
 
 /*
  * Compile one partner's allow-list. Every pattern is checked: '*' matches
- * within one DNS label or one URI path segment, a trailing "/**" matches any
- * remaining path. Errors: -EINVAL with "key 'allow_uri': pattern '...': why".
+ * within one DNS label or one URI path segment, a final path segment "**"
+ * matches any remaining path. Errors: -EINVAL with
+ * "key 'allow_uri': pattern '...': why".
  */
 int partner_policy_compile(const struct cfg_partner *cp, struct partner_policy *out,
 			   char *err, size_t errlen) MUST_CHECK;
@@ -69,6 +71,8 @@ enum hs_outcome verify_policy_check(const struct partner_policy *p, X509 *leaf,
 /* Pattern matching used by the allow-list (exposed for tests and fuzzing). */
 bool verify_match_dns(const char *pattern, const char *name);
 bool verify_match_uri(const char *pattern, const char *uri);
+/* CN / OU: exact and case-sensitive, '*' matches any run of characters. */
+bool verify_match_glob(const char *pattern, const char *value);
 
 /* Map an X509_V_ERR_* code to an outcome. */
 enum hs_outcome verify_outcome_from_x509(int x509_err);

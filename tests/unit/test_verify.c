@@ -1,0 +1,446 @@
+/*
+ * test_verify.c: the client-certificate policy, driven through real TLS
+ * handshakes.
+ *
+ * A minimal struct generation is built here from the fixture hierarchies
+ * (tests/fixtures.md): partner 0 trusts pki/ with its CRLs and an allow-list
+ * on prod SPIFFE IDs, partner 1 trusts partner2-pki/ with no allow-list,
+ * partner 2 trusts deep-pki/. The server SSL_CTX gets verify_install() and
+ * every fixture client handshakes with it in memory (a BIO pair), so the
+ * real callback, the real OpenSSL chain check and the real alerts run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "generation.h"
+#include "verify.h"
+
+enum { P_PARTNER = 0, P_PARTNER2, P_DEEP, N_PARTNERS };
+
+static const char *fixtures;
+static struct cfg_partner cfgs[N_PARTNERS];
+static struct partner partners[N_PARTNERS];
+static struct generation gen1, gen2;
+static SSL_CTX *server_ctx1, *server_ctx2;
+
+static char *fixture_path(const char *rel)
+{
+	static char path[4][1024];
+	static int slot;
+	char *p = path[slot++ % 4];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", fixtures, rel);
+	return p;
+}
+
+static STACK_OF(X509) *load_certs(const char *rel)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	BIO *bio = BIO_new_file(fixture_path(rel), "r");
+	X509 *x;
+
+	if (!bio)
+		fail_msg("cannot open fixture %s", rel);
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)))
+		sk_X509_push(sk, x);
+	ERR_clear_error();
+	BIO_free(bio);
+	assert_true(sk_X509_num(sk) > 0);
+	return sk;
+}
+
+static void add_crls(X509_STORE *store, const char *rel)
+{
+	BIO *bio = BIO_new_file(fixture_path(rel), "r");
+	X509_CRL *crl;
+	int n = 0;
+
+	assert_non_null(bio);
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))) {
+		assert_int_equal(X509_STORE_add_crl(store, crl), 1);
+		X509_CRL_free(crl);
+		n++;
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	assert_true(n > 0);
+}
+
+static struct cfg_strlist strlist(int n, ...)
+{
+	struct cfg_strlist l = { .v = calloc((size_t)n + 1, sizeof(char *)), .n = (size_t)n };
+	va_list ap;
+
+	va_start(ap, n);
+	for (int i = 0; i < n; i++)
+		l.v[i] = strdup(va_arg(ap, const char *));
+	va_end(ap);
+	return l;
+}
+
+/* One partner from a hierarchy dir: its bundle split into anchors and
+ * intermediates, its CRLs (when crls is set), its compiled policy. */
+static void build_partner(unsigned idx, const char *hier, bool crls)
+{
+	struct partner *p = &partners[idx];
+	char rel[256], err[256];
+	STACK_OF(X509) *bundle;
+
+	snprintf(rel, sizeof(rel), "%s/ca-bundle.pem", hier);
+	bundle = load_certs(rel);
+	p->idx = idx;
+	p->cfg = &cfgs[idx];
+	p->store = X509_STORE_new();
+	p->anchors = sk_X509_new_null();
+	p->intermediates = sk_X509_new_null();
+	for (int i = 0; i < sk_X509_num(bundle); i++) {
+		X509 *x = sk_X509_value(bundle, i);
+
+		assert_int_equal(X509_STORE_add_cert(p->store, x), 1);
+		X509_up_ref(x);
+		if (X509_check_issued(x, x) == X509_V_OK)
+			sk_X509_push(p->anchors, x);
+		else
+			sk_X509_push(p->intermediates, x);
+	}
+	sk_X509_pop_free(bundle, X509_free);
+	if (crls) {
+		snprintf(rel, sizeof(rel), "%s/crls.pem", hier);
+		add_crls(p->store, rel);
+	}
+	assert_int_equal(partner_policy_compile(p->cfg, &p->policy, err, sizeof(err)), 0);
+}
+
+static void rebuild_partner_policy(unsigned idx)
+{
+	char err[256];
+
+	partner_policy_free(&partners[idx].policy);
+	assert_int_equal(partner_policy_compile(&cfgs[idx], &partners[idx].policy, err, sizeof(err)), 0);
+}
+
+static SSL_CTX *make_server_ctx(struct generation *g)
+{
+	static const unsigned char ticket_keys[80] = "mtlsd test ticket keys shared by both generations....";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	assert_non_null(ctx);
+	assert_int_equal(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), 1);
+	assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, fixture_path("server/chain.pem")), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, fixture_path("server/key.pem"), SSL_FILETYPE_PEM), 1);
+	/* Same ticket keys in both generations, as a reload that keeps
+	 * resumption working would have: only the binding tells them apart. */
+	assert_int_equal(SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)ticket_keys, sizeof(ticket_keys)), 1);
+	assert_int_equal(verify_install(ctx, g), 0);
+	return ctx;
+}
+
+static int group_setup(void **state)
+{
+	fixtures = getenv("MTLS_FIXTURES");
+	if (!fixtures) {
+		fprintf(stderr, "MTLS_FIXTURES is not set (run through meson test)\n");
+		exit(77);
+	}
+	cfgs[P_PARTNER] = (struct cfg_partner){
+		.name = "partner", .verify_depth = 3, .crl_paths = strlist(1, "pki/crls.pem"),
+		.allow_uri = strlist(1, "spiffe://partner.example/prod/*"),
+		.allow_dns = strlist(1, "*.partner.example"),
+	};
+	cfgs[P_PARTNER2] = (struct cfg_partner){ .name = "partner2", .verify_depth = 3 };
+	cfgs[P_DEEP] = (struct cfg_partner){ .name = "deep", .verify_depth = 3 };
+	build_partner(P_PARTNER, "pki", true);
+	build_partner(P_PARTNER2, "partner2-pki", true);
+	build_partner(P_DEEP, "deep-pki", false);
+	cfgs[P_PARTNER2].crl_paths = strlist(1, "partner2-pki/crls.pem");
+
+	gen1.id = 1;
+	gen1.partners = partners;
+	gen1.n_partners = N_PARTNERS;
+	gen2 = gen1;
+	gen2.id = 2;
+	server_ctx1 = make_server_ctx(&gen1);
+	server_ctx2 = make_server_ctx(&gen2);
+	(void)state;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	SSL_CTX_free(server_ctx1);
+	SSL_CTX_free(server_ctx2);
+	for (int i = 0; i < N_PARTNERS; i++) {
+		X509_STORE_free(partners[i].store);
+		sk_X509_pop_free(partners[i].anchors, X509_free);
+		sk_X509_pop_free(partners[i].intermediates, X509_free);
+		partner_policy_free(&partners[i].policy);
+	}
+	(void)state;
+	return 0;
+}
+
+struct client_opts {
+	const char *name;       /* fixture leaf dir, NULL: no certificate */
+	int max_version;        /* 0: library default */
+	SSL_SESSION *resume;    /* offer this session */
+	SSL_SESSION **keep;     /* store the session the server issued */
+	const char *garbage;    /* send this instead of a ClientHello */
+};
+
+static SSL_CTX *make_client_ctx(const struct client_opts *o)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char rel[256];
+
+	assert_non_null(ctx);
+	/* The client must be able to offer what the server is to refuse
+	 * (RSA-1024, TLS 1.1), so its own checks are off. */
+	SSL_CTX_set_security_level(ctx, 0);
+	SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (o->max_version) {
+		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+		SSL_CTX_set_max_proto_version(ctx, o->max_version);
+	}
+	if (o->name) {
+		snprintf(rel, sizeof(rel), "%s/chain.pem", o->name);
+		assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, fixture_path(rel)), 1);
+		snprintf(rel, sizeof(rel), "%s/key.pem", o->name);
+		assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, fixture_path(rel), SSL_FILETYPE_PEM), 1);
+	}
+	return ctx;
+}
+
+/* Run one handshake; returns the settled outcome, res keeps the detail. */
+static enum hs_outcome handshake(SSL_CTX *sctx, struct generation *g, const struct client_opts *o,
+				 struct verify_result *res)
+{
+	SSL_CTX *cctx = make_client_ctx(o);
+	SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+	BIO *sbio, *cbio;
+	enum hs_outcome out = HS_OUTCOME_MAX;
+
+	assert_int_equal(BIO_new_bio_pair(&sbio, 0, &cbio, 0), 1);
+	SSL_set_bio(s, sbio, sbio);
+	SSL_set_bio(c, cbio, cbio);
+	SSL_set_accept_state(s);
+	SSL_set_connect_state(c);
+	memset(res, 0, sizeof(*res));
+	assert_int_equal(verify_attach(s, res), 0);
+	if (o->resume)
+		assert_int_equal(SSL_set_session(c, o->resume), 1);
+	if (o->garbage)
+		assert_true(BIO_write(cbio, o->garbage, (int)strlen(o->garbage)) > 0);
+
+	for (int round = 0; round < 20 && out == HS_OUTCOME_MAX; round++) {
+		int sr;
+
+		if (!o->garbage)
+			(void)SSL_do_handshake(c);
+		ERR_clear_error();
+		sr = SSL_do_handshake(s);
+		if (sr == 1) {
+			out = verify_settle_success(s, g, res);
+		} else if (SSL_get_error(s, sr) != SSL_ERROR_WANT_READ) {
+			verify_settle_failure(s, ERR_peek_error(), res);
+			out = res->outcome;
+		}
+	}
+	assert_int_not_equal(out, HS_OUTCOME_MAX);
+	if (out == HS_OK && o->keep) {
+		char byte;
+
+		/* TLS 1.3 tickets arrive after the handshake: let the client
+		 * read them before taking the session. */
+		(void)SSL_read(c, &byte, 1);
+		*o->keep = SSL_get1_session(c);
+		assert_true(SSL_SESSION_is_resumable(*o->keep));
+	}
+	/* A clean close: SSL_free() after an unclean one marks the session
+	 * not resumable (OpenSSL's bad-session rule). */
+	if (out == HS_OK) {
+		(void)SSL_shutdown(c);
+		(void)SSL_shutdown(s);
+	}
+	SSL_free(c);
+	SSL_free(s);
+	SSL_CTX_free(cctx);
+	return out;
+}
+
+static void expect(const char *client, enum hs_outcome want, int want_partner)
+{
+	struct client_opts o = { .name = client };
+	struct verify_result res;
+	enum hs_outcome got = handshake(server_ctx1, &gen1, &o, &res);
+
+	if (got != want)
+		fail_msg("%s: outcome %s (%s), expected %s", client ? client : "(no cert)",
+			 hs_outcome_name(got), res.detail, hs_outcome_name(want));
+	assert_int_equal(res.partner, want_partner);
+	assert_false(res.resumed);
+	/* The leaf is recorded even when it is refused. */
+	if (client)
+		assert_non_null(res.leaf);
+	else
+		assert_null(res.leaf);
+	verify_result_clear(&res);
+	assert_null(res.leaf);
+}
+
+static void test_verify_client_ec_ok(void **state) { (void)state; expect("client-ec", HS_OK, P_PARTNER); }
+static void test_verify_client_rsa_ok(void **state) { (void)state; expect("client-rsa", HS_OK, P_PARTNER); }
+static void test_verify_partner2_attributed(void **state) { (void)state; expect("client-partner2", HS_OK, P_PARTNER2); }
+static void test_verify_no_certificate(void **state) { (void)state; expect(NULL, HS_NO_CERT, -1); }
+static void test_verify_unknown_ca(void **state) { (void)state; expect("client-unknownca", HS_UNKNOWN_CA, -1); }
+static void test_verify_expired(void **state) { (void)state; expect("client-expired", HS_EXPIRED, P_PARTNER); }
+static void test_verify_not_yet_valid(void **state) { (void)state; expect("client-notyet", HS_NOT_YET_VALID, P_PARTNER); }
+static void test_verify_revoked(void **state) { (void)state; expect("client-revoked", HS_REVOKED, P_PARTNER); }
+static void test_verify_server_eku_is_bad_eku(void **state) { (void)state; expect("client-servereku", HS_BAD_EKU, P_PARTNER); }
+static void test_verify_ca_as_leaf_is_bad_eku(void **state) { (void)state; expect("client-cacert", HS_BAD_EKU, P_PARTNER); }
+static void test_verify_san_not_allowed(void **state) { (void)state; expect("client-badsan", HS_POLICY_DENIED, P_PARTNER); }
+static void test_verify_rsa1024_weak_key(void **state) { (void)state; expect("client-rsa1024", HS_WEAK_KEY, P_PARTNER); }
+static void test_verify_chain_too_deep(void **state) { (void)state; expect("client-deep", HS_CHAIN_TOO_DEEP, P_DEEP); }
+
+/* Twin of chain_too_deep: the same chain passes when the partner allows
+ * four CA levels, so the refusal above is the depth and nothing else. */
+static void test_verify_chain_depth_4_allowed(void **state)
+{
+	(void)state;
+	cfgs[P_DEEP].verify_depth = 4;
+	expect("client-deep", HS_OK, P_DEEP);
+	cfgs[P_DEEP].verify_depth = 3;
+}
+
+/* Twin of san_not_allowed: an allow-list naming the dev path admits it. */
+static void test_verify_san_allowed_by_dev_pattern(void **state)
+{
+	struct cfg_strlist saved = cfgs[P_PARTNER].allow_uri;
+
+	(void)state;
+	cfgs[P_PARTNER].allow_uri = strlist(2, "spiffe://partner.example/prod/*",
+					    "spiffe://partner.example/dev/**");
+	rebuild_partner_policy(P_PARTNER);
+	expect("client-badsan", HS_OK, P_PARTNER);
+	cfgs[P_PARTNER].allow_uri = saved;
+	rebuild_partner_policy(P_PARTNER);
+	expect("client-badsan", HS_POLICY_DENIED, P_PARTNER);
+}
+
+static void test_verify_tls11_protocol_error(void **state)
+{
+	struct client_opts o = { .name = "client-ec", .max_version = TLS1_1_VERSION };
+	struct verify_result res;
+
+	(void)state;
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_PROTOCOL_ERROR);
+	assert_non_null(strstr(res.detail, "protocol"));
+	verify_result_clear(&res);
+}
+
+/* Twin: the same client at TLS 1.2 is accepted. */
+static void test_verify_tls12_ok(void **state)
+{
+	struct client_opts o = { .name = "client-ec", .max_version = TLS1_2_VERSION };
+	struct verify_result res;
+
+	(void)state;
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_OK);
+	assert_int_equal(res.partner, P_PARTNER);
+	verify_result_clear(&res);
+}
+
+static void test_verify_garbage_protocol_error(void **state)
+{
+	struct client_opts o = { .garbage = "GET / HTTP/1.1\r\nHost: x\r\n\r\n" };
+	struct verify_result res;
+
+	(void)state;
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_PROTOCOL_ERROR);
+	assert_null(res.leaf);
+	verify_result_clear(&res);
+}
+
+/* A partner with CRL checking on but no CRL loaded: fail closed by
+ * default, accepted when crl_missing = allow. */
+static void test_verify_crl_missing_fails_closed(void **state)
+{
+	(void)state;
+	cfgs[P_DEEP].verify_depth = 4;
+	cfgs[P_DEEP].crl_paths = strlist(1, "deep-pki/crls.pem");
+	expect("client-deep", HS_CRL_UNAVAILABLE, P_DEEP);
+	cfgs[P_DEEP].crl_missing = CRL_POLICY_ALLOW;
+	expect("client-deep", HS_OK, P_DEEP);
+	cfgs[P_DEEP].crl_missing = CRL_POLICY_FAIL;
+	cfgs[P_DEEP].crl_paths.n = 0;
+	cfgs[P_DEEP].verify_depth = 3;
+}
+
+static void resume_case(int version, bool same_generation)
+{
+	SSL_SESSION *sess = NULL;
+	struct client_opts first = { .name = "client-ec", .max_version = version, .keep = &sess };
+	struct verify_result res;
+
+	assert_int_equal(handshake(server_ctx1, &gen1, &first, &res), HS_OK);
+	verify_result_clear(&res);
+	assert_non_null(sess);
+
+	struct client_opts again = { .name = "client-ec", .max_version = version, .resume = sess };
+	SSL_CTX *ctx = same_generation ? server_ctx1 : server_ctx2;
+	struct generation *g = same_generation ? &gen1 : &gen2;
+
+	assert_int_equal(handshake(ctx, g, &again, &res), HS_OK);
+	assert_int_equal(res.resumed, same_generation);
+	assert_int_equal(res.partner, P_PARTNER);
+	assert_non_null(res.leaf);
+	verify_result_clear(&res);
+	SSL_SESSION_free(sess);
+}
+
+static void test_verify_resume_same_generation(void **state) { (void)state; resume_case(0, true); }
+static void test_verify_resume_other_generation_full(void **state) { (void)state; resume_case(0, false); }
+static void test_verify_resume_tls12_same_generation(void **state) { (void)state; resume_case(TLS1_2_VERSION, true); }
+static void test_verify_resume_tls12_other_generation_full(void **state) { (void)state; resume_case(TLS1_2_VERSION, false); }
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_verify_client_ec_ok),
+		cmocka_unit_test(test_verify_client_rsa_ok),
+		cmocka_unit_test(test_verify_partner2_attributed),
+		cmocka_unit_test(test_verify_no_certificate),
+		cmocka_unit_test(test_verify_unknown_ca),
+		cmocka_unit_test(test_verify_expired),
+		cmocka_unit_test(test_verify_not_yet_valid),
+		cmocka_unit_test(test_verify_revoked),
+		cmocka_unit_test(test_verify_server_eku_is_bad_eku),
+		cmocka_unit_test(test_verify_ca_as_leaf_is_bad_eku),
+		cmocka_unit_test(test_verify_san_not_allowed),
+		cmocka_unit_test(test_verify_san_allowed_by_dev_pattern),
+		cmocka_unit_test(test_verify_rsa1024_weak_key),
+		cmocka_unit_test(test_verify_chain_too_deep),
+		cmocka_unit_test(test_verify_chain_depth_4_allowed),
+		cmocka_unit_test(test_verify_tls11_protocol_error),
+		cmocka_unit_test(test_verify_tls12_ok),
+		cmocka_unit_test(test_verify_garbage_protocol_error),
+		cmocka_unit_test(test_verify_crl_missing_fails_closed),
+		cmocka_unit_test(test_verify_resume_same_generation),
+		cmocka_unit_test(test_verify_resume_other_generation_full),
+		cmocka_unit_test(test_verify_resume_tls12_same_generation),
+		cmocka_unit_test(test_verify_resume_tls12_other_generation_full),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
