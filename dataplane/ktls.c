@@ -5,8 +5,8 @@
  * numbers of records each side has sent in the current epoch. OpenSSL does
  * not expose them, so mtlsd counts record headers with the message callback
  * (SSL3_RT_HEADER, one call per record read or written) and restarts the
- * count where the epoch changes: TLS 1.2 at ChangeCipherSpec (the Finished
- * is then record 0), TLS 1.3 at Finished (the traffic keys change right
+ * count where the epoch changes: TLS 1.2 after the ChangeCipherSpec record
+ * (the Finished is then record 0), TLS 1.3 after the Finished (the traffic keys change right
  * after it; NewSessionTickets are records 0, 1...). TLS 1.3 traffic
  * secrets come from the keylog callback, the only place OpenSSL 3.0 shows
  * them; they stay in struct ktls_conn until it is cleared, for KeyUpdate.
@@ -231,9 +231,9 @@ int ktls_ctx_prepare(SSL_CTX *ctx)
 }
 
 /*
- * One call per record header read or written, and one per handshake
- * message / CCS after it was written or read: restart the count of the
- * direction whose keys change.
+ * One call per record header read or written (before the record is
+ * processed), and one per handshake message after it was written or read:
+ * restart the count of the direction whose keys change.
  */
 static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
 		   SSL *ssl, void *arg)
@@ -250,14 +250,16 @@ static void msg_cb(int write_p, int version, int content_type, const void *buf, 
 	epochs = write_p ? &kc->write_epochs : &kc->read_epochs;
 	switch (content_type) {
 	case SSL3_RT_HEADER:
-		(*count)++;
-		break;
-	case SSL3_RT_CHANGE_CIPHER_SPEC:
-		/* TLS 1.3 middlebox-compatibility CCS changes nothing. */
-		if (!tls13) {
+		/* OpenSSL 3.0 reports a CCS it reads only as a record header,
+		 * so the TLS 1.2 epoch change is taken from the header in both
+		 * directions. TLS 1.3's middlebox-compatibility CCS changes
+		 * nothing. */
+		if (!tls13 && len >= 1 && p[0] == SSL3_RT_CHANGE_CIPHER_SPEC) {
 			*count = 0;
 			if (++*epochs > 1)
 				kc->rekeyed = true; /* renegotiation */
+		} else {
+			(*count)++;
 		}
 		break;
 	case SSL3_RT_HANDSHAKE:
