@@ -199,7 +199,7 @@ void acct_counters_merge(struct acct_counters *dst, const struct acct_counters *
 	}
 }
 
-uint64_t acct_hist_quantile_ns(const uint64_t hist[ACCT_HIST_SLOTS], double q)
+uint64_t acct_hist_quantile_ns(const __u64 hist[ACCT_HIST_SLOTS], double q)
 {
 	uint64_t total = 0, seen = 0;
 

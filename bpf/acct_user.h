@@ -89,7 +89,7 @@ void acct_counters_merge(struct acct_counters *dst, const struct acct_counters *
 
 /* Upper bound in ns of the histogram slot holding quantile q (0 < q <= 1),
  * 0 when the histogram is empty. An upper bound: "p99 <= X". */
-uint64_t acct_hist_quantile_ns(const uint64_t hist[ACCT_HIST_SLOTS], double q);
+uint64_t acct_hist_quantile_ns(const __u64 hist[ACCT_HIST_SLOTS], double q);
 
 /* Wall-clock time of a CLOCK_BOOTTIME stamp (0 stays 0). */
 time_t acct_boot_to_realtime(uint64_t boot_ns);

@@ -149,7 +149,7 @@ static int stats_run(int argc, char **argv)
 
 const struct ctl_command cmd_stats = {
 	.group = "stats",
-	.name = "",
+	.name = "show",
 	.args = "[--instance NAME] [--json] [--partner NAME] [--serial HEX] [--watch[=SECONDS]]",
 	.summary = "handshake counts, failures and latency per client certificate",
 	.help =

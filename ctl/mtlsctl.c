@@ -15,6 +15,8 @@
 #include "guard.h"
 #include "log.h"
 
+extern const struct ctl_command cmd_stats; /* ctl/cmd_stats.c (move to cmd.h) */
+
 static const struct ctl_command *const commands[] = {
 	&cmd_pki_init,
 	&cmd_pki_issue,
@@ -22,6 +24,7 @@ static const struct ctl_command *const commands[] = {
 	&cmd_pki_crl,
 	&cmd_cert_inspect,
 	&cmd_cert_check,
+	&cmd_stats,
 	&cmd_pki_fixtures, /* test-only, listed last */
 };
 

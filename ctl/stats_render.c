@@ -130,14 +130,14 @@ static void format_duration(uint64_t ns, char *buf, size_t len)
 {
 	if (ns == 0)
 		snprintf(buf, len, "-");
-	else if (ns < 10000)
-		snprintf(buf, len, "%" PRIu64 "ns", ns);
-	else if (ns < 10000000)
-		snprintf(buf, len, "%" PRIu64 "us", ns / 1000);
-	else if (ns < 10000000000ULL)
-		snprintf(buf, len, "%" PRIu64 "ms", ns / 1000000);
+	else if (ns < 1000)
+		snprintf(buf, len, "%uns", (unsigned)ns);
+	else if (ns < 1000000)
+		snprintf(buf, len, "%.0fus", (double)ns / 1e3);
+	else if (ns < 1000000000)
+		snprintf(buf, len, "%.1fms", (double)ns / 1e6);
 	else
-		snprintf(buf, len, "%" PRIu64 "s", ns / 1000000000ULL);
+		snprintf(buf, len, "%.1fs", (double)ns / 1e9);
 }
 
 static void format_time(time_t t, char *buf, size_t len)
@@ -175,7 +175,7 @@ static void failure_breakdown(const struct acct_counters *c, char *buf, size_t l
 		if (c->outcome[b] == 0)
 			continue;
 		int n = snprintf(buf + off, len - off, "%s%s=%" PRIu64, off ? " " : "",
-				 hs_outcome_name((enum hs_outcome)b), c->outcome[b]);
+				 hs_outcome_name((enum hs_outcome)b), (uint64_t)c->outcome[b]);
 		if (n < 0)
 			break;
 		off += (size_t)n;
@@ -187,7 +187,8 @@ void stats_print_table(FILE *out, const struct stats_view *v)
 	print_source_line(out, v);
 	fprintf(out, "instance %s: %zu of %zu certificates shown (capacity %" PRIu64 ", evicted %" PRIu64
 		"), %" PRIu64 " handshakes counted, %" PRIu64 " not counted\n\n", v->instance, v->n, v->n_present,
-		v->capacity, evicted(v), v->totals.events, v->totals.failures);
+		v->capacity, evicted(v), (uint64_t)v->totals.events,
+		(uint64_t)v->totals.failures);
 	fprintf(out, "%-16s %-24s %-26s %-24s %8s %8s %7s %8s %8s %-20s %s\n", "PARTNER",
 		"SUBJECT CN", "SERIAL", "ISSUER", "OK", "FAILED", "RATE", "P50", "P99", "LAST SEEN",
 		"FAILURES");
@@ -208,8 +209,8 @@ void stats_print_table(FILE *out, const struct stats_view *v)
 		fprintf(out, "%-16.16s %-24.24s %-26s %-24.24s %8" PRIu64 " %8" PRIu64
 			" %7s %8s %8s %-20s %s\n", partner,
 			acct_key_is_no_cert(&r->key) ? "(no certificate)" :
-			r->has_meta ? r->meta.subject_cn : "?",
-			serial, r->has_meta ? r->meta.issuer : "-", r->c.outcome[ACCT_B_OK],
+			r->has_meta && r->meta.subject_cn[0] ? r->meta.subject_cn : "?",
+			serial, r->has_meta && r->meta.issuer[0] ? r->meta.issuer : "-", (uint64_t)r->c.outcome[ACCT_B_OK],
 			acct_failures(&r->c), rate, p50, p99, seen, breakdown);
 	}
 }
@@ -249,7 +250,7 @@ static void json_record(FILE *out, const struct acct_record *r)
 	fprintf(out, ",\"not_after\":%lld,\"counts\":{", r->has_meta ? (long long)r->meta.not_after : 0LL);
 	for (unsigned b = 0; b < ACCT_BUCKETS; b++)
 		fprintf(out, "%s\"%s\":%" PRIu64, b ? "," : "", hs_outcome_name((enum hs_outcome)b),
-			r->c.outcome[b]);
+			(uint64_t)r->c.outcome[b]);
 	fprintf(out, "},\"total\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"success_rate\":%.4f,"
 		"\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64 ",\"last_seen\":%lld,"
 		"\"tls_version\":%u,\"cipher\":%u,\"latency_log2_ns\":[",
@@ -258,7 +259,7 @@ static void json_record(FILE *out, const struct acct_record *r)
 		(long long)acct_boot_to_realtime(r->c.last_seen_ns), r->c.last_tls_version,
 		r->c.last_cipher);
 	for (unsigned s = 0; s < ACCT_HIST_SLOTS; s++)
-		fprintf(out, "%s%" PRIu64, s ? "," : "", r->c.hist[s]);
+		fprintf(out, "%s%" PRIu64, s ? "," : "", (uint64_t)r->c.hist[s]);
 	fprintf(out, "]}");
 }
 
@@ -274,10 +275,10 @@ void stats_print_json(FILE *out, const struct stats_view *v)
 		fprintf(out, ",\"writer_pid\":%d,\"writer_running\":%s", (int)v->writer_pid,
 			v->writer_alive ? "true" : "false");
 	}
-	fprintf(out, ",\"capacity\":%" PRIu64 ,\"certificates_present\":%zu,\"new_keys\":%" PRIu64
+	fprintf(out, ",\"capacity\":%" PRIu64 ",\"certificates_present\":%zu,\"new_keys\":%" PRIu64
 		",\"evicted\":%" PRIu64 ",\"events\":%" PRIu64 ",\"not_counted\":%" PRIu64
-		",\"certificates\":[", v->capacity, v->n_present, v->totals.new_keys, evicted(v),
-		v->totals.events, v->totals.failures);
+		",\"certificates\":[", v->capacity, v->n_present, (uint64_t)v->totals.new_keys,
+		evicted(v), (uint64_t)v->totals.events, (uint64_t)v->totals.failures);
 	for (size_t i = 0; i < v->n; i++) {
 		if (i)
 			fputc(',', out);

@@ -104,7 +104,7 @@ def run_driver(env, instance, drop_caps=False):
 
 
 def stats(env, *args):
-    cmd = [os.environ["MTLSCTL"], "stats"] + list(args)
+    cmd = [os.environ["MTLSCTL"], "stats", "show"] + list(args)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
 
 
