@@ -75,6 +75,19 @@ def valid_rsa2048_gnutls(ctx):
     assert_identity(ctx, backend.identity(1), "client-rsa", "partner")
 
 
+@case("valid_flags_only")
+def valid_flags_only(ctx):
+    """The single-partner case needs no config file: the flags make partner
+    "default"."""
+    fx = ctx.fx
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, None, extra_flags=[
+        "--cert", fx.path("server", "chain.pem"), "--key", fx.path("server", "key.pem"),
+        "--client-ca", fx.path("pki", "ca-bundle.pem"), "--crl", fx.path("pki", "crls.pem"),
+        "--backend", backend.addr, "--proxy-protocol", "v2"])
+    valid_client_works(ctx, mtlsd, backend, audit_n=1, conn=1, partner="default")
+
+
 @case("proxy_v2_addresses")
 def proxy_v2_addresses(ctx):
     """The PROXY header names the client's real address and port and the

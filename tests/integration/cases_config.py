@@ -37,6 +37,11 @@ def assert_refused(rc, out, *needles, code=1):
         assert n in out, "the message does not name %r:\n%s" % (n, out)
 
 
+def at(path, config, key, section="server_cert.ec"):
+    """"FILE:LINE" of key in the rendered config: where an error must point."""
+    return "%s:%d" % (path, config.line_of(section, key))
+
+
 def private_key_copy(ctx, leaf, mode):
     path = os.path.join(ctx.dir, "%s-key-%o.pem" % (leaf, mode))
     shutil.copyfile(ctx.fx.path(leaf, "key.pem"), path)
@@ -61,16 +66,16 @@ def config_file_missing(ctx):
 def config_cert_file_missing(ctx):
     cert = os.path.join(ctx.dir, "no-such-chain.pem")
     c = config_with_server_files(ctx, cert, ctx.fx.path("server", "key.pem"))
-    _, rc, out = run_config(ctx, c)
-    assert_refused(rc, out, cert)
+    path, rc, out = run_config(ctx, c)
+    assert_refused(rc, out, cert, at(path, c, "cert"))
 
 
 @case("config_key_does_not_match_cert")
 def config_key_does_not_match_cert(ctx):
     key = private_key_copy(ctx, "client-ec", 0o600)
     c = config_with_server_files(ctx, ctx.fx.path("server", "chain.pem"), key)
-    _, rc, out = run_config(ctx, c)
-    assert_refused(rc, out, key)
+    path, rc, out = run_config(ctx, c)
+    assert_refused(rc, out, key, at(path, c, "key"))
 
 
 @case("config_malformed_pem")
@@ -80,24 +85,22 @@ def config_malformed_pem(ctx):
     # A certificate whose base64 body is cut short in the middle.
     broken = ctx.write("broken-chain.pem", "".join(lines[:4] + lines[-1:]), 0o644)
     c = config_with_server_files(ctx, broken, ctx.fx.path("server", "key.pem"))
-    _, rc, out = run_config(ctx, c)
-    assert_refused(rc, out, broken)
+    path, rc, out = run_config(ctx, c)
+    assert_refused(rc, out, broken, at(path, c, "cert"))
 
 
 @case("config_unknown_key")
 def config_unknown_key(ctx):
     c = standard_config(ctx, "127.0.0.1:9", frobnicate="yes")
     path, rc, out = run_config(ctx, c)
-    line = c.line_of("partner.partner", "frobnicate")
-    assert_refused(rc, out, "%s:%d" % (path, line), "frobnicate")
+    assert_refused(rc, out, at(path, c, "frobnicate", "partner.partner"), "'frobnicate'")
 
 
 @case("config_bad_value")
 def config_bad_value(ctx):
     c = standard_config(ctx, "127.0.0.1:9", verify_depth="0")
     path, rc, out = run_config(ctx, c)
-    line = c.line_of("partner.partner", "verify_depth")
-    assert_refused(rc, out, "%s:%d" % (path, line), "verify_depth")
+    assert_refused(rc, out, at(path, c, "verify_depth", "partner.partner"), "'verify_depth'")
 
 
 @case("check_config_good")
@@ -120,8 +123,8 @@ def check_config_bad(ctx):
 def key_file_mode_0644_refused(ctx):
     key = private_key_copy(ctx, "server", 0o644)
     c = config_with_server_files(ctx, ctx.fx.path("server", "chain.pem"), key)
-    _, rc, out = run_config(ctx, c, "--check-config")
-    assert_refused(rc, out, key, "chmod")
+    path, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, key, at(path, c, "key"), "chmod 600 " + key)
 
 
 @case("key_file_mode_0600_accepted")

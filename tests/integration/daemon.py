@@ -77,12 +77,12 @@ def two_partner_config(ctx, backend1_addr, backend2_addr):
 
 class Mtlsd:
     """One running mtlsd. Listens on 127.0.0.1:port; audit lines go to
-    audit.jsonl in the test dir."""
+    NAME-audit.jsonl in the test dir. config None: flags only."""
 
     def __init__(self, ctx, config, extra_flags=(), name="mtlsd"):
         self.ctx = ctx
         self.name = name
-        self.conf_path = ctx.write(name + ".conf", config.render())
+        self.conf_path = config and ctx.write(name + ".conf", config.render())
         self.audit_path = os.path.join(ctx.dir, name + "-audit.jsonl")
         self.extra_flags = list(extra_flags)
         self.proc = None
@@ -90,9 +90,10 @@ class Mtlsd:
         self._start()
 
     def argv(self, port):
-        return [self.ctx.mtlsd_bin, "--config", self.conf_path,
-                "--listen", "127.0.0.1:%d" % port, "--audit-log", self.audit_path,
-                "--log-level", "debug"] + self.extra_flags
+        config = ["--config", self.conf_path] if self.conf_path else []
+        return [self.ctx.mtlsd_bin] + config + [
+            "--listen", "127.0.0.1:%d" % port, "--audit-log", self.audit_path,
+            "--log-level", "debug"] + self.extra_flags
 
     def _start(self):
         """Start on a free port; a port taken between free_port() and bind
