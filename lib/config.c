@@ -192,9 +192,11 @@ void config_free(struct mtlsd_config *cfg)
 static int parse_uint(const char *text, unsigned long long max, unsigned long long *out)
 {
 	char *end;
-	ENSURE(isdigit((unsigned char)text[0]), EINVAL);
+	/* Decimal, or hex with 0x; never C's octal ("010" is ten). */
+	bool hex = text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+	ENSURE(isdigit((unsigned char)text[0]) && (!hex || isxdigit((unsigned char)text[2])), EINVAL);
 	errno = 0;
-	unsigned long long v = strtoull(text, &end, 0);
+	unsigned long long v = strtoull(hex ? text + 2 : text, &end, hex ? 16 : 10);
 	ENSURE(errno == 0 && *end == '\0' && v <= max, EINVAL);
 	*out = v;
 	return 0;

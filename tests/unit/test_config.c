@@ -255,6 +255,9 @@ static void test_config_bad_values(void **state)
 	expect_load_error(BASE "verify_depth = 0\n", 9, "key 'verify_depth': '0' is not a number in 1..8", NULL);
 	expect_load_ok(BASE "verify_depth = 8\n");
 	expect_load_error(BASE "verify_depth = 9\n", 9, "key 'verify_depth':", NULL);
+	/* never C octal: 010 is ten, out of range */
+	expect_load_error(BASE "verify_depth = 010\n", 9, "key 'verify_depth': '010' is not a number", NULL);
+	expect_load_ok(BASE "verify_depth = 07\nproxy_tlv_type = 224\n");
 	expect_load_error(BASE "proxy_send_cert = maybe\n", 9, "key 'proxy_send_cert': 'maybe' is not a boolean", NULL);
 	expect_load_error(BASE "proxy_protocol = v1\n", 9, "key 'proxy_protocol': 'v1' is not one of", "off, v2");
 	expect_load_error(BASE "proxy_tlv_type = 0xD0\n", 9, "key 'proxy_tlv_type': '0xD0' is not in 0xE0..0xEF", NULL);
