@@ -266,6 +266,75 @@ static void test_generation_flags_errors_name_the_flag(void **state)
 	assert_string_equal(err, "--client-ca /nonexistent/ca.pem: no such file; check the path");
 }
 
+/*
+ * The partner stores on their own, without verify.c: what OpenSSL decides
+ * with exactly the anchors, CRLs, flags and depth the build put there.
+ */
+static int verify_in_store(const struct partner *p, const char *leaf_dir)
+{
+	STACK_OF(X509) *chain = NULL;
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%s/chain.pem", fx(), leaf_dir);
+	assert_int_equal(pem_load_certs(path, &chain, err, sizeof(err)), 0);
+	X509_STORE_CTX *v = X509_STORE_CTX_new();
+	assert_non_null(v);
+	assert_int_equal(X509_STORE_CTX_init(v, p->store, sk_X509_value(chain, 0), chain), 1);
+	int ok = X509_verify_cert(v);
+	int rc = ok == 1 ? X509_V_OK : X509_STORE_CTX_get_error(v);
+	X509_STORE_CTX_free(v);
+	sk_X509_pop_free(chain, X509_free);
+	return rc;
+}
+
+static void test_generation_store_verifies_partner_clients(void **state)
+{
+	struct generation *g;
+	(void)state;
+	write_conf(HEAD PARTNER1 PARTNER2
+		   "[partner.deep]\nca = %1$s/deep-pki/ca-bundle.pem\ncrl = %1$s/deep-pki/crls.pem\n"
+		   "backend = 127.0.0.1:9003\n", fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_int_equal(verify_in_store(&g->partners[0], "client-ec"), X509_V_OK);
+	assert_int_equal(verify_in_store(&g->partners[0], "client-rsa"), X509_V_OK);
+	assert_int_equal(verify_in_store(&g->partners[1], "client-partner2"), X509_V_OK);
+	generation_unref(g);
+}
+
+static void test_generation_store_rejects(void **state)
+{
+	struct generation *g;
+	(void)state;
+	write_conf(HEAD PARTNER1 PARTNER2
+		   "[partner.deep]\nca = %1$s/deep-pki/ca-bundle.pem\ncrl = %1$s/deep-pki/crls.pem\n"
+		   "backend = 127.0.0.1:9003\n", fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_int_equal(verify_in_store(&g->partners[0], "client-revoked"), X509_V_ERR_CERT_REVOKED);
+	assert_int_equal(verify_in_store(&g->partners[0], "client-expired"), X509_V_ERR_CERT_HAS_EXPIRED);
+	assert_int_equal(verify_in_store(&g->partners[0], "client-servereku"), X509_V_ERR_INVALID_PURPOSE);
+	/* partner 1's store knows nothing of partner 2's CAs, and the reverse */
+	assert_int_equal(verify_in_store(&g->partners[0], "client-partner2"),
+			 X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	assert_int_equal(verify_in_store(&g->partners[1], "client-ec"),
+			 X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+	/* 4 CA levels above the leaf with the default verify_depth of 3 */
+	assert_int_equal(verify_in_store(&g->partners[2], "client-deep"), X509_V_ERR_CERT_CHAIN_TOO_LONG);
+	generation_unref(g);
+}
+
+static void test_generation_store_depth_4_admits_deep_chain(void **state)
+{
+	struct generation *g;
+	(void)state;
+	write_conf(HEAD "[partner.deep]\nca = %1$s/deep-pki/ca-bundle.pem\ncrl = %1$s/deep-pki/crls.pem\n"
+		   "verify_depth = 4\nbackend = 127.0.0.1:9003\n", fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_int_equal(verify_in_store(&g->partners[0], "client-deep"), X509_V_OK);
+	generation_unref(g);
+}
+
 /* A bare generation for the publication tests: nothing to load. */
 static struct generation *bare_generation(uint64_t id)
 {
@@ -371,6 +440,9 @@ int main(void)
 		cmocka_unit_test(test_generation_bundle_without_root_refused),
 		cmocka_unit_test(test_generation_leaf_in_bundle_refused),
 		cmocka_unit_test(test_generation_flags_errors_name_the_flag),
+		cmocka_unit_test(test_generation_store_verifies_partner_clients),
+		cmocka_unit_test(test_generation_store_rejects),
+		cmocka_unit_test(test_generation_store_depth_4_admits_deep_chain),
 		cmocka_unit_test(test_generation_publish_acquire),
 		cmocka_unit_test(test_generation_publish_races_acquire),
 	};
