@@ -405,6 +405,30 @@ static int partner_store_params(struct partner *p)
 	return 0;
 }
 
+/*
+ * partner_policy_compile() names the bad pattern but cannot know its line:
+ * compile each allow-list entry alone to find it. Returns 0 if not found.
+ */
+static int policy_error_line(const struct cfg_partner *cp)
+{
+	const struct cfg_strlist *lists[] = { &cp->allow_dns, &cp->allow_uri, &cp->allow_cn, &cp->allow_ou };
+
+	for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+		for (size_t i = 0; i < lists[l]->n && lists[l]->lines; i++) {
+			struct cfg_partner one = { .name = cp->name };
+			struct cfg_strlist *slots[] = { &one.allow_dns, &one.allow_uri, &one.allow_cn, &one.allow_ou };
+			struct partner_policy policy;
+			char why[256];
+
+			*slots[l] = (struct cfg_strlist){ .v = &lists[l]->v[i], .lines = &lists[l]->lines[i], .n = 1 };
+			if (partner_policy_compile(&one, &policy, why, sizeof(why)) < 0)
+				return lists[l]->lines[i];
+			partner_policy_free(&policy);
+		}
+	}
+	return 0;
+}
+
 static int build_partner(struct build *b, size_t idx)
 {
 	struct partner *p = &b->g->partners[idx];
@@ -421,9 +445,14 @@ static int build_partner(struct build *b, size_t idx)
 	GUARD(load_partner_crls(b, p));
 	why[0] = '\0';
 	int rc = partner_policy_compile(p->cfg, &p->policy, why, sizeof(why));
-	if (rc < 0)
-		return partner_fail(b, rc, p->cfg, "%s", why[0] ? why : strerror(-rc));
-	return 0;
+	if (rc == 0)
+		return 0;
+	int line = rc == -EINVAL && b->g->cfg.path ? policy_error_line(p->cfg) : 0;
+	if (line > 0) {
+		snprintf(b->err, b->errlen, "%s:%d: %s", b->g->cfg.path, line, why);
+		return rc;
+	}
+	return partner_fail(b, rc, p->cfg, "%s", why[0] ? why : strerror(-rc));
 }
 
 static bool same_anchor(X509 *a, X509 *b)

@@ -248,6 +248,22 @@ static void test_generation_leaf_in_bundle_refused(void **state)
 	expect_build_error(-EINVAL, 7, "ca ", "is not a CA");
 }
 
+static void test_generation_bad_pattern_names_its_line(void **state)
+{
+	struct generation *g;
+	(void)state;
+	write_conf(HEAD PARTNER1 "allow_uri = spiffe://partner.example/prod/*\n"
+		   "allow_dns = app1.partner.example\nallow_uri = not a uri\n", fx());
+	expect_build_error(-EINVAL, 12, "key 'allow_uri': pattern 'not a uri'", NULL);
+
+	write_conf(HEAD PARTNER1 "allow_uri = spiffe://partner.example/prod/*\n"
+		   "allow_dns = app1.partner.example\n", fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_false(g->partners[0].policy.any_allowed);
+	generation_unref(g);
+}
+
 static void test_generation_flags_errors_name_the_flag(void **state)
 {
 	struct mtlsd_config cfg;
@@ -439,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_generation_insecure_key_refused_unless_allowed),
 		cmocka_unit_test(test_generation_bundle_without_root_refused),
 		cmocka_unit_test(test_generation_leaf_in_bundle_refused),
+		cmocka_unit_test(test_generation_bad_pattern_names_its_line),
 		cmocka_unit_test(test_generation_flags_errors_name_the_flag),
 		cmocka_unit_test(test_generation_store_verifies_partner_clients),
 		cmocka_unit_test(test_generation_store_rejects),
