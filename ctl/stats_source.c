@@ -95,6 +95,28 @@ static int read_records(int stats_fd, int meta_fd, struct stats_view *v)
 	return 0;
 }
 
+/* A map pinned by another mtlsd version would be misread: refuse it. */
+static int check_layout(const char *dir, int stats_fd, uint64_t *capacity, char *err, size_t errlen)
+{
+	struct bpf_map_info info = { 0 };
+	__u32 info_len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(stats_fd, &info, &info_len) != 0) {
+		int rc = -errno;
+		snprintf(err, errlen, "%s/%s: %s", dir, ACCT_MAP_STATS, strerror(-rc));
+		return rc;
+	}
+	if (info.key_size != sizeof(struct acct_key) || info.value_size != sizeof(struct acct_counters)) {
+		snprintf(err, errlen, "%s/%s has another layout (key %u, value %u bytes; this mtlsctl "
+			 "reads %zu and %zu): use the mtlsctl of the mtlsd that pinned it", dir,
+			 ACCT_MAP_STATS, info.key_size, info.value_size, sizeof(struct acct_key),
+			 sizeof(struct acct_counters));
+		return -EPROTO;
+	}
+	*capacity = info.max_entries;
+	return 0;
+}
+
 static int load_bpf(const char *instance, struct stats_view *v, char *err, size_t errlen)
 {
 	int stats_fd = -1, meta_fd = -1, totals_fd = -1, rc;
@@ -102,12 +124,9 @@ static int load_bpf(const char *instance, struct stats_view *v, char *err, size_
 	v->kind = STATS_SRC_BPF;
 	GUARD(acct_pin_dir(instance, v->where, sizeof(v->where)));
 	GUARD_GOTO(map_open(v->where, ACCT_MAP_STATS, &stats_fd, err, errlen), rc, out);
+	GUARD_GOTO(check_layout(v->where, stats_fd, &v->capacity, err, errlen), rc, out);
 	GUARD_GOTO(map_open(v->where, ACCT_MAP_META, &meta_fd, err, errlen), rc, out);
 	GUARD_GOTO(map_open(v->where, ACCT_MAP_TOTALS, &totals_fd, err, errlen), rc, out);
-	struct bpf_map_info info = { 0 };
-	__u32 info_len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(stats_fd, &info, &info_len) == 0)
-		v->capacity = info.max_entries;
 	rc = read_totals(totals_fd, &v->totals);
 	if (rc == 0)
 		rc = read_records(stats_fd, meta_fd, v);

@@ -28,9 +28,9 @@ struct bpf_loader {
 	char pin_dir[256];
 };
 
-/* The last warning libbpf printed while we loaded: the most precise reason
+/* The first warning libbpf printed while we loaded: the most precise reason
  * we can give ("couldn't reuse pinned map at ..."). */
-static char libbpf_last_warning[256];
+static char libbpf_first_warning[256];
 
 static int libbpf_print_hook(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -38,8 +38,11 @@ static int libbpf_print_hook(enum libbpf_print_level level, const char *fmt, va_
 
 	vsnprintf(line, sizeof(line), fmt, ap);
 	line[strcspn(line, "\n")] = '\0';
-	if (level == LIBBPF_WARN)
-		snprintf(libbpf_last_warning, sizeof(libbpf_last_warning), "%.255s", line);
+	/* The first warning names the cause; later ones only say that loading
+	 * the object, then the skeleton, failed because of it. */
+	if (level == LIBBPF_WARN && !libbpf_first_warning[0])
+		snprintf(libbpf_first_warning, sizeof(libbpf_first_warning), "%.255s",
+			 strncmp(line, "libbpf: ", 8) == 0 ? line + 8 : line);
 	log_debug("libbpf: %s", line);
 	return 0;
 }
@@ -103,9 +106,9 @@ static int prepare_pin_dir(const char *pin_dir, char *why, size_t len)
 static void explain(char *why, size_t len, const char *step, int rc)
 {
 	snprintf(why, len, "%s failed: %s%s%s", step, strerror(rc < 0 ? -rc : rc),
-		 libbpf_last_warning[0] ? " (libbpf: " : "",
-		 libbpf_last_warning[0] ? libbpf_last_warning : "");
-	if (libbpf_last_warning[0])
+		 libbpf_first_warning[0] ? " (libbpf: " : "",
+		 libbpf_first_warning[0] ? libbpf_first_warning : "");
+	if (libbpf_first_warning[0])
 		strncat(why, ")", len - strlen(why) - 1);
 }
 
@@ -127,7 +130,7 @@ static int load_and_attach(struct bpf_loader *l, char *why, size_t len)
 	rc = acct_bpf__load(l->skel);
 	if (rc < 0) {
 		explain(why, len, "loading the BPF program", rc);
-		if (strstr(libbpf_last_warning, "reuse pinned map"))
+		if (strstr(libbpf_first_warning, "reuse pinned map"))
 			strncat(why, "; the pinned maps have another layout: remove the directory "
 				"to start from zero", len - strlen(why) - 1);
 		return rc;
@@ -163,7 +166,7 @@ int bpf_loader_start(const char *instance, struct bpf_loader **out, char *why, s
 		goto out;
 	}
 	GUARD_GOTO(prepare_pin_dir(l->pin_dir, why, len), rc, out);
-	libbpf_last_warning[0] = '\0';
+	libbpf_first_warning[0] = '\0';
 	old_print = libbpf_set_print(libbpf_print_hook);
 	rc = load_and_attach(l, why, len);
 	libbpf_set_print(old_print);

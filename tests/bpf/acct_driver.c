@@ -4,12 +4,14 @@
  * the real BPF program and maps (or the in-process fallback), and
  * mtlsctl stats reads what it left, exactly as with the daemon.
  *
- * usage: acct_driver [--instance NAME] [--no-bpf] [--hold SECONDS] < SCENARIO
+ * usage: acct_driver [--instance NAME] [--no-bpf] [--hold SECONDS] [--spray N] < SCENARIO
  * Each scenario line is one kind of handshake, repeated COUNT times:
  *   ISSUER_HEX SERIAL_HEX OUTCOME PARTNER COUNT DURATION_NS [PARTNER_NAME CN]
  * ISSUER_HEX and SERIAL_HEX are "-" for "no certificate"; OUTCOME is a name
  * from lib/outcome.c ("ok", "expired", "weak_key"...). Blank lines and lines
- * starting with '#' are skipped. Prints "source: bpf|fallback" and the
+ * starting with '#' are skipped. --spray N first adds N distinct
+ * certificates (issuer cc..cc, serials 1..N) with one ok handshake each,
+ * to overflow the bounded tables. Prints "source: bpf|fallback" and the
  * description, then exits after acct_shutdown() (the fallback publishes its
  * snapshot then).
  */
@@ -83,8 +85,24 @@ static int run_line(char *line, unsigned lineno)
 	return 0;
 }
 
+static void spray(unsigned long n)
+{
+	struct acct_event ev = { .outcome = HS_OK, .partner = 0, .duration_ns = 1000 };
+
+	memset(ev.issuer_id, 0xcc, sizeof(ev.issuer_id));
+	ev.serial_len = 4;
+	for (unsigned long i = 1; i <= n; i++) {
+		ev.serial[0] = (uint8_t)(i >> 24);
+		ev.serial[1] = (uint8_t)(i >> 16);
+		ev.serial[2] = (uint8_t)(i >> 8);
+		ev.serial[3] = (uint8_t)i;
+		acct_handshake_end(&ev);
+	}
+}
+
 int main(int argc, char **argv)
 {
+	unsigned long spray_n = 0;
 	const char *instance = NULL;
 	bool may_use_bpf = true;
 	unsigned hold = 0, lineno = 0;
@@ -95,6 +113,7 @@ int main(int argc, char **argv)
 		{ "instance", required_argument, NULL, 'i' },
 		{ "no-bpf", no_argument, NULL, 'n' },
 		{ "hold", required_argument, NULL, 'h' },
+		{ "spray", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -102,6 +121,7 @@ int main(int argc, char **argv)
 		case 'i': instance = optarg; break;
 		case 'n': may_use_bpf = false; break;
 		case 'h': hold = (unsigned)atoi(optarg); break;
+		case 's': spray_n = strtoul(optarg, NULL, 10); break;
 		default: return 2;
 		}
 	}
@@ -111,6 +131,7 @@ int main(int argc, char **argv)
 	printf("source: %s\n%s\n", acct_source() == ACCT_SOURCE_BPF ? "bpf" : "fallback",
 	       acct_source_describe());
 	fflush(stdout);
+	spray(spray_n);
 	while (rc == 0 && fgets(line, sizeof(line), stdin)) {
 		lineno++;
 		line[strcspn(line, "\n")] = '\0';

@@ -4,6 +4,7 @@
  * bounded fallback table (eviction, restore), the snapshot file, instance
  * names. The kernel half is exercised by test_bpf_accounting.py.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -235,6 +236,46 @@ static void test_acct_table_rejects_zero_capacity(void **state)
 	acct_table_free(NULL);
 }
 
+#define WRITERS 4
+#define ADDS_PER_WRITER 20000
+
+static void *writer_main(void *arg)
+{
+	struct acct_table *t = arg;
+
+	for (unsigned i = 0; i < ADDS_PER_WRITER; i++)
+		add(t, i % 50, i % 3 ? HS_OK : HS_TIMEOUT, i);
+	return NULL;
+}
+
+/* Workers update the table concurrently: nothing may be lost. */
+static void test_acct_table_concurrent_adds_all_counted(void **state)
+{
+	struct acct_table *t;
+	pthread_t th[WRITERS];
+	static struct acct_record recs[64];
+	struct acct_totals tot;
+	uint64_t ok = 0, timeouts = 0;
+	(void)state;
+
+	assert_int_equal(acct_table_new(4096, &t), 0);
+	for (int i = 0; i < WRITERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, writer_main, t), 0);
+	for (int i = 0; i < WRITERS; i++)
+		pthread_join(th[i], NULL);
+	size_t n = acct_table_snapshot(t, recs, 64, &tot);
+	for (size_t i = 0; i < n; i++) {
+		ok += recs[i].c.outcome[ACCT_B_OK];
+		timeouts += recs[i].c.outcome[ACCT_B_TIMEOUT];
+	}
+	assert_int_equal(n, 50);
+	assert_int_equal(tot.new_keys, 50);
+	assert_int_equal(tot.events, WRITERS * ADDS_PER_WRITER);
+	assert_int_equal(ok + timeouts, WRITERS * ADDS_PER_WRITER);
+	assert_int_equal(timeouts, WRITERS * ((ADDS_PER_WRITER + 2) / 3));
+	acct_table_free(t);
+}
+
 static char snap_path[256];
 
 static int snap_setup(void **state)
@@ -321,6 +362,7 @@ int main(void)
 		cmocka_unit_test(test_acct_table_bounded_evicts_least_recent),
 		cmocka_unit_test(test_acct_table_restore_continues_counts),
 		cmocka_unit_test(test_acct_table_rejects_zero_capacity),
+		cmocka_unit_test(test_acct_table_concurrent_adds_all_counted),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_roundtrip, snap_setup, snap_teardown),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_rejects_other_layout_and_truncation,
 						snap_setup, snap_teardown),

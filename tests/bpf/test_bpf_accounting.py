@@ -12,7 +12,10 @@ serial, every outcome), so the expected numbers are exact. Checks:
   3. with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN dropped, the same scenario
      is counted by the in-process fallback, labelled as such, and persists
      across a restart too;
-  4. filters (--serial, --partner) and a missing instance (exit 1).
+  4. filters (--serial, --partner) and a missing instance (exit 1);
+  5. both tables stay bounded and count what they evicted;
+  6. maps pinned with another layout are refused by mtlsd (it falls back and
+     says why) and by mtlsctl; --watch redraws in place.
 Needs root (exit 77 otherwise); CI runs it as root.
 """
 import json
@@ -91,16 +94,16 @@ def scenario_text():
                    for line in SCENARIO)
 
 
-def run_driver(env, instance, drop_caps=False):
-    cmd = [os.environ["ACCT_DRIVER"], "--instance", instance]
+def run_driver(env, instance, drop_caps=False, extra=(), scenario=None):
+    cmd = [os.environ["ACCT_DRIVER"], "--instance", instance] + list(extra)
     if drop_caps:
         cmd = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all",
                "--bounding-set=-bpf,-perfmon,-sys_admin", "--"] + cmd
-    p = subprocess.run(cmd, input=scenario_text(), env=env, capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(cmd, input=scenario_text() if scenario is None else scenario, env=env,
+                       capture_output=True, text=True, timeout=120)
     print(f"$ {' '.join(cmd)}\n{p.stdout}{p.stderr}", end="")
     check(p.returncode == 0, f"driver exits 0 ({instance})")
-    return p.stdout.splitlines()[0] if p.stdout else ""
+    return (p.stdout.splitlines() or [""])[0], p.stderr
 
 
 def stats(env, *args):
@@ -146,7 +149,7 @@ def bpftool_dump(pin_dir):
 
 
 def case_bpf(env, instance, pin_dir):
-    first = run_driver(env, instance)
+    first, _ = run_driver(env, instance)
     check(first == "source: bpf", f"as root the BPF program loads and attaches ({first!r})")
     doc = stats_json(env, instance)
     check(doc.get("source") == "bpf" and doc.get("where") == pin_dir,
@@ -188,7 +191,7 @@ def case_filters(env, instance):
 
 
 def case_fallback(env, instance, pin_dir):
-    first = run_driver(env, instance, drop_caps=True)
+    first, _ = run_driver(env, instance, drop_caps=True)
     check(first == "source: fallback", f"without CAP_BPF/CAP_PERFMON the fallback counts ({first!r})")
     check(not os.path.exists(pin_dir), "nothing was pinned for the fallback instance")
     doc = stats_json(env, instance)
@@ -202,21 +205,70 @@ def case_fallback(env, instance, pin_dir):
           "the table's first line names the fallback source")
 
 
+MAX_KEYS = 16384
+
+
+def case_eviction(env, instance, drop_caps):
+    sprayed = MAX_KEYS + 1024
+    label = "fallback" if drop_caps else "BPF"
+    run_driver(env, instance, drop_caps=drop_caps, extra=["--spray", str(sprayed)], scenario="")
+    doc = stats_json(env, instance)
+    present, evicted = doc["certificates_present"], doc["evicted"]
+    check(doc["new_keys"] == sprayed and doc["events"] == sprayed,
+          f"{label}: {sprayed} distinct certificates inserted and counted")
+    check(MAX_KEYS // 2 < present <= MAX_KEYS, f"{label}: table stays bounded ({present} keys)")
+    check(evicted == sprayed - present and evicted >= sprayed - MAX_KEYS,
+          f"{label}: evictions reported ({evicted} = {sprayed} inserted - {present} present)")
+    check(sum(c["counts"]["ok"] for c in doc["certificates"]) == present,
+          f"{label}: every surviving certificate holds exactly its one handshake")
+
+
+def case_bad_layout(env, instance, pin_dir):
+    os.makedirs(pin_dir, mode=0o700)
+    subprocess.run([os.environ["BPFTOOL"], "map", "create", f"{pin_dir}/acct_stats", "type",
+                    "hash", "key", "4", "value", "4", "entries", "1", "name", "acct_stats"],
+                   check=True)
+    first, err = run_driver(env, instance)
+    check(first == "source: fallback" and "another layout" in err,
+          "maps pinned with another layout: mtlsd falls back and says to remove them")
+    p = stats(env, "--instance", instance, "--source", "bpf")
+    check(p.returncode == 1 and "another layout" in p.stderr,
+          "maps pinned with another layout: mtlsctl refuses to misread them")
+
+
+def case_watch(env, instance):
+    cmd = [os.environ["MTLSCTL"], "stats", "show", "--instance", instance, "--watch=1"]
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, _ = p.communicate(timeout=2.5)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out, _ = p.communicate()
+    frames = out.count("\033[H\033[2J")
+    check(frames >= 2 and out.count("source: BPF pinned maps") == frames,
+          f"--watch redraws in place ({frames} frames in 2.5 s)")
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: loading BPF programs needs root (CI runs this as root)")
         return SKIP
     tag = str(os.getpid())
     bpf_instance, fb_instance = "test-bpf-" + tag, "test-fallback-" + tag
+    evict_bpf, evict_fb, bad = "test-evict-" + tag, "test-evict-fb-" + tag, "test-layout-" + tag
     pin_root = "/sys/fs/bpf/mtlsd"
     rundir = tempfile.mkdtemp(prefix="acct-run-")
     env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
     try:
         case_bpf(env, bpf_instance, f"{pin_root}/{bpf_instance}")
         case_filters(env, bpf_instance)
+        case_watch(env, bpf_instance)
         case_fallback(env, fb_instance, f"{pin_root}/{fb_instance}")
+        case_eviction(env, evict_bpf, drop_caps=False)
+        case_eviction(env, evict_fb, drop_caps=True)
+        case_bad_layout(env, bad, f"{pin_root}/{bad}")
     finally:
-        for inst in (bpf_instance, fb_instance):
+        for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad):
             shutil.rmtree(f"{pin_root}/{inst}", ignore_errors=True)
         shutil.rmtree(rundir, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
