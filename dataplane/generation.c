@@ -563,11 +563,10 @@ void generation_unref(struct generation *g)
 {
 	if (!g)
 		return;
-	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_release) != 1)
-		return;
-	/* Everything other threads did with g happens before the free. */
-	atomic_thread_fence(memory_order_acquire);
-	generation_free(g);
+	/* acq_rel: every other thread's use of g happens before the free.
+	 * (Not release + acquire fence: ThreadSanitizer cannot see fences.) */
+	if (atomic_fetch_sub_explicit(&g->refs, 1, memory_order_acq_rel) == 1)
+		generation_free(g);
 }
 
 /* ---- publication -------------------------------------------------------- */
