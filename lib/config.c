@@ -228,10 +228,10 @@ static int parse_bool(const char *text, bool *out)
 	static const char *const yes[] = { "yes", "true", "on", "1" };
 	static const char *const no[] = { "no", "false", "off", "0" };
 	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
-		if (strcasecmp(text, yes[i]) == 0)
-			return *out = true, 0;
-		if (strcasecmp(text, no[i]) == 0)
-			return *out = false, 0;
+		if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+			*out = strcasecmp(text, yes[i]) == 0;
+			return 0;
+		}
 	}
 	return -EINVAL;
 }
@@ -373,8 +373,10 @@ static int parse_keyword(const char *text, const char *const *names, size_t n, i
 			 char *why, size_t wl)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (names[i] && strcasecmp(text, names[i]) == 0)
-			return *out = (int)i, 0;
+		if (names[i] && strcasecmp(text, names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
 	}
 	int off = snprintf(why, wl, "'%s' is not one of", text);
 	for (size_t i = 0; i < n && off > 0 && (size_t)off < wl; i++)
@@ -781,6 +783,9 @@ static char *ini_reader_cb(char *str, int num, void *stream)
 	}
 	ps->line++;
 	char *p = line;
+	/* Editors on some systems start files with a UTF-8 byte order mark. */
+	if (ps->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3, len -= 3;
 	while (*p == ' ' || *p == '\t')
 		p++, len--;
 	if (len > 0 && p[len - 1] == '\n')

@@ -305,6 +305,12 @@ static void test_config_comments(void **state)
 	assert_int_equal(load(&cfg, "# hash\n; semi\n" BASE "verify_depth = 2 ; inline\n"), 0);
 	assert_int_equal(cfg.partners[0].verify_depth, 2);
 	config_free(&cfg);
+	/* a byte order mark and CRLF line ends, as some editors write */
+	assert_int_equal(load(&cfg, "\xEF\xBB\xBF[mtlsd]\r\nworkers = 3\r\n"), 0);
+	assert_int_equal(cfg.workers, 3);
+	config_free(&cfg);
+	/* '#' after a value is part of it: only " ;" starts a comment there */
+	expect_load_error("[mtlsd]\nworkers = 3 # three\n", 2, "key 'workers': '3 # three'", NULL);
 }
 
 static void test_config_missing_file(void **state)
