@@ -66,32 +66,39 @@ def assert_audit_rejected(ctx, line, outcome, leaf=None):
 
 
 def pp2_view(header):
-    """The parts of a decoded PROXY v2 header (tests/pp2_decode.py, as
-    recorded by backend.py) the tests assert on."""
-    tlvs = header.get("tlvs", {})
-    ssl_tlv = tlvs.get("ssl") or {}
-    app = tlvs.get("mtlsd") or {}
+    """The parts of a PROXY v2 header decoded by tests/pp2_decode.py (as
+    backend.py records it) that the tests assert on."""
+    ssl_tlv = header.get("ssl") or {}
+    app = header.get("app") or {}
     return {
         "src": (header.get("src_addr"), header.get("src_port")),
         "dst": (header.get("dst_addr"), header.get("dst_port")),
         "cn": ssl_tlv.get("cn"),
-        "ssl_flags": ssl_tlv.get("client"),
+        "client_ssl": ssl_tlv.get("client_ssl"),
+        "cert_conn": ssl_tlv.get("cert_conn"),
+        "verify": ssl_tlv.get("verify"),
         "partner": app.get("partner"),
         "serial": app.get("serial"),
         "sha256": app.get("sha256"),
+        "x5t_s256": app.get("x5t_s256"),
+        "x5t_s256_computed": app.get("x5t_s256_computed"),
         "spiffe": app.get("spiffe_id"),
     }
 
 
 def assert_identity(ctx, header, leaf, partner):
     """The backend was told, in the PROXY v2 header, exactly who the client
-    is: CN, partner, serial, SHA-256 and SPIFFE ID of the presented leaf."""
+    is: a verified TLS client (SSL TLV flags, verify 0), the CN, partner,
+    serial, SHA-256 (and its x5t#S256 form) and SPIFFE ID of the leaf."""
     facts = leaf_facts(ctx, leaf)
     view = pp2_view(header)
+    assert view["client_ssl"] and view["cert_conn"] and view["verify"] == 0, \
+        ("PROXY SSL TLV flags", header)
     assert view["cn"] == facts["cn"], ("PROXY CN", facts, header)
     assert view["partner"] == partner, ("PROXY partner", partner, header)
     assert normalize_serial(view["serial"] or "") == facts["serial"], ("PROXY serial", facts, header)
     assert view["sha256"] == facts["sha256"], ("PROXY sha256", facts, header)
+    assert view["x5t_s256"] == view["x5t_s256_computed"], ("PROXY x5t#S256", header)
     assert view["spiffe"] == facts["spiffe"], ("PROXY SPIFFE ID", facts, header)
 
 
