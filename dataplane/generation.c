@@ -455,38 +455,65 @@ static int build_partner(struct build *b, size_t idx)
 	return partner_fail(b, rc, p->cfg, "%s", why[0] ? why : strerror(-rc));
 }
 
-static bool same_anchor(X509 *a, X509 *b)
+static bool same_ca(X509 *a, X509 *b)
 {
-	/* Same name and key is the same anchor even if re-issued with new
-	 * dates: OpenSSL would build the same chains through either. */
+	/* Same name and key is the same CA even if re-issued with new dates
+	 * or cross-signed: OpenSSL builds the same chains through either. */
 	return X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
 	       EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(b)) == 1;
 }
 
-/* A connection must be attributable to exactly one partner. */
-static int check_shared_anchors(struct build *b)
+/* The CA of q with x's name and key, or NULL; *anchor says if it is one. */
+static X509 *find_same_ca(const struct partner *q, X509 *x, bool *anchor)
 {
-	const struct generation *g = b->g;
-	char name[256];
+	STACK_OF(X509) *sets[] = { q->anchors, q->intermediates };
 
-	for (size_t i = 1; i < g->n_partners; i++) {
-		const struct partner *p = &g->partners[i];
-		for (size_t j = 0; j < i; j++) {
-			const struct partner *q = &g->partners[j];
-			for (int a = 0; a < sk_X509_num(p->anchors); a++) {
-				X509 *x = sk_X509_value(p->anchors, a);
-				for (int c = 0; c < sk_X509_num(q->anchors); c++) {
-					if (!same_anchor(x, sk_X509_value(q->anchors, c)))
-						continue;
-					return file_fail(b, -EINVAL, p->cfg->ca_line, "ca", p->cfg->ca_path,
-							 "trust anchor '%s' is also a trust anchor of partner '%s' (%s); "
-							 "a connection must be attributable to exactly one partner: "
-							 "give each partner its own CA", subject_of(x, name, sizeof(name)),
-							 q->cfg->name, q->cfg->ca_path);
-				}
+	for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+		for (int i = 0; i < sk_X509_num(sets[s]); i++) {
+			if (same_ca(x, sk_X509_value(sets[s], i))) {
+				*anchor = s == 0;
+				return sk_X509_value(sets[s], i);
 			}
 		}
 	}
+	return NULL;
+}
+
+/* The first CA of p that q also has, reported at p's ca line. */
+static int check_partner_pair(struct build *b, const struct partner *p, const struct partner *q)
+{
+	STACK_OF(X509) *sets[] = { p->anchors, p->intermediates };
+	char name[256];
+	bool anchor_there;
+
+	for (size_t s = 0; s < ARRAY_SIZE(sets); s++) {
+		for (int k = 0; k < sk_X509_num(sets[s]); k++) {
+			X509 *x = sk_X509_value(sets[s], k);
+			if (!find_same_ca(q, x, &anchor_there))
+				continue;
+			return file_fail(b, -EINVAL, p->cfg->ca_line, "ca", p->cfg->ca_path,
+					 "%s '%s' is also a %s of partner '%s' (%s); a connection must be "
+					 "attributable to exactly one partner: give each partner its own CA",
+					 s == 0 ? "trust anchor" : "CA", subject_of(x, name, sizeof(name)),
+					 anchor_there ? "trust anchor" : "CA", q->cfg->name, q->cfg->ca_path);
+		}
+	}
+	return 0;
+}
+
+/*
+ * A connection must be attributable to exactly one partner, so no CA may
+ * belong to two partners: not a root, and not an intermediate either (a
+ * cross-signed copy of one partner's root in another's bundle would let
+ * the same client chain verify under both).
+ */
+static int check_shared_cas(struct build *b)
+{
+	const struct generation *g = b->g;
+
+	for (size_t i = 1; i < g->n_partners; i++)
+		for (size_t j = 0; j < i; j++)
+			GUARD(check_partner_pair(b, &g->partners[i], &g->partners[j]));
 	return 0;
 }
 
@@ -537,7 +564,7 @@ int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **
 	g->n_partners = g->cfg.n_partners;
 	for (size_t i = 0; i < g->n_partners; i++)
 		GUARD_GOTO(build_partner(&b, i), rc, fail);
-	GUARD_GOTO(check_shared_anchors(&b), rc, fail);
+	GUARD_GOTO(check_shared_cas(&b), rc, fail);
 	rc = verify_install(g->ssl_ctx, g);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot install client certificate verification: %s",

@@ -18,6 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
 #include "generation.h"
 #include "pemutil.h"
 
@@ -161,6 +164,72 @@ static void test_generation_shared_anchor_refused(void **state)
 	 * of the root certificate alone) */
 	write_conf(HEAD PARTNER1 "[partner.copycat]\nca = %1$s/pki/root/ca.crt\nbackend = 127.0.0.1:9002\n", fx());
 	expect_build_error(-EINVAL, 11, "ca ", "is also a trust anchor of partner 'partner'");
+}
+
+/* partner2's root, cross-signed by partner 1's root: same name and key. */
+static void write_cross_signed_bundle(const char *out_path)
+{
+	char path[700];
+	const char *pass = getenv("MTLS_FIXTURE_PASS");
+	assert_non_null(pass);
+
+	snprintf(path, sizeof(path), "%s/pki/root/ca.key", fx());
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	EVP_PKEY *signer = PEM_read_PrivateKey(f, NULL, NULL, (void *)pass);
+	fclose(f);
+	assert_non_null(signer);
+	STACK_OF(X509) *s1 = NULL, *s2 = NULL;
+	snprintf(path, sizeof(path), "%s/pki/root/ca.crt", fx());
+	assert_int_equal(pem_load_certs(path, &s1, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/partner2-pki/root/ca.crt", fx());
+	assert_int_equal(pem_load_certs(path, &s2, err, sizeof(err)), 0);
+	X509 *issuer = sk_X509_value(s1, 0), *subject = sk_X509_value(s2, 0);
+
+	X509 *cross = X509_new();
+	assert_non_null(cross);
+	X509V3_CTX v3;
+	assert_int_equal(X509_set_version(cross, X509_VERSION_3), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(cross), 4242), 1);
+	assert_int_equal(X509_set_issuer_name(cross, X509_get_subject_name(issuer)), 1);
+	assert_int_equal(X509_set_subject_name(cross, X509_get_subject_name(subject)), 1);
+	assert_int_equal(X509_set_pubkey(cross, X509_get0_pubkey(subject)), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(cross), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(cross), 86400));
+	X509V3_set_ctx(&v3, issuer, cross, NULL, NULL, 0);
+	X509_EXTENSION *bc = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+	X509_EXTENSION *ku = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, "critical,keyCertSign,cRLSign");
+	assert_true(bc && ku && X509_add_ext(cross, bc, -1) && X509_add_ext(cross, ku, -1));
+	assert_true(X509_sign(cross, signer, EVP_sha256()) > 0);
+
+	snprintf(path, sizeof(path), "%s/pki/ca-bundle.pem", fx());
+	FILE *in = fopen(path, "r"), *out = fopen(out_path, "w");
+	assert_true(in && out);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	assert_int_equal(PEM_write_X509(out, cross), 1);
+	fclose(in);
+	fclose(out);
+	X509_EXTENSION_free(bc);
+	X509_EXTENSION_free(ku);
+	X509_free(cross);
+	EVP_PKEY_free(signer);
+	sk_X509_pop_free(s1, X509_free);
+	sk_X509_pop_free(s2, X509_free);
+}
+
+static void test_generation_cross_signed_ca_refused(void **state)
+{
+	char bundle[700];
+	(void)state;
+	snprintf(bundle, sizeof(bundle), "%s/cross-bundle.pem", scratch);
+	write_cross_signed_bundle(bundle);
+	/* partner 1 trusts its own hierarchy plus partner 2's root by cross
+	 * signature: partner 2's clients would verify under both */
+	write_conf(HEAD "[partner.partner]\nca = cross-bundle.pem\nbackend = 127.0.0.1:9000\n" PARTNER2, fx());
+	expect_build_error(-EINVAL, 10, "ca ", "is also a CA of partner 'partner'");
 }
 
 static void test_generation_own_crl_accepted_foreign_refused(void **state)
@@ -448,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_generation_ecdsa_and_rsa_two_partners),
 		cmocka_unit_test(test_generation_two_ecdsa_certs_refused),
 		cmocka_unit_test(test_generation_shared_anchor_refused),
+		cmocka_unit_test(test_generation_cross_signed_ca_refused),
 		cmocka_unit_test(test_generation_own_crl_accepted_foreign_refused),
 		cmocka_unit_test(test_generation_key_mismatch_refused),
 		cmocka_unit_test(test_generation_missing_cert_file),
