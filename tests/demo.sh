@@ -125,8 +125,26 @@ step "5. acme's client sends a request with its certificate (curl)"
 curl -sS --resolve "localhost:$port:127.0.0.1" --cacert "$work/our-pki/root/ca.crt" \
 	--cert "$client/chain.pem" --key "$client/key.pem" \
 	"https://localhost:$port/invoices/42" >"$work/reply.json"
-echo "what came back through mtlsd (the backend's answer, naming who it saw):"
-python3 -m json.tool "$work/reply.json"
+echo "the backend's answer, relayed back through mtlsd: what it was told about the client"
+python3 - "$work/reply.json" <<'PY'
+import json, sys
+reply = json.load(open(sys.argv[1]))
+proxy = reply["proxy"]
+ssl, app = proxy.get("ssl", {}), proxy.get("app", {})
+for label, value in [
+        ("request", reply["request_line"]),
+        ("client address", "%s:%s" % (proxy["src_addr"], proxy["src_port"])),
+        ("TLS", "%s %s" % (ssl.get("version"), ssl.get("cipher"))),
+        ("certificate CN", ssl.get("cn")),
+        ("partner", app.get("partner")),
+        ("serial", app.get("serial")),
+        ("SHA-256", app.get("sha256")),
+        ("SPIFFE ID", app.get("spiffe_id"))]:
+    print("  %-15s %s" % (label + ":", value))
+# The demo checks what it shows: run as a test, a wrong identity fails it.
+if app.get("partner") != "acme" or app.get("spiffe_id") != "spiffe://acme.example/prod/billing":
+    sys.exit("demo: the backend was given the wrong identity")
+PY
 
 step "6. mtlsd's audit line for that handshake"
 tail -n 1 "$work/audit.jsonl"
