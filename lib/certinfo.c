@@ -342,12 +342,12 @@ int certinfo_sans_json(X509 *x, char *buf, size_t cap)
 	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
 		size_t len = format_san(sk_GENERAL_NAME_value(gens, i), one, sizeof(one));
 
-		if (i > 0) {
-			if (off + 1 >= cap)
-				goto out;
+		if (i > 0 && off + 1 >= cap)
+			goto out;
+		if (i > 0)
 			buf[off++] = ',';
-		}
-		GUARD_GOTO(json_put_string(buf, cap, &off, one, len), rc, out);
+		if (json_put_string(buf, cap, &off, one, len) < 0)
+			goto out;
 	}
 	if (off + 2 > cap)
 		goto out;

@@ -1,0 +1,259 @@
+/*
+ * test_certinfo.c: the identity mtlsd reports for a certificate.
+ *
+ * Fixture certificates (tests/fixtures.md) are checked against values
+ * computed here through other OpenSSL paths (BIGNUM serial, the issuer's
+ * subjectKeyIdentifier, a digest of i2d_X509), and the encoders against
+ * published vectors (RFC 4648) and hostile input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certinfo.h"
+#include "hostile_cert.h"
+
+static X509 *load_fixture(const char *rel)
+{
+	const char *dir = getenv("MTLS_FIXTURES");
+	char path[1024];
+	FILE *f;
+	X509 *x;
+
+	if (!dir) {
+		fprintf(stderr, "MTLS_FIXTURES is not set (run through meson test)\n");
+		exit(77);
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	f = fopen(path, "r");
+	if (!f)
+		fail_msg("cannot open fixture %s", path);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_non_null(x);
+	return x;
+}
+
+static void test_certinfo_client_ec_identity(void **state)
+{
+	X509 *x = load_fixture("client-ec/cert.pem");
+	X509 *issuing = load_fixture("pki/issuing/ca.crt");
+	struct cert_identity id;
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *bnhex = BN_bn2hex(bn);
+	char colons[128] = "";
+	uint8_t der_md[32];
+	unsigned char *der = NULL;
+	int der_len = i2d_X509(x, &der);
+	char md_hex[65];
+
+	(void)state;
+	assert_int_equal(certinfo_from_x509(x, &id), 0);
+	assert_string_equal(id.subject_cn, "client-ec");
+	assert_string_equal(id.spiffe_id, "spiffe://partner.example/prod/app1");
+	assert_non_null(strstr(id.subject, "CN=client-ec"));
+	assert_non_null(strstr(id.issuer, "Issuing"));
+	assert_string_equal(id.key_alg, "EC");
+	assert_int_equal(id.key_bits, 256);
+	assert_string_equal(id.sig_alg, "ecdsa-with-SHA256");
+
+	/* Serial: the BIGNUM's hex with a colon between bytes. */
+	for (size_t i = 0, o = 0; bnhex[i]; i += 2) {
+		if (i)
+			colons[o++] = ':';
+		colons[o++] = bnhex[i];
+		colons[o++] = bnhex[i + 1];
+	}
+	assert_string_equal(id.serial_hex, colons);
+
+	/* Issuer id: the issuing CA's subjectKeyIdentifier. */
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(issuing);
+	assert_int_equal(ASN1_STRING_length(ski), CERT_ISSUER_ID_LEN);
+	assert_memory_equal(id.issuer_id, ASN1_STRING_get0_data(ski), CERT_ISSUER_ID_LEN);
+
+	/* Fingerprint: SHA-256 of the DER, and its base64url form. */
+	assert_int_equal(EVP_Digest(der, (size_t)der_len, der_md, NULL, EVP_sha256(), NULL), 1);
+	assert_memory_equal(id.sha256, der_md, 32);
+	hex_encode(der_md, 32, md_hex, 0, 0);
+	assert_string_equal(id.sha256_hex, md_hex);
+	assert_int_equal(strlen(id.x5t_s256), 43);
+	assert_int_equal(ASN1_TIME_cmp_time_t(X509_get0_notAfter(x), id.not_after), 0);
+	assert_int_equal(ASN1_TIME_cmp_time_t(X509_get0_notBefore(x), id.not_before), 0);
+
+	OPENSSL_free(der);
+	OPENSSL_free(bnhex);
+	BN_free(bn);
+	X509_free(issuing);
+	X509_free(x);
+}
+
+/* Twin: a different certificate gives a different identity. */
+static void test_certinfo_client_rsa_differs(void **state)
+{
+	X509 *ec = load_fixture("client-ec/cert.pem");
+	X509 *rsa = load_fixture("client-rsa/cert.pem");
+	struct cert_identity a, b;
+
+	(void)state;
+	assert_int_equal(certinfo_from_x509(ec, &a), 0);
+	assert_int_equal(certinfo_from_x509(rsa, &b), 0);
+	assert_string_equal(b.key_alg, "RSA");
+	assert_int_equal(b.key_bits, 2048);
+	assert_string_equal(b.spiffe_id, "spiffe://partner.example/prod/app2");
+	assert_memory_not_equal(a.sha256, b.sha256, 32);
+	assert_string_not_equal(a.serial_hex, b.serial_hex);
+	/* Same issuing CA: same issuer id. */
+	assert_memory_equal(a.issuer_id, b.issuer_id, CERT_ISSUER_ID_LEN);
+	X509_free(ec);
+	X509_free(rsa);
+}
+
+static void test_certinfo_no_spiffe_id(void **state)
+{
+	X509 *x = load_fixture("server/cert.pem");
+	struct cert_identity id;
+
+	(void)state;
+	assert_int_equal(certinfo_from_x509(x, &id), 0);
+	assert_string_equal(id.spiffe_id, "");
+	X509_free(x);
+}
+
+static void test_certinfo_sans_json(void **state)
+{
+	X509 *ec = load_fixture("client-ec/cert.pem");
+	X509 *srv = load_fixture("server/cert.pem");
+	char buf[512];
+	int n;
+
+	(void)state;
+	n = certinfo_sans_json(ec, buf, sizeof(buf));
+	assert_string_equal(buf, "[\"DNS:app1.partner.example\",\"URI:spiffe://partner.example/prod/app1\"]");
+	assert_int_equal(n, (int)strlen(buf));
+	assert_true(certinfo_sans_json(srv, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "[\"DNS:localhost\",\"IP:127.0.0.1\",\"IP:::1\"]");
+	/* Every capacity short of the full length fails cleanly. */
+	for (int cap = 0; cap <= n; cap++)
+		assert_int_equal(certinfo_sans_json(ec, buf, (size_t)cap), -ENOSPC);
+	assert_int_equal(certinfo_sans_json(ec, buf, (size_t)n + 1), n);
+	X509_free(ec);
+	X509_free(srv);
+}
+
+static void test_certinfo_hostile_fields_escaped(void **state)
+{
+	X509 *x = hostile_cert_new();
+	struct cert_identity id;
+	char buf[512];
+
+	(void)state;
+	assert_true(certinfo_sans_json(x, buf, sizeof(buf)) > 0);
+	assert_string_equal(buf, "[" HOSTILE_DNS_JSON ",\"URI:spiffe://evil.example/x\"]");
+	assert_int_equal(certinfo_from_x509(x, &id), 0);
+	assert_string_equal(id.subject_cn, "x\"\001y"); /* raw here, escaped by writers */
+	assert_non_null(strstr(id.subject, "O=Evil\\, Inc."));
+	assert_string_equal(id.serial_hex, "12:34");
+	X509_free(x);
+}
+
+static void test_certinfo_base64url_vectors(void **state)
+{
+	static const struct { const char *in; const char *out; } rfc4648[] = {
+		{ "", "" }, { "f", "Zg" }, { "fo", "Zm8" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg" }, { "fooba", "Zm9vYmE" }, { "foobar", "Zm9vYmFy" },
+		{ "\xfb\xff", "-_8" },
+	};
+	char out[16];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rfc4648) / sizeof(rfc4648[0]); i++) {
+		int n = base64url_encode((const uint8_t *)rfc4648[i].in, strlen(rfc4648[i].in), out, sizeof(out));
+
+		assert_int_equal(n, (int)strlen(rfc4648[i].out));
+		assert_string_equal(out, rfc4648[i].out);
+	}
+	/* "foobar" needs 8 + NUL. */
+	assert_int_equal(base64url_encode((const uint8_t *)"foobar", 6, out, 8), -ENOSPC);
+	assert_int_equal(base64url_encode((const uint8_t *)"foobar", 6, out, 9), 8);
+}
+
+static void test_certinfo_hex_encode(void **state)
+{
+	static const uint8_t in[] = { 0x00, 0x4f, 0xa2, 0xff };
+	char out[16];
+
+	(void)state;
+	hex_encode(in, sizeof(in), out, 1, ':');
+	assert_string_equal(out, "00:4F:A2:FF");
+	hex_encode(in, sizeof(in), out, 0, 0);
+	assert_string_equal(out, "004fa2ff");
+	hex_encode(in, 0, out, 1, ':');
+	assert_string_equal(out, "");
+}
+
+static void test_certinfo_json_escaping(void **state)
+{
+	static const struct { const char *in; size_t len; const char *out; } rows[] = {
+		{ "plain", 5, "\"plain\"" },
+		{ "a\"b\\c", 5, "\"a\\\"b\\\\c\"" },
+		{ "\n\r\t", 3, "\"\\n\\r\\t\"" },
+		{ "\x01\x1f\x7f", 3, "\"\\u0001\\u001f\\u007f\"" },
+		{ "a\0b", 3, "\"a\\u0000b\"" },
+		{ "\xc3\xa9", 2, "\"\xc3\xa9\"" },                 /* é: valid UTF-8 kept */
+		{ "\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"" }, /* 4-byte sequence kept */
+		{ "\xff", 1, "\"\\u00ff\"" },                      /* never valid */
+		{ "\xc0\xaf", 2, "\"\\u00c0\\u00af\"" },           /* overlong '/' */
+		{ "\xed\xa0\x80", 3, "\"\\u00ed\\u00a0\\u0080\"" }, /* surrogate */
+		{ "\xe2\x82", 2, "\"\\u00e2\\u0082\"" },           /* truncated */
+		{ "\xf4\x90\x80\x80", 4, "\"\\u00f4\\u0090\\u0080\\u0080\"" }, /* > U+10FFFF */
+	};
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t off = 0;
+
+		assert_int_equal(json_put_string(buf, sizeof(buf), &off, rows[i].in, rows[i].len), 0);
+		assert_string_equal(buf, rows[i].out);
+		assert_int_equal(off, strlen(rows[i].out));
+	}
+}
+
+static void test_certinfo_json_escaping_enospc(void **state)
+{
+	char buf[8];
+	size_t off = 2;
+
+	(void)state;
+	memcpy(buf, "ab", 3);
+	/* "\"\\u0001\"" is 8 bytes + NUL: does not fit after 2 bytes. */
+	assert_int_equal(json_put_string(buf, sizeof(buf), &off, "\x01", 1), -ENOSPC);
+	assert_int_equal(off, 2);
+	off = 0;
+	assert_int_equal(json_put_string(buf, sizeof(buf), &off, "abcde", 5), 0);
+	assert_string_equal(buf, "\"abcde\"");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_certinfo_client_ec_identity),
+		cmocka_unit_test(test_certinfo_client_rsa_differs),
+		cmocka_unit_test(test_certinfo_no_spiffe_id),
+		cmocka_unit_test(test_certinfo_sans_json),
+		cmocka_unit_test(test_certinfo_hostile_fields_escaped),
+		cmocka_unit_test(test_certinfo_base64url_vectors),
+		cmocka_unit_test(test_certinfo_hex_encode),
+		cmocka_unit_test(test_certinfo_json_escaping),
+		cmocka_unit_test(test_certinfo_json_escaping_enospc),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
