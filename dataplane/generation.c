@@ -202,6 +202,12 @@ static int load_server_cert(struct build *b, const struct cfg_server_cert *c, un
 			       subject_of(leaf, name, sizeof(name)));
 		goto out;
 	}
+	if (X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) != 1) {
+		rc = file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "'%s' is not a TLS server certificate "
+			       "(its extendedKeyUsage lacks serverAuth or its keyUsage forbids it); clients would "
+			       "refuse it: issue one for serverAuth", subject_of(leaf, name, sizeof(name)));
+		goto out;
+	}
 	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
 		log_warn("%s: server certificate '%s' has expired; clients will refuse it: renew it",
 			 c->cert_path, subject_of(leaf, name, sizeof(name)));

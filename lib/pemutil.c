@@ -196,6 +196,12 @@ int pem_load_certs(const char *path, STACK_OF(X509) **out, char *err, size_t err
 		goto out;
 	}
 	ERR_clear_error();
+	if (sk_X509_num(certs) == 0 && memmem(fb.data, fb.len, "PRIVATE KEY-----", 16)) {
+		snprintf(err, errlen, "this file holds a private key, not a certificate; "
+			 "check that cert and key are not swapped");
+		rc = -EBADMSG;
+		goto out;
+	}
 	if (sk_X509_num(certs) == 0) {
 		snprintf(err, errlen, "no certificate found (expected '-----BEGIN CERTIFICATE-----'); "
 			 "if the file is DER, convert it: openssl x509 -inform der -in FILE -out FILE.pem");

@@ -253,6 +253,14 @@ static void test_generation_key_mismatch_refused(void **state)
 	expect_build_error(-EINVAL, 5, "key ", "does not match the certificate");
 }
 
+static void test_generation_client_cert_as_server_cert_refused(void **state)
+{
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\n[server_cert.ec]\ncert = %1$s/client-ec/chain.pem\n"
+		   "key = %1$s/client-ec/key.pem\n" PARTNER1, fx());
+	expect_build_error(-EINVAL, 4, "cert ", "is not a TLS server certificate");
+}
+
 static void test_generation_missing_cert_file(void **state)
 {
 	(void)state;
@@ -520,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_generation_cross_signed_ca_refused),
 		cmocka_unit_test(test_generation_own_crl_accepted_foreign_refused),
 		cmocka_unit_test(test_generation_key_mismatch_refused),
+		cmocka_unit_test(test_generation_client_cert_as_server_cert_refused),
 		cmocka_unit_test(test_generation_missing_cert_file),
 		cmocka_unit_test(test_generation_malformed_ca_bundle),
 		cmocka_unit_test(test_generation_insecure_key_refused_unless_allowed),

@@ -116,6 +116,15 @@ static void test_pemutil_certs_not_pem(void **state)
 	assert_non_null(strstr(err, "no certificate found"));
 }
 
+static void test_pemutil_certs_key_given_as_cert(void **state)
+{
+	STACK_OF(X509) *certs = NULL;
+	(void)state;
+	assert_int_equal(pem_load_certs(fixture("server/key.pem"), &certs, err, sizeof(err)), -EBADMSG);
+	assert_null(certs);
+	assert_non_null(strstr(err, "holds a private key, not a certificate"));
+}
+
 static void test_pemutil_certs_directory_refused(void **state)
 {
 	STACK_OF(X509) *certs = NULL;
@@ -288,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_pemutil_certs_malformed),
 		cmocka_unit_test(test_pemutil_certs_second_block_malformed),
 		cmocka_unit_test(test_pemutil_certs_not_pem),
+		cmocka_unit_test(test_pemutil_certs_key_given_as_cert),
 		cmocka_unit_test(test_pemutil_certs_directory_refused),
 		cmocka_unit_test(test_pemutil_certs_unreadable),
 		cmocka_unit_test(test_pemutil_crls_load),
