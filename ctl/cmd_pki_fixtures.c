@@ -94,7 +94,7 @@ static void apply_twist(struct pki_issue_opts *o, enum fixture_twist twist)
 		o->test_eku = PKI_EKU_SERVER;
 		break;
 	case TWIST_CA_LEAF:
-		o->kind = PKI_PROFILE_CA;
+		o->test_ca_leaf = true;
 		break;
 	case TWIST_NONE:
 	default:

@@ -96,7 +96,7 @@ static int parse_test_option(int c, struct pki_issue_opts *o)
 		o->test_serial_set = true;
 		return pki_serial_parse(optarg, &o->test_serial);
 	case OPT_TEST_CA_LEAF:
-		o->kind = PKI_PROFILE_CA;
+		o->test_ca_leaf = true;
 		return 0;
 	default:
 		return -EINVAL;
@@ -171,14 +171,12 @@ static int run_issue(int argc, char **argv)
 	}
 	if (optind + 2 != argc)
 		return ctl_usage(&cmd_pki_issue);
-	if (o.kind != PKI_PROFILE_CA) {
-		if (strcmp(argv[optind], "server") == 0)
-			o.kind = PKI_PROFILE_SERVER;
-		else if (strcmp(argv[optind], "client") == 0)
-			o.kind = PKI_PROFILE_CLIENT;
-		else
-			return ctl_usage(&cmd_pki_issue);
-	}
+	if (strcmp(argv[optind], "server") == 0)
+		o.kind = PKI_PROFILE_SERVER;
+	else if (strcmp(argv[optind], "client") == 0)
+		o.kind = PKI_PROFILE_CLIENT;
+	else
+		return ctl_usage(&cmd_pki_issue);
 	o.name = argv[optind + 1];
 	if (!name_ok(o.name)) {
 		log_err("NAME '%s': use 1-64 letters, digits, '.', '-', '_' (it names a directory)",

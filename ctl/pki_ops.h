@@ -33,7 +33,7 @@ int pki_init_run(const struct pki_init_opts *o, char *err, size_t errlen) MUST_C
 
 struct pki_issue_opts {
 	const char *dir;
-	enum pki_profile_kind kind; /* SERVER or CLIENT (CA only in test mode) */
+	enum pki_profile_kind kind; /* SERVER or CLIENT */
 	const char *name;
 	const char *out_dir;        /* NULL: DIR/issued/NAME */
 	enum pki_key_type key;
@@ -43,12 +43,13 @@ struct pki_issue_opts {
 	struct pki_names dns, ip, uri;
 
 	/* Test-only (ctl_test_mode): validity relative to now, in seconds,
-	 * EKU override, a forced serial. */
+	 * EKU override, a forced serial, a CA certificate issued as a leaf. */
 	bool test_validity;
 	long test_not_before, test_not_after;
 	enum pki_eku test_eku;
 	bool test_serial_set;
 	struct pki_serial test_serial;
+	bool test_ca_leaf;
 };
 
 /* Issue a certificate; *serial receives its serial. */

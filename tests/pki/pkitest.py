@@ -1,0 +1,103 @@
+"""Shared helpers of the PKI tests: run mtlsctl and the openssl CLI.
+
+Every outcome of mtlsctl is checked with an independent implementation
+(the openssl command line tool), never with mtlsctl itself.
+"""
+import hashlib
+import os
+import re
+import stat
+import subprocess
+import tempfile
+import unittest
+
+MTLSCTL = os.environ.get("MTLSCTL", "mtlsctl")
+PASS = "correct horse battery staple"
+
+
+def run(*args, env=None, check=False):
+    """Run a command; return CompletedProcess with text stdout/stderr."""
+    full_env = dict(os.environ)
+    full_env.pop("MTLSCTL_TEST", None)
+    full_env.pop("MTLS_PKI_DIR", None)
+    if env:
+        full_env.update(env)
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=full_env)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{args} failed ({p.returncode}): {p.stdout}{p.stderr}")
+    return p
+
+
+def ctl(*args, env=None, check=False):
+    return run(MTLSCTL, *args, env=env, check=check)
+
+
+def openssl(*args, check=False):
+    return run("openssl", *args, check=check)
+
+
+def x509_text(path):
+    return openssl("x509", "-in", path, "-noout", "-text", check=True).stdout
+
+
+def verify(root, chain, cert, purpose, crl=None, extra=()):
+    """openssl verify with the root as the only anchor and chain as untrusted."""
+    args = ["verify", "-CAfile", root, "-untrusted", chain, "-purpose", purpose, *extra]
+    if crl:
+        args += ["-crl_check_all", "-CRLfile", crl]
+    return openssl(*args, cert)
+
+
+def count_certs(path):
+    with open(path) as f:
+        return f.read().count("-----BEGIN CERTIFICATE-----")
+
+
+def dir_digest(path):
+    """Hash of every name, mode and content under path: 'nothing written'."""
+    h = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(path)):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            h.update(f"{os.path.relpath(p, path)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    h.update(f.read())
+    return h.hexdigest()
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def extension(text, name):
+    """The value lines of one extension in `openssl x509 -text` output."""
+    m = re.search(r"\n\s+" + re.escape(name) + r":( critical)? *\n\s+(.*)", text)
+    return (m.group(2).strip(), bool(m.group(1))) if m else (None, False)
+
+
+class PkiDirTest(unittest.TestCase):
+    """A fresh hierarchy in a temp dir for every test class."""
+
+    key = "ec-p256"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="mtls-pki-")
+        cls.dir = os.path.join(cls.tmp.name, "ca")
+        cls.env = {"MTLS_CA_PASS": PASS}
+        ctl("pki", "init", cls.dir, "--name", "acme", "--key", cls.key, env=cls.env, check=True)
+        cls.root = os.path.join(cls.dir, "root", "ca.crt")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def issue(self, kind, name, *args, env=None):
+        p = ctl("pki", "issue", kind, name, "--dir", self.dir, *args, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        serial = p.stdout.strip()
+        self.assertRegex(serial, r"^([0-9A-F]{2}:){7,19}[0-9A-F]{2}$")
+        return serial, os.path.join(self.dir, "issued", name)

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Bad input to mtlsctl: a clear error, exit code 2, and nothing written.
+
+"Nothing written" is checked with a digest of every name, mode and byte in
+the CA directory before and after the failing command.
+"""
+import os
+import stat
+import unittest
+
+from pkitest import PASS, PkiDirTest, ctl, dir_digest
+
+
+class TestBadInput(PkiDirTest):
+    def assert_refused(self, args, message, env=None):
+        before = dir_digest(self.dir)
+        p = ctl(*args, env=env)
+        self.assertEqual(p.returncode, 2, f"{args}: {p.stdout}{p.stderr}")
+        self.assertIn(message, p.stderr)
+        self.assertEqual(dir_digest(self.dir), before, f"{args} changed the CA directory")
+        return p
+
+    def test_pki_badinput_wrong_passphrase(self):
+        self.assert_refused(["pki", "crl", "--dir", self.dir], "wrong passphrase",
+                            env={"MTLS_CA_PASS": "not-the-passphrase"})
+        # Twin: the right passphrase works (and does write).
+        before = dir_digest(self.dir)
+        p = ctl("pki", "crl", "--dir", self.dir, env={"MTLS_CA_PASS": PASS})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotEqual(dir_digest(self.dir), before)
+
+    def test_pki_badinput_passphrase_file_mode(self):
+        path = os.path.join(self.tmp.name, "pass")
+        with open(path, "w") as f:
+            f.write(PASS + "\n")
+        os.chmod(path, 0o644)
+        self.assert_refused(["pki", "crl", "--dir", self.dir, "--passphrase-file", path],
+                            "chmod 600")
+        os.chmod(path, 0o600)
+        p = ctl("pki", "crl", "--dir", self.dir, "--passphrase-file", path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_pki_badinput_passphrase_never_from_argv(self):
+        self.assert_refused(["pki", "crl", "--dir", self.dir, "--passphrase", PASS], "usage:")
+
+    def corrupt(self, path, mutate):
+        with open(path) as f:
+            good = f.read()
+        with open(path, "w") as f:
+            f.write(mutate(good))
+        return good
+
+    def test_pki_badinput_corrupted_index(self):
+        index = os.path.join(self.dir, "issuing", "index.txt")
+        _, _ = self.issue("client", "one")
+        cases = {
+            "garbage": lambda t: t.replace("\tCN=one", "CN=one"),
+            "truncated": lambda t: t[: t.rindex("end")],
+            "bad state": lambda t: t.replace("\nV\t", "\nX\t"),
+            "bad count": lambda t: t.replace("end 1", "end 2"),
+        }
+        for name, mutate in cases.items():
+            with self.subTest(corruption=name):
+                good = self.corrupt(index, mutate)
+                try:
+                    p = self.assert_refused(["pki", "issue", "client", "two", "--dir", self.dir],
+                                            "index.txt: line")
+                    self.assertIn("restore it from your backup", p.stderr)
+                    self.assert_refused(["pki", "revoke", "01", "--reason", "superseded",
+                                         "--dir", self.dir], "index.txt: line")
+                finally:
+                    with open(index, "w") as f:
+                        f.write(good)
+        self.issue("client", "two")  # twin: the restored record works
+
+    def test_pki_badinput_serial_not_found(self):
+        self.assert_refused(["pki", "revoke", "01:02:03:04:05:06:07:08", "--reason",
+                             "keyCompromise", "--dir", self.dir], "not issued by any CA")
+        self.assert_refused(["pki", "revoke", "zz:top", "--reason", "keyCompromise",
+                             "--dir", self.dir], "expected hex")
+        serial, _ = self.issue("client", "rev")
+        self.assert_refused(["pki", "revoke", serial, "--reason", "noSuchReason",
+                             "--dir", self.dir], "--reason noSuchReason")
+        p = ctl("pki", "revoke", serial, "--reason", "superseded", "--dir", self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assert_refused(["pki", "revoke", serial, "--reason", "superseded",
+                             "--dir", self.dir], "already revoked")
+
+    def test_pki_badinput_unknown_option(self):
+        for args in (["pki", "init", self.dir + "-new", "--bogus"],
+                     ["pki", "issue", "client", "x", "--dir", self.dir, "--bogus"],
+                     ["pki", "revoke", "01", "--reason", "superseded", "--dir", self.dir, "--bogus"],
+                     ["pki", "crl", "--dir", self.dir, "--bogus"],
+                     ["cert", "check", "x.pem", "--ca", "y.pem", "--bogus"],
+                     ["cert", "inspect", "--bogus", "x.pem"]):
+            with self.subTest(args=args):
+                self.assert_refused(args, "unrecognized option '--bogus'", env={"MTLS_CA_PASS": PASS})
+        self.assertFalse(os.path.exists(self.dir + "-new"))
+
+    def test_pki_badinput_unknown_command(self):
+        self.assert_refused(["pki", "frobnicate"], "unknown command 'pki frobnicate'")
+        self.assert_refused(["frobnicate"], "unknown command 'frobnicate'")
+        p = ctl()
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("usage: mtlsctl", p.stderr)
+        p = ctl("help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("pki issue", p.stdout)
+
+    def test_pki_badinput_test_options_need_test_mode(self):
+        for args in (["--test-eku", "server"], ["--test-not-after", "-86400"],
+                     ["--test-serial", "01"], ["--test-ca-leaf"], ["--key", "rsa-1024"]):
+            with self.subTest(args=args):
+                self.assert_refused(["pki", "issue", "client", "t", "--dir", self.dir, *args], "")
+        p = ctl("pki", "issue", "client", "t", "--dir", self.dir, "--test-eku", "server",
+                env={"MTLSCTL_TEST": "1"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_pki_badinput_bad_names(self):
+        self.assert_refused(["pki", "issue", "server", "s", "--dir", self.dir], "--dns or --ip")
+        self.assert_refused(["pki", "issue", "server", "s", "--dir", self.dir, "--dns",
+                             "a,DNS:evil.example"], "is not a DNS name")
+        self.assert_refused(["pki", "issue", "server", "s", "--dir", self.dir, "--ip",
+                             "300.1.1.1"], "not an IPv4 or IPv6")
+        self.assert_refused(["pki", "issue", "client", "c", "--dir", self.dir, "--uri",
+                             "spiffe://nopath"], "spiffe://trust.domain/path")
+        self.assert_refused(["pki", "issue", "client", "../escape", "--dir", self.dir], "NAME")
+
+    def test_pki_badinput_init_weak_passphrase(self):
+        p = ctl("pki", "init", self.dir + "-weak", env={"MTLS_CA_PASS": "short"})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("shorter than", p.stderr)
+        self.assertFalse(os.path.exists(self.dir + "-weak"))
+        p = ctl("pki", "init", self.dir + "-nopass")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("MTLS_CA_PASS is not set", p.stderr)
+
+    def test_pki_badinput_key_mode_refused(self):
+        key = os.path.join(self.dir, "issuing", "ca.key")
+        os.chmod(key, 0o644)
+        try:
+            self.assert_refused(["pki", "issue", "client", "m", "--dir", self.dir], "chmod 600")
+        finally:
+            os.chmod(key, 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(key).st_mode), 0o600)
+        self.issue("client", "m")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
