@@ -68,6 +68,13 @@ void partner_policy_free(struct partner_policy *p);
 enum hs_outcome verify_policy_check(const struct partner_policy *p, X509 *leaf,
 				    char *detail, size_t len);
 
+/*
+ * Key strength rule applied to every certificate of a verified chain: RSA
+ * (and RSA-PSS) >= min_rsa_bits, EC >= min_ec_bits, Ed25519/Ed448 accepted,
+ * any other key type refused. On refusal why says what the key is.
+ */
+bool verify_key_strong_enough(const struct partner_policy *p, X509 *x, char *why, size_t len);
+
 /* Pattern matching used by the allow-list (exposed for tests and fuzzing). */
 bool verify_match_dns(const char *pattern, const char *name);
 bool verify_match_uri(const char *pattern, const char *uri);
