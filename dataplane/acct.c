@@ -282,7 +282,6 @@ void acct_handshake_end(const struct acct_event *ev)
 			meta_publish(&key, ev);
 		break;
 	case ACCT_SOURCE_FALLBACK: {
-		struct acct_meta m;
 		struct acct_sample s = {
 			.bucket = acct_bucket_of((__u32)ev->outcome),
 			.duration_ns = ev->duration_ns,
@@ -291,8 +290,11 @@ void acct_handshake_end(const struct acct_event *ev)
 			.tls_version = ev->tls_version,
 			.cipher = ev->cipher,
 		};
-		meta_fill(&m, ev);
-		acct_table_add(state.table, &key, &s, acct_key_is_no_cert(&key) ? NULL : &m);
+		if (acct_table_add(state.table, &key, &s) && !acct_key_is_no_cert(&key)) {
+			struct acct_meta m;
+			meta_fill(&m, ev);
+			acct_table_set_meta(state.table, &key, &m);
+		}
 		break;
 	}
 	case ACCT_SOURCE_NONE:

@@ -107,8 +107,8 @@ static struct slot *slot_for(struct acct_table *t, const struct acct_key *key, b
 	return s;
 }
 
-void acct_table_add(struct acct_table *t, const struct acct_key *key,
-		    const struct acct_sample *smp, const struct acct_meta *meta)
+bool acct_table_add(struct acct_table *t, const struct acct_key *key,
+		    const struct acct_sample *smp)
 {
 	bool fresh;
 
@@ -124,11 +124,30 @@ void acct_table_add(struct acct_table *t, const struct acct_key *key,
 	c->last_partner = smp->partner;
 	c->last_tls_version = smp->tls_version;
 	c->last_cipher = smp->cipher;
-	if (meta && !s->rec.has_meta) {
-		s->rec.meta = *meta;
-		s->rec.has_meta = 1;
-	}
+	bool wants_meta = !s->rec.has_meta;
 	t->version++;
+	pthread_mutex_unlock(&t->lock);
+	return wants_meta;
+}
+
+/* Only looks (never inserts or evicts): the key was added just before. */
+void acct_table_set_meta(struct acct_table *t, const struct acct_key *key,
+			 const struct acct_meta *meta)
+{
+	size_t start = (size_t)key_hash(key);
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < PROBE_WINDOW; i++) {
+		struct slot *s = &t->slots[(start + i) & t->mask];
+		if (s->used && memcmp(&s->rec.key, key, sizeof(*key)) == 0) {
+			if (!s->rec.has_meta) {
+				s->rec.meta = *meta;
+				s->rec.has_meta = 1;
+				t->version++;
+			}
+			break;
+		}
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -12,6 +12,7 @@
 #ifndef MTLSD_ACCT_FALLBACK_H
 #define MTLSD_ACCT_FALLBACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +35,14 @@ struct acct_sample {
 int acct_table_new(size_t capacity, struct acct_table **out) MUST_CHECK;
 void acct_table_free(struct acct_table *t);
 
-/* Count one sample for key. meta (may be NULL) is stored the first time
- * the key is seen with one. */
-void acct_table_add(struct acct_table *t, const struct acct_key *key,
-		    const struct acct_sample *s, const struct acct_meta *meta);
+/* Count one sample for key. Returns true when the entry has no names yet
+ * (the caller then builds them once and calls acct_table_set_meta). */
+bool acct_table_add(struct acct_table *t, const struct acct_key *key,
+		    const struct acct_sample *s);
+
+/* Store the names of key, if its entry is still there and has none. */
+void acct_table_set_meta(struct acct_table *t, const struct acct_key *key,
+			 const struct acct_meta *meta);
 
 /* Copy the entries into out (room for cap records) and the totals into
  * *totals. Returns the number of records copied. */

@@ -59,7 +59,7 @@ static void test_acct_hist_slot_clamps_huge_durations(void **state)
 
 static void test_acct_quantile_upper_bound(void **state)
 {
-	uint64_t hist[ACCT_HIST_SLOTS] = { 0 };
+	__u64 hist[ACCT_HIST_SLOTS] = { 0 };
 	(void)state;
 
 	hist[19] = 98;   /* 98 handshakes in [512us, 1ms) */
@@ -71,7 +71,7 @@ static void test_acct_quantile_upper_bound(void **state)
 
 static void test_acct_quantile_empty_is_zero(void **state)
 {
-	uint64_t hist[ACCT_HIST_SLOTS] = { 0 };
+	__u64 hist[ACCT_HIST_SLOTS] = { 0 };
 	(void)state;
 
 	assert_int_equal(acct_hist_quantile_ns(hist, 0.5), 0);
@@ -142,7 +142,7 @@ static void add(struct acct_table *t, unsigned n, enum hs_outcome o, uint64_t wh
 	struct acct_key k = key_n(n);
 	struct acct_sample s = { .bucket = acct_bucket_of(o), .duration_ns = 1000, .boot_ns = when,
 				 .partner = 0 };
-	acct_table_add(t, &k, &s, NULL);
+	(void)acct_table_add(t, &k, &s);
 }
 
 static const struct acct_record *find(const struct acct_record *r, size_t n, unsigned which)
@@ -234,6 +234,30 @@ static void test_acct_table_rejects_zero_capacity(void **state)
 	assert_int_equal(acct_table_new(0, &t), -EINVAL);
 	assert_null(t);
 	acct_table_free(NULL);
+}
+
+static void test_acct_table_meta_asked_once(void **state)
+{
+	struct acct_table *t;
+	struct acct_key k = key_n(3), other = key_n(4);
+	struct acct_sample smp = { .bucket = ACCT_B_OK };
+	struct acct_meta m = { .partner = 2 }, none = { .partner = 9 };
+	struct acct_record recs[4];
+	struct acct_totals tot;
+	(void)state;
+
+	assert_int_equal(acct_table_new(16, &t), 0);
+	snprintf(m.subject_cn, sizeof(m.subject_cn), "client-ec");
+	assert_true(acct_table_add(t, &k, &smp));
+	acct_table_set_meta(t, &k, &m);
+	assert_false(acct_table_add(t, &k, &smp));
+	acct_table_set_meta(t, &other, &none);   /* unknown key: not inserted */
+	size_t n = acct_table_snapshot(t, recs, 4, &tot);
+	assert_int_equal(n, 1);
+	assert_true(recs[0].has_meta);
+	assert_string_equal(recs[0].meta.subject_cn, "client-ec");
+	assert_int_equal(tot.new_keys, 1);
+	acct_table_free(t);
 }
 
 #define WRITERS 4
@@ -363,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_acct_table_restore_continues_counts),
 		cmocka_unit_test(test_acct_table_rejects_zero_capacity),
 		cmocka_unit_test(test_acct_table_concurrent_adds_all_counted),
+		cmocka_unit_test(test_acct_table_meta_asked_once),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_roundtrip, snap_setup, snap_teardown),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_rejects_other_layout_and_truncation,
 						snap_setup, snap_teardown),
