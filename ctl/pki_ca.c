@@ -4,8 +4,11 @@
  */
 #include "pki_ca.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "pki_cert.h"
@@ -78,14 +81,39 @@ static int open_tier(struct pki_hierarchy *h, size_t i, char *err, size_t errlen
 	return rc;
 }
 
+/* Lock the directory itself: no lock file to create, so a refused command
+ * still writes nothing. */
+static int lock_dir(struct pki_hierarchy *h, char *err, size_t errlen)
+{
+	int fd = open(h->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen, "%s: another mtlsctl is working on this CA; "
+				 "try again when it has finished", h->dir);
+		return -e;
+	}
+	h->lock_fd = fd;
+	h->locked = true;
+	return 0;
+}
+
 int pki_ca_open(const char *dir, struct pki_hierarchy *h, char *err, size_t errlen)
 {
 	memset(h, 0, sizeof(*h));
+	err[0] = '\0';
 	GUARD(fs_path(h->dir, sizeof(h->dir), "%s", dir));
 	int rc = count_tiers(dir, &h->n);
+	if (rc == 0)
+		rc = lock_dir(h, err, errlen);
 	if (rc < 0) {
-		snprintf(err, errlen, "%s: no CA hierarchy here (expected root/ca.crt and "
-			 "issuing/ca.crt): give --dir, set MTLS_PKI_DIR, or run mtlsctl pki init", dir);
+		if (!*err)
+			snprintf(err, errlen, "%s: no CA hierarchy here (expected root/ca.crt and "
+				 "issuing/ca.crt): give --dir, set MTLS_PKI_DIR, or run mtlsctl pki "
+				 "init", dir);
 		return rc;
 	}
 	for (size_t i = 0; i < h->n; i++)
@@ -100,6 +128,8 @@ void pki_ca_close(struct pki_hierarchy *h)
 		EVP_PKEY_free(h->tier[i].key);
 		pki_index_free(&h->tier[i].idx);
 	}
+	if (h->locked)
+		close(h->lock_fd); /* releases the flock */
 	memset(h, 0, sizeof(*h));
 }
 

@@ -40,6 +40,8 @@ struct pki_hierarchy {
 	char dir[PKI_PATH_MAX];
 	struct pki_tier tier[PKI_MAX_TIERS];
 	size_t n;
+	bool locked;
+	int lock_fd;              /* DIR itself, flock'ed while open */
 };
 
 /* Directory name of tier i of n ("root", "intermediate", "intermediate2", "issuing"). */
@@ -50,7 +52,9 @@ bool pki_tier_is_offline(const struct pki_hierarchy *h, size_t i);
 
 /*
  * Open the hierarchy in dir: every tier's certificate and index. Keys are
- * not loaded. Errors name the file in err ("DIR/issuing/index.txt: line 3:
+ * not loaded. The directory stays locked (flock) until pki_ca_close, so two
+ * mtlsctl runs never interleave their read-modify-write of a record;
+ * -EWOULDBLOCK if another one holds it. Errors name the file in err ("DIR/issuing/index.txt: line 3:
  * ..."). pki_ca_close releases everything and accepts a zeroed struct.
  */
 int pki_ca_open(const char *dir, struct pki_hierarchy *h, char *err, size_t errlen) MUST_CHECK;

@@ -4,7 +4,9 @@
 "Nothing written" is checked with a digest of every name, mode and byte in
 the CA directory before and after the failing command.
 """
+import fcntl
 import os
+import re
 import stat
 import unittest
 
@@ -57,11 +59,13 @@ class TestBadInput(PkiDirTest):
             "garbage": lambda t: t.replace("\tCN=one", "CN=one"),
             "truncated": lambda t: t[: t.rindex("end")],
             "bad state": lambda t: t.replace("\nV\t", "\nX\t"),
-            "bad count": lambda t: t.replace("end 1", "end 2"),
+            "bad count": lambda t: re.sub(r"end (\d+)", lambda m: f"end {int(m[1]) + 1}", t),
         }
         for name, mutate in cases.items():
             with self.subTest(corruption=name):
                 good = self.corrupt(index, mutate)
+                with open(index) as f:
+                    self.assertNotEqual(f.read(), good, "the corruption must change the file")
                 try:
                     p = self.assert_refused(["pki", "issue", "client", "two", "--dir", self.dir],
                                             "index.txt: line")
@@ -134,6 +138,16 @@ class TestBadInput(PkiDirTest):
         p = ctl("pki", "init", self.dir + "-nopass")
         self.assertEqual(p.returncode, 2)
         self.assertIn("MTLS_CA_PASS is not set", p.stderr)
+
+    def test_pki_badinput_concurrent_run_refused(self):
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.assert_refused(["pki", "issue", "client", "l", "--dir", self.dir],
+                                "another mtlsctl is working on this CA")
+        finally:
+            os.close(fd)
+        self.issue("client", "l")
 
     def test_pki_badinput_key_mode_refused(self):
         key = os.path.join(self.dir, "issuing", "ca.key")

@@ -85,7 +85,9 @@ class TestHierarchy(PkiDirTest):
     def test_pki_init_trust_package(self):
         tp = os.path.join(self.dir, "trust-package")
         self.assertEqual(sorted(os.listdir(tp)),
-                         ["POLICY.txt", "crls.pem", "intermediate.crt", "root.crt"])
+                         ["POLICY.txt", "ca-bundle.pem", "crls.pem", "intermediate.crt",
+                          "root.crt"])
+        self.assertEqual(count_certs(os.path.join(tp, "ca-bundle.pem")), 2)
         with open(os.path.join(tp, "POLICY.txt")) as f:
             policy = f.read()
         for tier in ("root", "intermediate", "issuing"):
