@@ -185,32 +185,37 @@ static int check_server_key(struct build *b, const struct cfg_server_cert *c, EV
 	return 0;
 }
 
+/* The leaf must be something clients accept as a server certificate. */
+static int check_server_leaf(struct build *b, const struct cfg_server_cert *c, X509 *leaf)
+{
+	char name[256];
+
+	subject_of(leaf, name, sizeof(name));
+	if (X509_check_ca(leaf) != 0)
+		return file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "the first certificate ('%s') is "
+				 "a CA; put the server certificate first, then its intermediates", name);
+	if (X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) != 1)
+		return file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "'%s' is not a TLS server "
+				 "certificate (its extendedKeyUsage lacks serverAuth or its keyUsage forbids it); "
+				 "clients would refuse it: issue one for serverAuth", name);
+	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
+		log_warn("%s: server certificate '%s' has expired; clients will refuse it: renew it",
+			 c->cert_path, name);
+	return 0;
+}
+
 static int load_server_cert(struct build *b, const struct cfg_server_cert *c, unsigned *types_seen)
 {
 	STACK_OF(X509) *certs = NULL, *chain = NULL;
 	EVP_PKEY *key = NULL;
-	char why[512], name[256], ossl[256];
+	char why[512], ossl[256];
 	int rc;
 
 	rc = pem_load_certs(c->cert_path, &certs, why, sizeof(why));
 	if (rc < 0)
 		return file_fail(b, rc, c->line, "cert", c->cert_path, "%s", why);
 	X509 *leaf = sk_X509_value(certs, 0);
-	if (X509_check_ca(leaf) != 0) {
-		rc = file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "the first certificate ('%s') is a CA; "
-			       "put the server certificate first, then its intermediates",
-			       subject_of(leaf, name, sizeof(name)));
-		goto out;
-	}
-	if (X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) != 1) {
-		rc = file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "'%s' is not a TLS server certificate "
-			       "(its extendedKeyUsage lacks serverAuth or its keyUsage forbids it); clients would "
-			       "refuse it: issue one for serverAuth", subject_of(leaf, name, sizeof(name)));
-		goto out;
-	}
-	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
-		log_warn("%s: server certificate '%s' has expired; clients will refuse it: renew it",
-			 c->cert_path, subject_of(leaf, name, sizeof(name)));
+	GUARD_GOTO(check_server_leaf(b, c, leaf), rc, out);
 	rc = pem_load_private_key(c->key_path, b->g->cfg.allow_insecure_key_perms, &key, why, sizeof(why));
 	if (rc < 0) {
 		rc = file_fail(b, rc, c->key_line, "key", c->key_path, "%s", why);
