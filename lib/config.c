@@ -612,10 +612,23 @@ static int unknown_key(struct parse_state *ps, const char *name)
 	char list[512] = "";
 	size_t off = 0;
 
+	static const char *const section_forms[] = {
+		[SEC_MTLSD] = "[mtlsd]", [SEC_SERVER_CERT] = "[server_cert.NAME]", [SEC_PARTNER] = "[partner.NAME]",
+	};
+	for (enum section_kind k = SEC_MTLSD; k <= SEC_PARTNER; k++) {
+		size_t other_n;
+		const struct key_desc *other = section_keys(k, &other_n);
+		for (size_t i = 0; k != ps->kind && i < other_n; i++)
+			if (strcmp(other[i].name, name) == 0)
+				return parse_fail(ps, -EINVAL, "key '%s' belongs in %s, not in [%s]; move it",
+						  name, section_forms[k], ps->section);
+	}
 	for (size_t i = 0; i < n; i++) {
 		size_t d = edit_distance(name, keys[i].name);
-		if (d < best_d)
-			best_d = d, best = &keys[i];
+		if (d < best_d) {
+			best_d = d;
+			best = &keys[i];
+		}
 		int w = snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", keys[i].name);
 		if (w > 0 && (size_t)w < sizeof(list) - off)
 			off += (size_t)w;

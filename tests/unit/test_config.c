@@ -218,6 +218,16 @@ static void test_config_unknown_key_lists_valid(void **state)
 			  "valid keys: listen, workers,");
 }
 
+static void test_config_key_in_wrong_section(void **state)
+{
+	(void)state;
+	expect_load_error("[mtlsd]\nbackend = 127.0.0.1:9000\n", 2,
+			  "key 'backend' belongs in [partner.NAME], not in [mtlsd]", NULL);
+	expect_load_error(BASE "listen = 127.0.0.1:1\n", 9,
+			  "key 'listen' belongs in [mtlsd], not in [partner.acme]", NULL);
+	expect_load_ok(BASE); /* the same keys in their own sections */
+}
+
 static void test_config_unknown_section(void **state)
 {
 	(void)state;
@@ -571,6 +581,7 @@ int main(void)
 		cmocka_unit_test(test_config_relative_paths_resolve_against_file),
 		cmocka_unit_test(test_config_unknown_key_did_you_mean),
 		cmocka_unit_test(test_config_unknown_key_lists_valid),
+		cmocka_unit_test(test_config_key_in_wrong_section),
 		cmocka_unit_test(test_config_unknown_section),
 		cmocka_unit_test(test_config_key_outside_section),
 		cmocka_unit_test(test_config_repeated_key_names_both_lines),
