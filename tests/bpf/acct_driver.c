@@ -7,7 +7,10 @@
  * usage: acct_driver [--instance NAME] [--no-bpf] [--hold SECONDS] [--spray N] < SCENARIO
  * Each scenario line is one kind of handshake, repeated COUNT times:
  *   ISSUER_HEX SERIAL_HEX OUTCOME PARTNER COUNT DURATION_NS [PARTNER_NAME CN]
- * ISSUER_HEX and SERIAL_HEX are "-" for "no certificate"; OUTCOME is a name
+ * ISSUER_HEX and SERIAL_HEX are "-" for "no certificate"; "cert:PATH ="
+ * instead takes the identity and names from a PEM certificate through
+ * lib/certinfo.h, as mtlsd does (a relative PATH is under $MTLS_FIXTURES).
+ * OUTCOME is a name
  * from lib/outcome.c ("ok", "expired", "weak_key"...). Blank lines and lines
  * starting with '#' are skipped. --spray N first adds N distinct
  * certificates (issuer cc..cc, serials 1..N) with one ok handshake each,
@@ -16,6 +19,7 @@
  * snapshot then).
  */
 #include <getopt.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,32 @@ static int parse_outcome(const char *name, enum hs_outcome *out)
 	return -EINVAL;
 }
 
+/* The identity of a PEM certificate, as the connection code computes it. */
+static int load_identity(const char *path, struct cert_identity *id)
+{
+	char full[1024];
+	const char *dir = getenv("MTLS_FIXTURES");
+
+	if (path[0] != '/' && dir)
+		snprintf(full, sizeof(full), "%s/%s", dir, path);
+	else
+		snprintf(full, sizeof(full), "%s", path);
+	FILE *f = fopen(full, "r");
+	if (!f) {
+		fprintf(stderr, "%s: %s\n", full, strerror(errno));
+		return -errno;
+	}
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x) {
+		fprintf(stderr, "%s: no PEM certificate\n", full);
+		return -EBADMSG;
+	}
+	int rc = certinfo_from_x509(x, id);
+	X509_free(x);
+	return rc;
+}
+
 /* One scenario line -> COUNT calls of acct_handshake_end. */
 static int run_line(char *line, unsigned lineno)
 {
@@ -56,6 +86,7 @@ static int run_line(char *line, unsigned lineno)
 	unsigned long count, duration;
 	int partner;
 	struct acct_event ev = { 0 };
+	struct cert_identity id;
 	size_t len;
 
 	int n = sscanf(line, "%63s %63s %31s %d %lu %lu %63s %63s", issuer, serial, outcome,
@@ -65,7 +96,11 @@ static int run_line(char *line, unsigned lineno)
 			"DURATION_NS [PARTNER_NAME CN], got '%s'\n", lineno, line);
 		return -EINVAL;
 	}
-	if (strcmp(serial, "-") != 0) {
+	if (strncmp(issuer, "cert:", 5) == 0) {
+		if (load_identity(issuer + 5, &id) < 0)
+			return -EINVAL;
+		acct_event_set_cert(&ev, &id);
+	} else if (strcmp(serial, "-") != 0) {
 		if (parse_hex(issuer, ev.issuer_id, sizeof(ev.issuer_id), &len) < 0 ||
 		    len != sizeof(ev.issuer_id) ||
 		    parse_hex(serial, ev.serial, sizeof(ev.serial), &ev.serial_len) < 0) {
@@ -78,8 +113,10 @@ static int run_line(char *line, unsigned lineno)
 	ev.cipher = 0x1301;
 	ev.duration_ns = duration;
 	ev.partner_name = pname[0] ? pname : NULL;
-	ev.subject_cn = cn[0] ? cn : NULL;
-	ev.issuer = "CN=Test Issuing CA";
+	if (strncmp(issuer, "cert:", 5) != 0) {
+		ev.subject_cn = cn[0] ? cn : NULL;
+		ev.issuer = "CN=Test Issuing CA";
+	}
 	for (unsigned long i = 0; i < count; i++)
 		acct_handshake_end(&ev);
 	return 0;

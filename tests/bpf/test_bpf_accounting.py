@@ -15,7 +15,10 @@ serial, every outcome), so the expected numbers are exact. Checks:
   4. filters (--serial, --partner) and a missing instance (exit 1);
   5. both tables stay bounded and count what they evicted;
   6. maps pinned with another layout are refused by mtlsd (it falls back and
-     says why) and by mtlsctl; --watch redraws in place.
+     says why) and by mtlsctl; --watch redraws in place;
+  7. the fixture certificates (client-ec and client-partner2 share a serial
+     under two issuers), identified through lib/certinfo as mtlsd does: the
+     keys and names equal what the openssl CLI reads from the same files.
 Needs root (exit 77 otherwise); CI runs it as root.
 """
 import json
@@ -249,6 +252,62 @@ def case_watch(env, instance):
           f"--watch redraws in place ({frames} frames in 2.5 s)")
 
 
+# (fixture, outcome, partner index, count, partner name)
+FIXTURE_SCENARIO = [
+    ("client-ec", "ok", 0, 4, "partner"),
+    ("client-ec", "expired", 0, 1, "partner"),
+    ("client-partner2", "ok", 1, 2, "partner2"),
+    ("client-partner2", "policy_denied", 1, 1, "partner2"),
+    ("client-expired", "expired", 0, 3, "partner"),
+    ("client-revoked", "revoked", 0, 2, "partner"),
+    ("client-unknownca", "unknown_ca", -1, 2, "-"),
+    ("client-servereku", "bad_eku", 0, 1, "partner"),
+    ("client-rsa1024", "weak_key", 0, 1, "partner"),
+    ("client-notyet", "not_yet_valid", 0, 1, "partner"),
+]
+
+
+def openssl_identity(pem):
+    """(issuer id hex, serial "AA:BB..", CN) as the openssl CLI reads them."""
+    def x509(*args):
+        return subprocess.run(["openssl", "x509", "-in", pem, "-noout"] + list(args),
+                              capture_output=True, text=True, check=True).stdout
+    serial = x509("-serial").strip().split("=", 1)[1]
+    if len(serial) % 2:
+        serial = "0" + serial
+    akid = x509("-ext", "authorityKeyIdentifier").splitlines()[1].strip()
+    akid = akid.replace("keyid:", "").replace(":", "").lower()
+    cn = x509("-subject", "-nameopt", "multiline").split("commonName", 1)[1]
+    cn = cn.split("=", 1)[1].splitlines()[0].strip()
+    return akid, serial_text(serial.lower()), cn
+
+
+def case_fixtures(env, instance):
+    fixtures = os.environ["MTLS_FIXTURES"]
+    text = "".join(f"cert:{name}/cert.pem = {outcome} {idx} {n} 700000"
+                   + ("" if partner == "-" else f" {partner}") + "\n"
+                   for name, outcome, idx, n, partner in FIXTURE_SCENARIO)
+    first, _ = run_driver(env, instance, scenario=text)
+    check(first == "source: bpf", "fixture certificates: BPF attached")
+    exp = {}
+    for name, outcome, _, n, partner in FIXTURE_SCENARIO:
+        akid, serial, cn = openssl_identity(f"{fixtures}/{name}/cert.pem")
+        e = exp.setdefault((akid, serial), {"cn": cn, "counts": {b: 0 for b in BUCKETS}})
+        e["counts"][FOLDED.get(outcome, outcome)] += n
+    ec, p2 = (openssl_identity(f"{fixtures}/{n}/cert.pem") for n in ("client-ec", "client-partner2"))
+    check(ec[1] == p2[1] and ec[0] != p2[0],
+          "fixtures: client-ec and client-partner2 share a serial under two issuers")
+    doc = stats_json(env, instance)
+    got = {(c["issuer_id"], c["serial"]): {"cn": c["subject_cn"], "counts": c["counts"]}
+           for c in doc["certificates"]}
+    check(got == exp, "fixtures: one entry per (issuer key id, serial) with the CN and counts sent")
+    if got != exp:
+        print(f"      expected {exp}\n      got      {got}")
+    shared = stats_json(env, instance, "--serial", ec[1])
+    check(sorted(c["partner"] for c in shared["certificates"]) == ["partner", "partner2"],
+          "fixtures: --serial of the shared serial shows partner and partner2 apart")
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: loading BPF programs needs root (CI runs this as root)")
@@ -256,6 +315,7 @@ def main():
     tag = str(os.getpid())
     bpf_instance, fb_instance = "test-bpf-" + tag, "test-fallback-" + tag
     evict_bpf, evict_fb, bad = "test-evict-" + tag, "test-evict-fb-" + tag, "test-layout-" + tag
+    fixt = "test-fixtures-" + tag
     pin_root = "/sys/fs/bpf/mtlsd"
     rundir = tempfile.mkdtemp(prefix="acct-run-")
     env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
@@ -267,8 +327,9 @@ def main():
         case_eviction(env, evict_bpf, drop_caps=False)
         case_eviction(env, evict_fb, drop_caps=True)
         case_bad_layout(env, bad, f"{pin_root}/{bad}")
+        case_fixtures(env, fixt)
     finally:
-        for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad):
+        for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad, fixt):
             shutil.rmtree(f"{pin_root}/{inst}", ignore_errors=True)
         shutil.rmtree(rundir, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
