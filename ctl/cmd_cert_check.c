@@ -14,6 +14,7 @@
 #include "cert_check.h"
 #include "cmd.h"
 #include "log.h"
+#include "pemutil.h"
 #include "pki_cert.h"
 #include "pki_policy.h"
 
@@ -76,20 +77,20 @@ static int load_inputs(const struct check_opts *o, struct check_input *in)
 {
 	STACK_OF(X509) *presented = NULL;
 	const char *what = o->file;
-	int rc = pki_certs_load(o->file, &presented);
+	char why[512];
+	int rc = pem_load_certs(o->file, &presented, why, sizeof(why));
 	if (rc == 0) {
 		in->leaf = sk_X509_shift(presented);
 		in->untrusted = presented;
 		what = o->ca;
-		rc = pki_certs_load(o->ca, &in->anchors);
+		rc = pem_load_certs(o->ca, &in->anchors, why, sizeof(why));
 	}
 	if (rc == 0 && o->crl) {
 		what = o->crl;
-		rc = pki_crls_load(o->crl, &in->crls);
+		rc = pem_load_crls(o->crl, &in->crls, why, sizeof(why));
 	}
 	if (rc < 0)
-		log_err("%s: %s", what, rc == -EBADMSG ? "nothing usable in it (expected PEM "
-			"certificates, or CRLs for --crl)" : strerror(-rc));
+		log_err("%s: %s", what, why);
 	return rc;
 }
 

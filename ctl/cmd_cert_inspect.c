@@ -11,6 +11,7 @@
 #include "cert_describe.h"
 #include "cmd.h"
 #include "log.h"
+#include "pemutil.h"
 #include "pki_cert.h"
 #include "pki_policy.h"
 #include "pki_serial.h"
@@ -89,10 +90,9 @@ static int run_inspect(int argc, char **argv)
 	if (getopt_long(argc, argv, "", none, NULL) != -1 || optind >= argc)
 		return ctl_usage(&cmd_cert_inspect);
 	for (int f = optind; f < argc; f++) {
-		int rc = pki_certs_load(argv[f], &certs);
-		if (rc < 0) {
-			log_err("%s: %s", argv[f], rc == -EBADMSG ? "no PEM certificate in it (or a "
-				"malformed one)" : strerror(-rc));
+		char why[512];
+		if (pem_load_certs(argv[f], &certs, why, sizeof(why)) < 0) {
+			log_err("%s: %s", argv[f], why);
 			return CTL_EXIT_USAGE;
 		}
 		int n = sk_X509_num(certs);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cert_describe.h"
 #include "cmd.h"
 #include "fsutil.h"
 #include "log.h"
@@ -67,7 +68,7 @@ static int make_tier(struct pki_hierarchy *h, size_t i, const struct pki_init_op
 	GUARD(pki_cert_build(&p, t->key, issuer, issuer_key, &t->cert, err, errlen));
 	if (i > 0) {
 		char subject[PKI_INDEX_SUBJECT_MAX];
-		pki_cert_subject(t->cert, subject, sizeof(subject));
+		cert_name_desc(X509_get_subject_name(t->cert), subject, sizeof(subject));
 		GUARD(pki_index_add(&h->tier[i - 1].idx, &p.serial, p.not_after, subject));
 	}
 	return 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "pemutil.h"
 #include "pki_cert.h"
 #include "pki_key.h"
 #include "pki_trust.h"
@@ -60,15 +61,15 @@ static int count_tiers(const char *dir, size_t *n)
 static int open_tier(struct pki_hierarchy *h, size_t i, char *err, size_t errlen)
 {
 	struct pki_tier *t = &h->tier[i];
-	char path[PKI_PATH_MAX], why[256];
+	char path[PKI_PATH_MAX], why[512];
 	STACK_OF(X509) *certs = NULL;
 
 	pki_tier_name(i, h->n, t->name, sizeof(t->name));
 	GUARD(fs_path(t->dir, sizeof(t->dir), "%s/%s", h->dir, t->name));
 	GUARD(pki_tier_path(h, i, "ca.crt", path, sizeof(path)));
-	int rc = pki_certs_load(path, &certs);
+	int rc = pem_load_certs(path, &certs, why, sizeof(why));
 	if (rc < 0) {
-		snprintf(err, errlen, "%s: cannot load the CA certificate: %s", path, strerror(-rc));
+		snprintf(err, errlen, "%s: %s", path, why);
 		return rc;
 	}
 	t->cert = sk_X509_shift(certs);
@@ -151,7 +152,7 @@ int pki_ca_load_key(struct pki_hierarchy *h, size_t i, const char *pass, char *e
 	return 0;
 }
 
-static int concat_crls(const struct pki_hierarchy *h, size_t from, const char *out_path)
+static int concat_crls(const struct pki_hierarchy *h, const char *out_path)
 {
 	char path[PKI_PATH_MAX];
 	char *all = NULL;
@@ -159,7 +160,7 @@ static int concat_crls(const struct pki_hierarchy *h, size_t from, const char *o
 	FILE *f = open_memstream(&all, &all_len);
 	ENSURE_PTR(f, ENOMEM);
 	int rc = 0;
-	for (size_t i = from; i < h->n; i++) {
+	for (size_t i = 0; i < h->n; i++) {
 		char *text = NULL;
 		size_t len = 0;
 		GUARD_GOTO(pki_tier_path(h, i, "crl.pem", path, sizeof(path)), rc, out);
@@ -189,7 +190,7 @@ static int write_chains(const struct pki_hierarchy *h, char *path, size_t cap)
 	GUARD(fs_path(path, cap, "%s/ca-bundle.pem", h->dir));
 	GUARD(pki_certs_save(path, certs, h->n));
 	GUARD(fs_path(path, cap, "%s/crls.pem", h->dir));
-	return concat_crls(h, 0, path);
+	return concat_crls(h, path);
 }
 
 int pki_ca_write_bundles(const struct pki_hierarchy *h, char *err, size_t errlen)

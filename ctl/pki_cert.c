@@ -9,9 +9,7 @@
 #include "pki_cert.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -206,19 +204,6 @@ int pki_cert_build(const struct pki_cert_profile *p, EVP_PKEY *subject_key, X509
 	return 0;
 }
 
-void pki_cert_subject(X509 *x, char *buf, size_t cap)
-{
-	BIO *mem = BIO_new(BIO_s_mem());
-	buf[0] = '\0';
-	if (!mem)
-		return;
-	if (X509_NAME_print_ex(mem, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
-		int n = BIO_read(mem, buf, (int)cap - 1);
-		buf[n > 0 ? n : 0] = '\0';
-	}
-	BIO_free(mem);
-}
-
 int pki_certs_save(const char *path, X509 *const *certs, size_t n)
 {
 	BIO *mem = BIO_new(BIO_s_mem());
@@ -231,73 +216,6 @@ int pki_certs_save(const char *path, X509 *const *certs, size_t n)
 	rc = fs_write_atomic(path, data, (size_t)len, 0644);
 out:
 	BIO_free(mem);
-	return rc;
-}
-
-static BIO *open_pem(const char *path, int *rc)
-{
-	BIO *bio = BIO_new_file(path, "r");
-	if (!bio)
-		*rc = errno ? -errno : -ENOENT;
-	return bio;
-}
-
-int pki_certs_load(const char *path, STACK_OF(X509) **out)
-{
-	int rc = 0;
-	errno = 0;
-	BIO *bio = open_pem(path, &rc);
-	if (!bio)
-		return rc;
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	X509 *x;
-	ENSURE_GOTO(sk != NULL, rc, ENOMEM, out);
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (!sk_X509_push(sk, x)) {
-			X509_free(x);
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	/* The loop ends at EOF ("no start line") or at a malformed block. */
-	unsigned long e = ERR_peek_last_error();
-	bool clean_eof = ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
-	ENSURE_GOTO(sk_X509_num(sk) > 0 && clean_eof, rc, EBADMSG, out);
-	ERR_clear_error();
-	*out = sk;
-	sk = NULL;
-out:
-	sk_X509_pop_free(sk, X509_free);
-	BIO_free(bio);
-	return rc;
-}
-
-int pki_crls_load(const char *path, STACK_OF(X509_CRL) **out)
-{
-	int rc = 0;
-	errno = 0;
-	BIO *bio = open_pem(path, &rc);
-	if (!bio)
-		return rc;
-	STACK_OF(X509_CRL) *sk = sk_X509_CRL_new_null();
-	X509_CRL *crl;
-	ENSURE_GOTO(sk != NULL, rc, ENOMEM, out);
-	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
-		if (!sk_X509_CRL_push(sk, crl)) {
-			X509_CRL_free(crl);
-			rc = -ENOMEM;
-			goto out;
-		}
-	}
-	unsigned long e = ERR_peek_last_error();
-	bool clean_eof = ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
-	ENSURE_GOTO(sk_X509_CRL_num(sk) > 0 && clean_eof, rc, EBADMSG, out);
-	ERR_clear_error();
-	*out = sk;
-	sk = NULL;
-out:
-	sk_X509_CRL_pop_free(sk, X509_CRL_free);
-	BIO_free(bio);
 	return rc;
 }
 

@@ -62,19 +62,8 @@ int pki_cert_build(const struct pki_cert_profile *p, EVP_PKEY *subject_key, X509
 bool pki_dns_name_ok(const char *name, char *err, size_t errlen);
 bool pki_uri_ok(const char *uri, char *err, size_t errlen);
 
-/* Certificate subject as RFC 2253 text, for the CA record. */
-void pki_cert_subject(X509 *x, char *buf, size_t cap);
-
 /* Write certificates (in order) as PEM to path, 0644, atomically. */
 int pki_certs_save(const char *path, X509 *const *certs, size_t n) MUST_CHECK;
-
-/*
- * Every certificate (or CRL) in a PEM file, in file order; at least one.
- * -ENOENT/-EACCES from opening, -EBADMSG if none or malformed. (lib/pemutil
- * offers the same for mtlsd; these stay until it is in the tree.)
- */
-int pki_certs_load(const char *path, STACK_OF(X509) **out) MUST_CHECK;
-int pki_crls_load(const char *path, STACK_OF(X509_CRL) **out) MUST_CHECK;
 
 /* SHA-256 fingerprint "AB:CD:..." (96 bytes with NUL). */
 void pki_cert_fingerprint(X509 *x, char *buf, size_t cap);

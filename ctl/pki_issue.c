@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cert_describe.h"
 #include "cmd.h"
 #include "fsutil.h"
 #include "pki_ca.h"
@@ -145,7 +146,7 @@ static int record_leaf(struct pki_hierarchy *h, X509 *leaf, const struct pki_ser
 	struct tm tm;
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1)
 		not_after = timegm(&tm);
-	pki_cert_subject(leaf, subject, sizeof(subject));
+	cert_name_desc(X509_get_subject_name(leaf), subject, sizeof(subject));
 	GUARD(pki_index_add(&ca->idx, serial, not_after, subject));
 	GUARD(pki_tier_path(h, h->n - 1, "index.txt", path, sizeof(path)));
 	int rc = pki_index_save(path, &ca->idx);

@@ -4,10 +4,12 @@
 #include "pki_serial.h"
 
 #include <ctype.h>
-#include <stdbool.h>
 #include <openssl/bn.h>
 #include <openssl/rand.h>
+#include <stdbool.h>
 #include <string.h>
+
+#include "certinfo.h"
 
 int pki_serial_random(struct pki_serial *out)
 {
@@ -76,17 +78,11 @@ int pki_serial_parse(const char *text, struct pki_serial *out)
 
 void pki_hex_colon(const uint8_t *b, size_t len, char *buf, size_t cap)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	if (cap == 0)
-		return;
-	for (size_t i = 0; i < len && o + 3 < cap; i++) {
-		if (i)
-			buf[o++] = ':';
-		buf[o++] = hex[b[i] >> 4];
-		buf[o++] = hex[b[i] & 15];
-	}
-	buf[o] = '\0';
+	/* "AB:" per octet, the last ':' becoming the NUL. */
+	if (len > cap / 3)
+		len = cap / 3;
+	if (cap > 0)
+		hex_encode(b, len, buf, 1, ':');
 }
 
 void pki_serial_format(const struct pki_serial *s, char *buf, size_t cap)
