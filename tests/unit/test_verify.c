@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "generation.h"
 #include "verify.h"
@@ -390,6 +391,88 @@ static void test_verify_crl_missing_fails_closed(void **state)
 	cfgs[P_DEEP].verify_depth = 3;
 }
 
+/* A CRL for pki/issuing that expired yesterday, signed with the fixture key. */
+static X509_CRL *expired_issuing_crl(void)
+{
+	STACK_OF(X509) *ca = load_certs("pki/issuing/ca.crt");
+	BIO *bio = BIO_new_file(fixture_path("pki/issuing/ca.key"), "r");
+	EVP_PKEY *key;
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *last = ASN1_TIME_adj(NULL, time(NULL), -2, 0);
+	ASN1_TIME *next = ASN1_TIME_adj(NULL, time(NULL), -1, 0);
+
+	assert_non_null(bio);
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, getenv("MTLS_FIXTURE_PASS"));
+	assert_non_null(key);
+	assert_int_equal(X509_CRL_set_version(crl, 1), 1);
+	assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(sk_X509_value(ca, 0))), 1);
+	assert_int_equal(X509_CRL_set1_lastUpdate(crl, last), 1);
+	assert_int_equal(X509_CRL_set1_nextUpdate(crl, next), 1);
+	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+	ASN1_TIME_free(last);
+	ASN1_TIME_free(next);
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	sk_X509_pop_free(ca, X509_free);
+	return crl;
+}
+
+/* crl_expired: an expired CRL fails closed by default (crl_unavailable),
+ * and is tolerated, and said so in the detail, with crl_expired = allow. */
+static void test_verify_crl_expired_fails_closed(void **state)
+{
+	struct cfg_partner cfg = { .name = "expired-crl", .verify_depth = 3,
+				   .crl_paths = strlist(1, "expired") };
+	struct partner p = { .idx = 0, .cfg = &cfg };
+	struct generation g = { .id = 3, .partners = &p, .n_partners = 1 };
+	STACK_OF(X509) *bundle = load_certs("pki/ca-bundle.pem");
+	X509_CRL *crl = expired_issuing_crl();
+	struct client_opts o = { .name = "client-ec" };
+	struct verify_result res;
+	char err[256];
+	SSL_CTX *ctx;
+
+	(void)state;
+	p.store = X509_STORE_new();
+	p.anchors = sk_X509_new_null();
+	p.intermediates = sk_X509_new_null();
+	for (int i = 0; i < sk_X509_num(bundle); i++) {
+		X509 *x = sk_X509_value(bundle, i);
+
+		assert_int_equal(X509_STORE_add_cert(p.store, x), 1);
+		X509_up_ref(x);
+		sk_X509_push(X509_check_issued(x, x) == X509_V_OK ? p.anchors : p.intermediates, x);
+	}
+	add_crls(p.store, "pki/root/crl.pem");
+	add_crls(p.store, "pki/intermediate/crl.pem");
+	assert_int_equal(X509_STORE_add_crl(p.store, crl), 1);
+	assert_int_equal(partner_policy_compile(&cfg, &p.policy, err, sizeof(err)), 0);
+	ctx = make_server_ctx(&g);
+
+	assert_int_equal(handshake(ctx, &g, &o, &res), HS_CRL_UNAVAILABLE);
+	assert_int_equal(res.x509_err, X509_V_ERR_CRL_HAS_EXPIRED);
+	verify_result_clear(&res);
+
+	cfg.crl_expired = CRL_POLICY_ALLOW;
+	assert_int_equal(handshake(ctx, &g, &o, &res), HS_OK);
+	assert_non_null(strstr(res.detail, "allowed"));
+	verify_result_clear(&res);
+
+	/* crl_missing = allow does not cover an expired CRL. */
+	cfg.crl_expired = CRL_POLICY_FAIL;
+	cfg.crl_missing = CRL_POLICY_ALLOW;
+	assert_int_equal(handshake(ctx, &g, &o, &res), HS_CRL_UNAVAILABLE);
+	verify_result_clear(&res);
+
+	SSL_CTX_free(ctx);
+	X509_CRL_free(crl);
+	X509_STORE_free(p.store);
+	sk_X509_pop_free(p.anchors, X509_free);
+	sk_X509_pop_free(p.intermediates, X509_free);
+	sk_X509_pop_free(bundle, X509_free);
+	partner_policy_free(&p.policy);
+}
+
 static void resume_case(int version, bool same_generation)
 {
 	SSL_SESSION *sess = NULL;
@@ -642,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_verify_tls12_ok),
 		cmocka_unit_test(test_verify_garbage_protocol_error),
 		cmocka_unit_test(test_verify_crl_missing_fails_closed),
+		cmocka_unit_test(test_verify_crl_expired_fails_closed),
 		cmocka_unit_test(test_verify_resume_same_generation),
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
