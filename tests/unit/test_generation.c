@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -428,6 +429,99 @@ static void test_generation_store_depth_4_admits_deep_chain(void **state)
 	generation_unref(g);
 }
 
+/*
+ * A real handshake in memory between the generation's SSL_CTX and an
+ * OpenSSL client: proves the context as clients meet it (versions, suites,
+ * which server certificate is chosen). Returns 1 when both sides finished,
+ * 0 when the handshake failed; *server_key_id gets the server key type.
+ */
+static int handshake_with(struct generation *g, const char *client_leaf, int max_version,
+			  const char *tls12_ciphers, const char *sigalgs, int *server_key_id)
+{
+	char cert[700], key[700];
+	struct verify_result res = { 0 };
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(cctx);
+	snprintf(cert, sizeof(cert), "%s/%s/chain.pem", fx(), client_leaf);
+	snprintf(key, sizeof(key), "%s/%s/key.pem", fx(), client_leaf);
+	assert_int_equal(SSL_CTX_use_certificate_chain_file(cctx, cert), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(cctx, key, SSL_FILETYPE_PEM), 1);
+	assert_int_equal(SSL_CTX_set_max_proto_version(cctx, max_version), 1);
+	if (max_version < TLS1_2_VERSION)
+		SSL_CTX_set_security_level(cctx, 0); /* let the client try at all */
+	if (tls12_ciphers)
+		assert_int_equal(SSL_CTX_set_cipher_list(cctx, tls12_ciphers), 1);
+	if (sigalgs)
+		assert_int_equal(SSL_CTX_set1_sigalgs_list(cctx, sigalgs), 1);
+
+	SSL *s = SSL_new(g->ssl_ctx), *c = SSL_new(cctx);
+	BIO *sb, *cb;
+	assert_true(s && c && BIO_new_bio_pair(&sb, 0, &cb, 0) == 1);
+	SSL_set_bio(s, sb, sb);
+	SSL_set_bio(c, cb, cb);
+	SSL_set_accept_state(s);
+	SSL_set_connect_state(c);
+	assert_int_equal(verify_attach(s, &res), 0);
+
+	int done = 0;
+	for (int round = 0; round < 50 && done == 0; round++) {
+		int rc_c = SSL_do_handshake(c), rc_s = SSL_do_handshake(s);
+		int e_c = SSL_get_error(c, rc_c), e_s = SSL_get_error(s, rc_s);
+		if (rc_c == 1 && rc_s == 1)
+			done = 1;
+		else if ((rc_c != 1 && e_c != SSL_ERROR_WANT_READ) || (rc_s != 1 && e_s != SSL_ERROR_WANT_READ))
+			done = -1;
+	}
+	*server_key_id = 0;
+	X509 *server_leaf = SSL_get1_peer_certificate(c);
+	if (server_leaf)
+		*server_key_id = EVP_PKEY_get_base_id(X509_get0_pubkey(server_leaf));
+	X509_free(server_leaf);
+	ERR_clear_error();
+	verify_result_clear(&res);
+	SSL_free(s);
+	SSL_free(c);
+	SSL_CTX_free(cctx);
+	return done == 1;
+}
+
+#define BOTH_CERTS HEAD "[server_cert.rsa]\ncert = %1$s/server-rsa/chain.pem\nkey = %1$s/server-rsa/key.pem\n"
+
+static void test_generation_handshake_picks_server_cert_per_client(void **state)
+{
+	struct generation *g;
+	int key_id;
+	(void)state;
+	write_conf(BOTH_CERTS PARTNER1, fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_true(handshake_with(g, "client-ec", TLS1_3_VERSION, NULL, NULL, &key_id));
+	assert_int_equal(key_id, EVP_PKEY_EC);
+	/* a client that can only check RSA signatures gets the RSA certificate */
+	assert_true(handshake_with(g, "client-rsa", TLS1_3_VERSION, NULL,
+				   "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:RSA+SHA256", &key_id));
+	assert_int_equal(key_id, EVP_PKEY_RSA);
+	assert_true(handshake_with(g, "client-ec", TLS1_2_VERSION, "ECDHE-ECDSA-CHACHA20-POLY1305", NULL, &key_id));
+	generation_unref(g);
+}
+
+static void test_generation_handshake_refuses_old_protocols_and_suites(void **state)
+{
+	struct generation *g;
+	int key_id;
+	(void)state;
+	write_conf(BOTH_CERTS PARTNER1, fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_false(handshake_with(g, "client-ec", TLS1_1_VERSION, "ALL:@SECLEVEL=0", NULL, &key_id));
+	/* TLS 1.2 without forward secrecy, or CBC: nothing in common */
+	assert_false(handshake_with(g, "client-ec", TLS1_2_VERSION, "AES128-GCM-SHA256", NULL, &key_id));
+	assert_false(handshake_with(g, "client-ec", TLS1_2_VERSION, "ECDHE-ECDSA-AES128-SHA256", NULL, &key_id));
+	/* and no client certificate from an unknown CA */
+	assert_false(handshake_with(g, "client-unknownca", TLS1_3_VERSION, NULL, NULL, &key_id));
+	generation_unref(g);
+}
+
 /* A bare generation for the publication tests: nothing to load. */
 static struct generation *bare_generation(uint64_t id)
 {
@@ -539,6 +633,8 @@ int main(void)
 		cmocka_unit_test(test_generation_store_verifies_partner_clients),
 		cmocka_unit_test(test_generation_store_rejects),
 		cmocka_unit_test(test_generation_store_depth_4_admits_deep_chain),
+		cmocka_unit_test(test_generation_handshake_picks_server_cert_per_client),
+		cmocka_unit_test(test_generation_handshake_refuses_old_protocols_and_suites),
 		cmocka_unit_test(test_generation_publish_acquire),
 		cmocka_unit_test(test_generation_publish_races_acquire),
 	};
