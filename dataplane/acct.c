@@ -11,6 +11,7 @@
 
 #include <bpf/bpf.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,6 +55,12 @@ static __thread struct {
 
 /* Bumped by every acct_init(), so a cache filled for earlier maps is stale. */
 static _Atomic unsigned acct_epoch;
+
+/* Set when the kernel refused a names write with EPERM: Debian 12's 6.1
+ * kernel checks CAP_BPF on every bpf() call, so once mtlsd dropped its
+ * capabilities every later write would fail too (a wasted syscall per
+ * handshake). Counting goes on in the kernel; only names are missing. */
+static atomic_bool meta_refused;
 
 /* ---- fallback: snapshot publisher ---- */
 
@@ -206,6 +213,7 @@ int acct_init(const char *instance, bool may_use_bpf)
 	}
 	snprintf(state.instance, sizeof(state.instance), "%s", instance);
 	acct_epoch++;
+	atomic_store(&meta_refused, false);
 	if (may_use_bpf && bpf_loader_start(instance, &state.bpf, why, sizeof(why)) == 0) {
 		state.meta_fd = bpf_loader_meta_fd(state.bpf);
 		state.source = ACCT_SOURCE_BPF;
@@ -249,6 +257,8 @@ static void meta_publish(const struct acct_key *key, const struct acct_event *ev
 	unsigned h = 0;
 	struct acct_meta m;
 
+	if (atomic_load_explicit(&meta_refused, memory_order_relaxed))
+		return;
 	for (size_t i = 0; i < sizeof(key->serial); i++)
 		h = h * 31 + key->serial[i] + key->issuer_id[i % ACCT_ISSUER_ID_LEN];
 	h %= META_CACHE_SLOTS;
@@ -259,6 +269,11 @@ static void meta_publish(const struct acct_key *key, const struct acct_event *ev
 	if (bpf_map_update_elem(state.meta_fd, key, &m, BPF_ANY) == 0) {
 		meta_cache[h].epoch = epoch;
 		meta_cache[h].key = *key;
+	} else if (errno == EPERM && !atomic_exchange(&meta_refused, true)) {
+		log_warn("handshake accounting: the kernel refuses writes to %s/%s after privileges "
+			 "were dropped; counts continue but mtlsctl stats will not show names of "
+			 "new certificates (keep CAP_BPF to keep them)",
+			 bpf_loader_pin_dir(state.bpf), ACCT_MAP_META);
 	}
 }
 

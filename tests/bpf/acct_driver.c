@@ -4,7 +4,8 @@
  * the real BPF program and maps (or the in-process fallback), and
  * mtlsctl stats reads what it left, exactly as with the daemon.
  *
- * usage: acct_driver [--instance NAME] [--no-bpf] [--hold SECONDS] [--spray N] < SCENARIO
+ * usage: acct_driver [--instance NAME] [--no-bpf] [--hold SECONDS] [--spray N]
+ *                    [--drop-caps-after-init] < SCENARIO
  * Each scenario line is one kind of handshake, repeated COUNT times:
  *   ISSUER_HEX SERIAL_HEX OUTCOME PARTNER COUNT DURATION_NS [PARTNER_NAME CN]
  * ISSUER_HEX and SERIAL_HEX are "-" for "no certificate"; "cert:PATH ="
@@ -14,11 +15,15 @@
  * from lib/outcome.c ("ok", "expired", "weak_key"...). Blank lines and lines
  * starting with '#' are skipped. --spray N first adds N distinct
  * certificates (issuer cc..cc, serials 1..N) with one ok handshake each,
- * to overflow the bounded tables. Prints "source: bpf|fallback" and the
+ * to overflow the bounded tables. --drop-caps-after-init clears every
+ * capability after acct_init(), as a daemon dropping privileges would.
+ * Prints "source: bpf|fallback" and the
  * description, then exits after acct_shutdown() (the fallback publishes its
  * snapshot then).
  */
 #include <getopt.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +127,14 @@ static int run_line(char *line, unsigned lineno)
 	return 0;
 }
 
+static int drop_all_caps(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { 0 };
+
+	return syscall(SYS_capset, &hdr, data) == 0 ? 0 : -errno;
+}
+
 static void spray(unsigned long n)
 {
 	struct acct_event ev = { .outcome = HS_OK, .partner = 0, .duration_ns = 1000 };
@@ -140,6 +153,7 @@ static void spray(unsigned long n)
 int main(int argc, char **argv)
 {
 	unsigned long spray_n = 0;
+	bool drop_caps = false;
 	const char *instance = NULL;
 	bool may_use_bpf = true;
 	unsigned hold = 0, lineno = 0;
@@ -151,6 +165,7 @@ int main(int argc, char **argv)
 		{ "no-bpf", no_argument, NULL, 'n' },
 		{ "hold", required_argument, NULL, 'h' },
 		{ "spray", required_argument, NULL, 's' },
+		{ "drop-caps-after-init", no_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -159,12 +174,17 @@ int main(int argc, char **argv)
 		case 'n': may_use_bpf = false; break;
 		case 'h': hold = (unsigned)atoi(optarg); break;
 		case 's': spray_n = strtoul(optarg, NULL, 10); break;
+		case 'd': drop_caps = true; break;
 		default: return 2;
 		}
 	}
 	log_set_ident("acct_driver");
 	if (acct_init(instance, may_use_bpf) < 0)
 		return 1;
+	if (drop_caps && drop_all_caps() < 0) {
+		perror("capset");
+		return 1;
+	}
 	printf("source: %s\n%s\n", acct_source() == ACCT_SOURCE_BPF ? "bpf" : "fallback",
 	       acct_source_describe());
 	fflush(stdout);

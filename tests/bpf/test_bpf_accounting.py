@@ -174,6 +174,13 @@ def case_bpf(env, instance, pin_dir):
           "the table's first line names the BPF source")
 
 
+def case_caps_dropped_after_start(env, instance):
+    first, _ = run_driver(env, instance, extra=["--drop-caps-after-init"])
+    check(first == "source: bpf", "attached at start, then every capability dropped")
+    compare_stats(stats_json(env, instance), expected(1),
+                  "BPF keeps counting after the daemon dropped its capabilities")
+
+
 def case_filters(env, instance):
     doc = stats_json(env, instance, "--serial", SHARED_SERIAL)
     issuers = sorted(c["issuer_id"] for c in doc["certificates"])
@@ -315,7 +322,7 @@ def main():
     tag = str(os.getpid())
     bpf_instance, fb_instance = "test-bpf-" + tag, "test-fallback-" + tag
     evict_bpf, evict_fb, bad = "test-evict-" + tag, "test-evict-fb-" + tag, "test-layout-" + tag
-    fixt = "test-fixtures-" + tag
+    fixt, dropped = "test-fixtures-" + tag, "test-dropped-" + tag
     pin_root = "/sys/fs/bpf/mtlsd"
     rundir = tempfile.mkdtemp(prefix="acct-run-")
     env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
@@ -328,8 +335,9 @@ def main():
         case_eviction(env, evict_fb, drop_caps=True)
         case_bad_layout(env, bad, f"{pin_root}/{bad}")
         case_fixtures(env, fixt)
+        case_caps_dropped_after_start(env, dropped)
     finally:
-        for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad, fixt):
+        for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad, fixt, dropped):
             shutil.rmtree(f"{pin_root}/{inst}", ignore_errors=True)
         shutil.rmtree(rundir, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
