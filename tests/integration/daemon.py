@@ -8,8 +8,10 @@ v2) in front of one backend, and the ECDSA server certificate.
 
 import os
 import re
+import subprocess
 
-from harness import READY_TIMEOUT, EVENT_TIMEOUT, read_json_lines, free_port, wait_until
+from harness import (READY_TIMEOUT, EVENT_TIMEOUT, bracket, read_json_lines, free_port,
+                     wait_until)
 
 READY_LINE = r"mtlsd ready: listening on"
 PORT_RETRIES = 5
@@ -79,9 +81,10 @@ class Mtlsd:
     """One running mtlsd. Listens on 127.0.0.1:port; audit lines go to
     NAME-audit.jsonl in the test dir. config None: flags only."""
 
-    def __init__(self, ctx, config, extra_flags=(), name="mtlsd"):
+    def __init__(self, ctx, config, extra_flags=(), name="mtlsd", host="127.0.0.1"):
         self.ctx = ctx
         self.name = name
+        self.host = host
         self.conf_path = config and ctx.write(name + ".conf", config.render())
         self.audit_path = os.path.join(ctx.dir, name + "-audit.jsonl")
         self.extra_flags = list(extra_flags)
@@ -92,14 +95,14 @@ class Mtlsd:
     def argv(self, port):
         config = ["--config", self.conf_path] if self.conf_path else []
         return [self.ctx.mtlsd_bin] + config + [
-            "--listen", "127.0.0.1:%d" % port, "--audit-log", self.audit_path,
+            "--listen", "%s:%d" % (bracket(self.host), port), "--audit-log", self.audit_path,
             "--log-level", "debug"] + self.extra_flags
 
     def _start(self):
         """Start on a free port; a port taken between free_port() and bind
         (a parallel test) is retried, any other early exit is a failure."""
         for attempt in range(PORT_RETRIES):
-            port = free_port()
+            port = free_port(self.host)
             proc = self.ctx.spawn("%s-%d" % (self.name, attempt), self.argv(port))
             rx = re.compile(READY_LINE)
             wait_until("%s to print '%s' or exit" % (self.name, READY_LINE),
@@ -131,3 +134,14 @@ class Mtlsd:
 
     def log(self):
         return self.proc.output()
+
+    def signal(self, signo):
+        self.proc.proc.send_signal(signo)
+
+    def wait_exit(self, timeout=EVENT_TIMEOUT):
+        """mtlsd's exit code; fails if it is still running after timeout."""
+        try:
+            return self.proc.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s still running after %ds:\n%s"
+                                 % (self.name, timeout, self.log()))

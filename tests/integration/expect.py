@@ -76,6 +76,7 @@ def pp2_view(header):
         "cn": ssl_tlv.get("cn"),
         "client_ssl": ssl_tlv.get("client_ssl"),
         "cert_conn": ssl_tlv.get("cert_conn"),
+        "cert_sess": ssl_tlv.get("cert_sess"),
         "verify": ssl_tlv.get("verify"),
         "partner": app.get("partner"),
         "serial": app.get("serial"),
@@ -86,14 +87,17 @@ def pp2_view(header):
     }
 
 
-def assert_identity(ctx, header, leaf, partner):
+def assert_identity(ctx, header, leaf, partner, resumed=False):
     """The backend was told, in the PROXY v2 header, exactly who the client
     is: a verified TLS client (SSL TLV flags, verify 0), the CN, partner,
-    serial, SHA-256 (and its x5t#S256 form) and SPIFFE ID of the leaf."""
+    serial, SHA-256 (and its x5t#S256 form) and SPIFFE ID of the leaf.
+    A resumed session presented its certificate in the session, not on
+    this connection: CERT_SESS without CERT_CONN, as the PROXY spec says."""
     facts = leaf_facts(ctx, leaf)
     view = pp2_view(header)
-    assert view["client_ssl"] and view["cert_conn"] and view["verify"] == 0, \
+    assert view["client_ssl"] and view["cert_sess"] and view["verify"] == 0, \
         ("PROXY SSL TLV flags", header)
+    assert view["cert_conn"] == (not resumed), ("PROXY CERT_CONN flag", resumed, header)
     assert view["cn"] == facts["cn"], ("PROXY CN", facts, header)
     assert view["partner"] == partner, ("PROXY partner", partner, header)
     assert normalize_serial(view["serial"] or "") == facts["serial"], ("PROXY serial", facts, header)

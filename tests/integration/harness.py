@@ -79,13 +79,19 @@ def read_json_lines(path):
     return out
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     """A port nobody listens on right now. mtlsd binds every worker's socket
     with SO_REUSEPORT, so it cannot be given port 0; a collision with a
     parallel test is handled by Mtlsd.start retrying."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def bracket(host):
+    """"::1" -> "[::1]" for host:port strings."""
+    return "[%s]" % host if ":" in host else host
 
 
 class Fixtures:

@@ -24,6 +24,7 @@ import cases_config  # noqa: F401
 import cases_reject  # noqa: F401
 import cases_relay  # noqa: F401
 import cases_robust  # noqa: F401
+import cases_server  # noqa: F401
 
 EXIT_SKIP = 77
 

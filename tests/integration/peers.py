@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 
-from harness import EVENT_TIMEOUT
+from harness import EVENT_TIMEOUT, bracket
 
 CHUNK = 65536
 PEM_CERT = r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----"
@@ -92,18 +92,21 @@ def intermediates(ctx, leaf):
     return path
 
 
-def s_client(ctx, port, leaf=None, send=b"ping from s_client\n", expect=None, extra=()):
+def s_client(ctx, port, leaf=None, send=b"ping from s_client\n", expect=None, extra=(),
+             host="127.0.0.1", server_ca=None):
     """openssl s_client as the partner's client. leaf: fixture leaf name or
     None for no client certificate. expect: bytes to wait for (None: wait
-    for the server to close)."""
+    for the server to close). server_ca: the root the client trusts for the
+    server's certificate (default pki/'s)."""
     fx = ctx.fx
-    argv = ["openssl", "s_client", "-quiet", "-connect", "127.0.0.1:%d" % port,
-            "-servername", "localhost", "-CAfile", fx.path("pki", "root", "ca.crt"),
-            "-verify_return_error"]
+    argv = ["openssl", "s_client", "-quiet", "-connect", "%s:%d" % (bracket(host), port),
+            "-servername", "localhost",
+            "-CAfile", server_ca or fx.path("pki", "root", "ca.crt"), "-verify_return_error"]
     if leaf:
         argv += ["-cert", fx.path(leaf, "cert.pem"), "-key", fx.path(leaf, "key.pem"),
                  "-cert_chain", intermediates(ctx, leaf)]
     return run_interactive(argv + list(extra), send, expect)
+
 
 
 def gnutls_cli(ctx, port, leaf, send=b"ping from gnutls\n", expect=None):
