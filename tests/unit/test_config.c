@@ -304,8 +304,11 @@ static void test_config_long_line_refused(void **state)
 {
 	char text[1024];
 	(void)state;
-	snprintf(text, sizeof(text), BASE "crl = /%0250d.pem\n", 1);
-	expect_load_error(text, 9, "line is longer than", NULL);
+	/* 198 characters is the most Debian's libinih build can hold */
+	snprintf(text, sizeof(text), BASE "crl = /%0187d.pem\n", 1);
+	expect_load_ok(text);
+	snprintf(text, sizeof(text), BASE "crl = /%0188d.pem\n", 1);
+	expect_load_error(text, 9, "line is longer than 198 characters", NULL);
 }
 
 static void test_config_comments(void **state)
