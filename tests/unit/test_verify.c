@@ -226,6 +226,17 @@ static SSL_CTX *make_client_ctx(const struct client_opts *o)
 	return ctx;
 }
 
+/* The last alert the client received (-1: none), to check what the peer
+ * is told, not only what mtlsd records. */
+static int client_alert = -1;
+
+static void client_info_cb(const SSL *ssl, int where, int ret)
+{
+	(void)ssl;
+	if (where & SSL_CB_READ_ALERT)
+		client_alert = ret & 0xff;
+}
+
 /* Run one handshake; returns the settled outcome, res keeps the detail. */
 static enum hs_outcome handshake(SSL_CTX *sctx, struct generation *g, const struct client_opts *o,
 				 struct verify_result *res)
@@ -240,6 +251,8 @@ static enum hs_outcome handshake(SSL_CTX *sctx, struct generation *g, const stru
 	SSL_set_bio(c, cbio, cbio);
 	SSL_set_accept_state(s);
 	SSL_set_connect_state(c);
+	SSL_set_info_callback(c, client_info_cb);
+	client_alert = -1;
 	memset(res, 0, sizeof(*res));
 	assert_int_equal(verify_attach(s, res), 0);
 	if (o->resume)
@@ -257,8 +270,13 @@ static enum hs_outcome handshake(SSL_CTX *sctx, struct generation *g, const stru
 		if (sr == 1) {
 			out = verify_settle_success(s, g, res);
 		} else if (SSL_get_error(s, sr) != SSL_ERROR_WANT_READ) {
+			char byte;
+
 			verify_settle_failure(s, ERR_peek_error(), res);
 			out = res->outcome;
+			/* A TLS 1.3 client has finished before the server decides:
+			 * it sees the alert on its next read. */
+			(void)SSL_read(c, &byte, 1);
 		}
 	}
 	assert_int_not_equal(out, HS_OUTCOME_MAX);
@@ -471,6 +489,29 @@ static void test_verify_crl_expired_fails_closed(void **state)
 	sk_X509_pop_free(p.intermediates, X509_free);
 	sk_X509_pop_free(bundle, X509_free);
 	partner_policy_free(&p.policy);
+}
+
+static void expect_alert(const char *client, enum hs_outcome want, int alert)
+{
+	expect(client, want, want == HS_UNKNOWN_CA || want == HS_NO_CERT ? -1 : P_PARTNER);
+	if (client_alert != alert)
+		fail_msg("%s: client got alert %d, expected %d", client ? client : "(no cert)",
+			 client_alert, alert);
+}
+
+/* The TLS alert the client receives matches the outcome. */
+static void test_verify_alerts_match_outcome(void **state)
+{
+	(void)state;
+	expect_alert("client-expired", HS_EXPIRED, SSL_AD_CERTIFICATE_EXPIRED);
+	expect_alert("client-revoked", HS_REVOKED, SSL_AD_CERTIFICATE_REVOKED);
+	expect_alert("client-unknownca", HS_UNKNOWN_CA, SSL_AD_UNKNOWN_CA);
+	expect_alert("client-servereku", HS_BAD_EKU, SSL_AD_UNSUPPORTED_CERTIFICATE);
+	expect_alert("client-badsan", HS_POLICY_DENIED, SSL_AD_HANDSHAKE_FAILURE);
+	expect_alert(NULL, HS_NO_CERT, SSL_AD_CERTIFICATE_REQUIRED);
+	/* Twin: an accepted client only ever sees the close_notify of the
+	 * clean shutdown at the end of the test handshake. */
+	expect_alert("client-ec", HS_OK, SSL_AD_CLOSE_NOTIFY);
 }
 
 static void resume_case(int version, bool same_generation)
@@ -726,6 +767,7 @@ int main(void)
 		cmocka_unit_test(test_verify_garbage_protocol_error),
 		cmocka_unit_test(test_verify_crl_missing_fails_closed),
 		cmocka_unit_test(test_verify_crl_expired_fails_closed),
+		cmocka_unit_test(test_verify_alerts_match_outcome),
 		cmocka_unit_test(test_verify_resume_same_generation),
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
