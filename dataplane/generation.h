@@ -60,6 +60,9 @@ void generation_unref(struct generation *g);
  * reference and drops the one it held on the previous generation.
  * generation_acquire() returns a new reference to the current one (never
  * NULL once something was published). Safe from any thread.
+ * generation_publish(NULL) unpublishes (at shutdown): acquire then returns
+ * NULL and the id reads 0. acquire takes a small mutex: call it when the id
+ * changed, not per connection.
  */
 void generation_publish(struct generation *g);
 struct generation *generation_acquire(void);
