@@ -127,6 +127,12 @@ static void test_generation_ecdsa_and_rsa_two_partners(void **state)
 	assert_false(root_presented);
 	assert_int_equal(SSL_CTX_get_min_proto_version(g->ssl_ctx), TLS1_2_VERSION);
 	assert_int_equal(SSL_CTX_get_max_proto_version(g->ssl_ctx), TLS1_3_VERSION);
+	assert_int_equal(SSL_CTX_get_timeout(g->ssl_ctx), 3600);
+	uint64_t opts = SSL_CTX_get_options(g->ssl_ctx);
+	assert_true(opts & SSL_OP_NO_RENEGOTIATION);
+	assert_true(opts & SSL_OP_CIPHER_SERVER_PREFERENCE);
+	assert_true(opts & SSL_OP_NO_COMPRESSION);
+	assert_true(SSL_CTX_get_mode(g->ssl_ctx) & SSL_MODE_RELEASE_BUFFERS);
 
 	assert_int_equal(g->n_partners, 2);
 	const struct partner *p = &g->partners[0];
