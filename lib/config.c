@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -838,6 +839,29 @@ static void config_dir_of(const char *path, char *dir, size_t len)
 	snprintf(dir, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
 }
 
+/* The file decides where partners' traffic goes and which keys are read:
+ * refuse one that any local user may rewrite (as sshd's StrictModes does). */
+static int check_config_file(const char *path, int fd, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file; give the path of the configuration file", path);
+		return -EINVAL;
+	}
+	if (st.st_mode & S_IWOTH) {
+		snprintf(err, errlen, "%s: writable by any user (mode %04o), who could redirect partners' "
+			 "traffic; run: chmod o-w %s", path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	return 0;
+}
+
 int config_load_file(struct mtlsd_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct parse_state ps = { .cfg = cfg, .path = path, .err = err, .errlen = errlen };
@@ -848,6 +872,11 @@ int config_load_file(struct mtlsd_config *cfg, const char *path, char *err, size
 		snprintf(err, errlen, "%s: %s; %s", path, strerror(e),
 			 e == ENOENT ? "check the path given to --config" : "make it readable by mtlsd");
 		return -e;
+	}
+	int rc = check_config_file(path, fileno(ps.f), err, errlen);
+	if (rc < 0) {
+		fclose(ps.f);
+		return rc;
 	}
 	config_dir_of(path, ps.dir, sizeof(ps.dir));
 

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -337,6 +338,30 @@ static void test_config_missing_file(void **state)
 	config_free(&cfg);
 }
 
+static void test_config_world_writable_file_refused(void **state)
+{
+	struct mtlsd_config cfg;
+	(void)state;
+	write_conf(BASE);
+	assert_int_equal(chmod(conf_path, 0666), 0);
+	config_init(&cfg);
+	assert_int_equal(config_load_file(&cfg, conf_path, err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "writable by any user (mode 0666)"));
+	assert_non_null(strstr(err, "chmod o-w"));
+	config_free(&cfg);
+	/* group-writable is an admin group's business, not an error */
+	assert_int_equal(chmod(conf_path, 0664), 0);
+	config_init(&cfg);
+	assert_int_equal(config_load_file(&cfg, conf_path, err, sizeof(err)), 0);
+	config_free(&cfg);
+	assert_int_equal(chmod(conf_path, 0644), 0);
+	/* a directory is not a configuration file */
+	config_init(&cfg);
+	assert_int_equal(config_load_file(&cfg, scratch, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a regular file"));
+	config_free(&cfg);
+}
+
 static void expect_validate_error(const char *text, int line, const char *what)
 {
 	struct mtlsd_config cfg;
@@ -595,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_config_long_line_refused),
 		cmocka_unit_test(test_config_comments),
 		cmocka_unit_test(test_config_missing_file),
+		cmocka_unit_test(test_config_world_writable_file_refused),
 		cmocka_unit_test(test_config_validate_missing_parts),
 		cmocka_unit_test(test_config_garbage_is_refused_cleanly),
 		cmocka_unit_test(test_config_flags_single_partner),
