@@ -50,25 +50,35 @@ struct fixture_leaf {
 	enum fixture_twist twist;
 };
 
-#define PROD_URI(n) { "spiffe://partner.example/prod/" n }
+#define CLIENT(n, p, k) .name = n, .pki = p, .kind = PKI_PROFILE_CLIENT, .key = PKI_KEY_##k
+#define PROD_URI(n) .uri = { "spiffe://partner.example/prod/" n }
 
 /* Negative fixtures carry an otherwise acceptable identity (a prod SPIFFE
  * ID) so each fails for exactly one reason. */
 static const struct fixture_leaf fixture_leaves[] = {
-	{ "server", "pki", PKI_PROFILE_SERVER, PKI_KEY_EC_P256, { "localhost" }, { "127.0.0.1", "::1" }, { NULL }, TWIST_NONE },
-	{ "server-rsa", "pki-rsa", PKI_PROFILE_SERVER, PKI_KEY_RSA_2048, { "localhost" }, { "127.0.0.1", "::1" }, { NULL }, TWIST_NONE },
-	{ "client-ec", "pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { "app1.partner.example" }, { NULL }, { "spiffe://partner.example/prod/app1" }, TWIST_NONE },
-	{ "client-rsa", "pki", PKI_PROFILE_CLIENT, PKI_KEY_RSA_2048, { NULL }, { NULL }, { "spiffe://partner.example/prod/app2" }, TWIST_NONE },
-	{ "client-expired", "pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, PROD_URI("client-expired"), TWIST_EXPIRED },
-	{ "client-notyet", "pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, PROD_URI("client-notyet"), TWIST_NOTYET },
-	{ "client-revoked", "pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, PROD_URI("client-revoked"), TWIST_NONE },
-	{ "client-servereku", "pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, PROD_URI("client-servereku"), TWIST_SERVER_EKU },
-	{ "client-badsan", "pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { "app9.dev.partner.example" }, { NULL }, { "spiffe://partner.example/dev/app9" }, TWIST_NONE },
-	{ "client-rsa1024", "pki", PKI_PROFILE_CLIENT, PKI_KEY_RSA_1024, { NULL }, { NULL }, PROD_URI("client-rsa1024"), TWIST_NONE },
-	{ "client-cacert", "pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, PROD_URI("client-cacert"), TWIST_CA_LEAF },
-	{ "client-deep", "deep-pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, PROD_URI("client-deep"), TWIST_NONE },
-	{ "client-unknownca", "unknown-pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, PROD_URI("client-unknownca"), TWIST_NONE },
-	{ "client-partner2", "partner2-pki", PKI_PROFILE_CLIENT, PKI_KEY_EC_P256, { NULL }, { NULL }, { "spiffe://partner2.example/svc/a" }, TWIST_NONE },
+	{ .name = "server", .pki = "pki", .kind = PKI_PROFILE_SERVER, .key = PKI_KEY_EC_P256,
+	  .dns = { "localhost" }, .ip = { "127.0.0.1", "::1" } },
+	{ .name = "server-rsa", .pki = "pki-rsa", .kind = PKI_PROFILE_SERVER,
+	  .key = PKI_KEY_RSA_2048, .dns = { "localhost" }, .ip = { "127.0.0.1", "::1" } },
+	{ CLIENT("client-ec", "pki", EC_P256), .dns = { "app1.partner.example" },
+	  .uri = { "spiffe://partner.example/prod/app1" } },
+	{ CLIENT("client-rsa", "pki", RSA_2048), .uri = { "spiffe://partner.example/prod/app2" } },
+	{ CLIENT("client-expired", "pki", EC_P256), PROD_URI("client-expired"),
+	  .twist = TWIST_EXPIRED },
+	{ CLIENT("client-notyet", "pki", EC_P256), PROD_URI("client-notyet"),
+	  .twist = TWIST_NOTYET },
+	{ CLIENT("client-revoked", "pki", EC_P256), PROD_URI("client-revoked") },
+	{ CLIENT("client-servereku", "pki", EC_P256), PROD_URI("client-servereku"),
+	  .twist = TWIST_SERVER_EKU },
+	{ CLIENT("client-badsan", "pki", EC_P256), .dns = { "app9.dev.partner.example" },
+	  .uri = { "spiffe://partner.example/dev/app9" } },
+	{ CLIENT("client-rsa1024", "pki", RSA_1024), PROD_URI("client-rsa1024") },
+	{ CLIENT("client-cacert", "pki", EC_P256), PROD_URI("client-cacert"),
+	  .twist = TWIST_CA_LEAF },
+	{ CLIENT("client-deep", "deep-pki", EC_P256), PROD_URI("client-deep") },
+	{ CLIENT("client-unknownca", "unknown-pki", EC_P256), PROD_URI("client-unknownca") },
+	{ CLIENT("client-partner2", "partner2-pki", EC_P256),
+	  .uri = { "spiffe://partner2.example/svc/a" } },
 };
 
 static void copy_names(struct pki_names *dst, const char *const *src, size_t max)

@@ -123,8 +123,12 @@ static int build_leaf(const struct pki_issue_opts *o, struct pki_hierarchy *h, E
 	char org[128];
 	pki_ca_org(h, org, sizeof(org));
 	struct pki_cert_profile p = {
-		.kind = o->test_ca_leaf ? PKI_PROFILE_CA : o->kind, .pathlen = 0, .cn = o->name, .org = *org ? org : NULL,
-		.dns = o->dns, .ip = o->ip, .uri = o->uri, .eku = o->test_eku,
+		.kind = o->test_ca_leaf ? PKI_PROFILE_CA : o->kind,
+		.pathlen = 0,
+		.cn = o->name,
+		.org = *org ? org : NULL,
+		.dns = o->dns, .ip = o->ip, .uri = o->uri,
+		.eku = o->test_eku,
 	};
 	GUARD(set_validity(&p, o, ca->cert, err, errlen));
 	GUARD(fresh_serial(o, &ca->idx, &p.serial, err, errlen));

@@ -33,8 +33,14 @@ def path(*parts):
     return os.path.join(FIX, *parts)
 
 
-@unittest.skipUnless(FIX and os.path.isdir(FIX), "MTLS_FIXTURES not built")
 class TestFixtures(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # The build always makes them (target `fixtures`): missing is a failure.
+        if not (FIX and os.path.isfile(os.path.join(FIX, "client-ec", "cert.pem"))):
+            raise AssertionError(f"MTLS_FIXTURES={FIX!r} holds no fixtures: build the "
+                                 "`fixtures` target")
+
     def openssl_verdict(self, name):
         pki, purpose, _, _ = FIXTURES[name]
         # -auth_level 2 makes OpenSSL refuse RSA-1024 as mtlsd does; -verify_depth 2
