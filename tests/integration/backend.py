@@ -25,7 +25,8 @@ hex strings). Modes:
   refuse        bind the port but never listen: connects get RST
                 (ECONNREFUSED), and no other process can take the port
 
-When ready it prints "backend ready: 127.0.0.1:PORT" on stdout.
+When ready it prints "backend ready: 127.0.0.1:PORT" (or "unix:PATH" with
+--unix) on stdout.
 """
 
 import argparse
@@ -111,7 +112,8 @@ class Backend:
     async def handle(self, reader, writer):
         conn = self.rec.new_conn()
         peer = writer.get_extra_info("peername")
-        self.rec.write(event="accept", conn=conn, peer="%s:%d" % (peer[0], peer[1]))
+        peer = "%s:%d" % (peer[0], peer[1]) if isinstance(peer, tuple) else "unix"
+        self.rec.write(event="accept", conn=conn, peer=peer)
         stats = {"bytes_in": 0, "bytes_out": 0, "peer_eof": False}
         digest = hashlib.sha256()
         try:
@@ -175,9 +177,13 @@ async def serve(args):
         await asyncio.Event().wait()
         return
     backend = Backend(args.mode, args.proxy, rec)
-    server = await asyncio.start_server(backend.handle, "127.0.0.1", 0, limit=CHUNK * 4)
-    port = server.sockets[0].getsockname()[1]
-    print("backend ready: 127.0.0.1:%d" % port, flush=True)
+    if args.unix:
+        server = await asyncio.start_unix_server(backend.handle, args.unix, limit=CHUNK * 4)
+        print("backend ready: unix:%s" % args.unix, flush=True)
+    else:
+        server = await asyncio.start_server(backend.handle, "127.0.0.1", 0, limit=CHUNK * 4)
+        port = server.sockets[0].getsockname()[1]
+        print("backend ready: 127.0.0.1:%d" % port, flush=True)
     async with server:
         await server.serve_forever()
 
@@ -188,6 +194,7 @@ def main():
                    choices=["echo", "reply-at-eof", "http-ok", "close-early", "refuse"])
     p.add_argument("--proxy", choices=["v2", "none"], default="v2")
     p.add_argument("--record", required=True, help="JSON-lines file of connections")
+    p.add_argument("--unix", metavar="PATH", help="listen on this unix socket instead")
     args = p.parse_args()
     try:
         asyncio.run(serve(args))

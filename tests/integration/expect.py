@@ -12,7 +12,8 @@ import peers
 @functools.lru_cache(maxsize=None)
 def cert_facts(path):
     """serial (upper-case hex, no separators, no leading zeros), cn,
-    spiffe (first spiffe:// URI SAN or None), sha256 (lower-case hex)."""
+    spiffe (first spiffe:// URI SAN or None), sha256 and der (lower-case
+    hex)."""
     out = subprocess.run(["openssl", "x509", "-in", path, "-noout", "-serial",
                           "-subject", "-nameopt", "RFC2253", "-fingerprint", "-sha256",
                           "-ext", "subjectAltName"],
@@ -22,9 +23,11 @@ def cert_facts(path):
     cn = re.search(r"(?:^|,)CN=([^,]+)", subject)
     fp = re.search(r"Fingerprint=([0-9A-F:]+)$", out, re.M).group(1)
     spiffe = re.search(r"URI:(spiffe://[^,\s]+)", out)
+    der = subprocess.run(["openssl", "x509", "-in", path, "-outform", "DER"],
+                         capture_output=True, check=True).stdout
     return {"serial": normalize_serial(serial), "cn": cn.group(1) if cn else None,
             "subject": subject, "sha256": fp.replace(":", "").lower(),
-            "spiffe": spiffe.group(1) if spiffe else None}
+            "spiffe": spiffe.group(1) if spiffe else None, "der": der.hex()}
 
 
 def normalize_serial(text):
@@ -74,6 +77,7 @@ def pp2_view(header):
         "src": (header.get("src_addr"), header.get("src_port")),
         "dst": (header.get("dst_addr"), header.get("dst_port")),
         "cn": ssl_tlv.get("cn"),
+        "cert_der": ssl_tlv.get("client_cert"),
         "client_ssl": ssl_tlv.get("client_ssl"),
         "cert_conn": ssl_tlv.get("cert_conn"),
         "cert_sess": ssl_tlv.get("cert_sess"),
@@ -87,7 +91,7 @@ def pp2_view(header):
     }
 
 
-def assert_identity(ctx, header, leaf, partner, resumed=False):
+def assert_identity(ctx, header, leaf, partner, resumed=False, send_cert=False):
     """The backend was told, in the PROXY v2 header, exactly who the client
     is: a verified TLS client (SSL TLV flags, verify 0), the CN, partner,
     serial, SHA-256 (and its x5t#S256 form) and SPIFFE ID of the leaf.
@@ -104,6 +108,10 @@ def assert_identity(ctx, header, leaf, partner, resumed=False):
     assert view["sha256"] == facts["sha256"], ("PROXY sha256", facts, header)
     assert view["x5t_s256"] == view["x5t_s256_computed"], ("PROXY x5t#S256", header)
     assert view["spiffe"] == facts["spiffe"], ("PROXY SPIFFE ID", facts, header)
+    if send_cert:
+        assert view["cert_der"] == facts["der"], ("PROXY client certificate", facts, header)
+    else:
+        assert view["cert_der"] is None, ("certificate sent without proxy_send_cert", header)
 
 
 def valid_client_works(ctx, mtlsd, backend, audit_n, conn, leaf="client-ec", partner="partner"):

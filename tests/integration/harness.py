@@ -162,14 +162,15 @@ def tail(text, lines=40):
 class Backend:
     """tests/integration/backend.py in one of its modes."""
 
-    def __init__(self, ctx, name, mode, proxy="v2"):
+    def __init__(self, ctx, name, mode, proxy="v2", unix=False):
         self.name = name
         self.record = os.path.join(ctx.dir, name + ".jsonl")
-        self.proc = ctx.spawn(name, [sys.executable, os.path.join(HERE, "backend.py"),
-                                     "--mode", mode, "--proxy", proxy,
-                                     "--record", self.record])
-        m = self.proc.wait_line(r"^backend ready: (\S+):(\d+)$")
-        self.addr = "%s:%s" % (m.group(1), m.group(2))
+        argv = [sys.executable, os.path.join(HERE, "backend.py"), "--mode", mode,
+                "--proxy", proxy, "--record", self.record]
+        if unix:
+            argv += ["--unix", os.path.join(ctx.dir, name + ".sock")]
+        self.proc = ctx.spawn(name, argv)
+        self.addr = self.proc.wait_line(r"^backend ready: (\S+)$").group(1)
 
     def events(self, kind=None):
         evs = read_json_lines(self.record)
@@ -215,8 +216,8 @@ class Ctx:
         self.stack.callback(p.stop)
         return p
 
-    def backend(self, name="backend", mode="echo", proxy="v2"):
-        return Backend(self, name, mode, proxy)
+    def backend(self, name="backend", mode="echo", proxy="v2", unix=False):
+        return Backend(self, name, mode, proxy, unix)
 
     def write(self, name, text, mode=0o600):
         path = os.path.join(self.dir, name)

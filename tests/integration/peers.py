@@ -204,8 +204,9 @@ class TlsClient:
             except ssl.SSLError as e:
                 raise TlsError(str(e)) from e
 
-    def _read_available(self, sink):
-        """Decrypt what has arrived. Returns False at close_notify/EOF."""
+    def _read_available(self, sink, eof_ok=False):
+        """Decrypt what has arrived. Returns False at close_notify, or at a
+        bare EOF when eof_ok (else that truncation is an error)."""
         while True:
             try:
                 data = self.tls.read(CHUNK)
@@ -213,6 +214,10 @@ class TlsClient:
                 return not self.eof
             except ssl.SSLZeroReturnError:
                 return False
+            except ssl.SSLEOFError as e:
+                if eof_ok:
+                    return False
+                raise TlsError(str(e)) from e
             except ssl.SSLError as e:
                 raise TlsError(str(e)) from e
             if not data:
@@ -241,9 +246,9 @@ class TlsClient:
     def send(self, data):
         self.exchange(data, 0, lambda d: None)
 
-    def recv_until_close(self, sink):
-        """Read until close_notify or EOF."""
-        while self._read_available(sink):
+    def recv_until_close(self, sink, eof_ok=False):
+        """Read until close_notify (or a bare EOF, when eof_ok)."""
+        while self._read_available(sink, eof_ok):
             self._pump(False)
 
     def shutdown_write(self):
