@@ -90,6 +90,14 @@ static struct cfg_strlist strlist(int n, ...)
 	return l;
 }
 
+static void strlist_free(struct cfg_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	*l = (struct cfg_strlist){ 0 };
+}
+
 /* One partner from a hierarchy dir: its bundle split into anchors and
  * intermediates, its CRLs (when crls is set), its compiled policy. */
 static void build_partner(unsigned idx, const char *hier, bool crls)
@@ -185,6 +193,9 @@ static int group_teardown(void **state)
 	SSL_CTX_free(server_ctx1);
 	SSL_CTX_free(server_ctx2);
 	for (int i = 0; i < N_PARTNERS; i++) {
+		strlist_free(&cfgs[i].crl_paths);
+		strlist_free(&cfgs[i].allow_uri);
+		strlist_free(&cfgs[i].allow_dns);
 		X509_STORE_free(partners[i].store);
 		sk_X509_pop_free(partners[i].anchors, X509_free);
 		sk_X509_pop_free(partners[i].intermediates, X509_free);
@@ -355,6 +366,7 @@ static void test_verify_san_allowed_by_dev_pattern(void **state)
 					    "spiffe://partner.example/dev/**");
 	rebuild_partner_policy(P_PARTNER);
 	expect("client-badsan", HS_OK, P_PARTNER);
+	strlist_free(&cfgs[P_PARTNER].allow_uri);
 	cfgs[P_PARTNER].allow_uri = saved;
 	rebuild_partner_policy(P_PARTNER);
 	expect("client-badsan", HS_POLICY_DENIED, P_PARTNER);
@@ -405,7 +417,7 @@ static void test_verify_crl_missing_fails_closed(void **state)
 	cfgs[P_DEEP].crl_missing = CRL_POLICY_ALLOW;
 	expect("client-deep", HS_OK, P_DEEP);
 	cfgs[P_DEEP].crl_missing = CRL_POLICY_FAIL;
-	cfgs[P_DEEP].crl_paths.n = 0;
+	strlist_free(&cfgs[P_DEEP].crl_paths);
 	cfgs[P_DEEP].verify_depth = 3;
 }
 
@@ -489,6 +501,7 @@ static void test_verify_crl_expired_fails_closed(void **state)
 	sk_X509_pop_free(p.intermediates, X509_free);
 	sk_X509_pop_free(bundle, X509_free);
 	partner_policy_free(&p.policy);
+	strlist_free(&cfg.crl_paths);
 }
 
 static void expect_alert(const char *client, enum hs_outcome want, int alert)
