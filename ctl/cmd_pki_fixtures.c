@@ -192,7 +192,7 @@ static int make_fixtures(const char *root, const char *pass, char *err, size_t e
 	GUARD(make_leaves(root, &revoked, err, errlen));
 	GUARD(fs_path(pki_dir, sizeof(pki_dir), "%s/pki", root));
 	GUARD(pki_revoke_run(pki_dir, &revoked, CRL_REASON_KEY_COMPROMISE, NULL, err, errlen));
-	return pki_crl_run(pki_dir, pass, false, PKI_CRL_NEXT_UPDATE_DAYS, NULL, err, errlen);
+	return pki_crl_run(pki_dir, pass, NULL, PKI_CRL_NEXT_UPDATE_DAYS, NULL, err, errlen);
 }
 
 static const struct option fixtures_options[] = {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cert_describe.h"
 #include "cmd.h"
@@ -86,28 +87,19 @@ static int write_tier(const struct pki_hierarchy *h, size_t i, const char *pass,
 	return pki_certs_save(path, &t->cert, 1);
 }
 
-int pki_init_run(const struct pki_init_opts *o, char *err, size_t errlen)
+/* Everything of the hierarchy, written under staging. */
+static int build_hierarchy(const struct pki_init_opts *o, const char *staging, const char *org,
+			   char *err, size_t errlen)
 {
 	struct pki_hierarchy h = { 0 };
-	char path[PKI_PATH_MAX], org[128];
+	char path[PKI_PATH_MAX];
 	time_t now = time(NULL);
 	int rc = 0;
 
-	ENSURE(o->tiers >= 3 && o->tiers <= PKI_MAX_TIERS, EINVAL);
-	GUARD(fs_path(path, sizeof(path), "%s/root/ca.crt", o->dir));
-	if (fs_exists(path)) {
-		snprintf(err, errlen, "%s: already holds a CA hierarchy; choose an empty directory",
-			 o->dir);
-		return -EEXIST;
-	}
-	GUARD(fs_path(path, sizeof(path), "%s", o->dir));
-	GUARD(fs_path(org, sizeof(org), "%s", o->name ? o->name : basename(path)));
-	GUARD(fs_path(h.dir, sizeof(h.dir), "%s", o->dir));
+	GUARD(fs_path(h.dir, sizeof(h.dir), "%s", staging));
 	h.n = o->tiers;
-
 	for (size_t i = 0; i < h.n; i++)
 		GUARD_GOTO(make_tier(&h, i, o, org, now, err, errlen), rc, out);
-	GUARD_GOTO(fs_mkdir_p(o->dir, 0755), rc, write_failed);
 	for (size_t i = 0; i < h.n; i++)
 		GUARD_GOTO(write_tier(&h, i, o->pass, path, sizeof(path)), rc, write_failed);
 	rc = pki_crl_refresh(&h, PKI_CRL_NEXT_UPDATE_DAYS, err, errlen);
@@ -115,10 +107,63 @@ int pki_init_run(const struct pki_init_opts *o, char *err, size_t errlen)
 write_failed:
 	snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
 out:
-	if (rc < 0 && !*err)
-		snprintf(err, errlen, "%s: cannot build the CA hierarchy (%s)", o->dir, strerror(-rc));
 	pki_ca_close(&h);
 	return rc;
+}
+
+static int check_target(const char *target, char *err, size_t errlen)
+{
+	char path[PKI_PATH_MAX];
+	GUARD(fs_path(path, sizeof(path), "%s/root/ca.crt", target));
+	if (fs_exists(path)) {
+		snprintf(err, errlen, "%s: already holds a CA hierarchy", target);
+		return -EEXIST;
+	}
+	if (!fs_dir_is_empty(target)) {
+		snprintf(err, errlen, "%s: not empty; pki init needs a new or empty directory", target);
+		return -ENOTEMPTY;
+	}
+	return 0;
+}
+
+/*
+ * The hierarchy is built in a sibling staging directory and renamed into
+ * place (rename replaces an empty directory), so an init that fails or is
+ * interrupted never leaves a half-made CA where operators would find it.
+ */
+int pki_init_run(const struct pki_init_opts *o, char *err, size_t errlen)
+{
+	char target[PKI_PATH_MAX], staging[PKI_PATH_MAX + 16], parent[PKI_PATH_MAX], org[128];
+	int rc;
+
+	ENSURE(o->tiers >= 3 && o->tiers <= PKI_MAX_TIERS, EINVAL);
+	GUARD(fs_path(target, sizeof(target), "%s", o->dir));
+	for (size_t len = strlen(target); len > 1 && target[len - 1] == '/'; len--)
+		target[len - 1] = '\0';
+	GUARD(check_target(target, err, errlen));
+	GUARD(fs_path(org, sizeof(org), "%s", o->name ? o->name : basename(strdupa(target))));
+	GUARD(fs_path(parent, sizeof(parent), "%s", dirname(strdupa(target))));
+	GUARD(fs_path(staging, sizeof(staging), "%s.init-XXXXXX", target));
+	if (fs_mkdir_p(parent, 0755) < 0 || !mkdtemp(staging)) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot create: %s", staging, strerror(errno));
+		return rc;
+	}
+	rc = build_hierarchy(o, staging, org, err, errlen);
+	if (rc == 0 && (chmod(staging, 0755) < 0 || rename(staging, target) < 0)) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot move the new hierarchy into place: %s", target,
+			 strerror(errno));
+	}
+	if (rc < 0) {
+		if (fs_empty_dir(staging) == 0)
+			rmdir(staging);
+		if (!*err)
+			snprintf(err, errlen, "%s: cannot build the CA hierarchy (%s)", target,
+				 strerror(-rc));
+		return rc;
+	}
+	return fs_fsync_dir(parent);
 }
 
 static const struct option init_options[] = {

@@ -58,16 +58,21 @@ static int write_full(int fd, const void *data, size_t len)
 	return 0;
 }
 
+int fs_fsync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ENSURE(dfd >= 0, errno);
+	int rc = fsync(dfd) < 0 ? -errno : 0;
+	close(dfd);
+	return rc;
+}
+
 /* The rename is only durable once the directory entry itself is on disk. */
 static int fsync_parent_dir(const char *path)
 {
 	char copy[4096];
 	GUARD(fs_path(copy, sizeof(copy), "%s", path));
-	int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ENSURE(dfd >= 0, errno);
-	int rc = fsync(dfd) < 0 ? -errno : 0;
-	close(dfd);
-	return rc;
+	return fs_fsync_dir(dirname(copy));
 }
 
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
@@ -107,38 +112,37 @@ fail:
 	return rc;
 }
 
-int fs_read_all(const char *path, size_t max, char **out, size_t *len)
+int fs_read_fd(int fd, size_t max, char **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ENSURE(fd >= 0, errno);
-	int rc = 0;
-	char *buf = NULL;
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	ENSURE_GOTO(S_ISREG(st.st_mode), rc, EINVAL, out);
-	ENSURE_GOTO((size_t)st.st_size <= max, rc, EFBIG, out);
-	buf = malloc((size_t)st.st_size + 1);
-	ENSURE_GOTO(buf != NULL, rc, ENOMEM, out);
+	ENSURE(fstat(fd, &st) == 0, errno);
+	ENSURE(S_ISREG(st.st_mode), EINVAL);
+	ENSURE((size_t)st.st_size <= max, EFBIG);
+	char *buf = malloc((size_t)st.st_size + 1);
+	ENSURE_PTR(buf, ENOMEM);
 	size_t got = 0;
 	while (got < (size_t)st.st_size) {
 		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			rc = r < 0 ? -errno : -EIO;
-			goto out;
+			int rc = r < 0 ? -errno : -EIO;
+			free(buf);
+			return rc;
 		}
 		got += (size_t)r;
 	}
 	buf[got] = '\0';
 	*out = buf;
 	*len = got;
-	buf = NULL;
-out:
-	free(buf);
+	return 0;
+}
+
+int fs_read_all(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ENSURE(fd >= 0, errno);
+	int rc = fs_read_fd(fd, max, out, len);
 	close(fd);
 	return rc;
 }

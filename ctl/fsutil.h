@@ -26,6 +26,12 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
  */
 int fs_read_all(const char *path, size_t max, char **out, size_t *len) MUST_CHECK;
 
+/* The same from an open descriptor (after checks on that very file). */
+int fs_read_fd(int fd, size_t max, char **out, size_t *len) MUST_CHECK;
+
+/* fsync a directory, making renames and creations in it durable. */
+int fs_fsync_dir(const char *dir) MUST_CHECK;
+
 /* mkdir -p with mode for the directories it creates. */
 int fs_mkdir_p(const char *path, mode_t mode) MUST_CHECK;
 

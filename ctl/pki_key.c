@@ -115,19 +115,20 @@ static int check_private_mode(int fd, const char *what, char *err, size_t errlen
 static int read_private(const char *path, const char *what, char **out, size_t *len,
 			char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot open %s: %s", what, strerror(e));
 		return -e;
 	}
+	/* Check and read the same open file: no window to swap it between. */
 	int rc = check_private_mode(fd, what, err, errlen);
+	if (rc == 0) {
+		rc = fs_read_fd(fd, 1 << 20, out, len);
+		if (rc < 0)
+			snprintf(err, errlen, "cannot read %s: %s", what, strerror(-rc));
+	}
 	close(fd);
-	if (rc < 0)
-		return rc;
-	rc = fs_read_all(path, 1 << 20, out, len);
-	if (rc < 0)
-		snprintf(err, errlen, "cannot read %s: %s", what, strerror(-rc));
 	return rc;
 }
 

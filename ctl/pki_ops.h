@@ -61,9 +61,10 @@ int pki_issue_run(const struct pki_issue_opts *o, struct pki_serial *serial,
 int pki_revoke_run(const char *dir, const struct pki_serial *serial, int reason,
 		   FILE *report, char *err, size_t errlen) MUST_CHECK;
 
-/* Re-sign CRLs: every CA (pass needed), or only the issuing CA (pass NULL).
- * The new CRL numbers are printed to report unless it is NULL. */
-int pki_crl_run(const char *dir, const char *pass, bool only_issuing, int next_update_days,
+/* Re-sign CRLs: of every CA (only == NULL), or only of the CA named only
+ * ("issuing", "intermediate", "root"). pass is needed for all but the
+ * issuing CA. The new CRL numbers are printed to report unless it is NULL. */
+int pki_crl_run(const char *dir, const char *pass, const char *only, int next_update_days,
 		FILE *report, char *err, size_t errlen) MUST_CHECK;
 
 /* The PKI directory: --dir, else $MTLS_PKI_DIR, else ".". */

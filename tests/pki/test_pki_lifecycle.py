@@ -100,6 +100,22 @@ class TestHierarchy(PkiDirTest):
         p = ctl("pki", "init", self.dir, env=self.env)
         self.assertEqual(p.returncode, 2)
         self.assertIn("already holds a CA hierarchy", p.stderr)
+        other = os.path.join(self.tmp.name, "not-empty")
+        os.mkdir(other)
+        with open(os.path.join(other, "notes.txt"), "w") as f:
+            f.write("mine")
+        p = ctl("pki", "init", other, env=self.env)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("not empty", p.stderr)
+        self.assertEqual(os.listdir(other), ["notes.txt"])
+        # Twin: an existing empty directory is fine, and no staging dir remains.
+        empty = os.path.join(self.tmp.name, "empty")
+        os.mkdir(empty)
+        p = ctl("pki", "init", empty + "/", env=self.env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(os.path.isfile(os.path.join(empty, "root", "ca.crt")))
+        self.assertEqual([n for n in os.listdir(self.tmp.name) if ".init-" in n], [])
+        self.assertEqual(mode(empty), 0o755)
 
 
 class TestIssue(PkiDirTest):
@@ -245,8 +261,19 @@ class TestRevocation(PkiDirTest, CrlNumbers):
         self.assertIn("MTLS_CA_PASS", p.stderr)
 
 
-class TestRevokeCa(PkiDirTest):
+class TestRevokeCa(PkiDirTest, CrlNumbers):
     """Its own hierarchy: revoking the issuing CA invalidates every leaf."""
+
+    def test_pki_crl_one_offline_ca(self):
+        before = {t: self.crl_number(t) for t in ("root", "intermediate", "issuing")}
+        p = ctl("pki", "crl", "--dir", self.dir, "--ca", "root", env=self.env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.crl_number("root"), before["root"] + 1)
+        self.assertEqual(self.crl_number("intermediate"), before["intermediate"])
+        self.assertEqual(self.crl_number("issuing"), before["issuing"])
+        p = ctl("pki", "crl", "--dir", self.dir, "--ca", "policy", env=self.env)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("root, intermediate, issuing", p.stderr)
 
     def test_pki_revoke_intermediate_issued_ca(self):
         # The issuing CA's serial is in the intermediate's record.
