@@ -34,6 +34,7 @@ extern const struct ctl_command cmd_pki_crl;
 extern const struct ctl_command cmd_pki_fixtures;
 extern const struct ctl_command cmd_cert_inspect;
 extern const struct ctl_command cmd_cert_check;
+extern const struct ctl_command cmd_stats;
 
 /*
  * Print "usage: mtlsctl GROUP NAME ARGS" for cmd to stderr and return

@@ -15,8 +15,6 @@
 #include "guard.h"
 #include "log.h"
 
-extern const struct ctl_command cmd_stats; /* ctl/cmd_stats.c (move to cmd.h) */
-
 static const struct ctl_command *const commands[] = {
 	&cmd_pki_init,
 	&cmd_pki_issue,
@@ -35,7 +33,9 @@ static void print_commands(FILE *f, const char *group)
 		const struct ctl_command *c = commands[i];
 		if (group && strcmp(group, c->group) != 0)
 			continue;
-		fprintf(f, "  %s %-9s %s\n", c->group, c->name, c->summary);
+		char full[32];
+		snprintf(full, sizeof(full), "%s %s", c->group, c->name);
+		fprintf(f, "  %-14s %s\n", full, c->summary);
 	}
 	fprintf(f, "\nmtlsctl GROUP NAME --help shows a command's options. Exit codes: 0 ok,\n"
 		   "1 a check failed, 2 bad usage or input (nothing was changed).\n");
