@@ -6,7 +6,7 @@ import json
 
 from harness import case
 from daemon import Mtlsd, standard_config, two_partner_config
-from expect import (assert_identity, assert_audit_ok, assert_echoed, valid_client_works)
+from expect import assert_audit_ok, assert_echoed, assert_identity, pp2_view, valid_client_works
 import peers
 
 
@@ -101,7 +101,6 @@ def proxy_v2_addresses(ctx):
         ident = backend.identity(1)
     finally:
         client.close()
-    from expect import pp2_view
     view = pp2_view(ident)
     assert view["src"] == ("127.0.0.1", client.local_port), view
     assert view["dst"] == ("127.0.0.1", mtlsd.port), view

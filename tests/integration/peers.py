@@ -63,13 +63,14 @@ def run_interactive(argv, send, until, timeout=EVENT_TIMEOUT):
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.write(send)
             proc.stdin.flush()
-        got.wait(timeout)
+        finished = got.wait(timeout)
         matched = until is not None and until in out
         rc = proc.poll()
-        if rc is None and not matched:
-            # Neither the data nor an exit: either is what a test waits for.
+        if rc is None and finished and not matched:
+            # Its stdout closed: the peer is on its way out (the server
+            # closed the connection). Collect its status.
             with contextlib.suppress(subprocess.TimeoutExpired):
-                rc = proc.wait(timeout=1)
+                rc = proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -106,7 +107,6 @@ def s_client(ctx, port, leaf=None, send=b"ping from s_client\n", expect=None, ex
         argv += ["-cert", fx.path(leaf, "cert.pem"), "-key", fx.path(leaf, "key.pem"),
                  "-cert_chain", intermediates(ctx, leaf)]
     return run_interactive(argv + list(extra), send, expect)
-
 
 
 def gnutls_cli(ctx, port, leaf, send=b"ping from gnutls\n", expect=None):
