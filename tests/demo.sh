@@ -6,7 +6,7 @@
 # the backend was given, and the audit line. Then a client without a
 # certificate, refused. Everything runs on 127.0.0.1 and is removed at exit.
 #
-#   sudo bash tests/demo.sh        (root only for the package install)
+#   bash tests/demo.sh        (as root, or with sudo: it may apt-get install)
 #
 # With MTLSD and MTLSCTL set (as `meson test` does) it uses those binaries
 # and skips the install and the build: the test suite runs this demo too.
