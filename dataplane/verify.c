@@ -112,23 +112,77 @@ static int crl_policy_cb(int ok, X509_STORE_CTX *v)
 	return 0;
 }
 
-static void describe_chain_error(X509_STORE_CTX *v, int err, char *out, size_t len)
+/* A name as the audit line's subject/issuer fields show it (RFC 2253, one
+ * line, non-ASCII and control bytes escaped by OpenSSL). */
+static void name_text(const X509_NAME *name, char *out, size_t len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	int n = 0;
+
+	if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
+		n = BIO_read(bio, out, (int)len - 1);
+	out[n > 0 ? n : 0] = '\0';
+	if (n <= 0)
+		snprintf(out, len, "?");
+	BIO_free(bio);
+}
+
+/* What an operator can do about a chain error, appended to the reason. */
+static const char *chain_error_hint(int err)
+{
+	switch (err) {
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+		return "; add a current CRL of its issuer to the partner's crl files, or set crl_missing = allow";
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+		return "; refresh the CRL (mtlsctl pki crl) and reload, or set crl_expired = allow";
+	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+		return "; the chain has more CA levels than the partner's verify_depth allows";
+	default:
+		return "";
+	}
+}
+
+/*
+ * The reason for a failed chain: OpenSSL's text, the depth and subject of
+ * the certificate concerned, and what is precisely wrong with it when
+ * OpenSSL's words are vague (purpose, key size).
+ */
+static void describe_chain_error(X509_STORE_CTX *v, const struct partner *p, struct attempt *a)
 {
 	X509 *at = X509_STORE_CTX_get_current_cert(v);
-	char subject[160] = "?";
-	char when[40] = "";
+	int depth = X509_STORE_CTX_get_error_depth(v);
+	char subject[160] = "?", what[160] = "";
 	struct tm tm;
 
 	if (at)
-		X509_NAME_oneline(X509_get_subject_name(at), subject, sizeof(subject));
-	if (at && err == X509_V_ERR_CERT_HAS_EXPIRED &&
-	    ASN1_TIME_to_tm(X509_get0_notAfter(at), &tm) == 1)
-		strftime(when, sizeof(when), ", notAfter %Y-%m-%dT%H:%M:%SZ", &tm);
-	if (at && err == X509_V_ERR_CERT_NOT_YET_VALID &&
-	    ASN1_TIME_to_tm(X509_get0_notBefore(at), &tm) == 1)
-		strftime(when, sizeof(when), ", notBefore %Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(out, len, "%s (depth %d, %s%s)", X509_verify_cert_error_string(err),
-		 X509_STORE_CTX_get_error_depth(v), subject, when);
+		name_text(X509_get_subject_name(at), subject, sizeof(subject));
+	switch (a->x509_err) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		if (at && ASN1_TIME_to_tm(X509_get0_notAfter(at), &tm) == 1)
+			strftime(what, sizeof(what), ": notAfter %Y-%m-%dT%H:%M:%SZ", &tm);
+		break;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		if (at && ASN1_TIME_to_tm(X509_get0_notBefore(at), &tm) == 1)
+			strftime(what, sizeof(what), ": notBefore %Y-%m-%dT%H:%M:%SZ", &tm);
+		break;
+	case X509_V_ERR_EE_KEY_TOO_SMALL:
+	case X509_V_ERR_CA_KEY_TOO_SMALL:
+		if (at && !verify_key_strong_enough(&p->policy, at, what + 2, sizeof(what) - 2))
+			memcpy(what, ": ", 2);
+		break;
+	case X509_V_ERR_INVALID_PURPOSE:
+		/* Say which rule the leaf breaks (EKU, CA used as leaf...). */
+		if (depth == 0 && at && verify_policy_check(&p->policy, at, what + 2, sizeof(what) - 2) == HS_BAD_EKU)
+			memcpy(what, ": ", 2);
+		else
+			what[0] = '\0';
+		break;
+	default:
+		break;
+	}
+	snprintf(a->detail, sizeof(a->detail), "%s (depth %d, %s)%s%s",
+		 X509_verify_cert_error_string(a->x509_err), depth, subject, what,
+		 chain_error_hint(a->x509_err));
 }
 
 /* Every key of the chain, anchor included, must meet the partner minimum. */
@@ -188,7 +242,7 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 	if (X509_verify_cert(v) != 1) {
 		a->x509_err = X509_STORE_CTX_get_error(v);
 		a->outcome = verify_outcome_from_x509(a->x509_err);
-		describe_chain_error(v, a->x509_err, a->detail, sizeof(a->detail));
+		describe_chain_error(v, p, a);
 		goto out;
 	}
 	a->chain = X509_STORE_CTX_get1_chain(v);
@@ -340,11 +394,11 @@ static int verify_candidates(const struct generation *g, X509 *leaf, STACK_OF(X5
 	if (!any) {
 		char issuer[160];
 
-		X509_NAME_oneline(X509_get_issuer_name(leaf), issuer, sizeof(issuer));
+		name_text(X509_get_issuer_name(leaf), issuer, sizeof(issuer));
 		best->outcome = HS_UNKNOWN_CA;
 		best->x509_err = X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
 		snprintf(best->detail, sizeof(best->detail),
-			 "issuer %s is not a CA of any partner", issuer);
+			 "issuer '%s' is not a CA of any partner", issuer);
 	}
 	return 0;
 }
@@ -374,7 +428,6 @@ static int mtlsd_cert_verify(X509_STORE_CTX *ctx, void *arg)
 	}
 	result_record(res, &best);
 	if (best.outcome != HS_OK) {
-		res->outcome = best.outcome;
 		X509_STORE_CTX_set_error(ctx, best.x509_err);
 		attempt_release(&best);
 		return 0;

@@ -24,7 +24,8 @@
 /* ------------------------------------------------------------------ */
 
 /* '*' matches any run (possibly empty) of characters; everything else is
- * compared byte for byte. Iterative, linear backtracking on the last '*'. */
+ * compared byte for byte. No recursion: backtracking only to the last '*'
+ * bounds the work by pattern length x value length. */
 static bool glob_match_n(const char *p, size_t plen, const char *s, size_t slen)
 {
 	size_t pi = 0, si = 0, star = SIZE_MAX, mark = 0;

@@ -504,6 +504,30 @@ static void test_verify_crl_expired_fails_closed(void **state)
 	strlist_free(&cfg.crl_paths);
 }
 
+/* The audit reason says precisely what is wrong, not only OpenSSL's words. */
+static void expect_reason(const char *client, enum hs_outcome want, const char *needle)
+{
+	struct client_opts o = { .name = client };
+	struct verify_result res;
+
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), want);
+	if (!strstr(res.detail, needle))
+		fail_msg("%s: reason '%s' lacks '%s'", client, res.detail, needle);
+	verify_result_clear(&res);
+}
+
+static void test_verify_reasons_are_precise(void **state)
+{
+	(void)state;
+	expect_reason("client-cacert", HS_BAD_EKU, "a CA cannot be a client identity");
+	expect_reason("client-servereku", HS_BAD_EKU, "extendedKeyUsage lacks clientAuth");
+	expect_reason("client-rsa1024", HS_WEAK_KEY, "RSA key of 1024 bits (minimum 2048)");
+	expect_reason("client-expired", HS_EXPIRED, "CN=client-expired");
+	expect_reason("client-expired", HS_EXPIRED, "notAfter 20");
+	expect_reason("client-unknownca", HS_UNKNOWN_CA, "is not a CA of any partner");
+	expect_reason("client-ec", HS_OK, "ok");
+}
+
 static void expect_alert(const char *client, enum hs_outcome want, int alert)
 {
 	expect(client, want, want == HS_UNKNOWN_CA || want == HS_NO_CERT ? -1 : P_PARTNER);
@@ -781,6 +805,7 @@ int main(void)
 		cmocka_unit_test(test_verify_crl_missing_fails_closed),
 		cmocka_unit_test(test_verify_crl_expired_fails_closed),
 		cmocka_unit_test(test_verify_alerts_match_outcome),
+		cmocka_unit_test(test_verify_reasons_are_precise),
 		cmocka_unit_test(test_verify_resume_same_generation),
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
