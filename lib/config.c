@@ -18,42 +18,15 @@
  * Nothing here opens certificate or key files: the generation build does,
  * and names the config line it got from here.
  */
-#include "config.h"
+#include "config_internal.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <ini.h>
-#include <limits.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
-
-#define NO_LINE_FIELD ((size_t)-1)
-#define NAME_MAX_LEN 63
-
-enum value_kind {
-	V_BOOL, V_UINT, V_DURATION, V_PATH, V_PATH_LIST, V_STR_LIST, V_LISTEN,
-	V_ADDR, V_CRL_POLICY, V_KTLS, V_LOG_LEVEL, V_PROXY, V_TLV_TYPE, V_AUDIT,
-};
-
-struct key_desc {
-	const char *name;
-	enum value_kind kind;
-	size_t offset;      /* of the value in its section's struct */
-	size_t line_offset; /* of an int receiving the line, or NO_LINE_FIELD */
-	unsigned min, max;  /* V_UINT, V_DURATION (ms) */
-	bool repeatable;
-};
-
-#define KEY(n, k, s, f) { n, k, offsetof(s, f), NO_LINE_FIELD, 0, 0, false }
-#define KEY_RANGE(n, k, s, f, lo, hi) { n, k, offsetof(s, f), NO_LINE_FIELD, lo, hi, false }
-#define KEY_LINE(n, k, s, f, l) { n, k, offsetof(s, f), offsetof(s, l), 0, 0, false }
-#define KEY_LIST(n, k, s, f) { n, k, offsetof(s, f), NO_LINE_FIELD, 0, 0, true }
 
 static const struct key_desc mtlsd_keys[] = {
 	KEY_LIST("listen", V_LISTEN, struct mtlsd_config, listen),
@@ -92,30 +65,12 @@ static const struct key_desc partner_keys[] = {
 	KEY_LIST("allow_ou", V_STR_LIST, struct cfg_partner, allow_ou),
 };
 
-#define MAX_SECTION_KEYS ARRAY_SIZE(partner_keys)
-_Static_assert(ARRAY_SIZE(mtlsd_keys) <= 16 && ARRAY_SIZE(partner_keys) <= 16,
-	       "flag_resets packs one bit per key of [mtlsd] and of [partner]");
-
-enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER };
-
-/* One parse: the file being read (path == NULL for flags) and where we are. */
-struct parse_state {
-	struct mtlsd_config *cfg;
-	const char *path;
-	char dir[PATH_MAX];   /* base of relative paths; "" = the working directory */
-	FILE *f;
-	int line;
-	enum section_kind kind;
-	char section[NAME_MAX_LEN + 32];
-	void *obj;            /* struct the current section's keys write to */
-	int seen[MAX_SECTION_KEYS]; /* line each key was set on in this section */
-	int mtlsd_line;
-	char cert_names[CFG_MAX_SERVER_CERTS][NAME_MAX_LEN + 1];
-	int cert_lines[CFG_MAX_SERVER_CERTS];
-	int rc, err_line;
-	char *err;
-	size_t errlen;
-};
+/* config_flags.c packs one bit per key of [mtlsd] and of [partner] into
+ * flag_resets, and keeps the top bit for the server certificates. */
+_Static_assert(ARRAY_SIZE(mtlsd_keys) <= MAX_SECTION_KEYS &&
+	       ARRAY_SIZE(server_cert_keys) <= MAX_SECTION_KEYS &&
+	       ARRAY_SIZE(partner_keys) < MAX_SECTION_KEYS,
+	       "flag_resets has one bit per key of [mtlsd] and of [partner], and one for the certs");
 
 void config_init(struct mtlsd_config *cfg)
 {
@@ -139,7 +94,7 @@ static void partner_init(struct cfg_partner *p)
 	p->proxy_tlv_type = 0xE0;
 }
 
-static void strlist_free(struct cfg_strlist *l)
+void config_strlist_free(struct cfg_strlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
@@ -148,7 +103,7 @@ static void strlist_free(struct cfg_strlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
-static int strlist_push(struct cfg_strlist *l, const char *s, int line)
+int config_strlist_push(struct cfg_strlist *l, const char *s, int line)
 {
 	char *copy = strdup(s);
 	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
@@ -176,11 +131,11 @@ void config_free(struct mtlsd_config *cfg)
 		struct cfg_partner *p = &cfg->partners[i];
 		free(p->name);
 		free(p->ca_path);
-		strlist_free(&p->crl_paths);
-		strlist_free(&p->allow_dns);
-		strlist_free(&p->allow_uri);
-		strlist_free(&p->allow_cn);
-		strlist_free(&p->allow_ou);
+		config_strlist_free(&p->crl_paths);
+		config_strlist_free(&p->allow_dns);
+		config_strlist_free(&p->allow_uri);
+		config_strlist_free(&p->allow_cn);
+		config_strlist_free(&p->allow_ou);
 	}
 	free(cfg->partners);
 	free(cfg->audit_path);
@@ -188,369 +143,9 @@ void config_free(struct mtlsd_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-/* ---- value parsers ---------------------------------------------------- */
-
-static int parse_uint(const char *text, unsigned long long max, unsigned long long *out)
-{
-	char *end;
-	/* Decimal, or hex with 0x; never C's octal ("010" is ten). */
-	bool hex = text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
-	ENSURE(isdigit((unsigned char)text[0]) && (!hex || isxdigit((unsigned char)text[2])), EINVAL);
-	errno = 0;
-	unsigned long long v = strtoull(hex ? text + 2 : text, &end, hex ? 16 : 10);
-	ENSURE(errno == 0 && *end == '\0' && v <= max, EINVAL);
-	*out = v;
-	return 0;
-}
-
-int config_parse_duration_ms(const char *text, unsigned *out_ms)
-{
-	static const struct { const char *suffix; unsigned long long mult; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "", 1000 },
-	};
-	char *end;
-
-	ENSURE(text && isdigit((unsigned char)text[0]), EINVAL);
-	errno = 0;
-	unsigned long long v = strtoull(text, &end, 10);
-	ENSURE(errno == 0, EINVAL);
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(end, units[i].suffix) != 0)
-			continue;
-		ENSURE(v <= UINT_MAX / units[i].mult, EINVAL);
-		*out_ms = (unsigned)(v * units[i].mult);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-static int parse_bool(const char *text, bool *out)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
-	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
-		if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
-			*out = strcasecmp(text, yes[i]) == 0;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-static int parse_unix_addr(const char *path, struct cfg_addr *out)
-{
-	struct sockaddr_un *sun = (struct sockaddr_un *)&out->ss;
-	size_t len = strlen(path);
-
-	/* "@name" is the Linux abstract namespace: no file, leading NUL. */
-	ENSURE(len > 0 && len < sizeof(sun->sun_path), EINVAL);
-	ENSURE(path[0] == '/' || path[0] == '@', EINVAL);
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, path, len);
-	if (path[0] == '@')
-		sun->sun_path[0] = '\0';
-	out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + (path[0] == '/'));
-	out->is_unix = true;
-	return 0;
-}
-
-static int resolve_host(const char *host, uint16_t port, struct cfg_addr *out)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		out->len = sizeof(*sin);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		out->len = sizeof(*sin6);
-		return 0;
-	}
-	/* A host name is resolved once, at load time (and at each reload). */
-	ENSURE(getaddrinfo(host, NULL, &hints, &res) == 0 && res, EINVAL);
-	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-	out->len = res->ai_addrlen;
-	freeaddrinfo(res);
-	if (out->ss.ss_family == AF_INET)
-		sin->sin_port = htons(port);
-	else
-		sin6->sin6_port = htons(port);
-	return 0;
-}
-
-int config_parse_addr(const char *text, struct cfg_addr *out)
-{
-	char host[128];
-	unsigned long long port;
-	const char *colon;
-
-	memset(out, 0, sizeof(*out));
-	ENSURE(text && strlen(text) < sizeof(out->text), EINVAL);
-	strcpy(out->text, text);
-	if (strncmp(text, "unix:", 5) == 0)
-		return parse_unix_addr(text + 5, out);
-
-	if (text[0] == '[') {
-		const char *close = strchr(text, ']');
-		ENSURE(close && close[1] == ':', EINVAL);
-		colon = close + 1;
-		ENSURE(strchr(text + 1, '[') == NULL, EINVAL);
-		size_t hlen = (size_t)(close - text - 1);
-		memcpy(host, text + 1, hlen);
-		host[hlen] = '\0';
-		/* Brackets promise an IPv6 literal: no name lookup behind them. */
-		ENSURE(hlen > 0 && strchr(host, ':'), EINVAL);
-	} else {
-		colon = strrchr(text, ':');
-		ENSURE(colon && colon != text, EINVAL);
-		/* An unbracketed IPv6 address is ambiguous ("::1:80"). */
-		ENSURE(memchr(text, ':', (size_t)(colon - text)) == NULL, EINVAL);
-		memcpy(host, text, (size_t)(colon - text));
-		host[colon - text] = '\0';
-	}
-	GUARD(parse_uint(colon + 1, 65535, &port));
-	ENSURE(port > 0 && isdigit((unsigned char)colon[1]) && colon[1] != '0', EINVAL);
-	return resolve_host(host, (uint16_t)port, out);
-}
-
-/* ---- applying one value ------------------------------------------------ */
-
-/* Make a path from the file absolute against the file's directory, and one
- * from a flag absolute against the working directory (mtlsd may chdir). */
-static int resolve_path(const struct parse_state *ps, const char *value, char **out)
-{
-	char base[PATH_MAX];
-	const char *dir = ps->dir;
-
-	if (value[0] == '/') {
-		*out = strdup(value);
-		return *out ? 0 : -ENOMEM;
-	}
-	if (dir[0] == '\0') {
-		ENSURE(getcwd(base, sizeof(base)) != NULL, errno);
-		dir = base;
-	}
-	ENSURE(asprintf(out, "%s/%s", dir, value) >= 0, ENOMEM);
-	return 0;
-}
-
-static int apply_listen(struct parse_state *ps, const char *value, char *why, size_t wl)
-{
-	struct mtlsd_config *cfg = ps->cfg;
-	char buf[1024];
-	char *save = NULL;
-
-	ENSURE(strlen(value) < sizeof(buf), E2BIG);
-	strcpy(buf, value);
-	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		while (isspace((unsigned char)*tok))
-			tok++;
-		for (char *e = tok + strlen(tok); e > tok && isspace((unsigned char)e[-1]);)
-			*--e = '\0';
-		if (cfg->n_listen == CFG_MAX_LISTEN) {
-			snprintf(why, wl, "more than %d listen addresses; merge them or use a wildcard address",
-				 CFG_MAX_LISTEN);
-			return -E2BIG;
-		}
-		struct cfg_addr *a = &cfg->listen[cfg->n_listen];
-		if (config_parse_addr(tok, a) < 0 || a->is_unix) {
-			snprintf(why, wl, "'%s' is not a TCP address; use HOST:PORT or [IPv6]:PORT, "
-				 "e.g. 127.0.0.1:8443", tok);
-			return -EINVAL;
-		}
-		cfg->n_listen++;
-	}
-	return 0;
-}
-
-/* A keyword value: the index of text in names, or -EINVAL with a hint. */
-static int parse_keyword(const char *text, const char *const *names, size_t n, int *out,
-			 char *why, size_t wl)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (names[i] && strcasecmp(text, names[i]) == 0) {
-			*out = (int)i;
-			return 0;
-		}
-	}
-	int off = snprintf(why, wl, "'%s' is not one of", text);
-	for (size_t i = 0; i < n && off > 0 && (size_t)off < wl; i++)
-		if (names[i])
-			off += snprintf(why + off, wl - (size_t)off, "%s %s", i ? "," : "", names[i]);
-	return -EINVAL;
-}
-
-static int apply_keyword(const struct key_desc *k, void *field, const char *value,
-			 char *why, size_t wl)
-{
-	static const char *const crl_names[] = { [CRL_POLICY_FAIL] = "fail", [CRL_POLICY_ALLOW] = "allow" };
-	static const char *const ktls_names[] = { [KTLS_MODE_AUTO] = "auto", [KTLS_MODE_ON] = "on", [KTLS_MODE_OFF] = "off" };
-	static const char *const level_names[] = { [LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warning",
-						   [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
-	static const char *const proxy_names[] = { "off", "v2" };
-	int v;
-
-	switch (k->kind) {
-	case V_CRL_POLICY:
-		GUARD(parse_keyword(value, crl_names, ARRAY_SIZE(crl_names), &v, why, wl));
-		*(enum crl_policy *)field = (enum crl_policy)v;
-		return 0;
-	case V_KTLS:
-		GUARD(parse_keyword(value, ktls_names, ARRAY_SIZE(ktls_names), &v, why, wl));
-		*(enum ktls_mode *)field = (enum ktls_mode)v;
-		return 0;
-	case V_LOG_LEVEL:
-		GUARD(parse_keyword(value, level_names, ARRAY_SIZE(level_names), &v, why, wl));
-		*(enum log_level *)field = (enum log_level)v;
-		return 0;
-	case V_PROXY:
-		GUARD(parse_keyword(value, proxy_names, ARRAY_SIZE(proxy_names), &v, why, wl));
-		*(bool *)field = v == 1;
-		return 0;
-	default:
-		snprintf(why, wl, "internal error: key kind %d is not a keyword", (int)k->kind);
-		return -EINVAL;
-	}
-}
-
-static int apply_number(const struct key_desc *k, void *field, const char *value,
-			char *why, size_t wl)
-{
-	unsigned long long n;
-	unsigned ms;
-
-	switch (k->kind) {
-	case V_UINT:
-		if (parse_uint(value, UINT_MAX, &n) < 0 || n < k->min || n > k->max) {
-			snprintf(why, wl, "'%s' is not a number in %u..%u", value, k->min, k->max);
-			return -EINVAL;
-		}
-		*(unsigned *)field = (unsigned)n;
-		return 0;
-	case V_DURATION:
-		if (config_parse_duration_ms(value, &ms) < 0) {
-			snprintf(why, wl, "'%s' is not a duration; write e.g. 500ms, 10s, 5m, 1h "
-				 "(a plain number means seconds)", value);
-			return -EINVAL;
-		}
-		if (ms < k->min || ms > k->max) {
-			snprintf(why, wl, "'%s' is out of range; give %ums..%ums", value, k->min, k->max);
-			return -EINVAL;
-		}
-		*(unsigned *)field = ms;
-		return 0;
-	case V_TLV_TYPE:
-		if (parse_uint(value, 0xFF, &n) < 0 || n < 0xE0 || n > 0xEF) {
-			snprintf(why, wl, "'%s' is not in 0xE0..0xEF (the PROXY v2 range for custom TLVs)",
-				 value);
-			return -EINVAL;
-		}
-		*(uint8_t *)field = (uint8_t)n;
-		return 0;
-	default:
-		snprintf(why, wl, "internal error: key kind %d is not a number", (int)k->kind);
-		return -EINVAL;
-	}
-}
-
-/* Free a single-valued string or reset a list before a flag replaces it. */
-static void clear_field(const struct key_desc *k, void *field)
-{
-	switch (k->kind) {
-	case V_PATH:
-	case V_AUDIT:
-		free(*(char **)field);
-		*(char **)field = NULL;
-		break;
-	case V_PATH_LIST:
-	case V_STR_LIST:
-		strlist_free(field);
-		break;
-	default:
-		break;
-	}
-}
-
-/* Apply value to key k of the struct at obj. why gets the reason on error. */
-static int apply_value(struct parse_state *ps, const struct key_desc *k, void *obj,
-		       const char *value, char *why, size_t wl)
-{
-	void *field = (char *)obj + k->offset;
-	char *path = NULL;
-	int rc;
-
-	if (value[0] == '\0') {
-		snprintf(why, wl, "empty value; give a value or remove the line");
-		return -EINVAL;
-	}
-	if (k->line_offset != NO_LINE_FIELD)
-		*(int *)((char *)obj + k->line_offset) = ps->line;
-
-	switch (k->kind) {
-	case V_BOOL:
-		if (parse_bool(value, field) < 0) {
-			snprintf(why, wl, "'%s' is not a boolean; use yes/no, true/false, on/off or 1/0", value);
-			return -EINVAL;
-		}
-		return 0;
-	case V_UINT:
-	case V_DURATION:
-	case V_TLV_TYPE:
-		return apply_number(k, field, value, why, wl);
-	case V_CRL_POLICY:
-	case V_KTLS:
-	case V_LOG_LEVEL:
-	case V_PROXY:
-		return apply_keyword(k, field, value, why, wl);
-	case V_LISTEN:
-		return apply_listen(ps, value, why, wl);
-	case V_ADDR:
-		if (config_parse_addr(value, field) < 0) {
-			snprintf(why, wl, "'%s' is not an address; use HOST:PORT, [IPv6]:PORT or "
-				 "unix:/path/to.sock (a host name must resolve)", value);
-			return -EINVAL;
-		}
-		return 0;
-	case V_STR_LIST:
-		for (const char *c = value; *c; c++) {
-			if (iscntrl((unsigned char)*c)) {
-				snprintf(why, wl, "control character in pattern; remove it");
-				return -EINVAL;
-			}
-		}
-		return strlist_push(field, value, ps->line);
-	case V_AUDIT:
-		if (strcmp(value, "-") == 0) {
-			clear_field(k, field);
-			return 0;
-		}
-		__attribute__((fallthrough)); /* otherwise a path */
-	case V_PATH:
-	case V_PATH_LIST:
-		GUARD(resolve_path(ps, value, &path));
-		if (k->kind == V_PATH_LIST) {
-			rc = strlist_push(field, path, ps->line);
-			free(path);
-			return rc;
-		}
-		clear_field(k, field);
-		*(char **)field = path;
-		return 0;
-	default:
-		snprintf(why, wl, "internal error: unknown key kind %d", (int)k->kind);
-		return -EINVAL;
-	}
-}
-
 /* ---- sections and keys from the file ----------------------------------- */
 
-static const struct key_desc *section_keys(enum section_kind kind, size_t *n)
+const struct key_desc *config_section_keys(enum section_kind kind, size_t *n)
 {
 	switch (kind) {
 	case SEC_MTLSD:
@@ -609,7 +204,7 @@ static int parse_fail(struct parse_state *ps, int rc, const char *fmt, ...)
 static int unknown_key(struct parse_state *ps, const char *name)
 {
 	size_t n, best_d = SIZE_MAX;
-	const struct key_desc *keys = section_keys(ps->kind, &n), *best = NULL;
+	const struct key_desc *keys = config_section_keys(ps->kind, &n), *best = NULL;
 	char list[512] = "";
 	size_t off = 0;
 
@@ -618,7 +213,7 @@ static int unknown_key(struct parse_state *ps, const char *name)
 	};
 	for (enum section_kind k = SEC_MTLSD; k <= SEC_PARTNER; k++) {
 		size_t other_n;
-		const struct key_desc *other = section_keys(k, &other_n);
+		const struct key_desc *other = config_section_keys(k, &other_n);
 		for (size_t i = 0; k != ps->kind && i < other_n; i++)
 			if (strcmp(other[i].name, name) == 0)
 				return parse_fail(ps, -EINVAL, "key '%s' belongs in %s, not in [%s]; move it",
@@ -654,7 +249,7 @@ static int ini_handler_cb(void *user, const char *section, const char *name, con
 			   "[server_cert.NAME] or [partner.NAME]", name);
 		return 0;
 	}
-	const struct key_desc *keys = section_keys(ps->kind, &n);
+	const struct key_desc *keys = config_section_keys(ps->kind, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(keys[i].name, name) != 0)
 			continue;
@@ -665,7 +260,7 @@ static int ini_handler_cb(void *user, const char *section, const char *name, con
 		}
 		ps->seen[i] = ps->line;
 		why[0] = '\0';
-		int rc = apply_value(ps, &keys[i], ps->obj, value, why, sizeof(why));
+		int rc = config_apply_value(ps, &keys[i], ps->obj, value, why, sizeof(why));
 		if (rc < 0)
 			parse_fail(ps, rc, "key '%s': %s", name, why[0] ? why : strerror(-rc));
 		return rc < 0 ? 0 : 1;
@@ -685,7 +280,7 @@ static bool valid_section_name(const char *s)
 	return true;
 }
 
-static struct cfg_partner *partner_add(struct mtlsd_config *cfg, const char *name, int line)
+struct cfg_partner *config_partner_add(struct mtlsd_config *cfg, const char *name, int line)
 {
 	if (cfg->n_partners == CFG_MAX_PARTNERS)
 		return NULL;
@@ -703,7 +298,7 @@ static struct cfg_partner *partner_add(struct mtlsd_config *cfg, const char *nam
 	return p;
 }
 
-static struct cfg_partner *partner_find(struct mtlsd_config *cfg, const char *name)
+struct cfg_partner *config_partner_find(struct mtlsd_config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->n_partners; i++)
 		if (strcmp(cfg->partners[i].name, name) == 0)
@@ -730,12 +325,12 @@ static int enter_server_cert(struct parse_state *ps, const char *name)
 
 static int enter_partner(struct parse_state *ps, const char *name)
 {
-	struct cfg_partner *p = partner_find(ps->cfg, name);
+	struct cfg_partner *p = config_partner_find(ps->cfg, name);
 	if (p && p->line)
 		return parse_fail(ps, -EINVAL, "section [partner.%s] already defined on line %d; "
 				  "give each section once", name, p->line);
 	if (!p)
-		p = partner_add(ps->cfg, name, ps->line);
+		p = config_partner_add(ps->cfg, name, ps->line);
 	if (!p)
 		return parse_fail(ps, -ENOMEM, "cannot add [partner.%s]: at most %d partners",
 				  name, CFG_MAX_PARTNERS);
@@ -896,114 +491,6 @@ int config_load_file(struct mtlsd_config *cfg, const char *path, char *err, size
 	free(cfg->path);
 	cfg->path = strdup(path);
 	return cfg->path ? 0 : -ENOMEM;
-}
-
-/* ---- command-line flags ------------------------------------------------ */
-
-#define FLAG_RESET_PARTNER_BASE 16
-#define FLAG_RESET_CERTS (1u << 31)
-
-static const struct key_desc *find_key(const struct key_desc *keys, size_t n, const char *name,
-				       size_t *idx)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(keys[i].name, name) == 0) {
-			*idx = i;
-			return &keys[i];
-		}
-	}
-	return NULL;
-}
-
-/*
- * --cert and --key come in pairs, in either order: each fills the newest
- * server certificate still missing that half, or starts a new one. The
- * first of them replaces the [server_cert] sections of the file.
- */
-static int flag_server_cert(struct parse_state *ps, const struct key_desc *k, const char *value,
-			    char *why, size_t wl)
-{
-	struct mtlsd_config *cfg = ps->cfg;
-
-	if (!(cfg->flag_resets & FLAG_RESET_CERTS)) {
-		for (size_t i = 0; i < cfg->n_certs; i++) {
-			free(cfg->certs[i].cert_path);
-			free(cfg->certs[i].key_path);
-		}
-		memset(cfg->certs, 0, sizeof(cfg->certs));
-		cfg->n_certs = 0;
-		cfg->flag_resets |= FLAG_RESET_CERTS;
-	}
-	struct cfg_server_cert *c = cfg->n_certs ? &cfg->certs[cfg->n_certs - 1] : NULL;
-	if (!c || *(char **)((char *)c + k->offset) != NULL) {
-		if (cfg->n_certs == CFG_MAX_SERVER_CERTS) {
-			snprintf(why, wl, "more than %d server certificates; one per key type is enough",
-				 CFG_MAX_SERVER_CERTS);
-			return -E2BIG;
-		}
-		c = &cfg->certs[cfg->n_certs++];
-	}
-	return apply_value(ps, k, c, value, why, wl);
-}
-
-int config_apply_flag(struct mtlsd_config *cfg, const char *name, const char *value,
-		      char *err, size_t errlen)
-{
-	struct parse_state ps = { .cfg = cfg };
-	const struct key_desc *k;
-	char key[64], why[512] = "";
-	void *obj = cfg;
-	unsigned bit = 0;
-	bool is_server_cert = false;
-	size_t idx;
-	int rc;
-
-	if (strlen(name) >= sizeof(key)) {
-		snprintf(err, errlen, "--%s: unknown option", name);
-		return -EINVAL;
-	}
-	for (size_t i = 0; (key[i] = name[i] == '-' ? '_' : name[i]) != '\0'; i++)
-		;
-	if (strcmp(key, "client_ca") == 0)
-		strcpy(key, "ca");
-
-	if ((k = find_key(mtlsd_keys, ARRAY_SIZE(mtlsd_keys), key, &idx))) {
-		bit = 1u << idx;
-	} else if ((k = find_key(server_cert_keys, ARRAY_SIZE(server_cert_keys), key, &idx))) {
-		is_server_cert = true;
-	} else if ((k = find_key(partner_keys, ARRAY_SIZE(partner_keys), key, &idx))) {
-		obj = partner_find(cfg, "default");
-		if (!obj)
-			obj = partner_add(cfg, "default", 0);
-		ENSURE(obj != NULL, ENOMEM);
-		bit = 1u << (FLAG_RESET_PARTNER_BASE + idx);
-	} else {
-		snprintf(err, errlen, "--%s: unknown option; see mtlsd --help", name);
-		return -EINVAL;
-	}
-	if (!value && k->kind == V_BOOL)
-		value = "yes";
-	if (!value) {
-		snprintf(err, errlen, "--%s: needs a value", name);
-		return -EINVAL;
-	}
-
-	if (is_server_cert) {
-		rc = flag_server_cert(&ps, k, value, why, sizeof(why));
-	} else {
-		/* A repeatable flag replaces what the file gave, then accumulates. */
-		if (k->repeatable && !(cfg->flag_resets & bit)) {
-			if (k->kind == V_LISTEN)
-				cfg->n_listen = 0;
-			else
-				clear_field(k, (char *)obj + k->offset);
-			cfg->flag_resets |= bit;
-		}
-		rc = apply_value(&ps, k, obj, value, why, sizeof(why));
-	}
-	if (rc < 0)
-		snprintf(err, errlen, "--%s: %s", name, why[0] ? why : strerror(-rc));
-	return rc;
 }
 
 /* ---- whole-config validation ------------------------------------------- */

@@ -1,0 +1,102 @@
+/*
+ * config_internal.h: what lib/config.c, config_values.c and config_flags.c
+ * share, and nothing else includes.
+ *
+ * A key is described once, in a table (config.c): its name, the kind of
+ * value, where in its section's struct the value goes, a range. The file
+ * reader (config.c) and the flag parser (config_flags.c) both hand a key and
+ * its text to config_apply_value() (config_values.c), so a key behaves the
+ * same whichever way it comes in.
+ */
+#ifndef MTLS_CONFIG_INTERNAL_H
+#define MTLS_CONFIG_INTERNAL_H
+
+#include <limits.h>
+#include <stdio.h>
+
+#include "config.h"
+
+#define NO_LINE_FIELD ((size_t)-1)
+#define NAME_MAX_LEN 63
+
+enum value_kind {
+	V_BOOL, V_UINT, V_DURATION, V_PATH, V_PATH_LIST, V_STR_LIST, V_LISTEN,
+	V_ADDR, V_CRL_POLICY, V_KTLS, V_LOG_LEVEL, V_PROXY, V_TLV_TYPE, V_AUDIT,
+};
+
+struct key_desc {
+	const char *name;
+	enum value_kind kind;
+	size_t offset;      /* of the value in its section's struct */
+	size_t line_offset; /* of an int receiving the line, or NO_LINE_FIELD */
+	unsigned min, max;  /* V_UINT, V_DURATION (ms) */
+	bool repeatable;
+};
+
+#define KEY(n, k, s, f) { n, k, offsetof(s, f), NO_LINE_FIELD, 0, 0, false }
+#define KEY_RANGE(n, k, s, f, lo, hi) { n, k, offsetof(s, f), NO_LINE_FIELD, lo, hi, false }
+#define KEY_LINE(n, k, s, f, l) { n, k, offsetof(s, f), offsetof(s, l), 0, 0, false }
+#define KEY_LIST(n, k, s, f) { n, k, offsetof(s, f), NO_LINE_FIELD, 0, 0, true }
+
+enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER };
+
+/*
+ * The most keys one section may have: flag_resets packs one bit per key of
+ * [mtlsd] (bits 0..15) and of [partner] (bits 16..31).
+ */
+#define MAX_SECTION_KEYS 16
+
+/* One parse: the file being read (path == NULL for flags) and where we are. */
+struct parse_state {
+	struct mtlsd_config *cfg;
+	const char *path;
+	char dir[PATH_MAX];   /* base of relative paths; "" = the working directory */
+	FILE *f;
+	int line;
+	enum section_kind kind;
+	char section[NAME_MAX_LEN + 32];
+	void *obj;            /* struct the current section's keys write to */
+	int seen[MAX_SECTION_KEYS]; /* line each key was set on in this section */
+	int mtlsd_line;
+	char cert_names[CFG_MAX_SERVER_CERTS][NAME_MAX_LEN + 1];
+	int cert_lines[CFG_MAX_SERVER_CERTS];
+	int rc, err_line;
+	char *err;
+	size_t errlen;
+};
+
+/*
+ * The key table of a section kind and its length; NULL (and *n = 0) for
+ * SEC_NONE.
+ */
+const struct key_desc *config_section_keys(enum section_kind kind, size_t *n);
+
+/* Find a partner by name, or NULL. */
+struct cfg_partner *config_partner_find(struct mtlsd_config *cfg, const char *name);
+
+/*
+ * Append a partner with its defaults, named name, header on line (0 for
+ * flags). NULL when out of memory or when CFG_MAX_PARTNERS exist already.
+ */
+struct cfg_partner *config_partner_add(struct mtlsd_config *cfg, const char *name, int line);
+
+/* Release a string list's entries and reset it to empty. */
+void config_strlist_free(struct cfg_strlist *l);
+
+/* Append a copy of s, given on config line `line` (0 for flags). */
+int config_strlist_push(struct cfg_strlist *l, const char *s, int line) MUST_CHECK;
+
+/*
+ * Apply the text value to key k of the struct at obj (the config, a server
+ * certificate or a partner), recording ps->line where the key keeps one.
+ * Paths are made absolute against ps->dir. On failure returns -EINVAL,
+ * -E2BIG or -ENOMEM and why gets the reason, without file or line (the
+ * caller knows them).
+ */
+int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *obj,
+		       const char *value, char *why, size_t wl) MUST_CHECK;
+
+/* Free a single-valued string or empty a list, before a flag replaces it. */
+void config_clear_field(const struct key_desc *k, void *field);
+
+#endif
