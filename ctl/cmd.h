@@ -50,4 +50,10 @@ int ctl_usage(const struct ctl_command *cmd);
 bool ctl_test_mode(void);
 void ctl_set_test_mode(bool on);
 
+/*
+ * For commands that hold private keys or passphrases: no core dumps and no
+ * ptrace by other processes of the same user (PR_SET_DUMPABLE 0).
+ */
+void ctl_protect_secrets(void);
+
 #endif

@@ -76,6 +76,8 @@ static int run_crl(int argc, char **argv)
 	int days = PKI_CRL_NEXT_UPDATE_DAYS, c;
 	char err[1024] = "", *pass = NULL, *end;
 
+	ctl_protect_secrets();
+
 	while ((c = getopt_long(argc, argv, "", crl_options, NULL)) != -1) {
 		switch (c) {
 		case 'd':

@@ -206,6 +206,8 @@ static int run_fixtures(int argc, char **argv)
 	char err[1024] = "";
 	int c;
 
+	ctl_protect_secrets();
+
 	while ((c = getopt_long(argc, argv, "", fixtures_options, NULL)) != -1) {
 		if (c != 's')
 			return ctl_usage(&cmd_pki_fixtures);

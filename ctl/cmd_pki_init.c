@@ -182,6 +182,8 @@ static int run_init(int argc, char **argv)
 	char *pass = NULL;
 	int c;
 
+	ctl_protect_secrets();
+
 	while ((c = getopt_long(argc, argv, "", init_options, NULL)) != -1) {
 		switch (c) {
 		case 'n':

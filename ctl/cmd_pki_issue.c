@@ -163,6 +163,8 @@ static int run_issue(int argc, char **argv)
 	char err[1024] = "";
 	int c;
 
+	ctl_protect_secrets();
+
 	while ((c = getopt_long(argc, argv, "", issue_options, NULL)) != -1) {
 		if (c == '?' || c == ':' || parse_option(c, &o) < 0)
 			return ctl_usage(&cmd_pki_issue);

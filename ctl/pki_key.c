@@ -181,6 +181,10 @@ int pki_pass_read(const struct pki_pass_source *src, char **out, char *err, size
 		len = strlen(v);
 		pass = strdup(v);
 		ENSURE_PTR(pass, ENOMEM);
+		/* Wipe the process's own copy too (it is what /proc/PID/environ
+		 * and a core dump would show), then drop the variable. */
+		OPENSSL_cleanse((char *)v, len);
+		unsetenv(var);
 	}
 	if (len < PKI_PASS_MIN_LEN) {
 		snprintf(err, errlen, "the passphrase is shorter than %d characters", PKI_PASS_MIN_LEN);
