@@ -11,6 +11,7 @@
 
 #include <bpf/bpf.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -171,7 +172,13 @@ static int fallback_start(const char *why)
 
 	struct acct_record *buf = calloc(acct_table_capacity(state.table), sizeof(*buf));
 	ENSURE_PTR(buf, ENOMEM);
+	/* The publisher must never be the thread a process signal lands on
+	 * (mtlsd reads them from a signalfd), whenever acct_init runs. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	rc = pthread_create(&state.publisher, NULL, publisher_main, buf);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		free(buf);
 		return -rc;
