@@ -240,6 +240,9 @@ static SSL_CTX *make_client_ctx(const struct client_opts *o)
 /* The last alert the client received (-1: none), to check what the peer
  * is told, not only what mtlsd records. */
 static int client_alert = -1;
+/* Subjects the server asked for in its CertificateRequest. */
+static int client_ca_names = -1;
+static char client_ca_first[256];
 
 static void client_info_cb(const SSL *ssl, int where, int ret)
 {
@@ -291,6 +294,14 @@ static enum hs_outcome handshake(SSL_CTX *sctx, struct generation *g, const stru
 		}
 	}
 	assert_int_not_equal(out, HS_OUTCOME_MAX);
+	{
+		const STACK_OF(X509_NAME) *cas = SSL_get0_peer_CA_list(c);
+
+		client_ca_names = cas ? sk_X509_NAME_num(cas) : -1;
+		client_ca_first[0] = '\0';
+		if (client_ca_names > 0)
+			X509_NAME_oneline(sk_X509_NAME_value(cas, 0), client_ca_first, sizeof(client_ca_first));
+	}
 	if (out == HS_OK && o->keep) {
 		char byte;
 
@@ -370,6 +381,31 @@ static void test_verify_san_allowed_by_dev_pattern(void **state)
 	cfgs[P_PARTNER].allow_uri = saved;
 	rebuild_partner_policy(P_PARTNER);
 	expect("client-badsan", HS_POLICY_DENIED, P_PARTNER);
+}
+
+/* TLS 1.2 sends an empty Certificate message instead of none at all. */
+static void test_verify_no_certificate_tls12(void **state)
+{
+	struct client_opts o = { .max_version = TLS1_2_VERSION };
+	struct verify_result res;
+
+	(void)state;
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_NO_CERT);
+	assert_null(res.leaf);
+	verify_result_clear(&res);
+}
+
+/* The CertificateRequest names each partner's trust anchor, once. */
+static void test_verify_ca_list_names_partner_roots(void **state)
+{
+	struct client_opts o = { .name = "client-ec" };
+	struct verify_result res;
+
+	(void)state;
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_OK);
+	verify_result_clear(&res);
+	assert_int_equal(client_ca_names, N_PARTNERS);
+	assert_non_null(strstr(client_ca_first, "Root"));
 }
 
 static void test_verify_tls11_protocol_error(void **state)
@@ -788,6 +824,8 @@ int main(void)
 		cmocka_unit_test(test_verify_client_rsa_ok),
 		cmocka_unit_test(test_verify_partner2_attributed),
 		cmocka_unit_test(test_verify_no_certificate),
+		cmocka_unit_test(test_verify_no_certificate_tls12),
+		cmocka_unit_test(test_verify_ca_list_names_partner_roots),
 		cmocka_unit_test(test_verify_unknown_ca),
 		cmocka_unit_test(test_verify_expired),
 		cmocka_unit_test(test_verify_not_yet_valid),
