@@ -7,8 +7,8 @@ import os
 import re
 import unittest
 
-from pkitest import (PASS, PkiDirTest, count_certs, ctl, extension, mode, openssl, verify,
-                     x509_text)
+from pkitest import (PASS, PkiDirTest, count_certs, ctl, extension, gnutls_verify, mode,
+                     openssl, verify, x509_text)
 
 
 def not_after(path):
@@ -125,6 +125,8 @@ class TestIssue(PkiDirTest):
         cert, chain = os.path.join(out, "cert.pem"), os.path.join(out, "chain.pem")
         self.assertEqual(verify(self.root, chain, cert, "sslserver").returncode, 0)
         self.assertNotEqual(verify(self.root, chain, cert, "sslclient").returncode, 0)
+        self.assertTrue(gnutls_verify(self.root, chain, "sslserver")[0])
+        self.assertFalse(gnutls_verify(self.root, chain, "sslclient")[0])
         text = x509_text(cert)
         self.assertEqual(extension(text, "X509v3 Extended Key Usage")[0],
                          "TLS Web Server Authentication")
@@ -143,6 +145,8 @@ class TestIssue(PkiDirTest):
         cert, chain = os.path.join(out, "cert.pem"), os.path.join(out, "chain.pem")
         self.assertEqual(verify(self.root, chain, cert, "sslclient").returncode, 0)
         self.assertNotEqual(verify(self.root, chain, cert, "sslserver").returncode, 0)
+        self.assertTrue(gnutls_verify(self.root, chain, "sslclient")[0])
+        self.assertFalse(gnutls_verify(self.root, chain, "sslserver")[0])
         text = x509_text(cert)
         self.assertEqual(extension(text, "X509v3 Extended Key Usage")[0],
                          "TLS Web Client Authentication")
@@ -228,6 +232,12 @@ class TestRevocation(PkiDirTest, CrlNumbers):
         self.assertIn("certificate revoked", r.stdout + r.stderr)
         self.assertEqual(check(good, "sslclient").returncode, 0)
         self.assertEqual(check(srv, "sslserver").returncode, 0)
+        # GnuTLS agrees.
+        ok, line = gnutls_verify(self.root, os.path.join(bad, "chain.pem"), "sslclient", crl=crls)
+        self.assertFalse(ok)
+        self.assertIn("revoked", line)
+        ok, line = gnutls_verify(self.root, os.path.join(good, "chain.pem"), "sslclient", crl=crls)
+        self.assertTrue(ok, line)
         for t in before:
             self.assertEqual(self.crl_number(t), before[t] + 1)
         text = openssl("crl", "-in", os.path.join(self.dir, "issuing", "crl.pem"), "-noout",
