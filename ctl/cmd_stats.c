@@ -54,7 +54,8 @@ static int stats_once(const struct stats_opts *o, FILE *out)
 }
 
 /* Render each frame off screen, then clear and draw it in one write, so
- * the terminal never shows a half-drawn table. */
+ * the terminal never shows a half-drawn table. With --json, print one
+ * document per line instead, never clearing. */
 static int stats_watch(const struct stats_opts *o)
 {
 	for (;;) {
@@ -67,7 +68,9 @@ static int stats_watch(const struct stats_opts *o)
 		}
 		(void)stats_once(o, mem);
 		fclose(mem);
-		fputs("\033[H\033[2J", stdout);
+		/* JSON becomes a stream of one-line documents for programs. */
+		if (!o->json)
+			fputs("\033[H\033[2J", stdout);
 		fwrite(frame, 1, len, stdout);
 		fflush(stdout);
 		free(frame);
@@ -157,7 +160,8 @@ const struct ctl_command cmd_stats = {
 		"  -j, --json            one JSON document instead of the table\n"
 		"  -p, --partner NAME    only this partner (name or index)\n"
 		"  -s, --serial HEX      only this serial (colons and case ignored)\n"
-		"  -w, --watch[=SECS]    redraw every SECS seconds (default 2) until interrupted\n"
+		"  -w, --watch[=SECS]    redraw every SECS seconds (default 2) until interrupted;\n"
+		"                        with --json, one document per line\n"
 		"      --sort KEY        failures (default), total or last-seen\n"
 		"      --source SRC      auto (default), bpf (pinned maps) or fallback (snapshot)\n"
 		"      --runtime-dir DIR where the fallback snapshot lives (default\n"

@@ -182,36 +182,100 @@ static void failure_breakdown(const struct acct_counters *c, char *buf, size_t l
 	}
 }
 
+enum table_col {
+	COL_PARTNER, COL_CN, COL_SERIAL, COL_ISSUER, COL_OK, COL_FAILED, COL_RATE, COL_P50,
+	COL_P99, COL_SEEN, COL_FAILURES, TABLE_COLS
+};
+
+/* Widths follow the data up to max (longer cells are cut); the last
+ * column is never padded. */
+static const struct {
+	const char *title;
+	bool right;
+	int max;
+} table_cols[TABLE_COLS] = {
+	[COL_PARTNER] = { "PARTNER", false, 24 },   [COL_CN] = { "SUBJECT CN", false, 32 },
+	[COL_SERIAL] = { "SERIAL", false, 59 },     [COL_ISSUER] = { "ISSUER", false, 40 },
+	[COL_OK] = { "OK", true, 20 },              [COL_FAILED] = { "FAILED", true, 20 },
+	[COL_RATE] = { "RATE", true, 7 },           [COL_P50] = { "P50", true, 8 },
+	[COL_P99] = { "P99", true, 8 },             [COL_SEEN] = { "LAST SEEN", false, 20 },
+	[COL_FAILURES] = { "FAILURES", false, 0 },
+};
+
+#define CELL_LEN 400
+
+/*
+ * Names come from client certificates, which anyone can make: a CN with
+ * terminal escape sequences must not reach the operator's terminal.
+ */
+static void cell_text(char *cell, const char *s)
+{
+	snprintf(cell, CELL_LEN, "%s", s);
+	for (char *p = cell; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
+}
+
+static void table_row(const struct acct_record *r, char cells[TABLE_COLS][CELL_LEN])
+{
+	char buf[CELL_LEN];
+	uint64_t total = acct_total(&r->c);
+
+	record_partner(r, buf, sizeof(buf));
+	cell_text(cells[COL_PARTNER], buf);
+	cell_text(cells[COL_CN], acct_key_is_no_cert(&r->key) ? "(no certificate)" :
+		  r->has_meta && r->meta.subject_cn[0] ? r->meta.subject_cn : "?");
+	acct_key_serial_hex(&r->key, cells[COL_SERIAL], CELL_LEN);
+	cell_text(cells[COL_ISSUER], r->has_meta && r->meta.issuer[0] ? r->meta.issuer : "-");
+	snprintf(cells[COL_OK], CELL_LEN, "%" PRIu64, (uint64_t)r->c.outcome[ACCT_B_OK]);
+	snprintf(cells[COL_FAILED], CELL_LEN, "%" PRIu64, acct_failures(&r->c));
+	snprintf(cells[COL_RATE], CELL_LEN, "%.1f%%",
+		 total ? 100.0 * (double)r->c.outcome[ACCT_B_OK] / (double)total : 0.0);
+	format_duration(acct_hist_quantile_ns(r->c.hist, 0.50), cells[COL_P50], CELL_LEN);
+	format_duration(acct_hist_quantile_ns(r->c.hist, 0.99), cells[COL_P99], CELL_LEN);
+	format_time(acct_boot_to_realtime(r->c.last_seen_ns), cells[COL_SEEN], CELL_LEN);
+	failure_breakdown(&r->c, cells[COL_FAILURES], CELL_LEN);
+}
+
+static void table_print_row(FILE *out, const int width[TABLE_COLS], char cells[TABLE_COLS][CELL_LEN])
+{
+	for (int c = 0; c < TABLE_COLS; c++) {
+		if (c == TABLE_COLS - 1)
+			fprintf(out, "%s\n", cells[c]);
+		else
+			fprintf(out, table_cols[c].right ? "%*.*s " : "%-*.*s ", width[c], width[c],
+				cells[c]);
+	}
+}
+
 void stats_print_table(FILE *out, const struct stats_view *v)
 {
-	print_source_line(out, v);
-	fprintf(out, "instance %s: %zu of %zu certificates shown (capacity %" PRIu64 ", evicted %" PRIu64
-		"), %" PRIu64 " handshakes counted, %" PRIu64 " not counted\n\n", v->instance, v->n, v->n_present,
-		v->capacity, evicted(v), (uint64_t)v->totals.events,
-		(uint64_t)v->totals.failures);
-	fprintf(out, "%-16s %-24s %-26s %-24s %8s %8s %7s %8s %8s %-20s %s\n", "PARTNER",
-		"SUBJECT CN", "SERIAL", "ISSUER", "OK", "FAILED", "RATE", "P50", "P99", "LAST SEEN",
-		"FAILURES");
-	for (size_t i = 0; i < v->n; i++) {
-		const struct acct_record *r = &v->recs[i];
-		char partner[64], serial[ACCT_SERIAL_MAX * 3 + 1], p50[16], p99[16], seen[32];
-		char breakdown[512], rate[16];
-		uint64_t total = acct_total(&r->c);
+	static char cells[TABLE_COLS][CELL_LEN];
+	int width[TABLE_COLS];
 
-		record_partner(r, partner, sizeof(partner));
-		acct_key_serial_hex(&r->key, serial, sizeof(serial));
-		format_duration(acct_hist_quantile_ns(r->c.hist, 0.50), p50, sizeof(p50));
-		format_duration(acct_hist_quantile_ns(r->c.hist, 0.99), p99, sizeof(p99));
-		format_time(acct_boot_to_realtime(r->c.last_seen_ns), seen, sizeof(seen));
-		failure_breakdown(&r->c, breakdown, sizeof(breakdown));
-		snprintf(rate, sizeof(rate), "%.1f%%",
-			 total ? 100.0 * (double)r->c.outcome[ACCT_B_OK] / (double)total : 0.0);
-		fprintf(out, "%-16.16s %-24.24s %-26s %-24.24s %8" PRIu64 " %8" PRIu64
-			" %7s %8s %8s %-20s %s\n", partner,
-			acct_key_is_no_cert(&r->key) ? "(no certificate)" :
-			r->has_meta && r->meta.subject_cn[0] ? r->meta.subject_cn : "?",
-			serial, r->has_meta && r->meta.issuer[0] ? r->meta.issuer : "-", (uint64_t)r->c.outcome[ACCT_B_OK],
-			acct_failures(&r->c), rate, p50, p99, seen, breakdown);
+	print_source_line(out, v);
+	fprintf(out, "instance %s: %zu of %zu certificates shown (capacity %" PRIu64 ", evicted %"
+		PRIu64 "), %" PRIu64 " handshakes counted, %" PRIu64 " not counted\n\n", v->instance,
+		v->n, v->n_present, v->capacity, evicted(v), (uint64_t)v->totals.events,
+		(uint64_t)v->totals.failures);
+	/* Two passes over the rows: widths first, then the text, so memory
+	 * does not grow with the number of certificates. */
+	for (int c = 0; c < TABLE_COLS; c++)
+		width[c] = (int)strlen(table_cols[c].title);
+	for (size_t i = 0; i < v->n; i++) {
+		table_row(&v->recs[i], cells);
+		for (int c = 0; c < TABLE_COLS; c++) {
+			int len = (int)strlen(cells[c]);
+			if (len > width[c])
+				width[c] = table_cols[c].max && len > table_cols[c].max ? table_cols[c].max : len;
+		}
+	}
+	for (int c = 0; c < TABLE_COLS; c++)
+		cell_text(cells[c], table_cols[c].title);
+	table_print_row(out, width, cells);
+	for (size_t i = 0; i < v->n; i++) {
+		table_row(&v->recs[i], cells);
+		table_print_row(out, width, cells);
 	}
 }
 

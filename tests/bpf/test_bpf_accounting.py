@@ -257,6 +257,16 @@ def case_watch(env, instance):
     frames = out.count("\033[H\033[2J")
     check(frames >= 2 and out.count("source: BPF pinned maps") == frames,
           f"--watch redraws in place ({frames} frames in 2.5 s)")
+    p = subprocess.Popen(cmd + ["--json"], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        out, _ = p.communicate(timeout=2.5)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out, _ = p.communicate()
+    docs = [json.loads(line) for line in out.splitlines() if line]
+    check(len(docs) >= 2 and "\033" not in out and all(d["source"] == "bpf" for d in docs),
+          f"--watch --json streams one document per line ({len(docs)} in 2.5 s)")
 
 
 # (fixture, outcome, partner index, count, partner name)

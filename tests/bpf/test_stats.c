@@ -137,6 +137,49 @@ static void test_stats_select_filters_reject_the_rest(void **state)
 	stats_view_free(&v);
 }
 
+static char *render_table(struct stats_view *v)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	stats_print_table(f, v);
+	fclose(f);
+	return text;
+}
+
+static void test_stats_table_shows_names(void **state)
+{
+	struct stats_view v = view();
+	(void)state;
+
+	snprintf(v.recs[0].meta.subject_cn, sizeof(v.recs[0].meta.subject_cn), "client-ec");
+	char *text = render_table(&v);
+	assert_non_null(strstr(text, "client-ec"));
+	assert_non_null(strstr(text, "acme"));
+	assert_non_null(strstr(text, "(no certificate)"));
+	free(text);
+	stats_view_free(&v);
+}
+
+/* A CN is attacker-chosen: escape sequences must not reach the terminal. */
+static void test_stats_table_neutralizes_control_characters(void **state)
+{
+	struct stats_view v = view();
+	(void)state;
+
+	snprintf(v.recs[0].meta.subject_cn, sizeof(v.recs[0].meta.subject_cn), "\033[2Jevil\r");
+	snprintf(v.recs[1].meta.partner_name, sizeof(v.recs[1].meta.partner_name), "glo\007bex");
+	char *text = render_table(&v);
+	assert_null(strchr(text, '\033'));
+	assert_null(strchr(text, '\007'));
+	assert_null(strchr(text, '\r'));
+	assert_non_null(strstr(text, "?[2Jevil?"));
+	free(text);
+	stats_view_free(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +189,8 @@ int main(void)
 		cmocka_unit_test(test_stats_select_default_most_failures_first),
 		cmocka_unit_test(test_stats_select_serial_matches_both_issuers),
 		cmocka_unit_test(test_stats_select_filters_reject_the_rest),
+		cmocka_unit_test(test_stats_table_shows_names),
+		cmocka_unit_test(test_stats_table_neutralizes_control_characters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
