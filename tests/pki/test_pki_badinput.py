@@ -6,11 +6,14 @@ the CA directory before and after the failing command.
 """
 import fcntl
 import os
+import resource
+import signal
+import subprocess
 import re
 import stat
 import unittest
 
-from pkitest import PASS, PkiDirTest, ctl, dir_digest
+from pkitest import MTLSCTL, PASS, PkiDirTest, ctl, dir_digest
 
 
 class TestBadInput(PkiDirTest):
@@ -148,6 +151,30 @@ class TestBadInput(PkiDirTest):
         finally:
             os.close(fd)
         self.issue("client", "l")
+
+    def test_pki_badinput_crash_mid_write_keeps_record(self):
+        # RLIMIT_FSIZE makes the kernel kill mtlsctl (SIGXFSZ) in the middle of
+        # writing the new record: a real crash at the worst moment.
+        index = os.path.join(self.dir, "issuing", "index.txt")
+        serial, _ = self.issue("client", "before-crash")
+        with open(index, "rb") as f:
+            before = f.read()
+
+        def tiny_files():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 10, resource.RLIM_INFINITY))
+
+        for args in (["pki", "issue", "client", "crash", "--dir", self.dir],
+                     ["pki", "revoke", serial, "--reason", "superseded", "--dir", self.dir]):
+            with self.subTest(args=args):
+                p = subprocess.run([MTLSCTL, *args], capture_output=True, preexec_fn=tiny_files)
+                self.assertEqual(p.returncode, -signal.SIGXFSZ, p.stderr)
+                with open(index, "rb") as f:
+                    self.assertEqual(f.read(), before)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "issued", "crash", "cert.pem")))
+        # The record still works: the next run issues and revokes normally.
+        self.issue("client", "crash")
+        p = ctl("pki", "revoke", serial, "--reason", "superseded", "--dir", self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_pki_badinput_key_mode_refused(self):
         key = os.path.join(self.dir, "issuing", "ca.key")
