@@ -42,6 +42,9 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("ktls", V_KTLS, struct mtlsd_config, ktls),
 	KEY("log_level", V_LOG_LEVEL, struct mtlsd_config, log_level),
 	KEY("allow_insecure_key_permissions", V_BOOL, struct mtlsd_config, allow_insecure_key_perms),
+	KEY("user", V_NAME, struct mtlsd_config, user),
+	KEY("group", V_NAME, struct mtlsd_config, group),
+	KEY("keep_capabilities", V_CAPS, struct mtlsd_config, keep_caps),
 };
 
 static const struct key_desc server_cert_keys[] = {
@@ -139,6 +142,8 @@ void config_free(struct mtlsd_config *cfg)
 	}
 	free(cfg->partners);
 	free(cfg->audit_path);
+	free(cfg->user);
+	free(cfg->group);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -86,9 +86,12 @@ struct mtlsd_config {
 	char *audit_path;              /* NULL or "-" = stderr */
 	enum ktls_mode ktls;           /* default auto */
 	enum log_level log_level;      /* default info */
+	char *user;                    /* drop to this user after start-up; NULL = stay */
+	char *group;                   /* and this group; NULL = the user's primary group */
+	uint64_t keep_caps;            /* capabilities kept after the drop, bit = CAP_* number */
 	struct cfg_partner *partners;
 	size_t n_partners;
-	unsigned flag_resets;          /* internal: lists a flag already replaced */
+	uint64_t flag_resets;          /* internal: lists a flag already replaced */
 };
 
 /* Defaults for everything; no listeners, certs or partners. */
@@ -121,6 +124,17 @@ int config_parse_addr(const char *text, struct cfg_addr *out) MUST_CHECK;
 
 /* Parse a duration "10s", "500ms", "5m", or a plain number of seconds. */
 int config_parse_duration_ms(const char *text, unsigned *out_ms) MUST_CHECK;
+
+/*
+ * Parse a capability list for keep_capabilities: names from capabilities(7)
+ * with or without "cap_", any case, separated by commas or blanks; "none" is
+ * the empty set. *out gets one bit per capability number. -EINVAL with the
+ * reason in why for an unknown name.
+ */
+int config_parse_capabilities(const char *text, uint64_t *out, char *why, size_t wl) MUST_CHECK;
+
+/* "net_bind_service" for CAP_NET_BIND_SERVICE; NULL for an unknown number. */
+const char *config_capability_name(unsigned cap);
 
 /* Release everything cfg owns (not cfg itself). Accepts a zeroed struct. */
 void config_free(struct mtlsd_config *cfg);

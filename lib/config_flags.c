@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define FLAG_RESET_PARTNER_BASE MAX_SECTION_KEYS
-#define FLAG_RESET_CERTS (1u << 31)
+#define FLAG_RESET_CERTS (UINT64_C(1) << 63)
 
 /* Key `name` of a section kind's table, and its index there, or NULL. */
 static const struct key_desc *find_key(enum section_kind kind, const char *name, size_t *idx)
@@ -69,7 +69,7 @@ int config_apply_flag(struct mtlsd_config *cfg, const char *name, const char *va
 	const struct key_desc *k;
 	char key[64], why[512] = "";
 	void *obj = cfg;
-	unsigned bit = 0;
+	uint64_t bit = 0;
 	bool is_server_cert = false;
 	size_t idx;
 	int rc;
@@ -84,7 +84,7 @@ int config_apply_flag(struct mtlsd_config *cfg, const char *name, const char *va
 		strcpy(key, "ca");
 
 	if ((k = find_key(SEC_MTLSD, key, &idx))) {
-		bit = 1u << idx;
+		bit = UINT64_C(1) << idx;
 	} else if ((k = find_key(SEC_SERVER_CERT, key, &idx))) {
 		is_server_cert = true;
 	} else if ((k = find_key(SEC_PARTNER, key, &idx))) {
@@ -92,7 +92,7 @@ int config_apply_flag(struct mtlsd_config *cfg, const char *name, const char *va
 		if (!obj)
 			obj = config_partner_add(cfg, "default", 0);
 		ENSURE(obj != NULL, ENOMEM);
-		bit = 1u << (FLAG_RESET_PARTNER_BASE + idx);
+		bit = UINT64_C(1) << (FLAG_RESET_PARTNER_BASE + idx);
 	} else {
 		snprintf(err, errlen, "--%s: unknown option; see mtlsd --help", name);
 		return -EINVAL;

@@ -22,6 +22,7 @@
 enum value_kind {
 	V_BOOL, V_UINT, V_DURATION, V_PATH, V_PATH_LIST, V_STR_LIST, V_LISTEN,
 	V_ADDR, V_CRL_POLICY, V_KTLS, V_LOG_LEVEL, V_PROXY, V_TLV_TYPE, V_AUDIT,
+	V_NAME, V_CAPS,
 };
 
 struct key_desc {
@@ -42,9 +43,9 @@ enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER };
 
 /*
  * The most keys one section may have: flag_resets packs one bit per key of
- * [mtlsd] (bits 0..15) and of [partner] (bits 16..31).
+ * [mtlsd] (bits 0..31) and of [partner] (bits 32..62; 63 is the certs').
  */
-#define MAX_SECTION_KEYS 16
+#define MAX_SECTION_KEYS 32
 
 /* One parse: the file being read (path == NULL for flags) and where we are. */
 struct parse_state {

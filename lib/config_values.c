@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <linux/capability.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -149,6 +150,91 @@ int config_parse_addr(const char *text, struct cfg_addr *out)
 	GUARD(parse_uint(colon + 1, 65535, &port));
 	ENSURE(port > 0 && isdigit((unsigned char)colon[1]) && colon[1] != '0', EINVAL);
 	return resolve_host(host, (uint16_t)port, out);
+}
+
+/* ---- user names and capabilities --------------------------------------- */
+
+/* What useradd accepts on Debian, minus what would read as an option. */
+static int parse_name(const char *text, char **out, char *why, size_t wl)
+{
+	size_t len = strlen(text);
+	bool ok = len <= 32 && text[0] != '-';
+
+	for (const char *c = text; ok && *c; c++)
+		ok = isalnum((unsigned char)*c) || *c == '_' || *c == '-' || *c == '.';
+	if (!ok) {
+		snprintf(why, wl, "'%s' is not a user or group name; give a name such as mtlsd "
+			 "(letters, digits, '.', '-', '_'; at most 32) or a numeric id", text);
+		return -EINVAL;
+	}
+	char *copy = strdup(text);
+	ENSURE_PTR(copy, ENOMEM);
+	free(*out);
+	*out = copy;
+	return 0;
+}
+
+/* Names as capabilities(7) spells them, without "CAP_", by number. */
+static const char *const cap_names[] = {
+	[CAP_CHOWN] = "chown", [CAP_DAC_OVERRIDE] = "dac_override",
+	[CAP_DAC_READ_SEARCH] = "dac_read_search", [CAP_FOWNER] = "fowner",
+	[CAP_FSETID] = "fsetid", [CAP_KILL] = "kill", [CAP_SETGID] = "setgid",
+	[CAP_SETUID] = "setuid", [CAP_SETPCAP] = "setpcap",
+	[CAP_LINUX_IMMUTABLE] = "linux_immutable", [CAP_NET_BIND_SERVICE] = "net_bind_service",
+	[CAP_NET_BROADCAST] = "net_broadcast", [CAP_NET_ADMIN] = "net_admin",
+	[CAP_NET_RAW] = "net_raw", [CAP_IPC_LOCK] = "ipc_lock", [CAP_IPC_OWNER] = "ipc_owner",
+	[CAP_SYS_MODULE] = "sys_module", [CAP_SYS_RAWIO] = "sys_rawio",
+	[CAP_SYS_CHROOT] = "sys_chroot", [CAP_SYS_PTRACE] = "sys_ptrace",
+	[CAP_SYS_PACCT] = "sys_pacct", [CAP_SYS_ADMIN] = "sys_admin", [CAP_SYS_BOOT] = "sys_boot",
+	[CAP_SYS_NICE] = "sys_nice", [CAP_SYS_RESOURCE] = "sys_resource",
+	[CAP_SYS_TIME] = "sys_time", [CAP_SYS_TTY_CONFIG] = "sys_tty_config",
+	[CAP_MKNOD] = "mknod", [CAP_LEASE] = "lease", [CAP_AUDIT_WRITE] = "audit_write",
+	[CAP_AUDIT_CONTROL] = "audit_control", [CAP_SETFCAP] = "setfcap",
+	[CAP_MAC_OVERRIDE] = "mac_override", [CAP_MAC_ADMIN] = "mac_admin",
+	[CAP_SYSLOG] = "syslog", [CAP_WAKE_ALARM] = "wake_alarm",
+	[CAP_BLOCK_SUSPEND] = "block_suspend", [CAP_AUDIT_READ] = "audit_read",
+	[CAP_PERFMON] = "perfmon", [CAP_BPF] = "bpf", [CAP_CHECKPOINT_RESTORE] = "checkpoint_restore",
+};
+
+const char *config_capability_name(unsigned cap)
+{
+	return cap < ARRAY_SIZE(cap_names) ? cap_names[cap] : NULL;
+}
+
+static int capability_number(const char *name, size_t len)
+{
+	if (len > 4 && strncasecmp(name, "cap_", 4) == 0)
+		name += 4, len -= 4;
+	for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
+		if (cap_names[i] && strlen(cap_names[i]) == len && strncasecmp(name, cap_names[i], len) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+int config_parse_capabilities(const char *text, uint64_t *out, char *why, size_t wl)
+{
+	uint64_t mask = 0;
+
+	if (strcasecmp(text, "none") == 0) {
+		*out = 0;
+		return 0;
+	}
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, ", \t");
+		if (len > 0) {
+			int cap = capability_number(p, len);
+			if (cap < 0) {
+				snprintf(why, wl, "'%.*s' is not a capability; give names from capabilities(7) "
+					 "such as net_bind_service, bpf, perfmon, or none", (int)len, p);
+				return -EINVAL;
+			}
+			mask |= UINT64_C(1) << cap;
+		}
+		p += len;
+		p += strspn(p, ", \t");
+	}
+	*out = mask;
+	return 0;
 }
 
 /* ---- applying one value ------------------------------------------------ */
@@ -297,6 +383,7 @@ void config_clear_field(const struct key_desc *k, void *field)
 	switch (k->kind) {
 	case V_PATH:
 	case V_AUDIT:
+	case V_NAME:
 		free(*(char **)field);
 		*(char **)field = NULL;
 		break;
@@ -342,6 +429,10 @@ int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *o
 		return apply_keyword(k, field, value, why, wl);
 	case V_LISTEN:
 		return apply_listen(ps, value, why, wl);
+	case V_NAME:
+		return parse_name(value, field, why, wl);
+	case V_CAPS:
+		return config_parse_capabilities(value, field, why, wl);
 	case V_ADDR:
 		if (config_parse_addr(value, field) < 0) {
 			snprintf(why, wl, "'%s' is not an address; use HOST:PORT, [IPv6]:PORT or "
