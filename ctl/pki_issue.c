@@ -159,6 +159,23 @@ static int record_leaf(struct pki_hierarchy *h, X509 *leaf, const struct pki_ser
 	return rc;
 }
 
+/* A CA revoked by its parent must not sign anything more. */
+static int check_issuer_not_revoked(const struct pki_hierarchy *h, char *err, size_t errlen)
+{
+	struct pki_serial s;
+	for (size_t i = 1; i < h->n; i++) {
+		GUARD(pki_serial_from_asn1(X509_get0_serialNumber(h->tier[i].cert), &s));
+		const struct pki_record *r = pki_index_find(&h->tier[i - 1].idx, &s);
+		if (r && r->state == PKI_CERT_REVOKED) {
+			snprintf(err, errlen, "%s: the %s CA is revoked (%s); nothing it signs would "
+				 "be trusted: create a new hierarchy", h->dir, h->tier[i].name,
+				 pki_reason_name(r->reason));
+			return -EKEYREVOKED;
+		}
+	}
+	return 0;
+}
+
 int pki_issue_run(const struct pki_issue_opts *o, struct pki_serial *serial, char *err,
 		  size_t errlen)
 {
@@ -169,6 +186,7 @@ int pki_issue_run(const struct pki_issue_opts *o, struct pki_serial *serial, cha
 	int rc;
 
 	GUARD_GOTO(pki_ca_open(o->dir, &h, err, errlen), rc, out);
+	GUARD_GOTO(check_issuer_not_revoked(&h, err, errlen), rc, out);
 	GUARD_GOTO(pki_ca_load_key(&h, h.n - 1, NULL, err, errlen), rc, out);
 	GUARD_GOTO(output_paths(o, out_dir, sizeof(out_dir), err, errlen), rc, out);
 	GUARD_GOTO(build_leaf(o, &h, &key, &leaf, serial, err, errlen), rc, out);

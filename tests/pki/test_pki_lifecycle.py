@@ -302,6 +302,10 @@ class TestRevokeCa(PkiDirTest, CrlNumbers):
                    "sslclient", crl=os.path.join(self.dir, "crls.pem"))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("certificate revoked", r.stdout + r.stderr)
+        # A revoked CA issues nothing more.
+        p = ctl("pki", "issue", "client", "after-revocation", "--dir", self.dir)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("the issuing CA is revoked (cACompromise)", p.stderr)
 
 
 class TestP384Hierarchy(PkiDirTest):
