@@ -558,6 +558,19 @@ void conn_advance(struct conn *c)
 /* ------------------------------------------------------------------ */
 /* Closing                                                             */
 
+void conn_close_gracefully(struct conn *c, enum close_reason reason)
+{
+	if (!relaying(c) || c->close_notify_queued) {
+		conn_close(c, reason);
+		return;
+	}
+	/* The client gets a close_notify, so it can tell a shutdown from a
+	 * truncation; the tick closes it for good if it does not read. */
+	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
+		c->close_notify_queued = true;
+	conn_flush_close(c, reason);
+}
+
 static void cancel_fd(struct conn *c, int fd)
 {
 	if (fd < 0)

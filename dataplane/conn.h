@@ -109,6 +109,10 @@ void conn_advance(struct conn *c);
 /* Close now: cancel what is in flight, count reason. Safe to call twice. */
 void conn_close(struct conn *c, enum close_reason reason);
 
+/* Close a relaying connection with a close_notify first (drain timeout);
+ * anything else is closed at once. */
+void conn_close_gracefully(struct conn *c, enum close_reason reason);
+
 /* Timeouts found by the worker's tick. */
 void conn_handshake_timed_out(struct conn *c);
 

@@ -326,8 +326,12 @@ static void close_all(struct worker *w, enum close_reason reason)
 {
 	for (uint32_t i = 0; i < w->cap; i++) {
 		struct conn *c = w->conns[i];
-		if (c && c->state != CONN_FREE && c->state != CONN_CLOSING)
-			conn_close(c, reason);
+		if (!c || c->state == CONN_FREE || c->state == CONN_CLOSING)
+			continue;
+		if (c->state == CONN_FLUSH_CLOSE)
+			conn_close(c, c->close_reason); /* had its chance to flush */
+		else
+			conn_close_gracefully(c, reason);
 	}
 }
 
