@@ -90,6 +90,8 @@ static struct cfg_strlist strlist(int n, ...)
 	return l;
 }
 
+static X509 *load_leaf(const char *name);
+
 static void strlist_free(struct cfg_strlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -211,6 +213,7 @@ struct client_opts {
 	SSL_SESSION *resume;    /* offer this session */
 	SSL_SESSION **keep;     /* store the session the server issued */
 	const char *garbage;    /* send this instead of a ClientHello */
+	X509 *leaf;             /* present this leaf instead of name's (same key) */
 };
 
 static SSL_CTX *make_client_ctx(const struct client_opts *o)
@@ -234,6 +237,8 @@ static SSL_CTX *make_client_ctx(const struct client_opts *o)
 		snprintf(rel, sizeof(rel), "%s/key.pem", o->name);
 		assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, fixture_path(rel), SSL_FILETYPE_PEM), 1);
 	}
+	if (o->leaf)
+		assert_int_equal(SSL_CTX_use_certificate(ctx, o->leaf), 1);
 	return ctx;
 }
 
@@ -587,6 +592,48 @@ static void test_verify_alerts_match_outcome(void **state)
 	expect_alert("client-ec", HS_OK, SSL_AD_CLOSE_NOTIFY);
 }
 
+static EVP_PKEY *load_key(const char *rel)
+{
+	BIO *bio = BIO_new_file(fixture_path(rel), "r");
+	EVP_PKEY *key;
+
+	assert_non_null(bio);
+	key = PEM_read_bio_PrivateKey(bio, NULL, NULL, getenv("MTLS_FIXTURE_PASS"));
+	BIO_free(bio);
+	assert_non_null(key);
+	return key;
+}
+
+/* client-ec's certificate re-signed by its issuing CA with SHA-1, and its
+ * twin re-signed with SHA-256 (same bytes otherwise). */
+static X509 *resigned_client_ec(const EVP_MD *md)
+{
+	X509 *x = load_leaf("client-ec");
+	EVP_PKEY *ca_key = load_key("pki/issuing/ca.key");
+
+	assert_true(X509_sign(x, ca_key, md) > 0);
+	EVP_PKEY_free(ca_key);
+	return x;
+}
+
+static void test_verify_sha1_signature_refused(void **state)
+{
+	struct client_opts o = { .name = "client-ec" };
+	struct verify_result res;
+
+	(void)state;
+	o.leaf = resigned_client_ec(EVP_sha1());
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_WEAK_KEY);
+	assert_int_equal(res.x509_err, X509_V_ERR_CA_MD_TOO_WEAK);
+	verify_result_clear(&res);
+	X509_free(o.leaf);
+
+	o.leaf = resigned_client_ec(EVP_sha256());
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_OK);
+	verify_result_clear(&res);
+	X509_free(o.leaf);
+}
+
 static void resume_case(int version, bool same_generation)
 {
 	SSL_SESSION *sess = NULL;
@@ -844,6 +891,7 @@ int main(void)
 		cmocka_unit_test(test_verify_crl_expired_fails_closed),
 		cmocka_unit_test(test_verify_alerts_match_outcome),
 		cmocka_unit_test(test_verify_reasons_are_precise),
+		cmocka_unit_test(test_verify_sha1_signature_refused),
 		cmocka_unit_test(test_verify_resume_same_generation),
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
