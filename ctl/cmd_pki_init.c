@@ -23,6 +23,8 @@
 #include "pki_ops.h"
 #include "pki_policy.h"
 
+#define PKI_ORG_MAX 40
+
 static int tier_days(size_t i, size_t n)
 {
 	if (i == 0)
@@ -111,6 +113,22 @@ out:
 	return rc;
 }
 
+/* The name goes into every CA's CN ("NAME Intermediate CA 2"), which
+ * X.509 caps at 64 characters. */
+static int check_org(const char *org, char *err, size_t errlen)
+{
+	size_t len = strlen(org);
+	bool printable = len > 0 && len <= PKI_ORG_MAX;
+	for (const char *c = org; printable && *c; c++)
+		printable = (unsigned char)*c >= 0x20 && *c != 0x7f;
+	if (!printable) {
+		snprintf(err, errlen, "--name '%s': use 1 to %d printable characters", org,
+			 PKI_ORG_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_target(const char *target, char *err, size_t errlen)
 {
 	char path[PKI_PATH_MAX];
@@ -142,6 +160,7 @@ int pki_init_run(const struct pki_init_opts *o, char *err, size_t errlen)
 		target[len - 1] = '\0';
 	GUARD(check_target(target, err, errlen));
 	GUARD(fs_path(org, sizeof(org), "%s", o->name ? o->name : basename(strdupa(target))));
+	GUARD(check_org(org, err, errlen));
 	GUARD(fs_path(parent, sizeof(parent), "%s", dirname(strdupa(target))));
 	GUARD(fs_path(staging, sizeof(staging), "%s.init-XXXXXX", target));
 	if (fs_mkdir_p(parent, 0755) < 0 || !mkdtemp(staging)) {

@@ -133,6 +133,16 @@ class TestBadInput(PkiDirTest):
                              "spiffe://nopath"], "spiffe://trust.domain/path")
         self.assert_refused(["pki", "issue", "client", "../escape", "--dir", self.dir], "NAME")
 
+    def test_pki_badinput_init_bad_name(self):
+        for name in ("x" * 41, "", "tab\there"):
+            with self.subTest(name=name):
+                p = ctl("pki", "init", self.dir + "-name", "--name", name, env=self.env)
+                self.assertEqual(p.returncode, 2)
+                self.assertIn("--name", p.stderr)
+                self.assertFalse(os.path.exists(self.dir + "-name"))
+        p = ctl("pki", "init", self.dir + "-name", "--name", "x" * 40, env=self.env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_pki_badinput_init_weak_passphrase(self):
         p = ctl("pki", "init", self.dir + "-weak", env={"MTLS_CA_PASS": "short"})
         self.assertEqual(p.returncode, 2)
