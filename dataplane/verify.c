@@ -222,6 +222,7 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 
 	memset(a, 0, sizeof(*a));
 	a->partner = p;
+	a->outcome = HS_OTHER;
 	if (!v || X509_STORE_CTX_init(v, p->store, leaf, untrusted) != 1)
 		goto out;
 	/* Set here, not only on the store, so the limits hold whatever the
