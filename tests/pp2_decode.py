@@ -41,6 +41,16 @@ APP_SUBTYPES = {0x01: "partner", 0x02: "serial", 0x03: "sha256", 0x04: "x5t_s256
                 0x05: "spiffe_id"}
 
 
+def _crc32c(data):
+    """CRC-32C (Castagnoli), reflected, as PP2_TYPE_CRC32C uses."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
 class Incomplete(ValueError):
     """More bytes are needed; .needed is the total header length when known."""
 
@@ -130,13 +140,25 @@ def _decode_addresses(fam, block, hdr):
     return 0  # UNSPEC: the receiver ignores any address bytes
 
 
+def _check_crc32c(header, value):
+    """The checksum covers the whole header with its own value zeroed."""
+    if len(value) != 4:
+        raise ValueError("PP2_TYPE_CRC32C is %d bytes, not 4" % len(value))
+    at = header.find(b"\x03\x00\x04" + value, 16)
+    zeroed = header[:at + 3] + b"\0\0\0\0" + header[at + 7:]
+    if struct.unpack(">I", value)[0] != _crc32c(zeroed):
+        raise ValueError("PP2_TYPE_CRC32C does not match the header")
+    return True
+
+
 def decode(data, app_tlv_type=None):
     """Decode one PROXY v2 header at the start of data.
 
     Returns (header_len, dict). The dict holds: version, command, family,
     src_addr/src_port/dst_addr/dst_port (when the family has addresses),
     tlvs (every (type, raw value) pair in order), and decoded views:
-    alpn (bytes), authority (str), ssl (client flags, verify, version, cn,
+    alpn (bytes), authority (str), crc32c_ok (checked when the TLV is
+    present; a mismatch raises ValueError), ssl (client flags, verify, version, cn,
     cipher, sig_alg, key_alg, client_cert DER, subtlvs), unique_id, and
     app: mtlsd's application TLV (partner, serial, sha256 hex, x5t_s256,
     spiffe_id, and x5t_s256_computed from sha256 for cross-checking).
@@ -172,6 +194,8 @@ def decode(data, app_tlv_type=None):
             hdr["authority"] = _text(v, "AUTHORITY")
         elif t == PP2_TYPE_UNIQUE_ID:
             hdr["unique_id"] = v
+        elif t == PP2_TYPE_CRC32C:
+            hdr["crc32c_ok"] = _check_crc32c(data[:total], v)
         elif t == PP2_TYPE_SSL:
             hdr["ssl"] = _decode_ssl(v)
         elif 0xE0 <= t <= 0xEF and "app" not in hdr and app_tlv_type in (None, t):

@@ -7,11 +7,12 @@ must find exactly them in the bytes the C encoder produced.
 """
 import base64
 import os
+import struct
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pp2_decode import Incomplete, decode  # noqa: E402
+from pp2_decode import Incomplete, _crc32c, decode  # noqa: E402
 
 SHA = bytes(range(32))
 EXPECTED = {
@@ -90,6 +91,18 @@ def check_rejections(raw):
     try:
         decode(bytes(overrun))
         failures.append("TLV overrun accepted")
+    except ValueError:
+        pass
+    # CRC32C (RFC 3720 check value), and a header carrying one: accepted
+    # when right, refused when one bit is off.
+    check(_crc32c(b"123456789") == 0xE3069283, "CRC32C check value")
+    body = raw + b"\x03\x00\x04\0\0\0\0"
+    body = body[:14] + struct.pack(">H", len(body) - 16) + body[16:]
+    crc = _crc32c(body)
+    check(decode(body[:-4] + struct.pack(">I", crc))[1].get("crc32c_ok") is True, "good CRC32C refused")
+    try:
+        decode(body[:-4] + struct.pack(">I", crc ^ 1))
+        failures.append("bad CRC32C accepted")
     except ValueError:
         pass
     # A changed byte must show up as a changed field.
