@@ -43,6 +43,21 @@ def valid_via_curl(ctx, leaf):
     assert backend.connections() == 1, backend.events()
 
 
+@case("valid_tls12_openssl")
+def valid_tls12_openssl(ctx):
+    """TLS 1.2 (certificate in the handshake, before Finished) as well as
+    1.3; the identity is the same."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr))
+    probe = b"hello over TLS 1.2\n"
+    r = peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe, extra=["-tls1_2"])
+    assert_echoed(r, probe)
+    line = mtlsd.wait_audit(1)
+    assert_audit_ok(ctx, line, "client-ec", "partner")
+    assert line.get("tls_version") == "TLSv1.2", line
+    assert_identity(ctx, backend.identity(1), "client-ec", "partner")
+
+
 @case("valid_ec_curl")
 def valid_ec_curl(ctx):
     valid_via_curl(ctx, "client-ec")

@@ -92,3 +92,23 @@ def reject_tls11(ctx):
     certificate is ever sent, so the audit line names none."""
     check_rejected(ctx, "client-ec", "protocol_error", extra=["-tls1_1"] + SECLEVEL0,
                    expect_leaf_in_audit=False)
+
+
+@case("reject_ca_cert_as_client")
+def reject_ca_cert_as_client(ctx):
+    """A CA certificate (CA:TRUE, keyCertSign) is not a client identity."""
+    check_rejected(ctx, "client-cacert", "bad_eku")
+
+
+@case("reject_tls12_revoked")
+def reject_tls12_revoked(ctx):
+    """In TLS 1.2 the refusal comes inside the handshake, before Finished."""
+    check_rejected(ctx, "client-revoked", "revoked", extra=["-tls1_2"])
+
+
+@case("reject_tls12_cbc_only_client")
+def reject_tls12_cbc_only_client(ctx):
+    """A TLS 1.2 client offering only a CBC, non-forward-secret suite finds
+    no cipher in common."""
+    check_rejected(ctx, "client-ec", "protocol_error",
+                   extra=["-tls1_2", "-cipher", "AES128-SHA"], expect_leaf_in_audit=False)

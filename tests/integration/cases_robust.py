@@ -93,3 +93,28 @@ def client_reset_midstream(ctx):
     assert closed["bytes_in"] >= 64 * 1024, closed
     valid_client_works(ctx, mtlsd, backend, audit_n=2, conn=2)
     mtlsd.check_alive()
+
+
+@case("renegotiation_refused")
+def renegotiation_refused(ctx):
+    """A TLS 1.2 client asking to renegotiate (a second handshake, a CPU and
+    identity-change hazard) is refused: no second handshake, nothing more
+    relayed, and mtlsd goes on serving."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr))
+    peer = peers.CliPeer(peers.s_client_argv(ctx, mtlsd.port, "client-ec", ["-tls1_2"],
+                                             quiet=False))
+    try:
+        peer.send(b"before renegotiation\n")
+        assert peer.wait_for(b"before renegotiation\n"), peer.result(None, False)
+        peer.send(b"R\n")
+        assert peer.wait_closed() is not None, "the renegotiating client was kept open"
+        peer.send(b"after renegotiation\n")
+    finally:
+        peer.stop()
+    assert b"after renegotiation" not in peer.out, peer.result(None, False)
+    closed = backend.closed(1)
+    assert closed["bytes_in"] == len(b"before renegotiation\n"), closed
+    valid_client_works(ctx, mtlsd, backend, audit_n=2, conn=2)
+    assert len(mtlsd.audit()) == 2, "a renegotiation was audited as a handshake: %r" \
+        % mtlsd.audit()

@@ -2,8 +2,10 @@
 session resumption, IPv6, and a clean shutdown that drains."""
 
 import os
+import re
 import signal
 import socket
+import subprocess
 
 from harness import Skip, case, wait_until
 from daemon import Config, Mtlsd, standard_config
@@ -51,6 +53,11 @@ def session_from(ctx, mtlsd, sess):
     assert_echoed(r, probe)
     wait_until("a session ticket in " + sess, lambda: os.path.getsize(sess) > 0
                if os.path.exists(sess) else False)
+    # 0-RTT data is replayable and would reach the backend before the
+    # client's Finished: mtlsd's tickets must never allow it.
+    text = subprocess.run(["openssl", "sess_id", "-in", sess, "-noout", "-text"],
+                          capture_output=True, text=True, check=True).stdout
+    assert re.search(r"Max Early Data: 0$", text, re.M), "a ticket allows early data:\n" + text
 
 
 def resume(ctx, mtlsd, sess):

@@ -37,49 +37,84 @@ class PeerResult:
                 % (self.returncode, self.matched, self.stdout[-400:], self.stderr[-800:]))
 
 
-def run_interactive(argv, send, until, timeout=EVENT_TIMEOUT):
-    """Run a CLI peer, write `send` to its stdin and keep stdin open (so it
-    does not close the connection on EOF), read its stdout until `until`
-    appears (then stop it) or until it exits by itself (the server closed).
-    """
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    out, err = bytearray(), bytearray()
-    got = threading.Event()
+class CliPeer:
+    """A CLI TLS client driven step by step: its stdin stays open (so EOF
+    on stdin never closes the connection), its output is collected by two
+    reader threads, and the test waits for bytes or for the exit."""
 
-    def drain(pipe, buf, watch):
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.out, self.err = bytearray(), bytearray()
+        self.changed = threading.Condition()
+        self.stdout_closed = False
+        self.readers = [threading.Thread(target=self._drain, args=(self.proc.stdout, self.out),
+                                         daemon=True),
+                        threading.Thread(target=self._drain, args=(self.proc.stderr, self.err),
+                                         daemon=True)]
+        for t in self.readers:
+            t.start()
+
+    def _drain(self, pipe, buf):
         for chunk in iter(lambda: pipe.read1(CHUNK), b""):
-            buf.extend(chunk)
-            if watch and until is not None and until in buf:
-                got.set()
-        if watch:
-            got.set()
+            with self.changed:
+                buf.extend(chunk)
+                self.changed.notify_all()
+        with self.changed:
+            if buf is self.out:
+                self.stdout_closed = True
+            self.changed.notify_all()
 
-    readers = [threading.Thread(target=drain, args=(proc.stdout, out, True), daemon=True),
-               threading.Thread(target=drain, args=(proc.stderr, err, False), daemon=True)]
-    for t in readers:
-        t.start()
-    try:
+    def send(self, data):
         with contextlib.suppress(BrokenPipeError):
-            proc.stdin.write(send)
-            proc.stdin.flush()
-        finished = got.wait(timeout)
-        matched = until is not None and until in out
-        rc = proc.poll()
-        if rc is None and finished and not matched:
-            # Its stdout closed: the peer is on its way out (the server
-            # closed the connection). Collect its status.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                rc = proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for t in readers:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+
+    def wait_for(self, data, timeout=EVENT_TIMEOUT):
+        """True once data appeared on stdout; False if stdout closed or the
+        timeout passed first."""
+        with self.changed:
+            self.changed.wait_for(lambda: data in self.out or self.stdout_closed, timeout)
+            return data in self.out
+
+    def wait_closed(self, timeout=EVENT_TIMEOUT):
+        """The exit status once the peer ended by itself (the server closed
+        the connection), or None if it is still running after timeout."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.stdout_closed, timeout)
+        # Its stdout closed: the peer is on its way out. Collect its status.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.proc.wait(timeout=10 if self.stdout_closed else 0)
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for t in self.readers:
             t.join(5)
         with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
-    return PeerResult(bytes(out), bytes(err).decode(errors="replace"), rc, matched)
+            self.proc.stdin.close()
+
+    def result(self, returncode, matched):
+        return PeerResult(bytes(self.out), bytes(self.err).decode(errors="replace"),
+                          returncode, matched)
+
+
+def run_interactive(argv, send, until, timeout=EVENT_TIMEOUT):
+    """Run a CLI peer, write `send`, and wait until `until` comes back (then
+    stop it) or, when until is None, until it exits by itself."""
+    peer = CliPeer(argv)
+    try:
+        peer.send(send)
+        if until is not None:
+            matched = peer.wait_for(until, timeout)
+            rc = peer.proc.poll()
+        else:
+            matched, rc = False, peer.wait_closed(timeout)
+    finally:
+        peer.stop()
+    return peer.result(rc, matched)
 
 
 def intermediates(ctx, leaf):
@@ -93,20 +128,29 @@ def intermediates(ctx, leaf):
     return path
 
 
-def s_client(ctx, port, leaf=None, send=b"ping from s_client\n", expect=None, extra=(),
-             host="127.0.0.1", server_ca=None):
+def s_client_argv(ctx, port, leaf=None, extra=(), host="127.0.0.1", server_ca=None,
+                  quiet=True):
     """openssl s_client as the partner's client. leaf: fixture leaf name or
-    None for no client certificate. expect: bytes to wait for (None: wait
-    for the server to close). server_ca: the root the client trusts for the
-    server's certificate (default pki/'s)."""
+    None for no client certificate. server_ca: the root the client trusts
+    for the server's certificate (default pki/'s). quiet=False keeps
+    s_client's interactive commands (R: renegotiate)."""
     fx = ctx.fx
-    argv = ["openssl", "s_client", "-quiet", "-connect", "%s:%d" % (bracket(host), port),
+    argv = ["openssl", "s_client", "-connect", "%s:%d" % (bracket(host), port),
             "-servername", "localhost",
             "-CAfile", server_ca or fx.path("pki", "root", "ca.crt"), "-verify_return_error"]
+    # -quiet (or -ign_eof) would also turn the commands off.
+    argv += ["-quiet"] if quiet else []
     if leaf:
         argv += ["-cert", fx.path(leaf, "cert.pem"), "-key", fx.path(leaf, "key.pem"),
                  "-cert_chain", intermediates(ctx, leaf)]
-    return run_interactive(argv + list(extra), send, expect)
+    return argv + list(extra)
+
+
+def s_client(ctx, port, leaf=None, send=b"ping from s_client\n", expect=None, extra=(),
+             host="127.0.0.1", server_ca=None):
+    """s_client (see s_client_argv) sends `send`; expect: bytes to wait for
+    (None: wait for the server to close the connection)."""
+    return run_interactive(s_client_argv(ctx, port, leaf, extra, host, server_ca), send, expect)
 
 
 def gnutls_cli(ctx, port, leaf, send=b"ping from gnutls\n", expect=None):
