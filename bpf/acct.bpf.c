@@ -98,6 +98,7 @@ int BPF_USDT(handshake_end, const struct acct_key *ukey, int outcome, int partne
 	t->events++;
 	__sync_fetch_and_add(&c->outcome[acct_bucket_of((__u32)outcome)], 1);
 	__sync_fetch_and_add(&c->hist[acct_hist_slot(duration_ns)], 1);
+	__sync_fetch_and_add(&c->duration_sum_ns, duration_ns);
 	/* Last-writer-wins is fine for "last seen": no atomics needed. */
 	c->last_seen_ns = bpf_ktime_get_boot_ns();
 	c->last_partner = partner < 0 ? ACCT_NO_PARTNER : (__u32)partner;

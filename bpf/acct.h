@@ -71,6 +71,7 @@ struct acct_key {
 struct acct_counters {
 	__u64 outcome[ACCT_BUCKETS];
 	__u64 hist[ACCT_HIST_SLOTS];   /* handshake duration, log2 of ns */
+	__u64 duration_sum_ns;         /* sum of the durations (Prometheus _sum) */
 	__u64 last_seen_ns;            /* CLOCK_BOOTTIME of the last handshake */
 	__u32 last_partner;            /* partner index, ACCT_NO_PARTNER if none */
 	__u16 last_tls_version;        /* 0x0303, 0x0304; 0 if not negotiated */

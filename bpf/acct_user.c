@@ -171,6 +171,16 @@ void acct_key_serial_hex(const struct acct_key *key, char *buf, size_t len)
 		off += (size_t)snprintf(buf + off, len - off, "%s%02X", i ? ":" : "", key->serial[i]);
 }
 
+void acct_record_partner(const struct acct_record *r, char *buf, size_t len)
+{
+	if (r->has_meta && r->meta.partner_name[0])
+		snprintf(buf, len, "%s", r->meta.partner_name);
+	else if (r->c.last_partner != ACCT_NO_PARTNER)
+		snprintf(buf, len, "#%u", r->c.last_partner);
+	else
+		snprintf(buf, len, "-");
+}
+
 uint64_t acct_total(const struct acct_counters *c)
 {
 	uint64_t sum = 0;
@@ -191,6 +201,7 @@ void acct_counters_merge(struct acct_counters *dst, const struct acct_counters *
 		dst->outcome[b] += src->outcome[b];
 	for (size_t s = 0; s < ACCT_HIST_SLOTS; s++)
 		dst->hist[s] += src->hist[s];
+	dst->duration_sum_ns += src->duration_sum_ns;
 	if (src->last_seen_ns >= dst->last_seen_ns) {
 		dst->last_seen_ns = src->last_seen_ns;
 		dst->last_partner = src->last_partner;

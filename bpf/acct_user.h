@@ -79,6 +79,10 @@ bool acct_key_is_no_cert(const struct acct_key *key);
  * least ACCT_SERIAL_MAX * 3 + 1 bytes. */
 void acct_key_serial_hex(const struct acct_key *key, char *buf, size_t len);
 
+/* The partner a record belongs to, for display: the name mtlsd wrote,
+ * else "#<index>" of the last handshake, else "-". */
+void acct_record_partner(const struct acct_record *r, char *buf, size_t len);
+
 /* Sum of the outcome buckets, and of the failures (everything but ok). */
 uint64_t acct_total(const struct acct_counters *c);
 uint64_t acct_failures(const struct acct_counters *c);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bpf/acct_prom.h"
 #include "cmd.h"
 #include "log.h"
 #include "stats_render.h"
@@ -24,13 +25,14 @@ struct stats_opts {
 	enum stats_sort sort;
 	struct stats_filter filter;
 	bool json;
+	bool prometheus;
 	unsigned watch_s;          /* 0: print once */
 };
 
 extern const struct ctl_command cmd_stats;
 
-/* One load + print. Returns an exit code; with quiet_errors (watch mode)
- * an error is printed in the frame instead of the log. */
+/* One load + print. Returns an exit code; in watch mode a load error is
+ * printed in the frame instead of the log. */
 static int stats_once(const struct stats_opts *o, FILE *out)
 {
 	struct stats_view v;
@@ -45,11 +47,20 @@ static int stats_once(const struct stats_opts *o, FILE *out)
 		return CTL_EXIT_CHECK_FAILED;
 	}
 	stats_select(&v, &o->filter, o->sort);
-	if (o->json)
+	if (o->prometheus) {
+		struct acct_view av = { .source = stats_source_name(v.kind), .recs = v.recs,
+					.n = v.n, .n_present = v.n_present, .totals = v.totals, .capacity = v.capacity };
+		rc = acct_prom_render(out, &av);
+	} else if (o->json) {
 		stats_print_json(out, &v);
-	else
+	} else {
 		stats_print_table(out, &v);
+	}
 	stats_view_free(&v);
+	if (rc < 0) {
+		log_err("stats: %s", strerror(-rc));
+		return CTL_EXIT_CHECK_FAILED;
+	}
 	return CTL_EXIT_OK;
 }
 
@@ -83,6 +94,7 @@ static int parse_opts(int argc, char **argv, struct stats_opts *o)
 	static const struct option longopts[] = {
 		{ "instance", required_argument, NULL, 'i' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'P' },
 		{ "partner", required_argument, NULL, 'p' },
 		{ "serial", required_argument, NULL, 's' },
 		{ "watch", optional_argument, NULL, 'w' },
@@ -98,6 +110,7 @@ static int parse_opts(int argc, char **argv, struct stats_opts *o)
 		switch (ch) {
 		case 'i': o->instance = optarg; break;
 		case 'j': o->json = true; break;
+		case 'P': o->prometheus = true; break;
 		case 'p': o->filter.partner = optarg; break;
 		case 's':
 			if (stats_serial_normalize(optarg, norm, sizeof(norm)) < 0) {
@@ -136,6 +149,10 @@ static int parse_opts(int argc, char **argv, struct stats_opts *o)
 		log_err("unexpected argument '%s'", argv[optind]);
 		return -EINVAL;
 	}
+	if (o->json && o->prometheus) {
+		log_err("--json and --prometheus: choose one format");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -153,11 +170,13 @@ static int stats_run(int argc, char **argv)
 const struct ctl_command cmd_stats = {
 	.group = "stats",
 	.name = "show",
-	.args = "[--instance NAME] [--json] [--partner NAME] [--serial HEX] [--watch[=SECONDS]]",
+	.args = "[--instance NAME] [--json|--prometheus] [--partner NAME] [--serial HEX] [--watch[=SECONDS]]",
 	.summary = "handshake counts, failures and latency per client certificate",
 	.help =
 		"  -i, --instance NAME   mtlsd instance (default \"default\")\n"
 		"  -j, --json            one JSON document instead of the table\n"
+		"      --prometheus      the Prometheus text format (node_exporter textfile);\n"
+		"                        --partner and --serial apply, sums cover what is shown\n"
 		"  -p, --partner NAME    only this partner (name or index)\n"
 		"  -s, --serial HEX      only this serial (colons and case ignored)\n"
 		"  -w, --watch[=SECS]    redraw every SECS seconds (default 2) until interrupted;\n"

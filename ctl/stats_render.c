@@ -51,21 +51,11 @@ int stats_serial_normalize(const char *in, char *out, size_t len)
 	return 0;
 }
 
-static void record_partner(const struct acct_record *r, char *buf, size_t len)
-{
-	if (r->has_meta && r->meta.partner_name[0])
-		snprintf(buf, len, "%s", r->meta.partner_name);
-	else if (r->c.last_partner != ACCT_NO_PARTNER)
-		snprintf(buf, len, "#%u", r->c.last_partner);
-	else
-		snprintf(buf, len, "-");
-}
-
 static bool record_matches(const struct acct_record *r, const struct stats_filter *f)
 {
 	if (f->partner) {
 		char name[ACCT_PARTNER_NAME_LEN + 16], idx[16] = "";
-		record_partner(r, name, sizeof(name));
+		acct_record_partner(r, name, sizeof(name));
 		if (r->c.last_partner != ACCT_NO_PARTNER)
 			snprintf(idx, sizeof(idx), "%u", r->c.last_partner);
 		if (strcmp(f->partner, name) != 0 && strcmp(f->partner, idx) != 0)
@@ -221,7 +211,7 @@ static void table_row(const struct acct_record *r, char cells[TABLE_COLS][CELL_L
 	char buf[CELL_LEN];
 	uint64_t total = acct_total(&r->c);
 
-	record_partner(r, buf, sizeof(buf));
+	acct_record_partner(r, buf, sizeof(buf));
 	cell_text(cells[COL_PARTNER], buf);
 	cell_text(cells[COL_CN], acct_key_is_no_cert(&r->key) ? "(no certificate)" :
 		  r->has_meta && r->meta.subject_cn[0] ? r->meta.subject_cn : "?");
@@ -298,7 +288,7 @@ static void json_record(FILE *out, const struct acct_record *r)
 	char serial[ACCT_SERIAL_MAX * 3 + 1], partner[64], issuer_id[ACCT_ISSUER_ID_LEN * 2 + 1];
 	uint64_t total = acct_total(&r->c);
 
-	record_partner(r, partner, sizeof(partner));
+	acct_record_partner(r, partner, sizeof(partner));
 	acct_key_serial_hex(&r->key, serial, sizeof(serial));
 	for (size_t i = 0; i < ACCT_ISSUER_ID_LEN; i++)
 		snprintf(issuer_id + 2 * i, 3, "%02x", r->key.issuer_id[i]);
@@ -317,10 +307,11 @@ static void json_record(FILE *out, const struct acct_record *r)
 			(uint64_t)r->c.outcome[b]);
 	fprintf(out, "},\"total\":%" PRIu64 ",\"failures\":%" PRIu64 ",\"success_rate\":%.4f,"
 		"\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64 ",\"last_seen\":%lld,"
-		"\"tls_version\":%u,\"cipher\":%u,\"latency_log2_ns\":[",
+		"\"duration_sum_ns\":%" PRIu64 ",\"tls_version\":%u,\"cipher\":%u,\"latency_log2_ns\":[",
 		total, acct_failures(&r->c), total ? (double)r->c.outcome[ACCT_B_OK] / (double)total : 0.0,
 		acct_hist_quantile_ns(r->c.hist, 0.50), acct_hist_quantile_ns(r->c.hist, 0.99),
-		(long long)acct_boot_to_realtime(r->c.last_seen_ns), r->c.last_tls_version,
+		(long long)acct_boot_to_realtime(r->c.last_seen_ns), (uint64_t)r->c.duration_sum_ns,
+		r->c.last_tls_version,
 		r->c.last_cipher);
 	for (unsigned s = 0; s < ACCT_HIST_SLOTS; s++)
 		fprintf(out, "%s%" PRIu64, s ? "," : "", (uint64_t)r->c.hist[s]);

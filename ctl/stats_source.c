@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bpf/acct_read.h"
+
 const char *stats_source_name(enum stats_source_kind k)
 {
 	switch (k) {
@@ -55,66 +57,19 @@ static int map_open(const char *dir, const char *name, int *fd, char *err, size_
 	return rc;
 }
 
-static int read_totals(int fd, struct acct_totals *sum)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	__u32 zero = 0;
-
-	ENSURE(ncpu > 0, EINVAL);
-	struct acct_totals *per_cpu = calloc((size_t)ncpu, sizeof(*per_cpu));
-	ENSURE_PTR(per_cpu, ENOMEM);
-	int rc = bpf_map_lookup_elem(fd, &zero, per_cpu) == 0 ? 0 : -errno;
-	memset(sum, 0, sizeof(*sum));
-	for (int i = 0; rc == 0 && i < ncpu; i++) {
-		sum->events += per_cpu[i].events;
-		sum->new_keys += per_cpu[i].new_keys;
-		sum->failures += per_cpu[i].failures;
-	}
-	free(per_cpu);
-	return rc;
-}
-
-/* Walk acct_stats and join acct_meta. Keys evicted during the walk are
- * skipped (lookup fails); the walk restarts nowhere, so it terminates. */
-static int read_records(int stats_fd, int meta_fd, struct stats_view *v)
-{
-	struct acct_key key, next, *prev = NULL;
-
-	v->recs = calloc(ACCT_MAX_KEYS, sizeof(*v->recs));
-	ENSURE_PTR(v->recs, ENOMEM);
-	while (v->n < ACCT_MAX_KEYS && bpf_map_get_next_key(stats_fd, prev, &next) == 0) {
-		struct acct_record *r = &v->recs[v->n];
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(stats_fd, &key, &r->c) != 0)
-			continue;
-		r->key = key;
-		r->has_meta = bpf_map_lookup_elem(meta_fd, &key, &r->meta) == 0;
-		v->n++;
-	}
-	return 0;
-}
-
 /* A map pinned by another mtlsd version would be misread: refuse it. */
 static int check_layout(const char *dir, int stats_fd, uint64_t *capacity, char *err, size_t errlen)
 {
-	struct bpf_map_info info = { 0 };
-	__u32 info_len = sizeof(info);
+	uint32_t max_entries = 0;
+	int rc = acct_map_check_layout(stats_fd, &max_entries);
 
-	if (bpf_obj_get_info_by_fd(stats_fd, &info, &info_len) != 0) {
-		int rc = -errno;
+	if (rc == -EPROTO)
+		snprintf(err, errlen, "%s/%s has another layout than this mtlsctl reads: use the "
+			 "mtlsctl of the mtlsd that pinned it", dir, ACCT_MAP_STATS);
+	else if (rc < 0)
 		snprintf(err, errlen, "%s/%s: %s", dir, ACCT_MAP_STATS, strerror(-rc));
-		return rc;
-	}
-	if (info.key_size != sizeof(struct acct_key) || info.value_size != sizeof(struct acct_counters)) {
-		snprintf(err, errlen, "%s/%s has another layout (key %u, value %u bytes; this mtlsctl "
-			 "reads %zu and %zu): use the mtlsctl of the mtlsd that pinned it", dir,
-			 ACCT_MAP_STATS, info.key_size, info.value_size, sizeof(struct acct_key),
-			 sizeof(struct acct_counters));
-		return -EPROTO;
-	}
-	*capacity = info.max_entries;
-	return 0;
+	*capacity = max_entries;
+	return rc;
 }
 
 static int load_bpf(const char *instance, struct stats_view *v, char *err, size_t errlen)
@@ -127,9 +82,9 @@ static int load_bpf(const char *instance, struct stats_view *v, char *err, size_
 	GUARD_GOTO(check_layout(v->where, stats_fd, &v->capacity, err, errlen), rc, out);
 	GUARD_GOTO(map_open(v->where, ACCT_MAP_META, &meta_fd, err, errlen), rc, out);
 	GUARD_GOTO(map_open(v->where, ACCT_MAP_TOTALS, &totals_fd, err, errlen), rc, out);
-	rc = read_totals(totals_fd, &v->totals);
+	rc = acct_read_totals(totals_fd, &v->totals);
 	if (rc == 0)
-		rc = read_records(stats_fd, meta_fd, v);
+		rc = acct_read_records(stats_fd, meta_fd, &v->recs, &v->n);
 	if (rc < 0)
 		snprintf(err, errlen, "reading the maps in %s: %s", v->where, strerror(-rc));
 out:

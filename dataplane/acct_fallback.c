@@ -120,6 +120,7 @@ bool acct_table_add(struct acct_table *t, const struct acct_key *key,
 	t->totals.events++;
 	c->outcome[smp->bucket < ACCT_BUCKETS ? smp->bucket : ACCT_B_OTHER]++;
 	c->hist[acct_hist_slot(smp->duration_ns)]++;
+	c->duration_sum_ns += smp->duration_ns;
 	c->last_seen_ns = smp->boot_ns;
 	c->last_partner = smp->partner;
 	c->last_tls_version = smp->tls_version;

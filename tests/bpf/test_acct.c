@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "acct_fallback.h"
+#include "bpf/acct_prom.h"
 #include "bpf/acct_user.h"
 
 static void test_acct_bucket_first_twelve_are_identity(void **state)
@@ -369,6 +370,69 @@ static void test_acct_snapshot_rejects_other_layout_and_truncation(void **state)
 	assert_int_equal(acct_snapshot_read(snap_path, &back, &got, &n), -ENOENT);
 }
 
+static char *prom(const struct acct_view *v)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	assert_int_equal(acct_prom_render(f, v), 0);
+	fclose(f);
+	return text;
+}
+
+static void test_acct_prom_series_and_histogram(void **state)
+{
+	struct acct_record recs[2] = { 0 };
+	(void)state;
+
+	recs[0].key = key_n(0x4f);
+	recs[0].has_meta = 1;
+	snprintf(recs[0].meta.partner_name, sizeof(recs[0].meta.partner_name), "acme");
+	snprintf(recs[0].meta.subject_cn, sizeof(recs[0].meta.subject_cn), "client-ec");
+	recs[0].c.outcome[ACCT_B_OK] = 3;
+	recs[0].c.outcome[ACCT_B_EXPIRED] = 1;
+	recs[0].c.hist[19] = 3;
+	recs[0].c.hist[39] = 1;          /* beyond every finite bucket */
+	recs[0].c.duration_sum_ns = 1500000000;
+	recs[1].c.outcome[ACCT_B_NO_CERT] = 2;   /* the no-certificate key */
+	recs[1].c.last_partner = ACCT_NO_PARTNER;
+	recs[1].c.hist[10] = 2;
+	struct acct_view v = { .source = "bpf", .recs = recs, .n = 2, .n_present = 2,
+			       .totals = { .new_keys = 5 }, .capacity = 16384 };
+	char *t = prom(&v);
+	assert_non_null(strstr(t, "mtlsd_handshakes_total{partner=\"acme\",subject_cn=\"client-ec\","
+				  "serial=\"00:00:00:4F\",issuer_id=\"11000000000000000000"
+				  "00000000000000000000\",outcome=\"ok\"} 3\n"));
+	assert_non_null(strstr(t, "outcome=\"expired\"} 1\n"));
+	assert_null(strstr(t, "outcome=\"revoked\""));   /* zero: no series */
+	assert_non_null(strstr(t, "{partner=\"-\",subject_cn=\"\",serial=\"\",issuer_id=\"\","
+				  "outcome=\"no_certificate\"} 2\n"));
+	assert_non_null(strstr(t, "_bucket{partner=\"acme\",le=\"0.001048576\"} 3\n"));
+	assert_non_null(strstr(t, "_bucket{partner=\"acme\",le=\"+Inf\"} 4\n"));
+	assert_non_null(strstr(t, "_sum{partner=\"acme\"} 1.500000000\n"));
+	assert_non_null(strstr(t, "mtlsd_accounting_evictions_total 3\n"));
+	assert_non_null(strstr(t, "mtlsd_accounting_source{source=\"bpf\"} 1\n"));
+	free(t);
+}
+
+static void test_acct_prom_escapes_label_values(void **state)
+{
+	struct acct_record r = { 0 };
+	(void)state;
+
+	r.key = key_n(1);
+	r.has_meta = 1;
+	snprintf(r.meta.subject_cn, sizeof(r.meta.subject_cn), "a\"b\\c\nd\033e");
+	r.c.outcome[ACCT_B_OK] = 1;
+	struct acct_view v = { .source = "fallback", .recs = &r, .n = 1, .n_present = 1 };
+	char *t = prom(&v);
+	assert_non_null(strstr(t, "subject_cn=\"a\\\"b\\\\c\\nd?e\""));
+	assert_null(strchr(t, '\033'));
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +452,8 @@ int main(void)
 		cmocka_unit_test(test_acct_table_rejects_zero_capacity),
 		cmocka_unit_test(test_acct_table_concurrent_adds_all_counted),
 		cmocka_unit_test(test_acct_table_meta_asked_once),
+		cmocka_unit_test(test_acct_prom_series_and_histogram),
+		cmocka_unit_test(test_acct_prom_escapes_label_values),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_roundtrip, snap_setup, snap_teardown),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_rejects_other_layout_and_truncation,
 						snap_setup, snap_teardown),

@@ -24,6 +24,7 @@ Needs root (exit 77 otherwise); CI runs it as root.
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,6 +137,18 @@ def compare_stats(doc, exp, label):
           f"{label}: {len(exp)} keys inserted, none evicted")
 
 
+def prometheus_counts(env, instance):
+    p = stats(env, "--instance", instance, "--prometheus")
+    got = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r'mtlsd_handshakes_total\{(.*)\} (\d+)$', line)
+        if m:
+            labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(1)))
+            key = (labels["issuer_id"], labels["serial"])
+            got.setdefault(key, {})[labels["outcome"]] = int(m.group(2))
+    return got
+
+
 def bpftool_dump(pin_dir):
     p = subprocess.run([os.environ["BPFTOOL"], "-j", "map", "dump", "pinned",
                         f"{pin_dir}/acct_stats"], capture_output=True, text=True, timeout=30)
@@ -172,6 +185,9 @@ def case_bpf(env, instance, pin_dir):
     table = stats(env, "--instance", instance)
     check(table.stdout.startswith(f"source: BPF pinned maps {pin_dir}"),
           "the table's first line names the BPF source")
+    check(prometheus_counts(env, instance) == {k: {b: n for b, n in e["counts"].items() if n}
+                                               for k, e in expected(2).items()},
+          "--prometheus: mtlsd_handshakes_total equals the scenario")
 
 
 def case_caps_dropped_after_start(env, instance):
