@@ -6,7 +6,8 @@ import json
 
 from harness import case
 from daemon import Mtlsd, standard_config, two_partner_config
-from expect import assert_audit_ok, assert_echoed, assert_identity, pp2_view, valid_client_works
+from expect import (assert_audit_ok, assert_audit_rejected, assert_echoed, assert_identity,
+                    assert_not_relayed, pp2_view, valid_client_works)
 import peers
 
 
@@ -68,6 +69,25 @@ def valid_rsa2048_curl(ctx):
     valid_via_curl(ctx, "client-rsa")
 
 
+@case("reject_no_client_cert_curl")
+def reject_no_client_cert_curl(ctx):
+    """The curl twin: without a certificate curl gets no answer, and the
+    backend no connection."""
+    backend = ctx.backend(mode="http-ok")
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr))
+    rc, body, err = peers.curl(ctx, mtlsd.port, None)
+    assert rc != 0 and not body, "curl without a certificate got %r (rc %d)" % (body, rc)
+    assert_audit_rejected(ctx, mtlsd.wait_audit(1), "no_certificate")
+    valid_via_curl_again(ctx, mtlsd, backend, audit_n=2)
+
+
+def valid_via_curl_again(ctx, mtlsd, backend, audit_n):
+    rc, body, err = peers.curl(ctx, mtlsd.port, "client-ec")
+    assert rc == 0, "curl failed (rc %d): %s" % (rc, err)
+    assert_audit_ok(ctx, mtlsd.wait_audit(audit_n), "client-ec", "partner")
+    assert backend.connections() == 1, backend.events()
+
+
 @case("valid_ec_gnutls")
 def valid_ec_gnutls(ctx):
     """GnuTLS as the client: mtlsd must not only interoperate with OpenSSL."""
@@ -88,6 +108,20 @@ def valid_rsa2048_gnutls(ctx):
     r = peers.gnutls_cli(ctx, mtlsd.port, "client-rsa", send=probe, expect=probe)
     assert_echoed(r, probe)
     assert_identity(ctx, backend.identity(1), "client-rsa", "partner")
+
+
+@case("reject_unknown_ca_gnutls")
+def reject_unknown_ca_gnutls(ctx):
+    """The GnuTLS twin: a client of a CA nobody trusts is refused."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr))
+    probe = b"from an unknown CA via gnutls\n"
+    r = peers.gnutls_cli(ctx, mtlsd.port, "client-unknownca", send=probe, expect=None)
+    assert r.returncode is not None, "mtlsd kept a rejected connection open: %r" % r
+    assert_not_relayed(r, probe)
+    assert_audit_rejected(ctx, mtlsd.wait_audit(1), "unknown_ca", "client-unknownca")
+    valid_client_works(ctx, mtlsd, backend, audit_n=2, conn=1)
+    assert backend.connections() == 1, backend.events()
 
 
 @case("valid_flags_only")

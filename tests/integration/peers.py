@@ -165,13 +165,15 @@ def gnutls_cli(ctx, port, leaf, send=b"ping from gnutls\n", expect=None):
 
 
 def curl(ctx, port, leaf, path="/hello", timeout=EVENT_TIMEOUT):
-    """curl over https with a client certificate. Returns (rc, body, stderr)."""
+    """curl over https with a client certificate (leaf None: without one).
+    Returns (rc, body, stderr)."""
     fx = ctx.fx
     argv = ["curl", "-sS", "--max-time", str(int(timeout)),
             "--resolve", "localhost:%d:127.0.0.1" % port,
-            "--cacert", fx.path("pki", "root", "ca.crt"),
-            "--cert", fx.path(leaf, "chain.pem"), "--key", fx.path(leaf, "key.pem"),
-            "https://localhost:%d%s" % (port, path)]
+            "--cacert", fx.path("pki", "root", "ca.crt")]
+    if leaf:
+        argv += ["--cert", fx.path(leaf, "chain.pem"), "--key", fx.path(leaf, "key.pem")]
+    argv += ["https://localhost:%d%s" % (port, path)]
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=timeout + 10)
     return r.returncode, r.stdout, r.stderr.decode(errors="replace")
