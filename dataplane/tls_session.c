@@ -44,17 +44,19 @@ static int slice_write(BIO *bio, const char *data, size_t len, size_t *written)
 	*written = 0;
 	if (outq_reserve(&ts->out, ts->pool) < 0)
 		return 0; /* no retry flag: a fatal error for OpenSSL */
-	uint32_t room = outq_room(&ts->out);
-	if (room == 0) {
-		/* Full: the worker sends the queue, then drives OpenSSL again. */
+	/*
+	 * All or nothing: OpenSSL hands over one whole record per write, so a
+	 * chunk only ever holds whole records. When the record does not fit,
+	 * it stays in OpenSSL's write buffer until the chunk was sent.
+	 */
+	if (len > outq_room(&ts->out)) {
 		BIO_set_retry_write(bio);
 		return 0;
 	}
-	size_t n = len < room ? len : room;
-	memcpy(ts->out.chunk->data + ts->out.len, data, n);
-	ts->out.len += (uint32_t)n;
-	ts->bytes_out += n;
-	*written = n;
+	memcpy(ts->out.chunk->data + ts->out.len, data, len);
+	ts->out.len += (uint32_t)len;
+	ts->bytes_out += len;
+	*written = len;
 	return 1;
 }
 

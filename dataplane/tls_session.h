@@ -7,8 +7,9 @@
  *    buffer the worker just got from io_uring. When the slice is empty the
  *    BIO says "retry read" and the worker arms the next receive.
  *  - writes are appended to the session's output queue (a chunk, see
- *    chunk.h) that the worker sends to the client. When the chunk is full
- *    the BIO says "retry write" until the send completed.
+ *    chunk.h) that the worker sends to the client, one whole record at a
+ *    time. When the record does not fit, the BIO says "retry write" and
+ *    OpenSSL keeps it until the send completed.
  * read_ahead stays off, so OpenSSL pulls exactly the bytes of the record it
  * is working on: tls_session_input_left() is precisely the ciphertext still
  * in user space and not yet seen by OpenSSL. The kernel TLS handoff and the
