@@ -278,6 +278,28 @@ static enum check_result check_revocation(struct check_state *st, char *reason, 
 	return CHECK_PASS;
 }
 
+static enum check_result check_host(struct check_state *st, char *reason, size_t cap)
+{
+	const char *host = st->in->host;
+	char sans[1024];
+	if (!host) {
+		snprintf(reason, cap, "no --host given: names not checked");
+		return CHECK_SKIP;
+	}
+	/* An IP address matches only an IP SAN, a name only a DNS SAN (RFC 6125:
+	 * no fallback to the subject CN). */
+	int ok = X509_check_ip_asc(st->in->leaf, host, 0);
+	if (ok < 0)
+		ok = X509_check_host(st->in->leaf, host, 0, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL);
+	cert_san_desc(st->in->leaf, sans, sizeof(sans));
+	if (ok == 1) {
+		snprintf(reason, cap, "%s matches %s", host, sans);
+		return CHECK_PASS;
+	}
+	snprintf(reason, cap, "%s is not among the names: %s", host, *sans ? sans : "(no SAN)");
+	return CHECK_FAIL;
+}
+
 const struct cert_check cert_checks[] = {
 	{ "chain", check_chain },
 	{ "depth", check_depth },
@@ -288,6 +310,7 @@ const struct cert_check cert_checks[] = {
 	{ "validity", check_validity },
 	{ "lifetime", check_lifetime },
 	{ "revocation", check_revocation },
+	{ "host", check_host },
 };
 
 const size_t cert_checks_count = ARRAY_SIZE(cert_checks);

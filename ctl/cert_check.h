@@ -5,7 +5,7 @@
  * Each check is independent and gives pass, fail or skip with one line of
  * reason, so one run shows everything wrong with a certificate, not only
  * the first problem: chain, depth, key strength, leaf (not a CA), EKU, key
- * usage, validity, lifetime, revocation.
+ * usage, validity, lifetime, revocation, and optionally the host name.
  */
 #ifndef MTLSCTL_CERT_CHECK_H
 #define MTLSCTL_CERT_CHECK_H
@@ -27,6 +27,7 @@ struct check_input {
 	STACK_OF(X509) *anchors;     /* --ca */
 	STACK_OF(X509_CRL) *crls;    /* --crl, or NULL */
 	bool server;                 /* --purpose server */
+	const char *host;            /* --host: DNS name or IP the leaf must carry */
 	int max_depth;               /* CA levels above the leaf, anchor included */
 	int max_days;                /* lifetime ceiling */
 	int min_days_left;

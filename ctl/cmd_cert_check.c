@@ -19,7 +19,7 @@
 #include "pki_policy.h"
 
 struct check_opts {
-	const char *file, *ca, *crl;
+	const char *file, *ca, *crl, *host;
 	bool server;
 	int max_depth, max_days, min_days_left;
 };
@@ -31,6 +31,7 @@ static const struct option check_options[] = {
 	{ "max-depth", required_argument, NULL, 'd' },
 	{ "max-days", required_argument, NULL, 'm' },
 	{ "min-days-left", required_argument, NULL, 'l' },
+	{ "host", required_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -68,6 +69,9 @@ static int parse_check_option(int c, struct check_opts *o)
 		return parse_int("--max-days", optarg, 1, 36500, &o->max_days);
 	case 'l':
 		return parse_int("--min-days-left", optarg, 0, 36500, &o->min_days_left);
+	case 'h':
+		o->host = optarg;
+		return 0;
 	default:
 		return -EINVAL;
 	}
@@ -141,6 +145,7 @@ static int run_check(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 	in.server = o.server;
+	in.host = o.host;
 	in.max_depth = o.max_depth;
 	in.max_days = o.max_days;
 	in.min_days_left = o.min_days_left;
@@ -154,7 +159,7 @@ const struct ctl_command cmd_cert_check = {
 	.group = "cert",
 	.name = "check",
 	.args = "FILE --ca BUNDLE [--crl FILE] [--purpose client|server] [--max-depth N] "
-		"[--max-days N] [--min-days-left N]",
+		"[--max-days N] [--min-days-left N] [--host NAME|IP]",
 	.summary = "check a partner's certificate before trusting it; one line per check",
 	.help = "  FILE              the certificate, optionally followed by its intermediates\n"
 		"  --ca BUNDLE       the trust anchors (the partner's root, or their trust package)\n"
@@ -163,6 +168,7 @@ const struct ctl_command cmd_cert_check = {
 		"  --max-depth N     CA levels above the leaf, anchor included (default 3)\n"
 		"  --max-days N      lifetime ceiling (default 90 client, 397 server)\n"
 		"  --min-days-left N fail if it expires sooner (default 0)\n"
+		"  --host NAME|IP    the leaf must carry this DNS or IP subjectAltName\n"
 		"  Exit 0: all passed; 1: a check failed; 2: the input could not be read.\n",
 	.run = run_check,
 };

@@ -347,6 +347,16 @@ class TestCertCommands(PkiDirTest):
         p = ctl("cert", "check", chain, "--ca", self.root)  # purpose client: wrong EKU
         self.assertEqual(p.returncode, 1)
         self.assertRegex(p.stdout, r"(?m)^FAIL eku +has serverAuth but not clientAuth")
+        self.assertRegex(p.stdout, r"(?m)^SKIP host ")
+        p = ctl("cert", "check", chain, "--ca", self.root, "--purpose", "server",
+                "--host", "chk.example")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertRegex(p.stdout, r"(?m)^PASS host +chk.example matches DNS:chk.example")
+        for wrong in ("other.example", "127.0.0.1", "chk"):
+            p = ctl("cert", "check", chain, "--ca", self.root, "--purpose", "server",
+                    "--host", wrong)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertRegex(p.stdout, rf"(?m)^FAIL host +{re.escape(wrong)} is not among")
         p = ctl("cert", "check", chain, "--ca", self.root, "--purpose", "server",
                 "--min-days-left", "100")
         self.assertEqual(p.returncode, 1)
