@@ -158,6 +158,8 @@ int ktls_global_init(enum ktls_mode mode, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	ulp_available = probe_ulp();
+	/* This line is the one per-process explanation of "no_tls_ulp". */
+	atomic_store(&decision_logged[KTLS_DECLINE_NO_ULP], true);
 	if (!ulp_available && mode == KTLS_MODE_ON) {
 		snprintf(err, errlen,
 			 "ktls = on but the kernel has no tls ULP: run 'modprobe tls' or set ktls = auto");

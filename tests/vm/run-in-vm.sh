@@ -65,9 +65,9 @@ trap 'exit 130' INT TERM
 } >"$run/cmd.sh"
 
 # TCG: nested KVM hangs on the machines this runs on. Two vCPUs let a peer
-# and mtlsd run side by side.
+# and mtlsd run side by side; the memory holds /tmp (test data) as tmpfs.
 timeout -k 5 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg,thread=multi -cpu max -smp "${MTLS_VM_CPUS:-2}" -m "${MTLS_VM_MEM:-1024}" \
+	-accel tcg,thread=multi -cpu "${MTLS_VM_CPU:-max}" -smp "${MTLS_VM_CPUS:-2}" -m "${MTLS_VM_MEM:-1536}" \
 	-display none -monitor none -serial "file:$run/console.log" -no-reboot -nic none \
 	-kernel "$kdir/vmlinuz" -initrd "$kdir/initramfs.cpio.gz" \
 	-append "console=ttyS0 panic=-1 loglevel=4 mtls.out=$run" \
