@@ -87,8 +87,13 @@ static int run_revoke(int argc, char **argv)
 			return ctl_usage(&cmd_pki_revoke);
 		}
 	}
-	if (optind + 1 != argc || reason < 0)
+	if (optind + 1 != argc)
 		return ctl_usage(&cmd_pki_revoke);
+	if (reason < 0) {
+		/* The reason is what relying parties act on: never guess it. */
+		log_err("--reason is required: one of %s", pki_reason_list());
+		return CTL_EXIT_USAGE;
+	}
 	if (pki_serial_parse(argv[optind], &serial) < 0) {
 		log_err("serial '%s': expected hex, with or without colons (4F:A2:...)", argv[optind]);
 		return CTL_EXIT_USAGE;

@@ -150,8 +150,10 @@ int pki_key_load(const char *path, const char *pass, EVP_PKEY **out, char *err, 
 	 * empty string for plain keys keeps it from prompting on a tty. */
 	*out = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)(pass ? pass : ""));
 	if (!*out) {
-		snprintf(err, errlen, encrypted ? "wrong passphrase (cannot decrypt the key)"
-						: "not a PEM private key");
+		snprintf(err, errlen, encrypted ? "wrong passphrase (cannot decrypt the key): check "
+			 "--passphrase-file or the variable named by --passphrase-env (default "
+			 PKI_PASS_ENV_DEFAULT ")"
+			 : "not a PEM private key: restore it from your backup");
 		rc = encrypted ? -EACCES : -EBADMSG;
 	}
 out:
