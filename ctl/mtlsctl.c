@@ -15,6 +15,8 @@
 #include "guard.h"
 #include "log.h"
 
+extern const struct ctl_command cmd_doctor; /* ctl/cmd_doctor.c */
+
 static const struct ctl_command *const commands[] = {
 	&cmd_pki_init,
 	&cmd_pki_issue,
@@ -23,6 +25,7 @@ static const struct ctl_command *const commands[] = {
 	&cmd_cert_inspect,
 	&cmd_cert_check,
 	&cmd_stats,
+	&cmd_doctor,
 	&cmd_pki_fixtures, /* test-only, listed last */
 };
 
@@ -86,6 +89,10 @@ int main(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 	const struct ctl_command *cmd = argc > 2 ? find_command(argv[1], argv[2]) : NULL;
+	int skip = 2;
+	/* A one-word command ("doctor") has an empty name; options follow it. */
+	if (!cmd && (cmd = find_command(argv[1], "")))
+		skip = 1;
 	if (!cmd) {
 		if (argc > 2)
 			log_err("unknown command '%s %s'", argv[1], argv[2]);
@@ -93,11 +100,11 @@ int main(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 	char prog[64];
-	snprintf(prog, sizeof(prog), "mtlsctl %s %s", cmd->group, cmd->name);
-	argv[2] = prog; /* getopt names the command in its messages */
-	if (wants_help(argc - 2, argv + 2)) {
+	snprintf(prog, sizeof(prog), "mtlsctl %s%s%s", cmd->group, cmd->name[0] ? " " : "", cmd->name);
+	argv[skip] = prog; /* getopt names the command in its messages */
+	if (wants_help(argc - skip, argv + skip)) {
 		printf("usage: %s %s\n\n%s\n\n%s", prog, cmd->args, cmd->summary, cmd->help);
 		return CTL_EXIT_OK;
 	}
-	return cmd->run(argc - 2, argv + 2);
+	return cmd->run(argc - skip, argv + skip);
 }
