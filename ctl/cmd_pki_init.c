@@ -89,12 +89,24 @@ static int write_tier(const struct pki_hierarchy *h, size_t i, const char *pass,
 	return pki_certs_save(path, &t->cert, 1);
 }
 
+static int write_tiers(const struct pki_hierarchy *h, const char *pass, char *err, size_t errlen)
+{
+	char path[PKI_PATH_MAX] = "";
+	for (size_t i = 0; i < h->n; i++) {
+		int rc = write_tier(h, i, pass, path, sizeof(path));
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* Everything of the hierarchy, written under staging. */
 static int build_hierarchy(const struct pki_init_opts *o, const char *staging, const char *org,
 			   char *err, size_t errlen)
 {
 	struct pki_hierarchy h = { 0 };
-	char path[PKI_PATH_MAX];
 	time_t now = time(NULL);
 	int rc = 0;
 
@@ -102,12 +114,8 @@ static int build_hierarchy(const struct pki_init_opts *o, const char *staging, c
 	h.n = o->tiers;
 	for (size_t i = 0; i < h.n; i++)
 		GUARD_GOTO(make_tier(&h, i, o, org, now, err, errlen), rc, out);
-	for (size_t i = 0; i < h.n; i++)
-		GUARD_GOTO(write_tier(&h, i, o->pass, path, sizeof(path)), rc, write_failed);
+	GUARD_GOTO(write_tiers(&h, o->pass, err, errlen), rc, out);
 	rc = pki_crl_refresh(&h, PKI_CRL_NEXT_UPDATE_DAYS, err, errlen);
-	goto out;
-write_failed:
-	snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
 out:
 	pki_ca_close(&h);
 	return rc;
