@@ -43,7 +43,9 @@ struct partner_policy {
 struct verify_result {
 	enum hs_outcome outcome;  /* HS_OK only after chain + policy passed */
 	int x509_err;             /* X509_V_ERR_* behind the outcome, 0 if none */
-	int partner;              /* partner index, -1 if none */
+	int partner;              /* partner index, -1 if none; on a refusal, the
+				   * partner whose CA the chain led to (for the
+				   * audit line only: relay only when HS_OK) */
 	bool resumed;             /* accepted through a session ticket / cache */
 	bool chain_checked;       /* the verify callback ran and decided outcome */
 	X509 *leaf;               /* presented leaf (own reference) or NULL */
@@ -92,7 +94,9 @@ enum hs_outcome verify_outcome_from_x509(int x509_err);
  */
 int verify_install(SSL_CTX *ctx, struct generation *g) MUST_CHECK;
 
-/* Attach the per-connection result slot before the handshake starts. */
+/* Attach the per-connection result slot before the handshake starts. res
+ * must be zeroed or cleared (verify_result_clear); it must outlive ssl's
+ * handshake. */
 int verify_attach(SSL *ssl, struct verify_result *res) MUST_CHECK;
 
 /*
