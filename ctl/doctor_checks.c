@@ -181,7 +181,7 @@ void doctor_check_nofile(const struct doctor_facts *f, struct doctor_report *rep
 	uint64_t need = doctor_fds_needed(f->max_connections, f->workers);
 	char remedy[160];
 
-	snprintf(remedy, sizeof(remedy), "LimitNOFILE=%" PRIu64 " in the unit (tuning/mtlsd.service), "
+	snprintf(remedy, sizeof(remedy), "LimitNOFILE=%" PRIu64 " in the unit (tuning/systemd/mtlsd.service), "
 		 "or nofile in tuning/limits.d/mtlsd.conf", need);
 	if (f->nr_open && f->nr_open < need)
 		doctor_add(rep, "nofile", DOCTOR_FAIL, "sysctl -w fs.nr_open=1048576 (tuning/sysctl.d/60-mtlsd.conf)",
