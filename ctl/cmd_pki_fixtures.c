@@ -222,6 +222,7 @@ static int run_fixtures(int argc, char **argv)
 		return CTL_EXIT_USAGE;
 	}
 	ctl_set_test_mode(true);
+	fs_set_durable(false);
 	if (make_fixtures(argv[optind], pass, err, sizeof(err)) < 0) {
 		log_err("fixtures: %s", err);
 		return CTL_EXIT_USAGE;

@@ -16,6 +16,13 @@
 
 #include "guard.h"
 
+/*
+ * Durability (the fsyncs) is on by default. `pki fixtures` turns it off:
+ * it rebuilds throw-away test files on every build, where hundreds of
+ * fsyncs cost seconds and protect nothing. Atomicity (rename) stays.
+ */
+void fs_set_durable(bool on);
+
 /* Replace path with exactly len bytes of data, created with mode. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode) MUST_CHECK;
 
