@@ -214,6 +214,7 @@ struct client_opts {
 	SSL_SESSION **keep;     /* store the session the server issued */
 	const char *garbage;    /* send this instead of a ClientHello */
 	X509 *leaf;             /* present this leaf instead of name's (same key) */
+	bool no_ticket;         /* TLS 1.2 session-ID resumption only */
 };
 
 static SSL_CTX *make_client_ctx(const struct client_opts *o)
@@ -239,6 +240,8 @@ static SSL_CTX *make_client_ctx(const struct client_opts *o)
 	}
 	if (o->leaf)
 		assert_int_equal(SSL_CTX_use_certificate(ctx, o->leaf), 1);
+	if (o->no_ticket)
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	return ctx;
 }
 
@@ -634,17 +637,19 @@ static void test_verify_sha1_signature_refused(void **state)
 	X509_free(o.leaf);
 }
 
-static void resume_case(int version, bool same_generation)
+static void resume_case(int version, bool same_generation, bool no_ticket)
 {
 	SSL_SESSION *sess = NULL;
-	struct client_opts first = { .name = "client-ec", .max_version = version, .keep = &sess };
+	struct client_opts first = { .name = "client-ec", .max_version = version, .keep = &sess,
+				     .no_ticket = no_ticket };
 	struct verify_result res;
 
 	assert_int_equal(handshake(server_ctx1, &gen1, &first, &res), HS_OK);
 	verify_result_clear(&res);
 	assert_non_null(sess);
 
-	struct client_opts again = { .name = "client-ec", .max_version = version, .resume = sess };
+	struct client_opts again = { .name = "client-ec", .max_version = version, .resume = sess,
+				     .no_ticket = no_ticket };
 	SSL_CTX *ctx = same_generation ? server_ctx1 : server_ctx2;
 	struct generation *g = same_generation ? &gen1 : &gen2;
 
@@ -656,10 +661,14 @@ static void resume_case(int version, bool same_generation)
 	SSL_SESSION_free(sess);
 }
 
-static void test_verify_resume_same_generation(void **state) { (void)state; resume_case(0, true); }
-static void test_verify_resume_other_generation_full(void **state) { (void)state; resume_case(0, false); }
-static void test_verify_resume_tls12_same_generation(void **state) { (void)state; resume_case(TLS1_2_VERSION, true); }
-static void test_verify_resume_tls12_other_generation_full(void **state) { (void)state; resume_case(TLS1_2_VERSION, false); }
+static void test_verify_resume_same_generation(void **state) { (void)state; resume_case(0, true, false); }
+static void test_verify_resume_other_generation_full(void **state) { (void)state; resume_case(0, false, false); }
+static void test_verify_resume_tls12_same_generation(void **state) { (void)state; resume_case(TLS1_2_VERSION, true, false); }
+static void test_verify_resume_tls12_other_generation_full(void **state) { (void)state; resume_case(TLS1_2_VERSION, false, false); }
+/* TLS 1.2 without tickets: the server's session cache, bound by the
+ * callback itself since no ticket callback runs. */
+static void test_verify_resume_tls12_session_id(void **state) { (void)state; resume_case(TLS1_2_VERSION, true, true); }
+static void test_verify_resume_tls12_session_id_other_generation_full(void **state) { (void)state; resume_case(TLS1_2_VERSION, false, true); }
 
 /* ---- pure policy: pattern tables (each with matching and refused rows) ---- */
 
@@ -896,6 +905,8 @@ int main(void)
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
 		cmocka_unit_test(test_verify_resume_tls12_other_generation_full),
+		cmocka_unit_test(test_verify_resume_tls12_session_id),
+		cmocka_unit_test(test_verify_resume_tls12_session_id_other_generation_full),
 		cmocka_unit_test(test_verify_match_dns_table),
 		cmocka_unit_test(test_verify_match_uri_table),
 		cmocka_unit_test(test_verify_match_glob_table),
