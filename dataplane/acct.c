@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "acct_fallback.h"
+#include "bpf/acct_read.h"
 #include "bpf/acct_user.h"
 #include "bpf_loader.h"
 #include "log.h"
@@ -322,6 +323,33 @@ void acct_handshake_end(const struct acct_event *ev)
 	case ACCT_SOURCE_NONE:
 	default:
 		break;
+	}
+}
+
+int acct_collect(struct acct_record **recs, size_t *n, struct acct_totals *totals,
+		 uint64_t *capacity)
+{
+	*recs = NULL;
+	*n = 0;
+	switch (state.source) {
+	case ACCT_SOURCE_BPF: {
+		uint32_t max_entries = 0;
+		GUARD(acct_map_check_layout(bpf_loader_stats_fd(state.bpf), &max_entries));
+		*capacity = max_entries;
+		GUARD(acct_read_totals(bpf_loader_totals_fd(state.bpf), totals));
+		return acct_read_records(bpf_loader_stats_fd(state.bpf), state.meta_fd, recs, n);
+	}
+	case ACCT_SOURCE_FALLBACK: {
+		size_t cap = acct_table_capacity(state.table);
+		*recs = calloc(cap, sizeof(**recs));
+		ENSURE_PTR(*recs, ENOMEM);
+		*n = acct_table_snapshot(state.table, *recs, cap, totals);
+		*capacity = cap;
+		return 0;
+	}
+	case ACCT_SOURCE_NONE:
+	default:
+		return -ENODATA;
 	}
 }
 

@@ -74,6 +74,18 @@ void acct_handshake_end(const struct acct_event *ev);
 
 enum acct_source acct_source(void);
 
+struct acct_record;
+struct acct_totals;
+
+/*
+ * A copy of every record and the totals of the source in use (the maps by
+ * the fds mtlsd holds, or the in-process table), for /metrics. *recs is
+ * malloc'd (caller frees); *capacity is the table's bound. -ENODATA before
+ * acct_init().
+ */
+int acct_collect(struct acct_record **recs, size_t *n, struct acct_totals *totals,
+		 uint64_t *capacity) MUST_CHECK;
+
 /* "BPF pinned maps /sys/fs/bpf/mtlsd/default" or
  * "in-process fallback (BPF unavailable: <reason>)": for logs and status. */
 const char *acct_source_describe(void);

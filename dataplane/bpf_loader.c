@@ -184,6 +184,16 @@ int bpf_loader_meta_fd(const struct bpf_loader *l)
 	return bpf_map__fd(l->skel->maps.acct_meta);
 }
 
+int bpf_loader_stats_fd(const struct bpf_loader *l)
+{
+	return bpf_map__fd(l->skel->maps.acct_stats);
+}
+
+int bpf_loader_totals_fd(const struct bpf_loader *l)
+{
+	return bpf_map__fd(l->skel->maps.acct_totals);
+}
+
 const char *bpf_loader_pin_dir(const struct bpf_loader *l)
 {
 	return l->pin_dir;

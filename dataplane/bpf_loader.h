@@ -33,8 +33,11 @@ bool bpf_loader_privileged(char *why, size_t len);
  */
 int bpf_loader_start(const char *instance, struct bpf_loader **out, char *why, size_t len) MUST_CHECK;
 
-/* fd of the pinned acct_meta map (user space writes names into it). */
+/* fds of the pinned maps: acct_meta (user space writes names into it),
+ * acct_stats and acct_totals (read for /metrics). Owned by l. */
 int bpf_loader_meta_fd(const struct bpf_loader *l);
+int bpf_loader_stats_fd(const struct bpf_loader *l);
+int bpf_loader_totals_fd(const struct bpf_loader *l);
 
 /* "/sys/fs/bpf/mtlsd/<instance>" */
 const char *bpf_loader_pin_dir(const struct bpf_loader *l);

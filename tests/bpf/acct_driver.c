@@ -5,7 +5,7 @@
  * mtlsctl stats reads what it left, exactly as with the daemon.
  *
  * usage: acct_driver [--instance NAME] [--no-bpf] [--hold SECONDS] [--spray N]
- *                    [--drop-caps-after-init] < SCENARIO
+ *                    [--drop-caps-after-init] [--admin HOST:PORT] < SCENARIO
  * Each scenario line is one kind of handshake, repeated COUNT times:
  *   ISSUER_HEX SERIAL_HEX OUTCOME PARTNER COUNT DURATION_NS [PARTNER_NAME CN]
  * ISSUER_HEX and SERIAL_HEX are "-" for "no certificate"; "cert:PATH ="
@@ -17,11 +17,15 @@
  * certificates (issuer cc..cc, serials 1..N) with one ok handshake each,
  * to overflow the bounded tables. --drop-caps-after-init clears every
  * capability after acct_init(), as a daemon dropping privileges would.
+ * --admin also serves /metrics and /healthz on HOST:PORT after the scenario,
+ * prints "admin port N", and runs until SIGTERM or SIGINT.
  * Prints "source: bpf|fallback" and the
  * description, then exits after acct_shutdown() (the fallback publishes its
  * snapshot then).
  */
 #include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <openssl/pem.h>
@@ -31,6 +35,7 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "admin_http.h"
 #include "log.h"
 
 static int parse_hex(const char *hex, uint8_t *out, size_t cap, size_t *len)
@@ -150,8 +155,50 @@ static void spray(unsigned long n)
 	}
 }
 
+/* Serve the admin listener until asked to stop. */
+static int serve_admin(const char *text)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+				  .ai_socktype = SOCK_STREAM }, *ai;
+	struct admin_http *admin;
+	char host[128], err[256];
+	const char *colon = strrchr(text, ':');
+	sigset_t set;
+	int sig, rc;
+
+	if (!colon || (size_t)(colon - text) >= sizeof(host)) {
+		fprintf(stderr, "--admin %s: not HOST:PORT\n", text);
+		return -EINVAL;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - text), text);
+	if (host[0] == '[') {      /* [::1]:0 */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+		fprintf(stderr, "--admin %s: not a numeric HOST:PORT\n", text);
+		return -EINVAL;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	rc = admin_http_start(ai->ai_addr, ai->ai_addrlen, NULL, &admin, err, sizeof(err));
+	freeaddrinfo(ai);
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err);
+		return rc;
+	}
+	printf("admin port %d\n", admin_http_port(admin));
+	fflush(stdout);
+	sigwait(&set, &sig);
+	admin_http_stop(admin);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	const char *admin = NULL;
 	unsigned long spray_n = 0;
 	bool drop_caps = false;
 	const char *instance = NULL;
@@ -166,6 +213,7 @@ int main(int argc, char **argv)
 		{ "hold", required_argument, NULL, 'h' },
 		{ "spray", required_argument, NULL, 's' },
 		{ "drop-caps-after-init", no_argument, NULL, 'd' },
+		{ "admin", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -175,6 +223,7 @@ int main(int argc, char **argv)
 		case 'h': hold = (unsigned)atoi(optarg); break;
 		case 's': spray_n = strtoul(optarg, NULL, 10); break;
 		case 'd': drop_caps = true; break;
+		case 'a': admin = optarg; break;
 		default: return 2;
 		}
 	}
@@ -198,6 +247,8 @@ int main(int argc, char **argv)
 	}
 	if (hold)
 		sleep(hold);
+	if (rc == 0 && admin)
+		rc = serve_admin(admin);
 	acct_shutdown();
 	return rc == 0 ? 0 : 1;
 }

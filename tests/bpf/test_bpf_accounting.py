@@ -16,11 +16,14 @@ serial, every outcome), so the expected numbers are exact. Checks:
   5. both tables stay bounded and count what they evicted;
   6. maps pinned with another layout are refused by mtlsd (it falls back and
      says why) and by mtlsctl; --watch redraws in place;
-  7. the fixture certificates (client-ec and client-partner2 share a serial
+  7. the admin listener serves the same numbers on /metrics (BPF and
+     fallback), answers /healthz, refuses other paths and methods;
+  8. the fixture certificates (client-ec and client-partner2 share a serial
      under two issuers), identified through lib/certinfo as mtlsd does: the
      keys and names equal what the openssl CLI reads from the same files.
 Needs root (exit 77 otherwise); CI runs it as root.
 """
+import http.client
 import json
 import math
 import os
@@ -137,10 +140,11 @@ def compare_stats(doc, exp, label):
           f"{label}: {len(exp)} keys inserted, none evicted")
 
 
-def prometheus_counts(env, instance):
-    p = stats(env, "--instance", instance, "--prometheus")
+def prometheus_counts(env, instance, text=None):
+    if text is None:
+        text = stats(env, "--instance", instance, "--prometheus").stdout
     got = {}
-    for line in p.stdout.splitlines():
+    for line in text.splitlines():
         m = re.match(r'mtlsd_handshakes_total\{(.*)\} (\d+)$', line)
         if m:
             labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(1)))
@@ -341,6 +345,50 @@ def case_fixtures(env, instance):
           "fixtures: --serial of the shared serial shows partner and partner2 apart")
 
 
+def http_get(port, method, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path)
+    r = conn.getresponse()
+    body = r.read().decode()
+    conn.close()
+    return r.status, r.getheader("Content-Type", ""), body
+
+
+def case_admin(env, instance, drop_caps):
+    label = "fallback" if drop_caps else "bpf"
+    cmd = [os.environ["ACCT_DRIVER"], "--instance", instance, "--admin", "127.0.0.1:0"]
+    if drop_caps:
+        cmd = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all",
+               "--bounding-set=-bpf,-perfmon,-sys_admin", "--"] + cmd
+    p = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write(scenario_text())
+        p.stdin.close()
+        port = None
+        for line in p.stdout:
+            if line.startswith("admin port "):
+                port = int(line.split()[2])
+                break
+        check(port is not None, f"admin listener ({label}) started")
+        if port is None:
+            return
+        status, ctype, body = http_get(port, "GET", "/metrics")
+        check(status == 200 and ctype.startswith("text/plain; version=0.0.4"),
+              f"/metrics ({label}): 200, Prometheus text format")
+        check(prometheus_counts(env, instance, body) ==
+              {k: {b: n for b, n in e["counts"].items() if n} for k, e in expected(1).items()},
+              f"/metrics ({label}): mtlsd_handshakes_total equals the scenario")
+        check(f'mtlsd_accounting_source{{source="{label}"}} 1' in body,
+              f"/metrics ({label}) names its source")
+        check(http_get(port, "GET", "/healthz")[:1] == (200,), f"/healthz ({label}): 200")
+        check(http_get(port, "GET", "/")[0] == 404, f"/ ({label}): 404")
+        check(http_get(port, "DELETE", "/metrics")[0] == 405, f"DELETE /metrics ({label}): 405")
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
 def main():
     if os.geteuid() != 0:
         print("SKIP: loading BPF programs needs root (CI runs this as root)")
@@ -349,6 +397,7 @@ def main():
     bpf_instance, fb_instance = "test-bpf-" + tag, "test-fallback-" + tag
     evict_bpf, evict_fb, bad = "test-evict-" + tag, "test-evict-fb-" + tag, "test-layout-" + tag
     fixt, dropped = "test-fixtures-" + tag, "test-dropped-" + tag
+    admin_bpf, admin_fb = "test-admin-" + tag, "test-admin-fb-" + tag
     pin_root = "/sys/fs/bpf/mtlsd"
     rundir = tempfile.mkdtemp(prefix="acct-run-")
     env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
@@ -362,8 +411,11 @@ def main():
         case_bad_layout(env, bad, f"{pin_root}/{bad}")
         case_fixtures(env, fixt)
         case_caps_dropped_after_start(env, dropped)
+        case_admin(env, admin_bpf, drop_caps=False)
+        case_admin(env, admin_fb, drop_caps=True)
     finally:
-        for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad, fixt, dropped):
+        for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad, fixt, dropped,
+                     admin_bpf, admin_fb):
             shutil.rmtree(f"{pin_root}/{inst}", ignore_errors=True)
         shutil.rmtree(rundir, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
