@@ -113,13 +113,13 @@ static int crl_policy_cb(int ok, X509_STORE_CTX *v)
 }
 
 /* A name as the audit line's subject/issuer fields show it (RFC 2253, one
- * line, non-ASCII and control bytes escaped by OpenSSL). */
+ * line, UTF-8 kept, control bytes escaped by OpenSSL; see certinfo.c). */
 static void name_text(const X509_NAME *name, char *out, size_t len)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	int n = 0;
 
-	if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0)
+	if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
 		n = BIO_read(bio, out, (int)len - 1);
 	out[n > 0 ? n : 0] = '\0';
 	if (n <= 0)

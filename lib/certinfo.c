@@ -152,6 +152,14 @@ static void copy_field(char *dst, size_t cap, const unsigned char *src, size_t l
 	dst[n] = '\0';
 }
 
+/*
+ * RFC 2253 one-line form, but non-ASCII characters are kept as UTF-8
+ * ("O=Société") instead of "\\C3\\A9" escapes: readable in the audit line,
+ * where the JSON writer escapes whatever is not valid UTF-8. Control
+ * characters and RFC 2253 specials are still escaped by OpenSSL.
+ */
+#define NAME_PRINT_FLAGS (XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB)
+
 static int name_oneline(const X509_NAME *name, char *out, size_t cap)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
@@ -159,7 +167,7 @@ static int name_oneline(const X509_NAME *name, char *out, size_t cap)
 	long len;
 
 	ENSURE_PTR(bio, ENOMEM);
-	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
+	if (X509_NAME_print_ex(bio, name, 0, NAME_PRINT_FLAGS) < 0) {
 		BIO_free(bio);
 		return -EINVAL;
 	}

@@ -163,6 +163,32 @@ static void test_certinfo_hostile_fields_escaped(void **state)
 	X509_free(x);
 }
 
+/* UTF-8 names stay readable; a control byte in a name is still escaped. */
+static void test_certinfo_utf8_names_readable(void **state)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	struct cert_identity id;
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+
+	(void)state;
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"Soci\xc3\xa9t\xc3\xa9", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"a\x01" "b", -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, name);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 60);
+	X509_set_pubkey(x, key);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	assert_int_equal(certinfo_from_x509(x, &id), 0);
+	assert_non_null(strstr(id.subject, "O=Soci\xc3\xa9t\xc3\xa9"));
+	assert_null(strchr(id.subject, '\x01'));
+	assert_non_null(strstr(id.subject, "CN=a\\01b"));
+	X509_NAME_free(name);
+	EVP_PKEY_free(key);
+	X509_free(x);
+}
+
 static void test_certinfo_base64url_vectors(void **state)
 {
 	static const struct { const char *in; const char *out; } rfc4648[] = {
@@ -249,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_certinfo_no_spiffe_id),
 		cmocka_unit_test(test_certinfo_sans_json),
 		cmocka_unit_test(test_certinfo_hostile_fields_escaped),
+		cmocka_unit_test(test_certinfo_utf8_names_readable),
 		cmocka_unit_test(test_certinfo_base64url_vectors),
 		cmocka_unit_test(test_certinfo_hex_encode),
 		cmocka_unit_test(test_certinfo_json_escaping),
