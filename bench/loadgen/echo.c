@@ -17,10 +17,10 @@
 
 #include "loadgen.h"
 #include "log.h"
+#include "preamble.h"
 
-#define ECHO_BUF     (16 * 1024)
+#define ECHO_BUF     PREAMBLE_MAX /* a whole preamble fits */
 #define SOURCE_CHUNK (64 * 1024)
-#define PP1_MAX      107 /* longest PROXY v1 line, CRLF included */
 
 enum echo_state { E_FREE = 0, E_PREAMBLE, E_ECHO, E_SINK, E_SOURCE, E_CLOSING };
 enum echo_op { EOP_ACCEPT = 1, EOP_RECV, EOP_SEND, EOP_CANCEL };
@@ -42,7 +42,6 @@ struct echo_server {
 	unsigned *free_idx, nfree;
 };
 
-static const uint8_t pp2_sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
 static uint8_t source_bytes[SOURCE_CHUNK];
 
 static uint64_t pack(enum echo_op op, unsigned idx)
@@ -108,49 +107,6 @@ static void conn_release(struct echo_server *s, unsigned idx)
 	s->free_idx[s->nfree++] = idx;
 }
 
-/*
- * How many leading bytes of b are the PROXY header and the command: > 0
- * when complete (and *st set), 0 when more bytes are needed, -1 when the
- * stream is not one we understand.
- */
-static int parse_preamble(const uint8_t *b, size_t len, enum echo_state *st)
-{
-	size_t hl = 0;
-	if (len == 0)
-		return 0;
-	if (b[0] == pp2_sig[0]) {
-		if (len < 16)
-			return 0;
-		if (memcmp(b, pp2_sig, sizeof(pp2_sig)) != 0)
-			return -1;
-		hl = 16 + ((size_t)b[14] << 8 | b[15]);
-	} else if (b[0] == 'P') {
-		const uint8_t *crlf = NULL;
-		for (size_t i = 0; i + 1 < len && i + 1 < PP1_MAX; i++)
-			if (b[i] == '\r' && b[i + 1] == '\n') {
-				crlf = b + i;
-				break;
-			}
-		if (!crlf)
-			return len >= PP1_MAX ? -1 : 0;
-		hl = (size_t)(crlf - b) + 2;
-	}
-	if (hl + ECHO_CMD_LEN > ECHO_BUF)
-		return -1;
-	if (len < hl + ECHO_CMD_LEN)
-		return 0;
-	const uint8_t *cmd = b + hl;
-	if (memcmp(cmd, ECHO_CMD_ECHO, ECHO_CMD_LEN) == 0)
-		*st = E_ECHO;
-	else if (memcmp(cmd, ECHO_CMD_SINK, ECHO_CMD_LEN) == 0)
-		*st = E_SINK;
-	else if (memcmp(cmd, ECHO_CMD_SRCE, ECHO_CMD_LEN) == 0)
-		*st = E_SOURCE;
-	else
-		return -1;
-	return (int)(hl + ECHO_CMD_LEN);
-}
-
 /* Bytes arrived (res > 0) for connection idx: act on them. */
 static void on_data(struct echo_server *s, unsigned idx, size_t n)
 {
@@ -158,9 +114,9 @@ static void on_data(struct echo_server *s, unsigned idx, size_t n)
 	switch (c->state) {
 	case E_PREAMBLE: {
 		c->len += n;
-		enum echo_state st = E_PREAMBLE;
-		int used = parse_preamble(c->buf, c->len, &st);
-		if (used < 0) {
+		enum echo_cmd cmd = CMD_NONE;
+		int used = preamble_parse(c->buf, c->len, &cmd);
+		if (used < 0 || (used == 0 && c->len >= PREAMBLE_MAX)) {
 			conn_close(s, idx);
 			return;
 		}
@@ -168,6 +124,7 @@ static void on_data(struct echo_server *s, unsigned idx, size_t n)
 			arm_recv(s, idx, c->buf + c->len, ECHO_BUF - c->len);
 			return;
 		}
+		enum echo_state st = cmd == CMD_SOURCE ? E_SOURCE : cmd == CMD_SINK ? E_SINK : E_ECHO;
 		c->state = st;
 		c->off = (size_t)used;
 		if (st == E_SOURCE)

@@ -67,7 +67,6 @@ static struct io_uring_sqe *sqe_get(struct lg_thread *t)
 	return sqe;
 }
 
-static void conn_close(struct lg_thread *t, struct lg_conn *c);
 static void conn_release(struct lg_thread *t, struct lg_conn *c);
 static void conn_advance(struct lg_thread *t, struct lg_conn *c);
 
@@ -75,16 +74,23 @@ void lg_conn_fail(struct lg_thread *t, struct lg_conn *c, enum lg_err e)
 {
 	if (c->state == ST_CLOSING || c->state == ST_FREE)
 		return;
-	t->st.errors[e]++;
-	if (t->st.errors[e] == 1)
+	/* Until the server has confirmed, any way it ends the connection (an
+	 * alert, a close, a reset) is the server refusing the handshake. */
+	if ((c->state == ST_HANDSHAKE || c->state == ST_CONFIRM) &&
+	    (e == ERR_EOF || e == ERR_TLS_IO || e == ERR_RESET))
+		e = ERR_HANDSHAKE;
+	/* Failures while stopping are our own teardown, not the server's. */
+	if (!t->stopping)
+		t->st.errors[e]++;
+	if (t->st.errors[e] == 1 && !t->stopping)
 		log_warn("thread %u: first %s error (connection in state %s)", t->id, lg_err_name(e),
 			 lg_state_name(c->state));
 	ERR_clear_error();
-	c->state = ST_HANDSHAKE; /* anything but CLOSING: skip close_notify below */
+	/* No close_notify on a failed connection: drop the TLS state first. */
 	SSL_free(c->ssl);
 	c->ssl = NULL;
 	c->rbio = c->wbio = NULL;
-	conn_close(t, c);
+	lg_conn_close(t, c);
 }
 
 static void arm_recv(struct lg_thread *t, struct lg_conn *c)
@@ -138,7 +144,7 @@ static void conn_release(struct lg_thread *t, struct lg_conn *c)
 		lg_conn_start(t, c);
 }
 
-static void conn_close(struct lg_thread *t, struct lg_conn *c)
+void lg_conn_close(struct lg_thread *t, struct lg_conn *c)
 {
 	if (c->state == ST_CLOSING || c->state == ST_FREE)
 		return;
@@ -292,7 +298,7 @@ static void conn_confirmed(struct lg_thread *t, struct lg_conn *c)
 			t->st.resumed += SSL_session_reused(c->ssl) ? 1 : 0;
 			hist_record(&t->st.hs_lat, now - c->t_start);
 		}
-		conn_close(t, c);
+		lg_conn_close(t, c);
 		break;
 	case MODE_RR:
 		t->ramped++;

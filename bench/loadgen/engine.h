@@ -17,6 +17,10 @@ void lg_conn_start(struct lg_thread *t, struct lg_conn *c);
  * request points at it. No-op on a slot already closing. */
 void lg_conn_fail(struct lg_thread *t, struct lg_conn *c, enum lg_err e);
 
+/* Close c cleanly (close_notify); the slot is recycled once no request
+ * points at it, and restarted unless the run is stopping. */
+void lg_conn_close(struct lg_thread *t, struct lg_conn *c);
+
 /* rr: c (ST_READY) takes the oldest due request, if any. */
 void lg_conn_ready(struct lg_thread *t, struct lg_conn *c);
 

@@ -27,7 +27,7 @@ const char *lg_mode_name(enum lg_mode m);
 /* Why a connection failed; the JSON "errors" object is keyed by these names. */
 enum lg_err {
 	ERR_CONNECT = 0,  /* TCP connect refused, unreachable, out of ports */
-	ERR_HANDSHAKE,    /* TLS alert or protocol error during the handshake */
+	ERR_HANDSHAKE,    /* the server refused the handshake: alert, close or reset before it confirmed */
 	ERR_VERIFY,       /* the server's chain or name did not verify */
 	ERR_TLS_IO,       /* TLS error after the handshake */
 	ERR_EOF,          /* the server closed before we were done */
@@ -127,7 +127,8 @@ struct lg_thread {
 	uint64_t t_begin, t_measure, t_end; /* run start, measuring start, deadline (ns); 0 = not yet known */
 	uint64_t t_stop;        /* when the run actually stopped */
 	uint64_t t_sweep;       /* last timeout sweep */
-	bool measuring, stopping;
+	uint64_t t_drain_end;   /* stopping: give up on in-flight handshakes then */
+	bool measuring, stopping, drained;
 	double rate;            /* this thread's share of --rate */
 	uint64_t next_due;      /* rr: scheduled time of the next request */
 	struct lg_stats st;

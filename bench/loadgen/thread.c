@@ -6,7 +6,8 @@
  * Phases: rr and bulk first ramp (every slot connected and handshaken),
  * then warm up, then measure for --duration. handshake and resume measure
  * from --warmup after the start. idle opens --connections at most
- * --concurrency at a time and holds them until --hold or a signal.
+ * --concurrency at a time and holds them until --hold or a signal. Every
+ * mode ends with a drain (drain_begin).
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 
 #define SWEEP_NS    (100 * 1000000ull)
 #define SCRATCH_LEN (64 * 1024)
+#define DRAIN_NS      (2000 * 1000000ull)
+#define DRAIN_POLL_NS (10 * 1000000ull)
 
 static int ring_init(struct lg_thread *t)
 {
@@ -112,6 +115,41 @@ static void pace(struct lg_thread *t, uint64_t now)
 	}
 }
 
+/*
+ * The end: count nothing more, close established connections with
+ * close_notify, and let handshakes in flight finish (for at most
+ * DRAIN_NS) so servers do not log aborted handshakes for our stop.
+ */
+static void drain_begin(struct lg_thread *t, uint64_t now)
+{
+	t->stopping = true;
+	t->measuring = false;
+	t->t_stop = now;
+	t->t_drain_end = now + DRAIN_NS;
+	for (unsigned i = 0; i < t->nconns; i++) {
+		struct lg_conn *c = &t->conns[i];
+		switch (c->state) {
+		case ST_READY:
+		case ST_REQUEST:
+		case ST_BULK:
+			lg_conn_close(t, c);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static bool drain_done(struct lg_thread *t, uint64_t now)
+{
+	if (now >= t->t_drain_end)
+		return true;
+	for (unsigned i = 0; i < t->nconns; i++)
+		if (t->conns[i].state != ST_FREE)
+			return false;
+	return true;
+}
+
 /* Phase changes, pacing, idle-mode opening; returns the next wake-up. */
 static uint64_t pump(struct lg_thread *t)
 {
@@ -128,15 +166,24 @@ static uint64_t pump(struct lg_thread *t)
 		t->t_end = now + (uint64_t)(o->hold_s * 1e9);
 	if (!t->measuring && t->t_measure && now >= t->t_measure)
 		t->measuring = true;
-	if ((t->t_end && now >= t->t_end) || lg_stop_requested) {
-		t->stopping = true;
-		t->t_stop = now;
-		return now;
+	if (!t->stopping && ((t->t_end && now >= t->t_end) || lg_stop_requested))
+		drain_begin(t, now);
+	if (t->stopping) {
+		t->drained = drain_done(t, now);
+		return now + DRAIN_POLL_NS;
 	}
 	if (o->mode == MODE_RR && t->rate > 0)
 		pace(t, now);
 	while (o->mode == MODE_IDLE && t->to_open > 0 && t->opening < o->concurrency)
 		lg_conn_start(t, &t->conns[t->nconns - t->to_open]);
+	if (o->mode == MODE_IDLE && t->to_open == 0 && t->opening == 0 && t->st.established < t->nconns &&
+	    !lg_stop_requested) {
+		/* Every connection was tried and some failed: the set can never
+		 * be complete, so nobody would be told it is. Stop the run. */
+		log_err("thread %u: only %llu of %u connections established; stopping", t->id,
+			(unsigned long long)t->st.established, t->nconns);
+		lg_stop_requested = 1;
+	}
 	if (now - t->t_sweep >= SWEEP_NS)
 		sweep(t, now);
 
@@ -201,9 +248,9 @@ int lg_thread_run(struct lg_thread *t)
 		for (unsigned i = 0; i < t->nconns; i++)
 			lg_conn_start(t, &t->conns[i]);
 
-	while (!t->stopping) {
+	while (!t->drained) {
 		uint64_t wake = pump(t);
-		if (t->stopping)
+		if (t->drained)
 			break;
 		uint64_t now = lg_now_ns(), d = wake > now ? wake - now : 0;
 		struct __kernel_timespec ts = { .tv_sec = (long long)(d / 1000000000ull),

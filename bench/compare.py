@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""bench/compare.py: mtlsd against nginx and HAProxy, one command, one run.
+
+Same machine, same certificates (the test fixtures), same echo backend,
+same pinning (servers on --server-cpu with one worker, the load generator
+and the echo backend on --client-cpu). Every metric is measured --rounds
+times, the servers taking turns in a rotating order, and the median and
+the min..max spread are reported. Writes docs/benchmarks.md, a PNG chart
+next to it, and every raw loadgen JSON to BUILDDIR/bench-results.json.
+
+usage: bench/compare.py BUILDDIR [--rounds N] [--duration S] [--quick] ...
+"""
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report  # noqa: E402
+import servers  # noqa: E402
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.realpath(args.builddir)
+        self.fx = os.path.join(self.build, "tests/fixtures")
+        self.loadgen = os.path.join(self.build, "bench/loadgen")
+        self.raw = []        # every loadgen JSON with its context
+        self.commands = []   # one example command line per kind of run
+
+    def lg_argv(self, server, mode, extra):
+        a = self.args
+        return ["taskset", "-c", str(a.client_cpu), self.loadgen,
+                "--connect", f"127.0.0.1:{server.port}",
+                "--cert", f"{self.fx}/client-ec/chain.pem", "--key", f"{self.fx}/client-ec/key.pem",
+                "--ca", f"{self.fx}/pki/ca-bundle.pem", "--tls", a.tls, "--mode", mode] + extra
+
+    def note_command(self, kind, argv):
+        if kind not in dict(self.commands):
+            shown = [x.replace(self.build, "$BUILD") for x in argv]
+            self.commands.append((kind, " ".join(shown)))
+
+    def run_load(self, server, kind, mode, extra):
+        """One loadgen run; returns its JSON plus the server's CPU use."""
+        a = self.args
+        extra = extra + ["--duration", str(a.duration), "--warmup", str(a.warmup)]
+        argv = self.lg_argv(server, mode, extra)
+        self.note_command(kind, argv)
+        cpu0, t0 = servers.cpu_seconds(server.pid), time.monotonic()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=a.duration + a.warmup + 120)
+        cpu1, t1 = servers.cpu_seconds(server.pid), time.monotonic()
+        if r.returncode != 0 or not r.stdout.strip():
+            raise RuntimeError(f"loadgen against {server.name} failed ({r.returncode}): {r.stderr.strip()}")
+        out = json.loads(r.stdout)
+        # Utilisation over the whole run (warm-up included: same steady load).
+        out["server_util"] = (cpu1 - cpu0) / (t1 - t0)
+        out["server"], out["kind"] = server.name, kind
+        self.raw.append(out)
+        if out["errors_total"]:
+            print(f"  {server.name} {kind}: {out['errors_total']} errors {out['errors']}", file=sys.stderr)
+        return out
+
+    def idle_memory(self, server):
+        """RSS growth of the server tree per idle established connection."""
+        a = self.args
+        with tempfile.TemporaryDirectory() as d:
+            ready = os.path.join(d, "ready")
+            argv = self.lg_argv(server, "idle", ["--connections", str(a.idle_connections),
+                                                 "--concurrency", "200", "--timeout", "30",
+                                                 "--ready-file", ready])
+            self.note_command("idle", argv)
+            time.sleep(0.5)
+            before = servers.rss_bytes(server.pid)
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 120
+            while not os.path.exists(ready) and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)  # let the server finish its backend legs and settle
+            after = servers.rss_bytes(server.pid) if os.path.exists(ready) else None
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=60)
+        if after is None:
+            raise RuntimeError(f"{server.name}: {a.idle_connections} idle connections never established: {err.strip()}")
+        res = json.loads(out)
+        res.update(server=server.name, kind="idle", rss_before=before, rss_after=after,
+                   bytes_per_conn=(after - before) / a.idle_connections)
+        self.raw.append(res)
+        time.sleep(2.0)  # closing 10,000 connections takes the server a moment
+        return res
+
+
+def metrics_of_round(bench, srv, rr_rate, a):
+    """The per-server numbers of one round (a dict metric -> value)."""
+    m = {}
+    hs = bench.run_load(srv, "handshake", "handshake", ["--concurrency", str(a.hs_concurrency)])
+    m["hs_per_s"] = hs["handshakes_per_s"]
+    m["hs_per_core"] = hs["handshakes_per_s"] / max(hs["server_util"], 1e-9)
+    m["hs_util"] = hs["server_util"]
+    rs = bench.run_load(srv, "resume", "resume", ["--concurrency", str(a.hs_concurrency)])
+    m["resume_per_s"] = rs["handshakes_per_s"]
+    m["resume_per_core"] = rs["handshakes_per_s"] / max(rs["server_util"], 1e-9)
+    m["resumed_fraction"] = rs["resumed"] / rs["handshakes"] if rs["handshakes"] else 0.0
+    rr = bench.run_load(srv, "rr", "rr", ["--concurrency", str(a.rr_concurrency), "--rate", f"{rr_rate:.0f}",
+                                         "--size", str(a.rr_size)])
+    m["rr_p50_us"], m["rr_p99_us"] = rr["latency_us"]["p50"], rr["latency_us"]["p99"]
+    for mode in ("bulk-up", "bulk-down"):
+        b = bench.run_load(srv, mode, mode, ["--concurrency", str(a.bulk_concurrency)])
+        mbs = b["mb_per_s_up"] + b["mb_per_s_down"]
+        key = mode.replace("-", "_")
+        m[f"{key}_mb_s"] = mbs
+        m[f"{key}_mb_per_core"] = mbs / max(b["server_util"], 1e-9)
+    if a.idle_connections:
+        idle = bench.idle_memory(srv)
+        m["idle_bytes_per_conn"] = idle["bytes_per_conn"]
+    return m
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("builddir")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=10)
+    p.add_argument("--warmup", type=float, default=2)
+    p.add_argument("--tls", default="1.3", choices=["1.2", "1.3"])
+    p.add_argument("--servers", default="mtlsd,nginx,haproxy")
+    p.add_argument("--server-cpu", type=int, default=0)
+    p.add_argument("--client-cpu", type=int, default=1)
+    p.add_argument("--hs-concurrency", type=int, default=32)
+    p.add_argument("--rr-concurrency", type=int, default=32)
+    p.add_argument("--rr-size", type=int, default=64)
+    p.add_argument("--bulk-concurrency", type=int, default=4)
+    p.add_argument("--idle-connections", type=int, default=10000)
+    p.add_argument("--out", default=None, help="markdown report (default: docs/benchmarks.md of the source tree)")
+    p.add_argument("--quick", action="store_true", help="1 round of 2 s, 1000 idle: checks the tooling, measures nothing")
+    a = p.parse_args()
+    if a.quick:
+        a.rounds, a.duration, a.warmup, a.idle_connections = 1, 2, 0.5, min(a.idle_connections, 1000)
+    if a.out is None:
+        a.out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs/benchmarks.md")
+    return a
+
+
+def main():
+    a = parse_args()
+    bench = Bench(a)
+    if not os.path.exists(os.path.join(bench.fx, "server/chain.pem")):
+        sys.exit(f"compare: no fixtures in {bench.fx}: run ninja -C {a.builddir} first")
+    # N idle connections cost the server 2N descriptors (client and backend
+    # legs). Raise the soft limit to the hard one (raising the hard limit
+    # needs CAP_SYS_RESOURCE) and hold fewer connections if it is too low.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, 65536), max(hard, 65536)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if a.idle_connections > (fd_limit - 256) // 2:
+        a.idle_connections_asked = a.idle_connections
+        a.idle_connections = (fd_limit - 256) // 2
+        print(f"compare: descriptor limit {fd_limit}: holding {a.idle_connections} idle connections", file=sys.stderr)
+    names = [n for n in a.servers.split(",") if n]
+    load_before = os.getloadavg()
+    work = tempfile.mkdtemp(prefix="mtlsd-compare.")
+    echo = subprocess.Popen(["taskset", "-c", str(a.client_cpu), bench.loadgen, "--serve-echo", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, text=True)
+    running = []
+    try:
+        backend_port = int(echo.stdout.readline().split(":")[-1])
+        for n in names:
+            running.append(servers.STARTERS[n](bench.build, bench.fx, backend_port, a.server_cpu, work))
+        by_name = {s.name: s for s in running}
+        # Calibrate: nginx's closed-loop request rate sets the offered rate.
+        ref = by_name.get("nginx", running[0])
+        cal = [bench.run_load(ref, "rr-max", "rr", ["--concurrency", str(a.rr_concurrency), "--size", str(a.rr_size)])
+               ["achieved_rate"] for _ in range(a.rounds)]
+        rr_max = sorted(cal)[len(cal) // 2]
+        rr_rate = 0.7 * rr_max
+        print(f"{ref.name} closed-loop max {rr_max:.0f} req/s; offering {rr_rate:.0f} req/s", file=sys.stderr)
+        rounds = {n: [] for n in names}
+        for r in range(a.rounds):
+            order = running[r % len(running):] + running[:r % len(running)]
+            for srv in order:
+                print(f"round {r + 1}/{a.rounds}: {srv.name}", file=sys.stderr)
+                rounds[srv.name].append(metrics_of_round(bench, srv, rr_rate, a))
+                if not srv.alive():
+                    raise RuntimeError(f"{srv.name} died during round {r + 1}: see {work}/{srv.name}.log")
+    finally:
+        for s in running:
+            s.stop()
+        echo.terminate()
+        echo.wait()
+    raw_path = os.path.join(bench.build, "bench-results.json")
+    with open(raw_path, "w") as f:
+        json.dump({"runs": bench.raw, "rounds": rounds, "rr_max_ref": rr_max, "rr_rate": rr_rate}, f, indent=1)
+    ctx = dict(args=vars(a), versions=servers.versions(bench.build), load_before=load_before,
+               load_after=os.getloadavg(), commands=bench.commands, rr_ref=ref.name, rr_max=rr_max,
+               rr_rate=rr_rate, labels={s.name: s.label for s in running}, raw_path=raw_path,
+               server_argv={s.name: " ".join(s.argv).replace(bench.build, "$BUILD").replace(work, "$WORK")
+                            for s in running})
+    report.write(a.out, rounds, ctx)
+    print(f"wrote {a.out} and {report.chart_path(a.out)}; raw runs in {raw_path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

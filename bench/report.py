@@ -1,0 +1,246 @@
+"""report.py: turn bench/compare's rounds into docs/benchmarks.md and a chart.
+
+Each cell is the median of the rounds with the min..max spread; the ratio
+columns divide mtlsd's median by the other server's median. "Per core"
+divides a rate by the server's measured CPU use during the run (CPU
+seconds per wall second), so a server that the single-core client could
+not saturate is still compared by what a core of it can do.
+"""
+import os
+import platform
+import socket
+import statistics
+import time
+
+# key, label, unit divisor, higher is better, format
+METRICS = [
+    ("hs_per_core", "full mTLS handshakes/s per server core", 1, True, "{:.0f}"),
+    ("hs_per_s", "  wall-clock handshakes/s (server pinned to 1 CPU)", 1, True, "{:.0f}"),
+    ("hs_util", "  server CPU use during it (cores)", 1, True, "{:.2f}"),
+    ("resume_per_core", "resumed handshakes/s per server core", 1, True, "{:.0f}"),
+    ("resume_per_s", "  wall-clock resumed handshakes/s", 1, True, "{:.0f}"),
+    ("resumed_fraction", "  fraction the server actually resumed", 1, True, "{:.2f}"),
+    ("rr_p99_us", "p99 request latency at 70% of {ref}'s max rate (µs)", 1, False, "{:.0f}"),
+    ("rr_p50_us", "  p50 at that rate (µs)", 1, False, "{:.0f}"),
+    ("bulk_up_mb_per_core", "bulk client→backend MB/s per server core", 1, True, "{:.0f}"),
+    ("bulk_up_mb_s", "  wall-clock MB/s", 1, True, "{:.0f}"),
+    ("bulk_down_mb_per_core", "bulk backend→client MB/s per server core", 1, True, "{:.0f}"),
+    ("bulk_down_mb_s", "  wall-clock MB/s", 1, True, "{:.0f}"),
+    ("idle_bytes_per_conn", "user memory per idle connection (KiB, {n} held)", 1024, False, "{:.1f}"),
+    ("ceiling", "in-memory ceiling: idle connections in {mem} GiB", 1e6, True, "{:.1f} M"),
+]
+CHART_KEYS = ["hs_per_core", "resume_per_core", "rr_p99_us", "bulk_up_mb_per_core",
+              "bulk_down_mb_per_core", "idle_bytes_per_conn"]
+
+
+def chart_path(md_path):
+    return os.path.splitext(md_path)[0] + ".png"
+
+
+def mem_total():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def ktls_available():
+    """Can a TCP socket take the tls ULP here? (No socket needs to connect.)"""
+    srv = socket.socket()
+    try:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        cli = socket.create_connection(srv.getsockname())
+        try:
+            cli.setsockopt(socket.IPPROTO_TCP, 31, b"tls")  # TCP_ULP
+            return True
+        except OSError:
+            return False
+        finally:
+            cli.close()
+    finally:
+        srv.close()
+
+
+def add_ceiling(rounds):
+    mem = mem_total()
+    for per_server in rounds.values():
+        for m in per_server:
+            b = m.get("idle_bytes_per_conn")
+            if b and b > 0:
+                m["ceiling"] = mem / b
+
+
+def summary(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def cell(values, div, fmt):
+    if not values:
+        return "n/a"
+    med, lo, hi = (v / div for v in summary(values))
+    if len(values) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} ({fmt.format(lo)}..{fmt.format(hi)})"
+
+
+def ratio(rounds, key, a, b):
+    va = [m[key] for m in rounds.get(a, []) if key in m]
+    vb = [m[key] for m in rounds.get(b, []) if key in m]
+    if not va or not vb or statistics.median(vb) == 0:
+        return "n/a"
+    return f"{statistics.median(va) / statistics.median(vb):.2f}"
+
+
+def table(rounds, ctx):
+    names = list(rounds)
+    labels = ctx["labels"]
+    others = [n for n in names if n != "mtlsd"]
+    head = ["metric"] + [labels[n] for n in names] + [f"mtlsd/{labels[o]}" for o in others if "mtlsd" in names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    mem_gib = mem_total() / 2**30
+    for key, label, div, _, fmt in METRICS:
+        label = label.format(ref=ctx["rr_ref"], n=ctx["args"]["idle_connections"], mem=f"{mem_gib:.0f}")
+        row = [label.replace("  ", "↳ ", 1) if label.startswith("  ") else label]
+        for n in names:
+            row.append(cell([m[key] for m in rounds[n] if key in m], div, fmt))
+        if "mtlsd" in names:
+            row += [ratio(rounds, key, "mtlsd", o) for o in others]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def draw_chart(path, rounds, ctx):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    names = list(rounds)
+    ref = ctx["rr_ref"] if ctx["rr_ref"] in names else names[0]
+    keys = [k for k in CHART_KEYS if all(any(k in m for m in rounds[n]) for n in names)]
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=110)
+    width = 0.8 / len(names)
+    for i, n in enumerate(names):
+        meds, errs = [], [[], []]
+        for k in keys:
+            base = statistics.median([m[k] for m in rounds[ref] if k in m])
+            med, lo, hi = (v / base for v in summary([m[k] for m in rounds[n] if k in m]))
+            meds.append(med)
+            errs[0].append(med - lo)
+            errs[1].append(hi - med)
+        xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(keys))]
+        ax.bar(xs, meds, width, yerr=errs, capsize=3, label=ctx["labels"][n])
+    higher = {k: h for k, _, _, h, _ in METRICS}
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([k.replace("_", " ") + ("\n(higher better)" if higher[k] else "\n(lower better)")
+                        for k in keys], fontsize=8)
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_ylabel(f"relative to {ctx['labels'][ref]} (= 1.0)")
+    ax.set_title(f"mtlsd vs nginx vs HAProxy, TLS {ctx['args']['tls']} mTLS, 1 server core "
+                 f"(median of {ctx['args']['rounds']}, bars = min..max)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write(md_path, rounds, ctx):
+    add_ceiling(rounds)
+    a, v = ctx["args"], ctx["versions"]
+    png = chart_path(md_path)
+    have_chart = draw_chart(png, rounds, ctx)
+    ktls = "available" if ktls_available() else "not measured on this host (no `tls` ULP in this kernel)"
+    capped = ""
+    if a.get("idle_connections_asked"):
+        capped = (f"\n  {a['idle_connections']} rather than {a['idle_connections_asked']}: the descriptor limit here"
+                  " (RLIMIT_NOFILE hard limit, no CAP_SYS_RESOURCE to raise it) allows"
+                  " two descriptors per connection in the server, no more.")
+    cmd_lines = "\n".join(f"# {kind}\n{cmd}" for kind, cmd in ctx["commands"])
+    srv_lines = "\n".join(f"# {n}\n{argv}" for n, argv in ctx["server_argv"].items())
+    text = f"""# Benchmarks: mtlsd against nginx and HAProxy
+
+Generated by `bench/compare.py` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.
+Every number is the median of {a['rounds']} rounds with the min..max spread in
+brackets; the servers take turns within each round. Ratios are mtlsd's median
+divided by the other server's median (above 1 is better for mtlsd on a
+"higher is better" row, worse on the latency and memory rows).
+
+{table(rounds, ctx)}
+
+{"![chart](" + os.path.basename(png) + ")" if have_chart else "(no chart: python3-matplotlib is not installed)"}
+
+Kernel TLS throughput: {ktls}.
+
+## What is measured, and how
+- **Handshakes**: TLS {a['tls']} with a client certificate (the `client-ec` fixture, ECDSA
+  P-256, issued by a 3-level partner CA) verified by the server against the
+  partner bundle, the server's chain verified by the client. `loadgen` keeps
+  {a['hs_concurrency']} handshakes in flight and counts one only when the server has
+  accepted it (TLS 1.3: its first session ticket arrived; TLS 1.2: its
+  Finished), then closes with close_notify. **Per core** divides the rate by
+  the server's CPU use over the run (CPU seconds per second from /proc), so a
+  server the single client core cannot saturate is still compared fairly.
+- **Resumed**: the same, each connection offering the newest ticket its slot
+  received; the row below it says what fraction the server really resumed.
+- **Latency**: {a['rr_concurrency']} established connections, {a['rr_size']}-byte requests echoed by
+  the backend, offered open-loop at 70% of {ctx['rr_ref']}'s closed-loop maximum
+  ({ctx['rr_max']:.0f} req/s measured in this run, so {ctx['rr_rate']:.0f} req/s). Latency runs
+  from the time a request was *scheduled*, so a stalled server pays for the
+  queue it causes (no coordinated omission).
+- **Bulk**: {a['bulk_concurrency']} connections streaming 16 KiB writes through the relay, one
+  direction at a time; per core as above.
+- **Idle memory**: {a['idle_connections']} connections established (handshake plus one echoed
+  byte, so the backend leg exists too) and held; the growth of the server's
+  resident memory (VmRSS summed over its processes) divided by the count.
+  The ceiling divides this machine's RAM by it: user memory only, kernel
+  socket buffers not included.{capped}
+- Each measured run lasts {a['duration']} s after {a['warmup']} s of warm-up (rr and bulk: after
+  every connection is established).
+
+## Setup
+- Same certificates for all: `$BUILD/tests/fixtures` (`mtlsctl pki fixtures`):
+  `server/chain.pem` + `key.pem`, clients trusted through `pki/ca-bundle.pem`.
+- Same backend: `loadgen --serve-echo`, one io_uring thread. It skips the
+  PROXY header (v2 from mtlsd and HAProxy `send-proxy-v2-ssl-cn`, v1 from
+  nginx `proxy_protocol on`: the stream module cannot send v2 or the client
+  identity), then echoes, sinks or sources as the client asks.
+- Pinning: every server runs one worker on CPU {a['server_cpu']}. The load generator
+  (one thread) **and the echo backend share CPU {a['client_cpu']}**: this machine has two
+  cores, so the client side competes with the backend; a server whose CPU use
+  is below 1.0 core was limited by the client side, and the per-core rows
+  correct for it.
+- Machine: {cpu_model()}, {os.cpu_count()} CPUs, {mem_total() / 2**30:.0f} GiB,
+  {v['kernel']}. Load average before / after: {' '.join(f'{x:.2f}' for x in ctx['load_before'])} /
+  {' '.join(f'{x:.2f}' for x in ctx['load_after'])}{" (a busy machine: treat the numbers as indicative)" if ctx['load_before'][0] > 1.5 else ""}.
+- Versions: {v['mtlsd']}; {v['nginx']}; {v['haproxy']}; {v['openssl']}.
+
+## Exact commands
+```
+bench/compare.py {' '.join(f'--{k.replace("_", "-")} {val}' for k, val in a.items()
+                              if k not in ('builddir', 'out', 'quick', 'idle_connections_asked') and val is not None)} $BUILD
+```
+Servers (configuration files are written by `bench/servers.py`):
+```
+{srv_lines}
+```
+Load generator runs (one example of each kind; the ports vary):
+```
+{cmd_lines}
+```
+Raw results of every run: `{ctx['raw_path'].replace(os.path.realpath(a['builddir']), '$BUILD')}`.
+"""
+    os.makedirs(os.path.dirname(os.path.abspath(md_path)), exist_ok=True)
+    with open(md_path, "w") as f:
+        f.write(text)

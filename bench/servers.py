@@ -1,0 +1,208 @@
+"""servers.py: the three servers bench/compare runs, configured alike.
+
+Each server gets the same certificates (the test fixtures made by mtlsctl),
+the same echo backend, one worker pinned to the same CPU, TLS 1.2 and 1.3,
+client certificates required and verified against the same partner bundle,
+and a PROXY header toward the backend (mtlsd and HAProxy: v2 with the
+client's identity; nginx's stream module can only send v1, without it).
+A server is a running process tree: its CPU time and memory are read from
+/proc for the whole tree (nginx's master and worker, mtlsd's threads).
+"""
+import os
+import socket
+import subprocess
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} never listened on 127.0.0.1:{port}")
+
+
+def tree_pids(pid):
+    """pid and all its descendants (nginx master -> worker)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of the process tree."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total / tick
+
+
+def rss_bytes(pid):
+    """Resident memory of the process tree (VmRSS summed)."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    """One server under test: name, port, the command that ran it."""
+
+    def __init__(self, name, label, argv, port, work, env=None):
+        self.name, self.label, self.argv, self.port = name, label, argv, port
+        self.log = open(os.path.join(work, f"{name}.log"), "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        wait_port(port, self.proc, label)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def start_mtlsd(build, fx, backend_port, cpu, work):
+    port = free_port()
+    argv = ["taskset", "-c", str(cpu), os.path.join(build, "dataplane/mtlsd"),
+            "--listen", f"127.0.0.1:{port}", "--workers", "1",
+            "--cert", f"{fx}/server/chain.pem", "--key", f"{fx}/server/key.pem",
+            "--client-ca", f"{fx}/pki/ca-bundle.pem", "--verify-depth", "3",
+            "--backend", f"127.0.0.1:{backend_port}", "--proxy-protocol", "v2",
+            "--max-connections", str(fd_budget()), "--idle-timeout", "600s",
+            "--audit-log", os.path.join(work, "mtlsd-audit.log")]
+    return Server("mtlsd", "mtlsd", argv, port, work)
+
+
+NGINX_CONF = """load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+worker_cpu_affinity {mask};
+worker_rlimit_nofile {nofile};
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections {nofile}; }}
+stream {{
+  server {{
+    listen 127.0.0.1:{port} ssl backlog=4096;
+    ssl_certificate {fx}/server/chain.pem;
+    ssl_certificate_key {fx}/server/key.pem;
+    ssl_client_certificate {fx}/pki/ca-bundle.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 3;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    proxy_protocol on;
+    proxy_timeout 10m;
+    proxy_pass 127.0.0.1:{backend};
+  }}
+}}
+"""
+
+
+def start_nginx(build, fx, backend_port, cpu, work):
+    port = free_port()
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(mask=format(1 << cpu, "b"), work=work, port=port, fx=fx,
+                                  backend=backend_port, nofile=2 * fd_budget() + 50))
+    argv = ["taskset", "-c", str(cpu), "nginx", "-c", conf, "-e", os.path.join(work, "nginx-error.log")]
+    return Server("nginx", "nginx (stream)", argv, port, work)
+
+
+HAPROXY_CONF = """global
+  nbthread 1
+  maxconn {maxconn}
+  ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 10m
+  timeout server 10m
+frontend mtls
+  bind 127.0.0.1:{port} ssl crt {work}/haproxy.pem ca-file {fx}/pki/ca-bundle.pem verify required
+  maxconn {maxconn}
+  default_backend echo
+backend echo
+  server echo 127.0.0.1:{backend} send-proxy-v2-ssl-cn
+"""
+
+
+def start_haproxy(build, fx, backend_port, cpu, work):
+    port = free_port()
+    pem = os.path.join(work, "haproxy.pem")
+    fd = os.open(pem, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        for part in ("server/chain.pem", "server/key.pem"):
+            with open(os.path.join(fx, part)) as f:
+                out.write(f.read())
+    conf = os.path.join(work, "haproxy.cfg")
+    with open(conf, "w") as f:
+        f.write(HAPROXY_CONF.format(port=port, work=work, fx=fx, backend=backend_port, maxconn=fd_budget()))
+    argv = ["taskset", "-c", str(cpu), "haproxy", "-db", "-f", conf]
+    return Server("haproxy", "HAProxy", argv, port, work)
+
+
+def fd_budget():
+    """Connections a server may hold: two descriptors each, some spare."""
+    import resource
+    return (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 2
+
+
+STARTERS = {"mtlsd": start_mtlsd, "nginx": start_nginx, "haproxy": start_haproxy}
+
+
+def versions(build):
+    def run(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unavailable"
+    return {
+        "mtlsd": run([os.path.join(build, "dataplane/mtlsd"), "--version"]),
+        "nginx": run(["nginx", "-v"]),
+        "haproxy": run(["haproxy", "-v"]),
+        "openssl": run(["openssl", "version"]),
+        "kernel": run(["uname", "-sr"]),
+    }
