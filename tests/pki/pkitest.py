@@ -20,8 +20,10 @@ PASS = "correct horse battery staple"
 def run(*args, env=None, check=False):
     """Run a command; return CompletedProcess with text stdout/stderr."""
     full_env = dict(os.environ)
-    full_env.pop("MTLSCTL_TEST", None)
-    full_env.pop("MTLS_PKI_DIR", None)
+    # Only what a test passes explicitly: no ambient test mode, CA directory
+    # or passphrase from the meson test environment.
+    for var in ("MTLSCTL_TEST", "MTLS_PKI_DIR", "MTLS_CA_PASS", "MTLS_FIXTURE_PASS"):
+        full_env.pop(var, None)
     if env:
         full_env.update(env)
     p = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=full_env)

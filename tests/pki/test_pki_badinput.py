@@ -133,6 +133,13 @@ class TestBadInput(PkiDirTest):
                              "spiffe://nopath"], "spiffe://trust.domain/path")
         self.assert_refused(["pki", "issue", "client", "../escape", "--dir", self.dir], "NAME")
 
+    def test_pki_badinput_fixtures_refuse_foreign_dir(self):
+        # pki fixtures empties its DIR on every run: never one it did not make.
+        env = {"MTLS_FIXTURE_PASS": "fixture-passphrase"}
+        self.assert_refused(["pki", "fixtures", self.dir], "not made by pki fixtures", env=env)
+        self.assert_refused(["pki", "fixtures", self.dir + "-fx"], "MTLS_FIXTURE_PASS")
+        self.assertFalse(os.path.exists(self.dir + "-fx"))
+
     def test_pki_badinput_init_bad_name(self):
         for name in ("x" * 41, "", "tab\there"):
             with self.subTest(name=name):
