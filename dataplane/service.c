@@ -74,15 +74,25 @@ int service_notify(const char *state)
 	return 0;
 }
 
-int service_notify_ready(const char *status)
+/* Send and, on failure, say so once per message with the socket's name. */
+static void notify_or_warn(const char *state)
+{
+	int rc = service_notify(state);
+
+	if (rc < 0)
+		log_warn("cannot notify the service manager at NOTIFY_SOCKET=%s (%.*s): %s",
+			 getenv("NOTIFY_SOCKET"), (int)strcspn(state, "\n"), state, strerror(-rc));
+}
+
+void service_notify_ready(const char *status)
 {
 	char msg[512];
 
 	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status ? status : "ready");
-	return service_notify(msg);
+	notify_or_warn(msg);
 }
 
-int service_notify_reloading(void)
+void service_notify_reloading(void)
 {
 	struct timespec ts;
 	char msg[128];
@@ -90,12 +100,12 @@ int service_notify_reloading(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
 		 (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
-	return service_notify(msg);
+	notify_or_warn(msg);
 }
 
-int service_notify_stopping(void)
+void service_notify_stopping(void)
 {
-	return service_notify("STOPPING=1\nSTATUS=draining connections");
+	notify_or_warn("STOPPING=1\nSTATUS=draining connections");
 }
 
 /* ---- who to become ---------------------------------------------------- */

@@ -33,14 +33,20 @@
  */
 int service_notify(const char *state) MUST_CHECK;
 
-/* READY=1 with a STATUS= line: listeners accept, or a reload finished. */
-int service_notify_ready(const char *status) MUST_CHECK;
-
-/* RELOADING=1 and MONOTONIC_USEC= (systemd >= 253 wants it): before a reload. */
-int service_notify_reloading(void) MUST_CHECK;
-
-/* STOPPING=1: the drain begins. */
-int service_notify_stopping(void) MUST_CHECK;
+/*
+ * The three moments main.c reports. Each logs a warning itself when the
+ * manager cannot be reached (a manager that never hears READY=1 times the
+ * service out, so the log says why) and never fails the caller.
+ *
+ * service_notify_ready: READY=1 and STATUS=<status>; after every listener
+ * accepts at start, and after a reload finished (or was refused).
+ * service_notify_reloading: RELOADING=1 with MONOTONIC_USEC= (systemd 253+
+ * wants it for Type=notify-reload); before a reload starts.
+ * service_notify_stopping: STOPPING=1; when the drain starts.
+ */
+void service_notify_ready(const char *status);
+void service_notify_reloading(void);
+void service_notify_stopping(void);
 
 /* The resolved target of a privilege drop. */
 struct service_identity {
