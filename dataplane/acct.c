@@ -3,29 +3,25 @@
  *
  * Chooses the source once at start (BPF or in-process fallback), fires the
  * USDT probe for every handshake, and keeps the side data user space owns:
- * the names of each identity in the pinned acct_meta map (BPF) or the
- * counters themselves plus a publisher thread writing the snapshot file
- * (fallback).
+ * the names of each identity in the pinned acct_meta map (BPF), or the
+ * counters themselves and their publisher (fallback, acct_publish.h).
  */
 #include "acct.h"
 
 #include <bpf/bpf.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "acct_fallback.h"
+#include "acct_publish.h"
 #include "bpf/acct_read.h"
 #include "bpf/acct_user.h"
 #include "bpf_loader.h"
 #include "log.h"
 #include "probes.h"
 
-#define PUBLISH_INTERVAL_S 1
 #define META_CACHE_SLOTS 64    /* per thread, direct-mapped */
 
 static struct {
@@ -36,17 +32,11 @@ static struct {
 	int meta_fd;
 	/* fallback only */
 	struct acct_table *table;
+	struct acct_publisher *publisher;
 	char snapshot_path[600];
-	pthread_t publisher;
-	bool publisher_running;
-	bool stopping;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
 	char reason[160];
 } state = {
 	.meta_fd = -1,
-	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.wake = PTHREAD_COND_INITIALIZER,
 };
 
 /* Identities whose names this thread already wrote into acct_meta. */
@@ -64,132 +54,23 @@ static _Atomic unsigned acct_epoch;
  * handshake). Counting goes on in the kernel; only names are missing. */
 static atomic_bool meta_refused;
 
-/* ---- fallback: snapshot publisher ---- */
-
-static int publish_snapshot(struct acct_record *buf)
-{
-	struct acct_snapshot_header h = { .layout_version = ACCT_LAYOUT_VERSION };
-
-	memcpy(h.magic, ACCT_SNAPSHOT_MAGIC, sizeof(h.magic));
-	h.record_size = sizeof(struct acct_record);
-	h.pid = (__u32)getpid();
-	h.capacity = acct_table_capacity(state.table);
-	snprintf(h.reason, sizeof(h.reason), "%s", state.reason);
-	size_t n = acct_table_snapshot(state.table, buf, acct_table_capacity(state.table), &h.totals);
-	h.n_records = (__u32)n;
-	h.written_boot_ns = acct_boot_now_ns();
-	return acct_snapshot_write(state.snapshot_path, &h, buf, n);
-}
-
-/* Writes when the table changed, at most once per interval, and once more
- * when stopping. Reports a write error once per distinct errno. */
-static void *publisher_main(void *arg)
-{
-	struct acct_record *buf = arg;
-	uint64_t written = UINT64_MAX;
-	int last_err = 0;
-	bool stop = false;
-
-	while (!stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += PUBLISH_INTERVAL_S;
-		pthread_mutex_lock(&state.lock);
-		if (!state.stopping)
-			pthread_cond_timedwait(&state.wake, &state.lock, &until);
-		stop = state.stopping;
-		pthread_mutex_unlock(&state.lock);
-
-		uint64_t version = acct_table_version(state.table);
-		if (version == written)
-			continue;
-		int rc = publish_snapshot(buf);
-		if (rc < 0 && rc != last_err)
-			log_warn("handshake accounting: writing %s failed: %s; mtlsctl stats will show "
-				 "older numbers (check that the directory is writable)",
-				 state.snapshot_path, strerror(-rc));
-		else if (rc == 0 && last_err != 0)
-			log_info("handshake accounting: writing %s works again", state.snapshot_path);
-		last_err = rc;
-		if (rc == 0)
-			written = version;
-	}
-	free(buf);
-	return NULL;
-}
-
-static int mkdir_p(const char *dir)
-{
-	char path[512];
-
-	snprintf(path, sizeof(path), "%s", dir);
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(path, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-/* Continue from the last snapshot of this instance, if it is readable. */
-static void restore_snapshot(void)
-{
-	struct acct_snapshot_header h;
-	struct acct_record *recs;
-	size_t n;
-
-	int rc = acct_snapshot_read(state.snapshot_path, &h, &recs, &n);
-	if (rc == -ENOENT)
-		return;
-	if (rc < 0) {
-		log_warn("handshake accounting: ignoring %s (%s); counting from zero",
-			 state.snapshot_path, strerror(-rc));
-		return;
-	}
-	acct_table_restore(state.table, recs, n, &h.totals);
-	free(recs);
-}
-
 static int fallback_start(const char *why)
 {
 	char dir[512];
-	int rc;
+	int n;
 
 	snprintf(state.reason, sizeof(state.reason), "%s", why);
 	GUARD(acct_runtime_dir(NULL, state.instance, dir, sizeof(dir)));
-	snprintf(state.snapshot_path, sizeof(state.snapshot_path), "%s/%s", dir, ACCT_SNAPSHOT_NAME);
+	n = snprintf(state.snapshot_path, sizeof(state.snapshot_path), "%s/%s", dir,
+		     ACCT_SNAPSHOT_NAME);
+	ENSURE(n > 0 && (size_t)n < sizeof(state.snapshot_path), ENAMETOOLONG);
 	GUARD(acct_table_new(ACCT_MAX_KEYS, &state.table));
-	rc = mkdir_p(dir);
-	if (rc < 0)
-		log_warn("handshake accounting: cannot create %s: %s; counters are kept but "
-			 "mtlsctl stats cannot read them", dir, strerror(-rc));
-	else
-		restore_snapshot();
-
-	struct acct_record *buf = calloc(acct_table_capacity(state.table), sizeof(*buf));
-	ENSURE_PTR(buf, ENOMEM);
-	/* The publisher must never be the thread a process signal lands on
-	 * (mtlsd reads them from a signalfd), whenever acct_init runs. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&state.publisher, NULL, publisher_main, buf);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		free(buf);
-		return -rc;
-	}
-	state.publisher_running = true;
+	GUARD(acct_publisher_start(state.table, state.snapshot_path, why, &state.publisher));
 	state.source = ACCT_SOURCE_FALLBACK;
 	snprintf(state.describe, sizeof(state.describe),
 		 "in-process fallback (BPF unavailable: %s), published to %s", why, state.snapshot_path);
 	log_warn("handshake accounting: BPF unavailable (%s); counting in process, published every "
-		 "%ds to %s", why, PUBLISH_INTERVAL_S, state.snapshot_path);
+		 "%ds to %s", why, ACCT_PUBLISH_INTERVAL_S, state.snapshot_path);
 	return 0;
 }
 
@@ -365,19 +246,12 @@ const char *acct_source_describe(void)
 
 void acct_shutdown(void)
 {
-	if (state.publisher_running) {
-		pthread_mutex_lock(&state.lock);
-		state.stopping = true;
-		pthread_cond_signal(&state.wake);
-		pthread_mutex_unlock(&state.lock);
-		pthread_join(state.publisher, NULL);
-		state.publisher_running = false;
-	}
+	acct_publisher_stop(state.publisher);
+	state.publisher = NULL;
 	acct_table_free(state.table);
 	state.table = NULL;
 	bpf_loader_stop(state.bpf);
 	state.bpf = NULL;
 	state.meta_fd = -1;
 	state.source = ACCT_SOURCE_NONE;
-	state.stopping = false;
 }

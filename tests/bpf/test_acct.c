@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "acct_fallback.h"
+#include "acct_publish.h"
 #include "bpf/acct_prom.h"
 #include "bpf/acct_user.h"
 
@@ -433,6 +434,65 @@ static void test_acct_prom_escapes_label_values(void **state)
 	free(t);
 }
 
+/* Stop publishes the last state; a new publisher on the same path starts
+ * from it (a restarted mtlsd in fallback mode keeps its counts). */
+static void test_acct_publisher_persists_across_restart(void **state)
+{
+	char dir[] = "/tmp/test_acct_pub.XXXXXX", path[128];
+	struct acct_table *t;
+	struct acct_publisher *p;
+	struct acct_snapshot_header h;
+	struct acct_record *recs, out[4];
+	struct acct_totals tot;
+	size_t n;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/inst/stats.bin", dir);   /* inst/ is created */
+	assert_int_equal(acct_table_new(16, &t), 0);
+	assert_int_equal(acct_publisher_start(t, path, "missing CAP_BPF", &p), 0);
+	add(t, 9, HS_REVOKED, 1);
+	acct_publisher_stop(p);
+	assert_int_equal(acct_snapshot_read(path, &h, &recs, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(recs[0].c.outcome[ACCT_B_REVOKED], 1);
+	assert_string_equal(h.reason, "missing CAP_BPF");
+	free(recs);
+	acct_table_free(t);
+
+	assert_int_equal(acct_table_new(16, &t), 0);
+	assert_int_equal(acct_publisher_start(t, path, "missing CAP_BPF", &p), 0);
+	add(t, 9, HS_REVOKED, 2);
+	assert_int_equal(acct_table_snapshot(t, out, 4, &tot), 1);
+	assert_int_equal(out[0].c.outcome[ACCT_B_REVOKED], 2);
+	acct_publisher_stop(p);
+	acct_table_free(t);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/inst", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+
+/* A snapshot directory that cannot exist: counting goes on, nothing is
+ * written, nothing fails. */
+static void test_acct_publisher_unwritable_path_keeps_counting(void **state)
+{
+	struct acct_table *t;
+	struct acct_publisher *p;
+	struct acct_record out[4];
+	struct acct_totals tot;
+	const char *path = "/proc/self/no/such/dir/stats.bin";
+	(void)state;
+
+	assert_int_equal(acct_table_new(16, &t), 0);
+	assert_int_equal(acct_publisher_start(t, path, "test", &p), 0);
+	add(t, 1, HS_OK, 1);
+	acct_publisher_stop(p);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(acct_table_snapshot(t, out, 4, &tot), 1);
+	acct_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +512,8 @@ int main(void)
 		cmocka_unit_test(test_acct_table_rejects_zero_capacity),
 		cmocka_unit_test(test_acct_table_concurrent_adds_all_counted),
 		cmocka_unit_test(test_acct_table_meta_asked_once),
+		cmocka_unit_test(test_acct_publisher_persists_across_restart),
+		cmocka_unit_test(test_acct_publisher_unwritable_path_keeps_counting),
 		cmocka_unit_test(test_acct_prom_series_and_histogram),
 		cmocka_unit_test(test_acct_prom_escapes_label_values),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_roundtrip, snap_setup, snap_teardown),
