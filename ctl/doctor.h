@@ -58,7 +58,7 @@ struct doctor_facts {
 	/* kernel TLS: setsockopt(TCP_ULP, "tls") on a connected loopback pair */
 	int tls_ulp_rc;             /* 0 = attached; -ENOENT = no such ULP */
 	bool tls_modprobe_ok;       /* `modprobe -n tls` would load it */
-	bool tls_stat_present;      /* /proc/net/tls_stat (module loaded) */
+	bool tls_loaded_before;     /* /proc/net/tls_stat existed before the probe */
 
 	/* io_uring */
 	int uring_disabled;         /* kernel.io_uring_disabled; -1 = no such sysctl */

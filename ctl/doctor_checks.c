@@ -81,9 +81,15 @@ void doctor_check_tls_ulp(const struct doctor_facts *f, struct doctor_report *re
 	/* Without kTLS mtlsd still serves, in user space, unless told ktls = on. */
 	enum doctor_status missing = f->have_config && f->ktls == KTLS_MODE_ON ? DOCTOR_FAIL : DOCTOR_WARN;
 
-	if (f->tls_ulp_rc == 0)
+	if (f->tls_ulp_rc == 0 && f->tls_loaded_before)
 		doctor_add(rep, "tls-ulp", DOCTOR_PASS, NULL, "kernel TLS available (tls ULP attached to a "
-		    "loopback socket)%s", f->tls_stat_present ? "; /proc/net/tls_stat present" : "");
+		    "loopback socket, module loaded)");
+	else if (f->tls_ulp_rc == 0)
+		/* The kernel autoloads a ULP module only for CAP_NET_ADMIN, which
+		 * mtlsd's workers no longer have after the privilege drop. */
+		doctor_add(rep, "tls-ulp", DOCTOR_WARN, "echo tls > /etc/modules-load.d/mtlsd.conf "
+		    "(tuning/modules-load.d/mtlsd.conf)", "kernel TLS available, but the tls module was "
+		    "loaded just now by this probe; mtlsd, unprivileged, could not load it");
 	else if (f->tls_modprobe_ok)
 		doctor_add(rep, "tls-ulp", DOCTOR_WARN, "modprobe tls; echo tls > /etc/modules-load.d/mtlsd.conf",
 		    "tls ULP not loaded, but the tls module is available");

@@ -261,9 +261,11 @@ void doctor_gather(struct doctor_facts *f, const struct mtlsd_config *cfg)
 		snprintf(f->kernel_release, sizeof(f->kernel_release), "%s", u.release);
 		sscanf(u.release, "%u.%u", &f->kernel_major, &f->kernel_minor);
 	}
+	/* Before the probe: as root it may autoload the module, which mtlsd,
+	 * attaching the ULP after its privilege drop, could not. */
+	f->tls_loaded_before = access("/proc/net/tls_stat", R_OK) == 0;
 	f->tls_ulp_rc = probe_tls_ulp();
 	f->tls_modprobe_ok = f->tls_ulp_rc != 0 && modprobe_would_load();
-	f->tls_stat_present = access("/proc/net/tls_stat", R_OK) == 0;
 	gather_uring(f);
 	gather_bpf(f);
 

@@ -29,7 +29,7 @@ static void good_facts(struct doctor_facts *f)
 	f->kernel_major = 6;
 	f->kernel_minor = 1;
 	f->now = 1800000000;
-	f->tls_stat_present = true;
+	f->tls_loaded_before = true;
 	f->uring_features = IORING_FEAT_FAST_POLL | IORING_FEAT_NODROP;
 	f->uring_ops = (1u << DOCTOR_OP_COUNT) - 1;
 	f->unprivileged_bpf_disabled = 2;
@@ -120,6 +120,8 @@ static void test_doctor_tls_ulp(void **state)
 
 	good_facts(&f);
 	assert_result(one(doctor_check_tls_ulp, &f), DOCTOR_PASS, "kernel TLS available");
+	f.tls_loaded_before = false;
+	assert_result(one(doctor_check_tls_ulp, &f), DOCTOR_WARN, "loaded just now by this probe");
 	f.tls_ulp_rc = -ENOENT;
 	f.tls_modprobe_ok = true;
 	assert_result(one(doctor_check_tls_ulp, &f), DOCTOR_WARN, "tls module is available");
