@@ -31,6 +31,7 @@ extern const struct ctl_command cmd_pki_init;
 extern const struct ctl_command cmd_pki_issue;
 extern const struct ctl_command cmd_pki_revoke;
 extern const struct ctl_command cmd_pki_crl;
+extern const struct ctl_command cmd_pki_list;
 extern const struct ctl_command cmd_pki_fixtures;
 extern const struct ctl_command cmd_cert_inspect;
 extern const struct ctl_command cmd_cert_check;

@@ -22,6 +22,7 @@ static const struct ctl_command *const commands[] = {
 	&cmd_pki_issue,
 	&cmd_pki_revoke,
 	&cmd_pki_crl,
+	&cmd_pki_list,
 	&cmd_cert_inspect,
 	&cmd_cert_check,
 	&cmd_stats,

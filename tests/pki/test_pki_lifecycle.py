@@ -274,6 +274,24 @@ class TestRevocation(PkiDirTest, CrlNumbers):
 class TestRevokeCa(PkiDirTest, CrlNumbers):
     """Its own hierarchy: revoking the issuing CA invalidates every leaf."""
 
+    def test_pki_list_states_and_expiring(self):
+        serial, _ = self.issue("client", "listed", "--days", "5")
+        long_serial, _ = self.issue("server", "listed-srv", "--dns", "l.example")
+        p = ctl("pki", "list", "--dir", self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, rf"(?m)^issuing +valid .* {serial} +CN=listed,O=acme$")
+        self.assertRegex(p.stdout, r"(?m)^intermediate +valid .* CN=acme Issuing CA,O=acme$")
+        # Expiring within 7 days: only the 5-day certificate, and exit 1.
+        p = ctl("pki", "list", "--dir", self.dir, "--expiring", "7")
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(serial, p.stdout)
+        self.assertNotIn(long_serial, p.stdout)
+        ctl("pki", "revoke", serial, "--reason", "superseded", "--dir", self.dir, check=True)
+        p = ctl("pki", "list", "--dir", self.dir, "--expiring", "7")
+        self.assertEqual(p.returncode, 0, p.stdout)  # revoked: nothing left to renew
+        p = ctl("pki", "list", "--dir", self.dir)
+        self.assertRegex(p.stdout, rf"(?m)^issuing +revoked .* superseded +{serial} ")
+
     def test_pki_crl_one_offline_ca(self):
         before = {t: self.crl_number(t) for t in ("root", "intermediate", "issuing")}
         p = ctl("pki", "crl", "--dir", self.dir, "--ca", "root", env=self.env)
