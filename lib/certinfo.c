@@ -177,6 +177,8 @@ static int name_oneline(const X509_NAME *name, char *out, size_t cap)
 	return 0;
 }
 
+/* The first CN as UTF-8. A CN holding a NUL byte is not reported at all:
+ * "admin\0.evil" must not reach a backend as CN "admin". */
 static void first_cn(const X509_NAME *name, char *out, size_t cap)
 {
 	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
@@ -189,7 +191,8 @@ static void first_cn(const X509_NAME *name, char *out, size_t cap)
 	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
 	if (len < 0)
 		return;
-	copy_field(out, cap, utf8, (size_t)len);
+	if ((size_t)len < cap && !memchr(utf8, '\0', (size_t)len))
+		copy_field(out, cap, utf8, (size_t)len);
 	OPENSSL_free(utf8);
 }
 

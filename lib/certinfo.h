@@ -32,8 +32,10 @@ struct cert_identity {
 	char issuer_id_hex[CERT_ISSUER_ID_LEN * 2 + 1];
 	char subject[512];      /* RFC 2253 one-line */
 	char issuer[512];       /* RFC 2253 one-line */
-	char subject_cn[256];   /* first CN, "" if none */
-	char spiffe_id[512];    /* first URI SAN starting "spiffe://", "" if none */
+	char subject_cn[256];   /* first CN, "" if none, longer than 255 bytes
+				 * or holding a NUL byte (never truncated) */
+	char spiffe_id[512];    /* first URI SAN starting "spiffe://" (without
+				 * NUL bytes, at most 511 bytes), "" if none */
 	uint8_t sha256[32];
 	char sha256_hex[65];    /* lower-case hex, no separators */
 	char x5t_s256[44];      /* base64url(sha256) without padding (RFC 8705) */

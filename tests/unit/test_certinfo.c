@@ -184,6 +184,32 @@ static void test_certinfo_utf8_names_readable(void **state)
 	assert_non_null(strstr(id.subject, "O=Soci\xc3\xa9t\xc3\xa9"));
 	assert_null(strchr(id.subject, '\x01'));
 	assert_non_null(strstr(id.subject, "CN=a\\01b"));
+	assert_string_equal(id.subject_cn, "a\x01" "b");
+	X509_NAME_free(name);
+	EVP_PKEY_free(key);
+	X509_free(x);
+}
+
+/* A CN with an embedded NUL is never reported truncated (it would reach
+ * the backend as a different, shorter name). */
+static void test_certinfo_cn_with_nul_not_reported(void **state)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	struct cert_identity id;
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+
+	(void)state;
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"admin\0.evil", 11, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, name);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 60);
+	X509_set_pubkey(x, key);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	assert_int_equal(certinfo_from_x509(x, &id), 0);
+	assert_string_equal(id.subject_cn, "");
+	assert_non_null(strstr(id.subject, "admin\\00.evil")); /* shown, escaped */
 	X509_NAME_free(name);
 	EVP_PKEY_free(key);
 	X509_free(x);
@@ -276,6 +302,7 @@ int main(void)
 		cmocka_unit_test(test_certinfo_sans_json),
 		cmocka_unit_test(test_certinfo_hostile_fields_escaped),
 		cmocka_unit_test(test_certinfo_utf8_names_readable),
+		cmocka_unit_test(test_certinfo_cn_with_nul_not_reported),
 		cmocka_unit_test(test_certinfo_base64url_vectors),
 		cmocka_unit_test(test_certinfo_hex_encode),
 		cmocka_unit_test(test_certinfo_json_escaping),
