@@ -14,7 +14,8 @@
 #include "pki_policy.h"
 
 /* Append to a ", "-separated list in buf. */
-static void list_add(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void list_add(char *buf, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void list_add(char *buf, size_t cap, const char *fmt, ...)
 {

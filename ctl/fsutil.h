@@ -51,6 +51,7 @@ bool fs_exists(const char *path);
 bool fs_dir_is_empty(const char *dir);
 
 /* snprintf into buf that fails with -ENAMETOOLONG instead of truncating. */
-int fs_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4))) MUST_CHECK;
+int fs_path(char *buf, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4))) MUST_CHECK;
 
 #endif

@@ -54,8 +54,9 @@ bool pki_tier_is_offline(const struct pki_hierarchy *h, size_t i);
  * Open the hierarchy in dir: every tier's certificate and index. Keys are
  * not loaded. The directory stays locked (flock) until pki_ca_close, so two
  * mtlsctl runs never interleave their read-modify-write of a record;
- * -EWOULDBLOCK if another one holds it. Errors name the file in err ("DIR/issuing/index.txt: line 3:
- * ..."). pki_ca_close releases everything and accepts a zeroed struct.
+ * -EWOULDBLOCK if another one holds it. Errors name the file in err
+ * ("DIR/issuing/index.txt: line 3: ..."). pki_ca_close releases everything
+ * and accepts a zeroed struct.
  */
 int pki_ca_open(const char *dir, struct pki_hierarchy *h, char *err, size_t errlen) MUST_CHECK;
 void pki_ca_close(struct pki_hierarchy *h);

@@ -33,6 +33,7 @@ int pki_crl_build(const struct pki_tier *t, uint64_t number, time_t now, int nex
  * built before anything is written, so a failure leaves the directory as it
  * was. err names the file or the CA.
  */
-int pki_crl_refresh(struct pki_hierarchy *h, int next_update_days, char *err, size_t errlen) MUST_CHECK;
+int pki_crl_refresh(struct pki_hierarchy *h, int next_update_days, char *err,
+		    size_t errlen) MUST_CHECK;
 
 #endif

@@ -64,7 +64,8 @@ struct pki_pass_source {
  * The file must not be readable by group or others. *out is freed with
  * pki_pass_free. Errors name the file or variable in err.
  */
-int pki_pass_read(const struct pki_pass_source *src, char **out, char *err, size_t errlen) MUST_CHECK;
+int pki_pass_read(const struct pki_pass_source *src, char **out, char *err,
+		  size_t errlen) MUST_CHECK;
 void pki_pass_free(char *pass);
 
 #endif

@@ -96,12 +96,14 @@ class TestBadInput(PkiDirTest):
     def test_pki_badinput_unknown_option(self):
         for args in (["pki", "init", self.dir + "-new", "--bogus"],
                      ["pki", "issue", "client", "x", "--dir", self.dir, "--bogus"],
-                     ["pki", "revoke", "01", "--reason", "superseded", "--dir", self.dir, "--bogus"],
+                     ["pki", "revoke", "01", "--reason", "superseded", "--dir", self.dir,
+                      "--bogus"],
                      ["pki", "crl", "--dir", self.dir, "--bogus"],
                      ["cert", "check", "x.pem", "--ca", "y.pem", "--bogus"],
                      ["cert", "inspect", "--bogus", "x.pem"]):
             with self.subTest(args=args):
-                self.assert_refused(args, "unrecognized option '--bogus'", env={"MTLS_CA_PASS": PASS})
+                self.assert_refused(args, "unrecognized option '--bogus'",
+                                    env={"MTLS_CA_PASS": PASS})
         self.assertFalse(os.path.exists(self.dir + "-new"))
 
     def test_pki_badinput_unknown_command(self):

@@ -90,7 +90,8 @@ class TestFixtures(unittest.TestCase):
     def test_pki_fixtures_cert_check_verdicts(self):
         for name, (pki, purpose, _, failing) in FIXTURES.items():
             with self.subTest(fixture=name):
-                p = ctl("cert", "check", path(name, "chain.pem"), "--ca", path(pki, "root", "ca.crt"),
+                p = ctl("cert", "check", path(name, "chain.pem"),
+                        "--ca", path(pki, "root", "ca.crt"),
                         "--crl", path(pki, "crls.pem"),
                         "--purpose", "server" if purpose == "sslserver" else "client")
                 failed = {l.split()[1] for l in p.stdout.splitlines() if l.startswith("FAIL ")}
@@ -135,10 +136,12 @@ class TestFixtures(unittest.TestCase):
         self.assertGreaterEqual(len(serial("client-ec").split("=")[1]), 16)  # >= 64 bits
 
     def test_pki_fixtures_identities(self):
-        self.assertIn("URI:spiffe://partner.example/prod/app1", x509_text(path("client-ec", "cert.pem")))
-        self.assertIn("DNS:app1.partner.example", x509_text(path("client-ec", "cert.pem")))
-        self.assertIn("URI:spiffe://partner.example/dev/app9", x509_text(path("client-badsan", "cert.pem")))
-        self.assertIn("URI:spiffe://partner2.example/svc/a", x509_text(path("client-partner2", "cert.pem")))
+        def text(name):
+            return x509_text(path(name, "cert.pem"))
+        self.assertIn("URI:spiffe://partner.example/prod/app1", text("client-ec"))
+        self.assertIn("DNS:app1.partner.example", text("client-ec"))
+        self.assertIn("URI:spiffe://partner.example/dev/app9", text("client-badsan"))
+        self.assertIn("URI:spiffe://partner2.example/svc/a", text("client-partner2"))
         server = x509_text(path("server", "cert.pem"))
         self.assertIn("DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1", server)
         self.assertIn("(2048 bit)", x509_text(path("server-rsa", "cert.pem")))
