@@ -202,6 +202,8 @@ static const char *uri_pattern_problem(const char *pat)
 	return NULL;
 }
 
+/* CN / OU globs: any non-empty pattern without control characters (both
+ * checked by the caller) is valid; '*' may appear anywhere. */
 static const char *name_pattern_problem(const char *pat)
 {
 	(void)pat;

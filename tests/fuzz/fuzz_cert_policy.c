@@ -1,7 +1,8 @@
 /*
  * fuzz_cert_policy.c: libFuzzer target for everything mtlsd derives from an
  * attacker's certificate: certinfo (identity, SANs as JSON), the partner
- * policy (EKU, key, allow-list matching) and the JSON string escaper.
+ * policy (EKU, key, allow-list matching), the JSON string escaper and the
+ * audit line.
  *
  * The input is a DER certificate. Properties: nothing crashes or leaks;
  * every JSON string produced is valid UTF-8 without raw control bytes.
@@ -11,6 +12,7 @@
 #include <openssl/x509.h>
 #include <string.h>
 
+#include "audit.h"
 #include "certinfo.h"
 #include "verify.h"
 
@@ -80,6 +82,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n > 0)
 		assert_clean_json(buf, (size_t)n);
 	(void)verify_policy_check(&policy, x, detail, sizeof(detail));
+
+	/* The whole audit line: one line, clean JSON, whatever the cert says. */
+	struct audit_event ev = { .outcome = HS_POLICY_DENIED, .reason = detail, .leaf = x,
+				  .partner = "fuzz", .tls_version = "TLSv1.3" };
+	n = audit_format(&ev, buf, sizeof(buf));
+	if (n > 0) {
+		assert(buf[n - 1] == '\n' && memchr(buf, '\n', (size_t)n - 1) == NULL);
+		assert_clean_json(buf, (size_t)n - 1);
+	}
 	X509_free(x);
 	return 0;
 }

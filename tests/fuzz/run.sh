@@ -15,7 +15,8 @@ clang $CFLAGS -o "$OUT/fuzz_pp2" "$SRC/tests/fuzz/fuzz_pp2.c" "$SRC/dataplane/pr
 clang $CFLAGS -o "$OUT/fuzz_allowlist" "$SRC/tests/fuzz/fuzz_allowlist.c" \
 	"$SRC/dataplane/verify_policy.c" -lssl -lcrypto
 clang $CFLAGS -o "$OUT/fuzz_cert_policy" "$SRC/tests/fuzz/fuzz_cert_policy.c" \
-	"$SRC/lib/certinfo.c" "$SRC/dataplane/verify_policy.c" -lssl -lcrypto
+	"$SRC/lib/certinfo.c" "$SRC/lib/outcome.c" "$SRC/dataplane/verify_policy.c" \
+	"$SRC/dataplane/audit.c" -lssl -lcrypto
 
 mkdir -p "$OUT/corpus_pp2" "$OUT/corpus_cert" "$OUT/corpus_allow"
 printf 'spiffe://td/prod/*\0spiffe://td/prod/a' > "$OUT/corpus_allow/uri"
