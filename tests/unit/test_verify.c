@@ -609,14 +609,35 @@ static EVP_PKEY *load_key(const char *rel)
 
 /* client-ec's certificate re-signed by its issuing CA with SHA-1, and its
  * twin re-signed with SHA-256 (same bytes otherwise). */
-static X509 *resigned_client_ec(const EVP_MD *md)
+static X509 *resigned_client_ec_by(const char *key_rel, const EVP_MD *md)
 {
 	X509 *x = load_leaf("client-ec");
-	EVP_PKEY *ca_key = load_key("pki/issuing/ca.key");
+	EVP_PKEY *ca_key = load_key(key_rel);
 
 	assert_true(X509_sign(x, ca_key, md) > 0);
 	EVP_PKEY_free(ca_key);
 	return x;
+}
+
+static X509 *resigned_client_ec(const EVP_MD *md)
+{
+	return resigned_client_ec_by("pki/issuing/ca.key", md);
+}
+
+/* A certificate naming partner's issuing CA but signed by another key:
+ * the candidate is found by name, the signature check refuses it. */
+static void test_verify_forged_signature(void **state)
+{
+	struct client_opts o = { .name = "client-ec" };
+	struct verify_result res;
+
+	(void)state;
+	o.leaf = resigned_client_ec_by("partner2-pki/issuing/ca.key", EVP_sha256());
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_BAD_SIGNATURE);
+	assert_int_equal(res.x509_err, X509_V_ERR_CERT_SIGNATURE_FAILURE);
+	assert_int_equal(res.partner, P_PARTNER);
+	verify_result_clear(&res);
+	X509_free(o.leaf);
 }
 
 static void test_verify_sha1_signature_refused(void **state)
@@ -901,6 +922,7 @@ int main(void)
 		cmocka_unit_test(test_verify_alerts_match_outcome),
 		cmocka_unit_test(test_verify_reasons_are_precise),
 		cmocka_unit_test(test_verify_sha1_signature_refused),
+		cmocka_unit_test(test_verify_forged_signature),
 		cmocka_unit_test(test_verify_resume_same_generation),
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
