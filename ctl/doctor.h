@@ -42,12 +42,16 @@ struct doctor_sysctl {
 	char value[64];    /* as /proc/sys shows it, blanks collapsed; "" = absent */
 };
 
+/* A certificate file (its earliest notAfter) or a CRL file (its earliest
+ * nextUpdate: past it, mtlsd applies the partner's crl_expired policy). */
 struct doctor_cert {
 	char path[256];
-	char role[48];     /* "server certificate 1", "partner.acme ca" */
-	int load_rc;       /* 0, or why the file gave no certificate */
+	char role[48];     /* "server certificate 1", "partner.acme ca"; CRLs "partner.acme" */
+	bool is_crl;
+	bool crl_fail;     /* crl_expired = fail: an expired CRL refuses the partner */
+	int load_rc;       /* 0, or why the file gave nothing */
 	time_t not_after;  /* the earliest in the file */
-	char subject[128]; /* of that certificate */
+	char subject[128]; /* of that certificate, or the CRL's issuer */
 };
 
 struct doctor_facts {

@@ -68,6 +68,37 @@ void doctor_check_cpu(const struct doctor_facts *f, struct doctor_report *rep)
 		   f->cpu_vaes ? ", VAES" : "", f->cpu_sha ? ", SHA-NI" : "");
 }
 
+static const char *days_word(double days)
+{
+	return days >= 0.5 && days < 1.5 ? "day" : "days";
+}
+
+/* A CRL past nextUpdate refuses every client of the partner under
+ * crl_expired = fail; CRLs are reissued often, so warn a day ahead. */
+static void check_one_crl(const struct doctor_facts *f, const struct doctor_cert *c,
+			  struct doctor_report *rep)
+{
+	char name[56], remedy[200];
+	double days = difftime(c->not_after, f->now) / 86400.0;
+
+	snprintf(name, sizeof(name), "crl %s", c->role);
+	snprintf(remedy, sizeof(remedy), "fetch the partner's current CRL into %s (mtlsctl pki crl "
+		 "for your own CAs), then reload", c->path);
+	if (c->load_rc < 0)
+		doctor_add(rep, name, DOCTOR_FAIL, "check the path and that it holds PEM CRLs",
+			   "%s: %s", c->path, strerror(-c->load_rc));
+	else if (days < 0)
+		doctor_add(rep, name, c->crl_fail ? DOCTOR_FAIL : DOCTOR_WARN, remedy, "%s: CRL of '%s' "
+			   "stale since %.0f %s (crl_expired = %s)", c->path, c->subject, -days,
+			   days_word(-days), c->crl_fail ? "fail: the partner is refused" : "allow");
+	else if (days < 1)
+		doctor_add(rep, name, DOCTOR_WARN, remedy, "%s: CRL of '%s' goes stale in %.0f hours",
+			   c->path, c->subject, days * 24);
+	else
+		doctor_add(rep, name, DOCTOR_PASS, NULL, "%s: next update due in %.0f %s", c->path, days,
+			   days_word(days));
+}
+
 static void check_one_cert(const struct doctor_facts *f, const struct doctor_cert *c,
 			   struct doctor_report *rep)
 {
@@ -81,14 +112,14 @@ static void check_one_cert(const struct doctor_facts *f, const struct doctor_cer
 		doctor_add(rep, name, DOCTOR_FAIL, "check the path and that it holds PEM certificates",
 			   "%s: %s", c->path, strerror(-c->load_rc));
 	else if (days < 0)
-		doctor_add(rep, name, DOCTOR_FAIL, remedy, "%s: '%s' expired %.0f days ago", c->path,
-			   c->subject, -days);
+		doctor_add(rep, name, DOCTOR_FAIL, remedy, "%s: '%s' expired %.0f %s ago", c->path,
+			   c->subject, -days, days_word(-days));
 	else if (days < f->expiry_warn_days)
-		doctor_add(rep, name, DOCTOR_WARN, remedy, "%s: '%s' expires in %.0f days", c->path,
-			   c->subject, days);
+		doctor_add(rep, name, DOCTOR_WARN, remedy, "%s: '%s' expires in %.0f %s", c->path,
+			   c->subject, days, days_word(days));
 	else
-		doctor_add(rep, name, DOCTOR_PASS, NULL, "%s: earliest expiry in %.0f days ('%s')", c->path,
-			   days, c->subject);
+		doctor_add(rep, name, DOCTOR_PASS, NULL, "%s: earliest expiry in %.0f %s ('%s')", c->path,
+			   days, days_word(days), c->subject);
 }
 
 void doctor_check_certs(const struct doctor_facts *f, struct doctor_report *rep)
@@ -98,6 +129,10 @@ void doctor_check_certs(const struct doctor_facts *f, struct doctor_report *rep)
 			   "to check its certificates' expiry");
 		return;
 	}
-	for (size_t i = 0; i < f->n_certs; i++)
-		check_one_cert(f, &f->certs[i], rep);
+	for (size_t i = 0; i < f->n_certs; i++) {
+		if (f->certs[i].is_crl)
+			check_one_crl(f, &f->certs[i], rep);
+		else
+			check_one_cert(f, &f->certs[i], rep);
+	}
 }

@@ -229,6 +229,38 @@ static void gather_cert(struct doctor_facts *f, const char *path, const char *ro
 	sk_X509_pop_free(certs, X509_free);
 }
 
+/* The CRL in path that needs replacing first. */
+static void gather_crl(struct doctor_facts *f, const char *path, const struct cfg_partner *p)
+{
+	struct doctor_cert *c;
+	STACK_OF(X509_CRL) *crls = NULL;
+	char err[256];
+
+	if (f->n_certs == DOCTOR_MAX_CERTS)
+		return;
+	c = &f->certs[f->n_certs++];
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	snprintf(c->role, sizeof(c->role), "partner.%s crl", p->name);
+	c->is_crl = true;
+	c->crl_fail = p->crl_expired == CRL_POLICY_FAIL;
+	c->load_rc = pem_load_crls(path, &crls, err, sizeof(err));
+	for (int i = 0; c->load_rc == 0 && i < sk_X509_CRL_num(crls); i++) {
+		X509_CRL *crl = sk_X509_CRL_value(crls, i);
+		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+		struct tm tm;
+		if (!next || ASN1_TIME_to_tm(next, &tm) != 1)
+			continue; /* no nextUpdate: it never goes stale */
+		time_t t = timegm(&tm);
+		if (!c->subject[0] || t < c->not_after) {
+			c->not_after = t;
+			X509_NAME_oneline(X509_CRL_get_issuer(crl), c->subject, sizeof(c->subject));
+		}
+	}
+	if (c->load_rc == 0 && !c->subject[0])
+		f->n_certs--; /* nothing that expires */
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+}
+
 static void gather_config(struct doctor_facts *f, const struct mtlsd_config *cfg)
 {
 	char role[48];
@@ -244,6 +276,8 @@ static void gather_config(struct doctor_facts *f, const struct mtlsd_config *cfg
 	for (size_t i = 0; i < cfg->n_partners; i++) {
 		snprintf(role, sizeof(role), "partner.%s ca", cfg->partners[i].name);
 		gather_cert(f, cfg->partners[i].ca_path, role);
+		for (size_t k = 0; k < cfg->partners[i].crl_paths.n; k++)
+			gather_crl(f, cfg->partners[i].crl_paths.v[k], &cfg->partners[i]);
 	}
 }
 

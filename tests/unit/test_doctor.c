@@ -294,10 +294,34 @@ static void test_doctor_certs(void **state)
 	assert_result(one(doctor_check_certs, &f), DOCTOR_PASS, "in 10 days");
 	f.certs[0].not_after = f.now - 3 * DAY;
 	assert_result(one(doctor_check_certs, &f), DOCTOR_FAIL, "expired 3 days ago");
+	f.certs[0].not_after = f.now - DAY;
+	assert_result(one(doctor_check_certs, &f), DOCTOR_FAIL, "expired 1 day ago");
 	f.certs[0].load_rc = -ENOENT;
 	assert_result(one(doctor_check_certs, &f), DOCTOR_FAIL, "No such file");
 	f.have_config = false;
 	assert_result(one(doctor_check_certs, &f), DOCTOR_SKIP, "no configuration given");
+}
+
+static void test_doctor_crls(void **state)
+{
+	struct doctor_facts f;
+	struct doctor_cert *c;
+
+	good_facts(&f);
+	c = &f.certs[0];
+	c->is_crl = true;
+	c->crl_fail = true;
+	strcpy(c->role, "partner.acme");
+	c->not_after = f.now + 5 * DAY;
+	assert_result(one(doctor_check_certs, &f), DOCTOR_PASS, "next update due in 5 days");
+	c->not_after = f.now + 6 * 3600;
+	assert_result(one(doctor_check_certs, &f), DOCTOR_WARN, "goes stale in 6 hours");
+	c->not_after = f.now - DAY;
+	assert_result(one(doctor_check_certs, &f), DOCTOR_FAIL, "stale since 1 day (crl_expired = fail");
+	c->crl_fail = false;
+	assert_result(one(doctor_check_certs, &f), DOCTOR_WARN, "(crl_expired = allow)");
+	c->load_rc = -EBADMSG;
+	assert_result(one(doctor_check_certs, &f), DOCTOR_FAIL, "Bad message");
 }
 
 static void test_doctor_json_escapes(void **state)
@@ -377,6 +401,7 @@ int main(void)
 		cmocka_unit_test(test_doctor_clock),
 		cmocka_unit_test(test_doctor_openssl_and_cpu),
 		cmocka_unit_test(test_doctor_certs),
+		cmocka_unit_test(test_doctor_crls),
 		cmocka_unit_test(test_doctor_json_escapes),
 		cmocka_unit_test(test_doctor_profile_matches_tuning_file),
 		cmocka_unit_test(test_doctor_gather_tls_ulp_truthful),
