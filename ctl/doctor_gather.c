@@ -240,7 +240,7 @@ static void gather_crl(struct doctor_facts *f, const char *path, const struct cf
 		return;
 	c = &f->certs[f->n_certs++];
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	snprintf(c->role, sizeof(c->role), "partner.%s crl", p->name);
+	snprintf(c->role, sizeof(c->role), "partner.%s", p->name);
 	c->is_crl = true;
 	c->crl_fail = p->crl_expired == CRL_POLICY_FAIL;
 	c->load_rc = pem_load_crls(path, &crls, err, sizeof(err));
