@@ -132,7 +132,7 @@ static int resolve_group(const char *name, gid_t *gid, char *err, size_t errlen)
 		return 0;
 	}
 	if (getgrnam_r(name, &gr, buf, sizeof(buf), &res) != 0 || !res) {
-		snprintf(err, errlen, "group: '%s' does not exist; create it (groupadd --system %s) "
+		snprintf(err, errlen, "[mtlsd] group: '%s' does not exist; create it (groupadd --system %s) "
 			 "or give an existing group", name, name);
 		return -ENOENT;
 	}
@@ -160,13 +160,13 @@ int service_resolve_identity(const struct mtlsd_config *cfg, struct service_iden
 	} else if (parse_id(cfg->user, &n)) {
 		/* A bare uid with no passwd entry has no primary group to take. */
 		if (!cfg->group) {
-			snprintf(err, errlen, "user: uid %u has no passwd entry, so no primary group; "
+			snprintf(err, errlen, "[mtlsd] user: uid %u has no passwd entry, so no primary group; "
 				 "add group = NAME or GID", n);
 			return -EINVAL;
 		}
 		id->uid = n;
 	} else {
-		snprintf(err, errlen, "user: '%s' does not exist; create it (useradd --system "
+		snprintf(err, errlen, "[mtlsd] user: '%s' does not exist; create it (useradd --system "
 			 "--no-create-home --shell /usr/sbin/nologin %s) or give an existing user",
 			 cfg->user, cfg->user);
 		return -ENOENT;
@@ -174,7 +174,7 @@ int service_resolve_identity(const struct mtlsd_config *cfg, struct service_iden
 	if (cfg->group)
 		GUARD(resolve_group(cfg->group, &id->gid, err, errlen));
 	if (id->uid == 0) {
-		snprintf(err, errlen, "user: '%s' is root, which would keep every privilege; "
+		snprintf(err, errlen, "[mtlsd] user: '%s' is root, which would keep every privilege; "
 			 "give an unprivileged user such as mtlsd", cfg->user);
 		return -EINVAL;
 	}
@@ -241,7 +241,7 @@ static int switch_ids(const struct service_identity *id, char *err, size_t errle
 	    setresgid(id->gid, id->gid, id->gid) < 0 || setresuid(id->uid, id->uid, id->uid) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot switch to uid %u gid %u: %s; start mtlsd as root "
-			 "(the unit does) or remove user=", (unsigned)id->uid, (unsigned)id->gid,
+			 "(the unit does) or remove user from [mtlsd]", (unsigned)id->uid, (unsigned)id->gid,
 			 strerror(e));
 		return -e;
 	}
@@ -258,7 +258,7 @@ static int trim_caps(uint64_t keep, char *err, size_t errlen)
 	GUARD(cap_get(&permitted));
 	if (keep & ~permitted) {
 		caps_text(keep & ~permitted, names, sizeof(names));
-		snprintf(err, errlen, "keep_capabilities: %s not held by mtlsd, so it cannot be kept; "
+		snprintf(err, errlen, "[mtlsd] keep_capabilities: %s not held by mtlsd, so it cannot be kept; "
 			 "add it to the unit's CapabilityBoundingSet= or remove it from keep_capabilities",
 			 names);
 		return -EPERM;

@@ -217,7 +217,7 @@ static void test_service_resolve_identity_rejects(void **state)
 	config_init(&cfg);
 	cfg.user = strdup("no-such-user-mtlsd");
 	assert_int_equal(service_resolve_identity(&cfg, &id, err, sizeof(err)), -ENOENT);
-	assert_non_null(strstr(err, "user: 'no-such-user-mtlsd' does not exist; create it"));
+	assert_non_null(strstr(err, "[mtlsd] user: 'no-such-user-mtlsd' does not exist; create it"));
 	free(cfg.user);
 	cfg.user = strdup("4321"); /* no passwd entry and no group */
 	assert_int_equal(service_resolve_identity(&cfg, &id, err, sizeof(err)), -EINVAL);
@@ -288,7 +288,7 @@ static int child_drop_and_check(uid_t uid, gid_t gid)
 	/* The twin: a second drop cannot keep what the first took away. */
 	cfg.keep_caps |= UINT64_C(1) << CAP_BPF;
 	if (service_drop_privileges(&cfg, err, sizeof(err)) != -EPERM ||
-	    !strstr(err, "keep_capabilities: bpf not held by mtlsd"))
+	    !strstr(err, "[mtlsd] keep_capabilities: bpf not held by mtlsd"))
 		return 19;
 	config_free(&cfg);
 	return 0;
