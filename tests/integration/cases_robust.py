@@ -118,3 +118,21 @@ def renegotiation_refused(ctx):
     valid_client_works(ctx, mtlsd, backend, audit_n=2, conn=2)
     assert len(mtlsd.audit()) == 2, "a renegotiation was audited as a handshake: %r" \
         % mtlsd.audit()
+
+
+@case("client_reset_during_handshake")
+def client_reset_during_handshake(ctx):
+    """Half a ClientHello, then RST: the handshake ends (audited as failed,
+    never ok), and mtlsd keeps serving."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr))
+    s = peers.raw_connect(mtlsd.port)
+    s.sendall(peers.partial_client_hello())
+    # Reset only once the handshake has begun (mtlsd's debug log says so):
+    # a connection reset before mtlsd looks at it is closed unaudited.
+    mtlsd.proc.wait_line(r"conn \d+: ACCEPTED -> HANDSHAKE")
+    peers.reset(s)
+    line = mtlsd.wait_audit(1)
+    assert line.get("outcome") in ("protocol_error", "other"), line
+    valid_client_works(ctx, mtlsd, backend, audit_n=2, conn=1)
+    assert backend.connections() == 1, backend.events()

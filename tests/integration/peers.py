@@ -305,9 +305,15 @@ class TlsClient:
         self.sock.shutdown(socket.SHUT_WR)
 
     def reset(self):
-        """Abortive close: SO_LINGER 0 makes close() send RST."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close()
+        """Abortive close (RST)."""
+        self.sel.close()
+        reset(self.sock)
+
+
+def reset(sock):
+    """Abortive close: SO_LINGER 0 makes close() send RST, not FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def raw_connect(port, timeout=EVENT_TIMEOUT):
