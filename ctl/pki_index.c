@@ -54,21 +54,38 @@ const char *pki_reason_list(void)
 	       "cessationOfOperation|privilegeWithdrawn|aACompromise";
 }
 
+/* n decimal digits at s (already checked to be digits). */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
 /* "20270225120000Z" <-> time_t, always UTC. */
 static int time_parse(const char *s, time_t *out)
 {
-	struct tm tm = { 0 };
-	char z = 0;
-	int n = 0;
-	if (strlen(s) != 15 ||
-	    sscanf(s, "%4d%2d%2d%2d%2d%2d%c%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z, &n) != 7 || n != 15 || z != 'Z')
-		return -EINVAL;
-	ENSURE(tm.tm_mon >= 1 && tm.tm_mon <= 12 && tm.tm_mday >= 1 && tm.tm_mday <= 31 &&
-	       tm.tm_hour <= 23 && tm.tm_min <= 59 && tm.tm_sec <= 60, EINVAL);
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	*out = timegm(&tm);
+	ENSURE(strlen(s) == 15 && s[14] == 'Z', EINVAL);
+	for (int i = 0; i < 14; i++)
+		ENSURE(s[i] >= '0' && s[i] <= '9', EINVAL); /* no sign, no blank */
+	struct tm tm = {
+		.tm_year = digits(s, 4) - 1900,
+		.tm_mon = digits(s + 4, 2) - 1,
+		.tm_mday = digits(s + 6, 2),
+		.tm_hour = digits(s + 8, 2),
+		.tm_min = digits(s + 10, 2),
+		.tm_sec = digits(s + 12, 2),
+	};
+	/* X.509 times start in 1950 (UTCTime); four digits keep the text form fixed. */
+	ENSURE(tm.tm_year >= 1950 - 1900 && tm.tm_mon >= 0 && tm.tm_mon <= 11 &&
+	       tm.tm_mday >= 1 && tm.tm_mday <= 31 &&
+	       tm.tm_hour <= 23 && tm.tm_min <= 59 && tm.tm_sec <= 59, EINVAL);
+	/* timegm normalises Feb 31 to Mar 3: refuse dates that do not exist. */
+	struct tm check = tm;
+	time_t t = timegm(&check);
+	ENSURE(check.tm_mday == tm.tm_mday && check.tm_mon == tm.tm_mon, EINVAL);
+	*out = t;
 	return 0;
 }
 
