@@ -26,7 +26,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+	step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+	step() { printf '\n== %s\n' "$*"; }
+fi
 
 # Run a noisy command; show its output only if it fails.
 quietly() {
@@ -96,10 +100,10 @@ backend=$(sed -n 's/^backend ready: //p' "$work/backend.log")
 echo "backend on $backend"
 
 step "4. mtlsd in front of it"
-port=$(free_port)
-cat >"$work/mtlsd.conf" <<EOF
+write_config() {
+	cat >"$work/mtlsd.conf" <<EOF
 [mtlsd]
-listen = 127.0.0.1:$port
+listen = 127.0.0.1:$1
 audit_log = $work/audit.jsonl
 
 [server_cert.main]
@@ -115,10 +119,23 @@ backend = $backend
 proxy_protocol = v2
 allow_uri = spiffe://acme.example/prod/*
 EOF
+}
+# A free port can be taken by another program before mtlsd binds it: then
+# try another one.
+for attempt in 1 2 3 4 5; do
+	port=$(free_port)
+	write_config "$port"
+	"$mtlsd" --config "$work/mtlsd.conf" >"$work/mtlsd.log" 2>&1 &
+	pids+=($!)
+	if wait_for_line "$work/mtlsd.log" 'mtlsd ready' "${pids[-1]}" 2>"$work/wait.err"; then
+		break
+	fi
+	if [ "$attempt" = 5 ] || ! grep -q 'in use' "$work/mtlsd.log"; then
+		cat "$work/wait.err" >&2
+		exit 1
+	fi
+done
 cat "$work/mtlsd.conf"
-"$mtlsd" --config "$work/mtlsd.conf" >"$work/mtlsd.log" 2>&1 &
-pids+=($!)
-wait_for_line "$work/mtlsd.log" 'mtlsd ready' "${pids[-1]}"
 grep 'mtlsd ready' "$work/mtlsd.log"
 
 step "5. acme's client sends a request with its certificate (curl)"
