@@ -27,6 +27,7 @@
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
+#include "service.h"
 #include "worker.h"
 
 #define EXIT_USAGE 2
@@ -242,9 +243,12 @@ static unsigned wait_for_workers(struct worker *ws, unsigned n, int sfd)
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
+					service_notify_reloading();
 					log_info("SIGHUP: reload not implemented yet; still running");
+					service_notify_ready("serving (reload not implemented yet)");
 				} else if (!draining) {
 					log_info("%s: draining", strsignal((int)si.ssi_signo));
+					service_notify_stopping();
 					draining = true;
 					for (unsigned i = 0; i < n; i++)
 						worker_request_drain(&ws[i]);
@@ -290,6 +294,13 @@ static int run(struct generation *gen, int sfd)
 	}
 	if (open_listeners(ws, n, cfg, listening, sizeof(listening)) < 0)
 		goto out;
+	/* Must happen while this is the only thread: capabilities are per
+	 * thread. (BPF accounting, once wired, loads just before.) */
+	char err[512];
+	if (service_drop_privileges(cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
 	for (; started < n; started++) {
 		int e = pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]);
 		if (e != 0) {
@@ -309,6 +320,7 @@ static int run(struct generation *gen, int sfd)
 	} else {
 		log_info("mtlsd ready: listening on %s, %u workers, generation %llu", listening, n,
 			 (unsigned long long)gen->id);
+		service_notify_ready(listening);
 	}
 	early = wait_for_workers(ws, started, sfd);
 	for (unsigned i = 0; i < started; i++)
