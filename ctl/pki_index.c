@@ -173,10 +173,26 @@ static int parse_record(char *line, struct pki_record *r, char *err, size_t errl
 }
 
 /* One line of the file: header, counter, record or trailer, in that order. */
+/* "prefix N" with N plain decimal (no sign, blank or leading zero). */
+static bool parse_counter(const char *line, const char *prefix, uint64_t *out)
+{
+	size_t plen = strlen(prefix);
+	const char *d = line + plen;
+	uint64_t v = 0;
+	if (strncmp(line, prefix, plen) != 0 || *d == '\0' || (d[0] == '0' && d[1] != '\0'))
+		return false;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9' || v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(*d - '0');
+	}
+	*out = v;
+	return true;
+}
+
 static int parse_line(struct pki_index *idx, char *line, size_t lineno, bool *ended,
 		      char *err, size_t errlen)
 {
-	char extra;
 	uint64_t v;
 	if (*ended) {
 		snprintf(err, errlen, "text after the 'end' line");
@@ -190,15 +206,14 @@ static int parse_line(struct pki_index *idx, char *line, size_t lineno, bool *en
 		return 0;
 	}
 	if (lineno == 2) {
-		if (sscanf(line, "crl_number %" SCNu64 "%c", &v, &extra) != 1 || line[11] == '-') {
+		if (!parse_counter(line, "crl_number ", &idx->crl_number)) {
 			snprintf(err, errlen, "expected 'crl_number N'");
 			return -EBADMSG;
 		}
-		idx->crl_number = v;
 		return 0;
 	}
 	if (strncmp(line, "end ", 4) == 0) {
-		if (sscanf(line, "end %" SCNu64 "%c", &v, &extra) != 1 || v != idx->n) {
+		if (!parse_counter(line, "end ", &v) || v != idx->n) {
 			snprintf(err, errlen, "record count '%s' does not match the %zu records above",
 				 line, idx->n);
 			return -EBADMSG;

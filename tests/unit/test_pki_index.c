@@ -106,6 +106,10 @@ static void test_pki_index_rejects_damage(void **state)
 	expect_damage("garbage\n", "line 1: not an mtlsctl index");
 	expect_damage("mtlsctl-index 1\ncrl_number x\nend 0\n", "line 2");
 	expect_damage("mtlsctl-index 1\ncrl_number -1\nend 0\n", "line 2");
+	expect_damage("mtlsctl-index 1\ncrl_number +1\nend 0\n", "line 2");
+	expect_damage("mtlsctl-index 1\ncrl_number 01\nend 0\n", "line 2");
+	expect_damage("mtlsctl-index 1\ncrl_number 99999999999999999999\nend 0\n", "line 2");
+	expect_damage("mtlsctl-index 1\ncrl_number 1\nend  0\n", "line 3: record count");
 	expect_damage("mtlsctl-index 1\ncrl_number 0\n", "line 3: file ends without");
 	expect_damage("mtlsctl-index 1\ncrl_number 0\nend 1\n", "line 3: record count");
 	expect_damage("mtlsctl-index 1\ncrl_number 0\nend 0\nV\n", "line 4: text after");
