@@ -117,6 +117,32 @@ static enum check_result check_key(struct check_state *st, char *reason, size_t 
 	return CHECK_PASS;
 }
 
+/* Signatures must give at least 112 bits of security (NIST SP 800-57):
+ * SHA-1 or MD5 anywhere but the anchor's self-signature fails. */
+#define MIN_SIGNATURE_BITS 112
+
+static enum check_result check_signature(struct check_state *st, char *reason, size_t cap)
+{
+	STACK_OF(X509) *chain = st->chain;
+	int n = chain ? sk_X509_num(chain) - 1 : 1; /* an anchor vouches for itself */
+	char subject[512];
+	for (int i = 0; i < n; i++) {
+		X509 *x = chain ? sk_X509_value(chain, i) : st->in->leaf;
+		int mdnid = NID_undef, pknid = NID_undef, secbits = 0;
+		uint32_t flags = 0;
+		if (X509_get_signature_info(x, &mdnid, &pknid, &secbits, &flags) == 1 &&
+		    secbits >= MIN_SIGNATURE_BITS)
+			continue;
+		cert_name_desc(X509_get_subject_name(x), subject, sizeof(subject));
+		snprintf(reason, cap, "%s is signed with %s (%d bits of security, at least %d needed)",
+			 subject, OBJ_nid2ln(X509_get_signature_nid(x)), secbits, MIN_SIGNATURE_BITS);
+		return CHECK_FAIL;
+	}
+	snprintf(reason, cap, "leaf signed with %s; every signature gives at least %d bits",
+		 OBJ_nid2ln(X509_get_signature_nid(st->in->leaf)), MIN_SIGNATURE_BITS);
+	return CHECK_PASS;
+}
+
 static enum check_result check_leaf(struct check_state *st, char *reason, size_t cap)
 {
 	if (X509_get_extension_flags(st->in->leaf) & EXFLAG_CA) {
@@ -304,6 +330,7 @@ const struct cert_check cert_checks[] = {
 	{ "chain", check_chain },
 	{ "depth", check_depth },
 	{ "key", check_key },
+	{ "signature", check_signature },
 	{ "leaf", check_leaf },
 	{ "eku", check_eku },
 	{ "key-usage", check_key_usage },

@@ -4,8 +4,9 @@
  *
  * Each check is independent and gives pass, fail or skip with one line of
  * reason, so one run shows everything wrong with a certificate, not only
- * the first problem: chain, depth, key strength, leaf (not a CA), EKU, key
- * usage, validity, lifetime, revocation, and optionally the host name.
+ * the first problem: chain, depth, key strength, signature strength, leaf
+ * (not a CA), EKU, key usage, validity, lifetime, revocation, and optionally
+ * the host name.
  */
 #ifndef MTLSCTL_CERT_CHECK_H
 #define MTLSCTL_CERT_CHECK_H

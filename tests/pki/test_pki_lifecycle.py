@@ -354,12 +354,43 @@ class TestCertCommands(PkiDirTest):
         p = ctl("cert", "inspect", os.path.join(out, "key.pem"))
         self.assertEqual(p.returncode, 2)
 
+    def openssl_chain(self, digest):
+        """A root and a client leaf made by the openssl CLI, signed with digest."""
+        d = os.path.join(self.tmp.name, digest)
+        os.mkdir(d)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *ec, f"-{digest}", "-subj", f"/CN={digest} root",
+                "-keyout", f"{d}/rk.pem", "-out", f"{d}/root.pem", "-days", "30",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", check=True)
+        openssl("req", "-new", *ec, "-keyout", f"{d}/lk.pem", "-subj", f"/CN={digest} leaf",
+                "-out", f"{d}/leaf.csr", check=True)
+        with open(f"{d}/ext", "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=clientAuth\n")
+        openssl("x509", "-req", f"-{digest}", "-in", f"{d}/leaf.csr", "-CA", f"{d}/root.pem",
+                "-CAkey", f"{d}/rk.pem", "-CAcreateserial", "-days", "20", "-extfile", f"{d}/ext",
+                "-out", f"{d}/leaf.pem", check=True)
+        return f"{d}/leaf.pem", f"{d}/root.pem"
+
+    def test_cert_check_weak_signature(self):
+        leaf, root = self.openssl_chain("sha1")
+        p = ctl("cert", "check", leaf, "--ca", root)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertRegex(p.stdout, r"(?m)^FAIL signature +CN=sha1 leaf is signed with "
+                                   r"ecdsa-with-SHA1")
+        leaf, root = self.openssl_chain("sha256")
+        p = ctl("cert", "check", leaf, "--ca", root)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertRegex(p.stdout, r"(?m)^PASS signature +leaf signed with ecdsa-with-SHA256")
+
     def test_cert_check_pass_and_fail(self):
         _, out = self.issue("server", "chk", "--dns", "chk.example")
         chain = os.path.join(out, "chain.pem")
         p = ctl("cert", "check", chain, "--ca", self.root, "--purpose", "server")
         self.assertEqual(p.returncode, 0, p.stdout)
-        for name in ("chain", "depth", "key", "leaf", "eku", "key-usage", "validity", "lifetime"):
+        for name in ("chain", "depth", "key", "signature", "leaf", "eku", "key-usage", "validity",
+                     "lifetime"):
             self.assertRegex(p.stdout, rf"(?m)^PASS {name} ")
         self.assertRegex(p.stdout, r"(?m)^SKIP revocation ")
         p = ctl("cert", "check", chain, "--ca", self.root)  # purpose client: wrong EKU
