@@ -239,7 +239,8 @@ static int fill_serial_and_issuer(X509 *x, struct cert_identity *out)
 
 	ENSURE(ASN1_STRING_length(sn) <= CERT_SERIAL_MAX, EINVAL);
 	out->serial_len = (size_t)ASN1_STRING_length(sn);
-	memcpy(out->serial, ASN1_STRING_get0_data(sn), out->serial_len);
+	if (out->serial_len) /* an empty serial has no data pointer at all */
+		memcpy(out->serial, ASN1_STRING_get0_data(sn), out->serial_len);
 	hex_encode(out->serial, out->serial_len, out->serial_hex, 1, ':');
 
 	if (akid && ASN1_STRING_length(akid) == CERT_ISSUER_ID_LEN) {

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "generation.h"
 #include "verify.h"
@@ -658,6 +659,75 @@ static void test_verify_sha1_signature_refused(void **state)
 	X509_free(o.leaf);
 }
 
+/* A client certificate from pki/issuing valid for `seconds` more seconds,
+ * for client-ec's key (so client-ec's chain and key present it). */
+static X509 *short_lived_client(long seconds)
+{
+	STACK_OF(X509) *ca = load_certs("pki/issuing/ca.crt");
+	X509 *issuer = sk_X509_value(ca, 0);
+	X509 *model = load_leaf("client-ec");
+	EVP_PKEY *ca_key = load_key("pki/issuing/ca.key");
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	static const struct { int nid; const char *value; } exts[] = {
+		{ NID_basic_constraints, "critical,CA:FALSE" },
+		{ NID_key_usage, "critical,digitalSignature" },
+		{ NID_ext_key_usage, "clientAuth" },
+		{ NID_subject_alt_name, "URI:spiffe://partner.example/prod/short" },
+		{ NID_authority_key_identifier, "keyid" },
+	};
+
+	assert_int_equal(X509_set_version(x, 2), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), (long)time(NULL)), 1);
+	assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(issuer)), 1);
+	assert_int_equal(X509_set_subject_name(x, X509_get_subject_name(model)), 1);
+	assert_int_equal(X509_set_pubkey(x, X509_get0_pubkey(model)), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), seconds));
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	for (size_t i = 0; i < ARRAY_SIZE(exts); i++) {
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, exts[i].nid, exts[i].value);
+
+		assert_non_null(e);
+		assert_int_equal(X509_add_ext(x, e, -1), 1);
+		X509_EXTENSION_free(e);
+	}
+	assert_true(X509_sign(x, ca_key, EVP_sha256()) > 0);
+	EVP_PKEY_free(ca_key);
+	X509_free(model);
+	sk_X509_pop_free(ca, X509_free);
+	return x;
+}
+
+/* A resumed session is re-checked against the clock: once the leaf has
+ * expired, resumption is refused as expired (the twin: it resumes while
+ * the leaf is still valid). */
+static void test_verify_resumed_session_leaf_expired(void **state)
+{
+	SSL_SESSION *sess = NULL;
+	struct client_opts o = { .name = "client-ec", .keep = &sess };
+	struct verify_result res;
+
+	(void)state;
+	o.leaf = short_lived_client(3);
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_OK);
+	verify_result_clear(&res);
+	o.keep = NULL;
+	o.resume = sess;
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_OK);
+	assert_true(res.resumed);
+	verify_result_clear(&res);
+
+	sleep(4);
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_EXPIRED);
+	assert_true(res.resumed);
+	assert_int_equal(res.partner, P_PARTNER);
+	assert_non_null(strstr(res.detail, "expired since the session was established"));
+	verify_result_clear(&res);
+	SSL_SESSION_free(sess);
+	X509_free(o.leaf);
+}
+
 static void resume_case(int version, bool same_generation, bool no_ticket)
 {
 	SSL_SESSION *sess = NULL;
@@ -929,6 +999,7 @@ int main(void)
 		cmocka_unit_test(test_verify_resume_tls12_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_session_id),
 		cmocka_unit_test(test_verify_resume_tls12_session_id_other_generation_full),
+		cmocka_unit_test(test_verify_resumed_session_leaf_expired),
 		cmocka_unit_test(test_verify_match_dns_table),
 		cmocka_unit_test(test_verify_match_uri_table),
 		cmocka_unit_test(test_verify_match_glob_table),
