@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cert_describe.h"
+#include "certinfo.h"
 #include "cmd.h"
 #include "log.h"
 #include "pemutil.h"
@@ -53,6 +54,10 @@ static void print_ids(X509 *x)
 	}
 	pki_cert_fingerprint(x, fp, sizeof(fp));
 	printf("  SHA-256        %s\n", fp);
+	/* The keys mtlsd's audit log, metrics and stats use for this certificate. */
+	struct cert_identity id;
+	if (certinfo_from_x509(x, &id) == 0)
+		printf("  mtlsd keys     issuer_id %s, sha256 %s\n", id.issuer_id_hex, id.sha256_hex);
 }
 
 static void print_cert(X509 *x)

@@ -351,6 +351,12 @@ class TestCertCommands(PkiDirTest):
         fp = openssl("x509", "-in", os.path.join(out, "cert.pem"), "-noout", "-fingerprint",
                      "-sha256", check=True).stdout.strip().split("=", 1)[1]
         self.assertIn(fp, p.stdout)
+        # The lower-case hex form mtlsd's audit line uses, and the issuing CA's
+        # key identifier as issuer_id.
+        self.assertIn("sha256 " + fp.replace(":", "").lower(), p.stdout)
+        ski = extension(x509_text(os.path.join(self.dir, "issuing", "ca.crt")),
+                        "X509v3 Subject Key Identifier")[0]
+        self.assertIn("issuer_id " + ski.replace(":", "").lower(), p.stdout)
         p = ctl("cert", "inspect", os.path.join(out, "key.pem"))
         self.assertEqual(p.returncode, 2)
 
