@@ -6,8 +6,8 @@
 # it speak, or this test could not fail. The binaries' paths are replaced
 # by the built ones so verify can check they exist.
 set -eu
-mtlsd=$1
-mtlsctl=$2
+mtlsd=$(realpath "$1")   # meson passes paths relative to the build dir
+mtlsctl=$(realpath "$2")
 src=${MTLS_SRCDIR:?}/tuning/systemd
 command -v systemd-analyze >/dev/null || { echo "systemd-analyze missing (apt-get install systemd)"; exit 77; }
 

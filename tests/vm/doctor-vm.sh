@@ -5,7 +5,7 @@
 # the host kernel lists in tcp_available_ulp (no tls there).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-mtlsctl=$1
+mtlsctl=$(realpath "$1")
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
