@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,7 @@ class Bench:
     def note_command(self, kind, argv):
         if kind not in dict(self.commands):
             shown = [x.replace(self.build, "$BUILD") for x in argv]
+            shown = [x.replace(os.path.dirname(self.fx), "$WORK") for x in shown]
             self.commands.append((kind, " ".join(shown)))
 
     def run_load(self, server, kind, mode, extra):
@@ -72,13 +74,14 @@ class Bench:
         with tempfile.TemporaryDirectory() as d:
             ready = os.path.join(d, "ready")
             argv = self.lg_argv(server, "idle", ["--connections", str(a.idle_connections),
-                                                 "--concurrency", "200", "--timeout", "30",
+                                                 "--concurrency", "200", "--timeout", "60",
                                                  "--ready-file", ready])
             self.note_command("idle", argv)
             time.sleep(0.5)
             before = servers.rss_bytes(server.pid)
             p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 120
+            # On a busy machine handshakes can run at tens per second.
+            deadline = time.monotonic() + max(120, a.idle_connections / 10)
             while not os.path.exists(ready) and p.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(1.0)  # let the server finish its backend legs and settle
@@ -167,6 +170,10 @@ def main():
     names = [n for n in a.servers.split(",") if n]
     load_before = os.getloadavg()
     work = tempfile.mkdtemp(prefix="mtlsd-compare.")
+    # The build regenerates the fixtures on every ninja run: work on a copy
+    # so a rebuild during the comparison cannot swap certificates under it.
+    shutil.copytree(bench.fx, os.path.join(work, "fixtures"))
+    bench.fx = os.path.join(work, "fixtures")
     echo = subprocess.Popen(["taskset", "-c", str(a.client_cpu), bench.loadgen, "--serve-echo", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, text=True)
     running = []
@@ -190,11 +197,15 @@ def main():
                 rounds[srv.name].append(metrics_of_round(bench, srv, rr_rate, a))
                 if not srv.alive():
                     raise RuntimeError(f"{srv.name} died during round {r + 1}: see {work}/{srv.name}.log")
+    except BaseException:
+        print(f"compare: failed; server logs and configuration kept in {work}", file=sys.stderr)
+        raise
     finally:
         for s in running:
             s.stop()
         echo.terminate()
         echo.wait()
+    shutil.rmtree(work, ignore_errors=True)
     raw_path = os.path.join(bench.build, "bench-results.json")
     with open(raw_path, "w") as f:
         json.dump({"runs": bench.raw, "rounds": rounds, "rr_max_ref": rr_max, "rr_rate": rr_rate}, f, indent=1)

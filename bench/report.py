@@ -210,8 +210,10 @@ Kernel TLS throughput: {ktls}.
   every connection is established).
 
 ## Setup
-- Same certificates for all: `$BUILD/tests/fixtures` (`mtlsctl pki fixtures`):
-  `server/chain.pem` + `key.pem`, clients trusted through `pki/ca-bundle.pem`.
+- Same certificates for all: the test fixtures (`mtlsctl pki fixtures`), copied
+  from `$BUILD/tests/fixtures` to `$WORK/fixtures` at the start so a rebuild
+  cannot change them mid-run: `server/chain.pem` + `key.pem`, clients
+  trusted through `pki/ca-bundle.pem`, the client is `client-ec`.
 - Same backend: `loadgen --serve-echo`, one io_uring thread. It skips the
   PROXY header (v2 from mtlsd and HAProxy `send-proxy-v2-ssl-cn`, v1 from
   nginx `proxy_protocol on`: the stream module cannot send v2 or the client
