@@ -209,11 +209,12 @@ static void log_totals(struct worker *ws, unsigned n)
 						 hs_outcome_name((enum hs_outcome)k),
 						 (unsigned long long)s.handshakes[k]);
 	log_info("totals: accepted=%llu refused_limit=%llu backend_connect_failed=%llu "
-		 "bytes_in=%llu bytes_out=%llu handshakes:%s",
+		 "bytes_in=%llu bytes_out=%llu recv_nobufs=%llu handshakes:%s",
 		 (unsigned long long)s.accepted, (unsigned long long)s.refused_limit,
 		 (unsigned long long)s.backend_connect_failed,
 		 (unsigned long long)s.bytes_client_to_backend,
-		 (unsigned long long)s.bytes_backend_to_client, hs[0] ? hs : " none");
+		 (unsigned long long)s.bytes_backend_to_client, (unsigned long long)s.recv_nobufs,
+		 hs[0] ? hs : " none");
 	used = 0;
 	hs[0] = '\0';
 	for (unsigned k = 0; k < CLOSE_REASON_MAX && used < sizeof(hs); k++)

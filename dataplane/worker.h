@@ -92,7 +92,11 @@ struct worker_counters {
 	uint64_t recv_nobufs;              /* times a receive found the buffer ring empty */
 };
 
-#define WORKER_BUF_COUNT 1024          /* provided buffers per worker (power of two) */
+/* Provided receive buffers per worker (a power of two). Overridable at
+ * build time so a test build can exercise -ENOBUFS with a handful. */
+#ifndef WORKER_BUF_COUNT
+#define WORKER_BUF_COUNT 1024
+#endif
 #define WORKER_BUF_SIZE 16384
 #define WORKER_BGID 1
 #define WORKER_TICK_MS 250
