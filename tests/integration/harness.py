@@ -104,6 +104,8 @@ class Fixtures:
                                  "target run?" % root)
 
     def path(self, *parts):
+        """A fixture file; an absolute first part (a certificate directory
+        a test made with mtlsctl) is taken as it is."""
         return os.path.join(self.root, *parts)
 
     def leaf(self, name):

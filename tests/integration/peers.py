@@ -119,12 +119,14 @@ def run_interactive(argv, send, until, timeout=EVENT_TIMEOUT):
 
 def intermediates(ctx, leaf):
     """The CA certificates a leaf presents after itself: its chain.pem
-    without the leaf (s_client would otherwise send the leaf twice)."""
-    path = os.path.join(ctx.dir, leaf + "-intermediates.pem")
+    without the leaf (s_client would otherwise send the leaf twice). leaf
+    is a fixture name or the directory of a certificate mtlsctl issued."""
+    name = os.path.basename(leaf.rstrip("/")) + "-intermediates.pem"
+    path = os.path.join(ctx.dir, name)
     if not os.path.exists(path):
         with open(ctx.fx.path(leaf, "chain.pem"), encoding="ascii") as f:
             pems = re.findall(PEM_CERT, f.read(), re.S)
-        ctx.write(os.path.basename(path), "".join(p + "\n" for p in pems[1:]), 0o644)
+        ctx.write(name, "".join(p + "\n" for p in pems[1:]), 0o644)
     return path
 
 
