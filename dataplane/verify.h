@@ -17,6 +17,10 @@
  * session-ticket callbacks that bind a ticket to the generation and partner
  * that verified it: after a reload (new CRLs, new allow-lists) old tickets
  * fall back to a full handshake.
+ *
+ * verify.c holds the OpenSSL glue, verify_policy.c the pure policy. The
+ * outcomes and the choices behind them (a CA certificate as leaf is
+ * bad_eku, CRL fail-closed defaults...) are in docs/verification.md.
  */
 #ifndef MTLSD_VERIFY_H
 #define MTLSD_VERIFY_H
