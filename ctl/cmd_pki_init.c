@@ -44,7 +44,8 @@ static void tier_cn(const char *org, size_t i, size_t n, char *buf, size_t cap)
 		snprintf(buf, cap, "%s Intermediate CA %zu", org, i);
 }
 
-/* Key and certificate of tier i, signed by tier i-1 (the root by itself). */
+/* Certificate of tier i (its key is made), signed by tier i-1 (the root by
+ * itself). */
 static int make_tier(struct pki_hierarchy *h, size_t i, const struct pki_init_opts *o,
 		     const char *org, time_t now, char *err, size_t errlen)
 {
@@ -62,10 +63,6 @@ static int make_tier(struct pki_hierarchy *h, size_t i, const struct pki_init_op
 	pki_tier_name(i, h->n, t->name, sizeof(t->name));
 	GUARD(fs_path(t->dir, sizeof(t->dir), "%s/%s", h->dir, t->name));
 	GUARD(pki_serial_random(&p.serial));
-	if (pki_key_generate(o->key, &t->key) < 0) {
-		snprintf(err, errlen, "cannot generate a %s key", pki_key_type_name(o->key));
-		return -EIO;
-	}
 	X509 *issuer = i ? h->tier[i - 1].cert : NULL;
 	EVP_PKEY *issuer_key = i ? h->tier[i - 1].key : t->key;
 	GUARD(pki_cert_build(&p, t->key, issuer, issuer_key, &t->cert, err, errlen));
@@ -112,6 +109,13 @@ static int build_hierarchy(const struct pki_init_opts *o, const char *staging, c
 
 	GUARD(fs_path(h.dir, sizeof(h.dir), "%s", staging));
 	h.n = o->tiers;
+	EVP_PKEY *keys[PKI_MAX_TIERS];
+	if (pki_key_generate_many(o->key, keys, h.n) < 0) {
+		snprintf(err, errlen, "cannot generate %s keys", pki_key_type_name(o->key));
+		return -EIO;
+	}
+	for (size_t i = 0; i < h.n; i++)
+		h.tier[i].key = keys[i];
 	for (size_t i = 0; i < h.n; i++)
 		GUARD_GOTO(make_tier(&h, i, o, org, now, err, errlen), rc, out);
 	GUARD_GOTO(write_tiers(&h, o->pass, err, errlen), rc, out);

@@ -8,6 +8,7 @@
 #include "pki_key.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -60,6 +61,50 @@ int pki_key_generate(enum pki_key_type t, EVP_PKEY **out)
 		*out = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", key_types[t].bits);
 	ENSURE_PTR(*out, EIO);
 	return 0;
+}
+
+struct keygen_job {
+	enum pki_key_type type;
+	EVP_PKEY *key;
+	int rc;
+};
+
+static void *keygen_thread(void *arg)
+{
+	struct keygen_job *job = arg;
+	job->rc = pki_key_generate(job->type, &job->key);
+	return NULL;
+}
+
+int pki_key_generate_many(enum pki_key_type t, EVP_PKEY **out, size_t n)
+{
+	struct keygen_job jobs[PKI_KEYGEN_MAX];
+	pthread_t threads[PKI_KEYGEN_MAX];
+	bool started[PKI_KEYGEN_MAX] = { false };
+	int rc = 0;
+
+	ENSURE(n <= PKI_KEYGEN_MAX, EINVAL);
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = (struct keygen_job){ .type = t, .key = NULL, .rc = -EIO };
+		/* Without a thread, the key is made here: slower, never wrong. */
+		started[i] = pthread_create(&threads[i], NULL, keygen_thread, &jobs[i]) == 0;
+		if (!started[i])
+			keygen_thread(&jobs[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (started[i])
+			pthread_join(threads[i], NULL);
+		if (jobs[i].rc < 0)
+			rc = jobs[i].rc;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rc < 0) {
+			EVP_PKEY_free(jobs[i].key);
+			jobs[i].key = NULL;
+		}
+		out[i] = jobs[i].key;
+	}
+	return rc;
 }
 
 const EVP_MD *pki_key_digest(EVP_PKEY *key)

@@ -30,8 +30,17 @@ int pki_key_type_from_name(const char *name);
 const char *pki_key_type_name(enum pki_key_type t);
 bool pki_key_type_is_rsa(enum pki_key_type t);
 
+#define PKI_KEYGEN_MAX 8
+
 /* A fresh key. -EIO (OpenSSL error queue holds why). */
 int pki_key_generate(enum pki_key_type t, EVP_PKEY **out) MUST_CHECK;
+
+/*
+ * n fresh keys, generated on n threads at once: an RSA-3072 key takes about
+ * a second, and a hierarchy needs three. On failure every key made is freed
+ * and out[] is all NULL.
+ */
+int pki_key_generate_many(enum pki_key_type t, EVP_PKEY **out, size_t n) MUST_CHECK;
 
 /* The digest a CA with this key signs with (SHA-384 for P-384, else SHA-256). */
 const EVP_MD *pki_key_digest(EVP_PKEY *key);
