@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timex.h>
+#include <unistd.h>
 
 #include "doctor.h"
 
@@ -388,6 +389,42 @@ static void test_doctor_gather_tls_ulp_truthful(void **state)
 	assert_true(f.kernel_major >= 3);
 }
 
+static long read_long(const char *path, long absent)
+{
+	long v = absent;
+	FILE *in = fopen(path, "r");
+	if (in && fscanf(in, "%ld", &v) != 1)
+		v = absent;
+	if (in)
+		fclose(in);
+	return v;
+}
+
+/* io_uring and BPF facts agree with what the kernel's own switches say
+ * (on this project's hosts: both available, doctor passes them). */
+static void test_doctor_gather_io_uring_and_bpf_truthful(void **state)
+{
+	static struct doctor_facts f;
+	static struct doctor_report rep;
+	long disabled = read_long("/proc/sys/kernel/io_uring_disabled", 0);
+	long unpriv = read_long("/proc/sys/kernel/unprivileged_bpf_disabled", 1);
+
+	doctor_gather(&f, NULL);
+	if (disabled == 2)
+		assert_true(f.uring_setup_rc < 0);
+	if (disabled == 0 && (f.kernel_major > 5 || (f.kernel_major == 5 && f.kernel_minor >= 19))) {
+		assert_int_equal(f.uring_setup_rc, 0);
+		assert_int_equal(f.uring_buf_ring_rc, 0);
+		assert_int_equal(f.uring_ops, (1u << DOCTOR_OP_COUNT) - 1);
+		doctor_check_io_uring(&f, &rep);
+		assert_result(&rep.r[0], DOCTOR_PASS, "io_uring enabled");
+	}
+	if (geteuid() == 0)
+		assert_int_equal(f.bpf_rc, 0); /* root holds CAP_BPF */
+	else if (unpriv != 0)
+		assert_int_equal(f.bpf_rc, -EPERM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +442,7 @@ int main(void)
 		cmocka_unit_test(test_doctor_json_escapes),
 		cmocka_unit_test(test_doctor_profile_matches_tuning_file),
 		cmocka_unit_test(test_doctor_gather_tls_ulp_truthful),
+		cmocka_unit_test(test_doctor_gather_io_uring_and_bpf_truthful),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
