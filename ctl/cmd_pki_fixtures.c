@@ -9,10 +9,10 @@
  * create, it refuses a non-empty DIR without its marker file.
  */
 #include <getopt.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/x509v3.h>
 
 #include "cmd.h"
 #include "fsutil.h"

@@ -16,7 +16,6 @@
 #ifndef MTLSCTL_PKI_CA_H
 #define MTLSCTL_PKI_CA_H
 
-#include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdbool.h>
