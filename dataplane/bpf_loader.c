@@ -36,6 +36,10 @@ static int libbpf_print_hook(enum libbpf_print_level level, const char *fmt, va_
 {
 	char line[512];
 
+	/* libbpf's debug level narrates every ELF section and relocation
+	 * (over a hundred lines per start): not for mtlsd's log. */
+	if (level == LIBBPF_DEBUG)
+		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	line[strcspn(line, "\n")] = '\0';
 	/* The first warning names the cause; later ones only say that loading
@@ -43,7 +47,7 @@ static int libbpf_print_hook(enum libbpf_print_level level, const char *fmt, va_
 	if (level == LIBBPF_WARN && !libbpf_first_warning[0])
 		snprintf(libbpf_first_warning, sizeof(libbpf_first_warning), "%.255s",
 			 strncmp(line, "libbpf: ", 8) == 0 ? line + 8 : line);
-	log_debug("libbpf: %s", line);
+	log_debug("%s", line);
 	return 0;
 }
 
