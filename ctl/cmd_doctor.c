@@ -32,15 +32,16 @@ static int run_doctor(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "warn-days", required_argument, NULL, 'w' },
+		{ "pid", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL;
-	unsigned long warn_days = 30;
+	unsigned long warn_days = 30, pid = 0;
 	bool json = false;
 	char *end;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:jw:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:jw:p:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config_path = optarg;
@@ -52,6 +53,13 @@ static int run_doctor(int argc, char **argv)
 			warn_days = strtoul(optarg, &end, 10);
 			if (*end || end == optarg || warn_days == 0 || warn_days > 3650) {
 				log_err("--warn-days: '%s' is not a number of days in 1..3650", optarg);
+				return CTL_EXIT_USAGE;
+			}
+			break;
+		case 'p':
+			pid = strtoul(optarg, &end, 10);
+			if (*end || end == optarg || pid == 0 || pid > 4194304) {
+				log_err("--pid: '%s' is not a process id", optarg);
 				return CTL_EXIT_USAGE;
 			}
 			break;
@@ -80,6 +88,12 @@ static int run_doctor(int argc, char **argv)
 		goto out;
 	}
 	doctor_gather(facts, config_path ? &cfg : NULL);
+	if (pid && (rc = doctor_gather_nofile_of(facts, (int)pid)) < 0) {
+		log_err("--pid %lu: cannot read /proc/%lu/limits: %s; give the pid of a running mtlsd",
+			pid, pid, strerror(-rc));
+		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
 	facts->expiry_warn_days = (unsigned)warn_days;
 	doctor_check_all(facts, rep);
 	if (json)
@@ -97,11 +111,13 @@ out:
 const struct ctl_command cmd_doctor = {
 	.group = "doctor",
 	.name = "",
-	.args = "[--config FILE] [--json] [--warn-days N]",
+	.args = "[--config FILE] [--pid PID] [--json] [--warn-days N]",
 	.summary = "check this host for mtlsd: kTLS, io_uring, BPF, limits, sysctls, clock, certs",
 	.help =
 		"  -c, --config FILE     also check limits against FILE's max_connections and\n"
 		"                        its certificates' expiry (default: built-in defaults)\n"
+		"  -p, --pid PID         judge the descriptor limits of this running mtlsd\n"
+		"                        (e.g. $(systemctl show -P MainPID mtlsd)), not doctor's own\n"
 		"  -j, --json            one JSON document instead of one line per check\n"
 		"  -w, --warn-days N     warn about certificates expiring within N days (30)\n"
 		"\n"

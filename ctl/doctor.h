@@ -81,6 +81,7 @@ struct doctor_facts {
 
 	/* descriptors */
 	uint64_t nofile_soft, nofile_hard, nr_open;
+	int nofile_pid;             /* whose limits: 0 = doctor's own, else --pid */
 	unsigned max_connections;   /* from the config, or its default */
 	unsigned workers;
 
@@ -176,6 +177,14 @@ int doctor_exit_code(const struct doctor_report *rep);
  * cannot run records its errno as the fact.
  */
 void doctor_gather(struct doctor_facts *f, const struct mtlsd_config *cfg);
+
+/*
+ * Replace the descriptor limits in f with those of a running process (the
+ * "Max open files" line of /proc/PID/limits), so doctor judges mtlsd's
+ * limits rather than its own. -ENOENT for no such process, -EINVAL for an
+ * unreadable line.
+ */
+int doctor_gather_nofile_of(struct doctor_facts *f, int pid) MUST_CHECK;
 
 /* One line per result: "STATUS  NAME  detail; fix: remedy". */
 void doctor_print_text(FILE *out, const struct doctor_report *rep);

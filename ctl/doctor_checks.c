@@ -185,7 +185,10 @@ uint64_t doctor_fds_needed(unsigned max_connections, unsigned workers)
 void doctor_check_nofile(const struct doctor_facts *f, struct doctor_report *rep)
 {
 	uint64_t need = doctor_fds_needed(f->max_connections, f->workers);
-	char remedy[160];
+	char remedy[160], whose[32] = "";
+
+	if (f->nofile_pid)
+		snprintf(whose, sizeof(whose), " of pid %d", f->nofile_pid);
 
 	snprintf(remedy, sizeof(remedy), "LimitNOFILE=%" PRIu64 " in the unit (tuning/systemd/mtlsd.service), "
 		 "or nofile in tuning/limits.d/mtlsd.conf", need);
@@ -194,15 +197,16 @@ void doctor_check_nofile(const struct doctor_facts *f, struct doctor_report *rep
 		    "fs.nr_open=%" PRIu64 " is below the %" PRIu64 " descriptors max_connections=%u needs",
 		    f->nr_open, need, f->max_connections);
 	else if (f->nofile_hard < need)
-		doctor_add(rep, "nofile", DOCTOR_FAIL, remedy, "descriptor limit %" PRIu64 " (hard) is below "
-		    "the %" PRIu64 " that max_connections=%u needs", f->nofile_hard, need, f->max_connections);
+		doctor_add(rep, "nofile", DOCTOR_FAIL, remedy, "descriptor limit%s %" PRIu64 " (hard) is below "
+		    "the %" PRIu64 " that max_connections=%u needs", whose, f->nofile_hard, need,
+		    f->max_connections);
 	else if (f->nofile_soft < need)
-		doctor_add(rep, "nofile", DOCTOR_WARN, remedy, "soft descriptor limit %" PRIu64 " is below the %"
-		    PRIu64 " that max_connections=%u needs (the hard limit %" PRIu64 " allows it)",
-		    f->nofile_soft, need, f->max_connections, f->nofile_hard);
+		doctor_add(rep, "nofile", DOCTOR_WARN, remedy, "soft descriptor limit%s %" PRIu64 " is below "
+		    "the %" PRIu64 " that max_connections=%u needs (the hard limit %" PRIu64 " allows it)",
+		    whose, f->nofile_soft, need, f->max_connections, f->nofile_hard);
 	else
-		doctor_add(rep, "nofile", DOCTOR_PASS, NULL, "descriptor limit %" PRIu64 " covers max_connections=%u "
-		    "(%" PRIu64 " needed)", f->nofile_soft, f->max_connections, need);
+		doctor_add(rep, "nofile", DOCTOR_PASS, NULL, "descriptor limit%s %" PRIu64 " covers "
+		    "max_connections=%u (%" PRIu64 " needed)", whose, f->nofile_soft, f->max_connections, need);
 }
 
 /* Compare "a b c" with the profile's fields. */

@@ -281,6 +281,34 @@ static void gather_config(struct doctor_facts *f, const struct mtlsd_config *cfg
 	}
 }
 
+static uint64_t limit_value(const char *text)
+{
+	return strcmp(text, "unlimited") == 0 ? UINT64_MAX : strtoull(text, NULL, 10);
+}
+
+int doctor_gather_nofile_of(struct doctor_facts *f, int pid)
+{
+	char path[64], line[256], soft[32], hard[32];
+	int rc = -EINVAL;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", pid);
+	FILE *in = fopen(path, "re");
+	ENSURE(in != NULL, errno);
+	while (fgets(line, sizeof(line), in)) {
+		if (strncmp(line, "Max open files", 14) != 0)
+			continue;
+		if (sscanf(line + 14, "%31s %31s", soft, hard) == 2) {
+			f->nofile_soft = limit_value(soft);
+			f->nofile_hard = limit_value(hard);
+			f->nofile_pid = pid;
+			rc = 0;
+		}
+		break;
+	}
+	fclose(in);
+	return rc;
+}
+
 void doctor_gather(struct doctor_facts *f, const struct mtlsd_config *cfg)
 {
 	struct mtlsd_config defaults;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/timex.h>
 #include <unistd.h>
 
@@ -198,6 +199,10 @@ static void test_doctor_nofile(void **state)
 	good_facts(&f);
 	f.nr_open = 4096;
 	assert_result(one(doctor_check_nofile, &f), DOCTOR_FAIL, "fs.nr_open=4096");
+	good_facts(&f);
+	f.nofile_pid = 4242;
+	f.nofile_soft = 1024;
+	assert_result(one(doctor_check_nofile, &f), DOCTOR_WARN, "soft descriptor limit of pid 4242 1024");
 	/* exactly enough is enough */
 	good_facts(&f);
 	f.nofile_soft = f.nofile_hard = need;
@@ -389,6 +394,20 @@ static void test_doctor_gather_tls_ulp_truthful(void **state)
 	assert_true(f.kernel_major >= 3);
 }
 
+/* --pid reads another process's limits: ours, compared with getrlimit. */
+static void test_doctor_gather_nofile_of_pid(void **state)
+{
+	static struct doctor_facts f;
+	struct rlimit rl;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_int_equal(doctor_gather_nofile_of(&f, (int)getpid()), 0);
+	assert_int_equal(f.nofile_soft, rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur);
+	assert_int_equal(f.nofile_hard, rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : rl.rlim_max);
+	assert_int_equal(f.nofile_pid, getpid());
+	assert_int_equal(doctor_gather_nofile_of(&f, 0x3fffff), -ENOENT);
+}
+
 static long read_long(const char *path, long absent)
 {
 	long v = absent;
@@ -443,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_doctor_profile_matches_tuning_file),
 		cmocka_unit_test(test_doctor_gather_tls_ulp_truthful),
 		cmocka_unit_test(test_doctor_gather_io_uring_and_bpf_truthful),
+		cmocka_unit_test(test_doctor_gather_nofile_of_pid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
