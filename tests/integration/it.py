@@ -21,6 +21,7 @@ import harness
 # The test modules register their cases on import.
 import cases_accept  # noqa: F401
 import cases_config  # noqa: F401
+import cases_interop  # noqa: F401
 import cases_lifecycle  # noqa: F401
 import cases_partner  # noqa: F401
 import cases_reject  # noqa: F401
