@@ -10,8 +10,6 @@
  */
 #include "worker.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -19,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
 #include "conn.h"
 #include "generation.h"
 #include "listener.h"
@@ -28,8 +25,6 @@
 
 struct engine engine;
 
-/* Worker-level requests carry incarnation 0; connections start at 1. */
-#define WORKER_INCARNATION 0
 #define WORKER_RING_ENTRIES 1024
 
 static const char *const op_names[OP_MAX] = {
@@ -145,7 +140,7 @@ int worker_open_listeners(struct worker *w, const struct cfg_addr *addrs, size_t
 /* ------------------------------------------------------------------ */
 /* Worker-level requests                                               */
 
-static void arm_accept(struct worker *w, uint32_t li)
+void worker_arm_accept(struct worker *w, uint32_t li)
 {
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_multishot_accept(sqe, w->listen_fds[li], NULL, NULL, SOCK_CLOEXEC);
@@ -166,157 +161,6 @@ static void arm_wake(struct worker *w)
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_read(sqe, w->wake_fd, &w->wake_buf, sizeof(w->wake_buf), 0);
 	io_uring_sqe_set_data64(sqe, ud_pack(OP_WAKE, 0, WORKER_INCARNATION));
-}
-
-/* ------------------------------------------------------------------ */
-/* Connection table                                                    */
-
-static struct conn *conn_alloc(struct worker *w)
-{
-	if (w->n_free == 0)
-		return NULL;
-	uint32_t idx = w->free_idx[w->n_free - 1];
-	struct conn *c = w->conns[idx];
-	if (!c) {
-		/* Slots get their memory on first use, so the table costs a
-		 * pointer per slot until the load actually needs it. */
-		c = calloc(1, sizeof(*c));
-		if (!c)
-			return NULL;
-		c->incarnation = 1;
-		w->conns[idx] = c;
-	}
-	w->n_free--;
-	uint32_t inc = c->incarnation;
-	memset(c, 0, sizeof(*c));
-	c->incarnation = inc;
-	c->idx = idx;
-	c->w = w;
-	c->cfd = c->bfd = -1;
-	c->client_bid = c->backend_bid = NO_BUF;
-	c->vr.partner = -1;
-	list_init(&c->timer);
-	list_init(&c->wait);
-	c->state = CONN_ACCEPTED;
-	w->live++;
-	return c;
-}
-
-void worker_conn_free(struct worker *w, struct conn *c)
-{
-	conn_release(c);
-	conn_set_state(c, CONN_FREE);
-	/* A late completion for the old incarnation is now recognisably stale. */
-	c->incarnation++;
-	if (c->incarnation == WORKER_INCARNATION)
-		c->incarnation++;
-	w->live--;
-	w->free_idx[w->n_free++] = c->idx;
-}
-
-static struct conn *conn_lookup(struct worker *w, uint32_t idx, uint32_t inc)
-{
-	if (idx >= w->cap)
-		return NULL;
-	struct conn *c = w->conns[idx];
-	if (!c || c->incarnation != inc || c->state == CONN_FREE)
-		return NULL;
-	return c;
-}
-
-/* ------------------------------------------------------------------ */
-/* Accept                                                              */
-
-static void refuse(struct worker *w, int fd, const struct sockaddr *peer, const char *why)
-{
-	close(fd);
-	w->counters.refused_limit++;
-	audit_event_simple("limit", 0, peer, NULL, why);
-}
-
-static void refresh_generation(struct worker *w)
-{
-	if (w->gen && generation_current_id() == w->gen->id)
-		return;
-	generation_unref(w->gen);
-	w->gen = generation_acquire();
-}
-
-static void on_accepted(struct worker *w, int fd)
-{
-	struct sockaddr_storage peer, local;
-	socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
-	char why[128];
-
-	w->counters.accepted++;
-	memset(&peer, 0, sizeof(peer));
-	memset(&local, 0, sizeof(local));
-	if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&local, &local_len) < 0) {
-		close(fd); /* reset before we even looked at it */
-		return;
-	}
-	refresh_generation(w);
-	const struct mtlsd_config *cfg = &w->gen->cfg;
-
-	unsigned conns = atomic_fetch_add(&engine.conns, 1);
-	if (conns >= cfg->max_connections) {
-		atomic_fetch_sub(&engine.conns, 1);
-		snprintf(why, sizeof(why), "max_connections (%u) reached: connection refused",
-			 cfg->max_connections);
-		refuse(w, fd, (struct sockaddr *)&peer, why);
-		return;
-	}
-	unsigned hs = atomic_fetch_add(&engine.handshakes, 1);
-	if (hs >= cfg->max_handshakes) {
-		atomic_fetch_sub(&engine.handshakes, 1);
-		atomic_fetch_sub(&engine.conns, 1);
-		snprintf(why, sizeof(why), "max_handshakes (%u) in flight: connection refused",
-			 cfg->max_handshakes);
-		refuse(w, fd, (struct sockaddr *)&peer, why);
-		return;
-	}
-	struct conn *c = conn_alloc(w);
-	if (!c) {
-		atomic_fetch_sub(&engine.handshakes, 1);
-		atomic_fetch_sub(&engine.conns, 1);
-		snprintf(why, sizeof(why), "worker %u connection table full (%u slots)", w->id, w->cap);
-		refuse(w, fd, (struct sockaddr *)&peer, why);
-		return;
-	}
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->id = atomic_fetch_add(&engine.next_conn_id, 1) + 1;
-	c->cfd = fd;
-	c->holds_handshake_slot = true;
-	c->gen = generation_ref(w->gen);
-	c->peer = peer;
-	c->peer_len = peer_len;
-	c->local = local;
-	c->local_len = local_len;
-	conn_start(c);
-}
-
-static void on_accept(struct worker *w, uint32_t li, int res, unsigned flags)
-{
-	if (!(flags & IORING_CQE_F_MORE) && !w->draining && li < w->n_listen) {
-		/* After an error (EMFILE, ENOMEM) re-arming at once would spin:
-		 * wait for the next tick. */
-		if (res < 0)
-			w->accept_paused[li] = true;
-		else
-			arm_accept(w, li);
-	}
-	if (res < 0) {
-		if (res != -ECANCELED && res != -EINVAL)
-			log_warn("worker %u: accept: %s", w->id, strerror(-res));
-		return;
-	}
-	if (w->draining) {
-		close(res);
-		return;
-	}
-	on_accepted(w, res);
 }
 
 /* ------------------------------------------------------------------ */
@@ -368,7 +212,7 @@ static void on_tick(struct worker *w)
 	for (size_t i = 0; i < w->n_listen; i++) {
 		if (w->accept_paused[i] && !w->draining) {
 			w->accept_paused[i] = false;
-			arm_accept(w, (uint32_t)i);
+			worker_arm_accept(w, (uint32_t)i);
 		}
 	}
 	arm_tick(w);
@@ -404,7 +248,7 @@ static void dispatch_worker_op(struct worker *w, enum uring_op op, uint32_t idx,
 {
 	switch (op) {
 	case OP_ACCEPT:
-		on_accept(w, idx, res, flags);
+		worker_on_accept(w, idx, res, flags);
 		break;
 	case OP_TICK:
 		on_tick(w);
@@ -436,7 +280,7 @@ static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 		dispatch_worker_op(w, op, idx, res, cqe->flags);
 		return;
 	}
-	struct conn *c = conn_lookup(w, idx, inc);
+	struct conn *c = worker_conn_lookup(w, idx, inc);
 	if (!c) {
 		/* A completion for a slot that was freed and reused. */
 		if (bid != NO_BUF)
@@ -541,7 +385,7 @@ static int worker_init(struct worker *w)
 	chunk_pool_init(&w->chunks, 256);
 
 	for (uint32_t i = 0; i < w->n_listen; i++)
-		arm_accept(w, i);
+		worker_arm_accept(w, i);
 	arm_tick(w);
 	arm_wake(w);
 	rc = io_uring_submit(&w->ring);

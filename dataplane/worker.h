@@ -181,6 +181,18 @@ static inline uint8_t *worker_buf(struct worker *w, uint16_t bid)
 /* Give a provided buffer back to the ring (its bytes were consumed). */
 void worker_buf_return(struct worker *w, uint16_t bid);
 
+/* Worker-level requests carry incarnation 0; connections start at 1. */
+#define WORKER_INCARNATION 0
+
+/* --- shared by worker.c and accept.c ---------------------------------- */
+
+/* Arm the multishot accept on listener slot li. */
+void worker_arm_accept(struct worker *w, uint32_t li);
+/* An OP_ACCEPT completion. */
+void worker_on_accept(struct worker *w, uint32_t li, int res, unsigned flags);
+/* The live connection in slot idx with that incarnation, or NULL (stale). */
+struct conn *worker_conn_lookup(struct worker *w, uint32_t idx, uint32_t inc);
+
 /* Called when a CLOSING connection has nothing in flight any more. */
 void worker_conn_free(struct worker *w, struct conn *c);
 

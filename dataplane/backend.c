@@ -1,0 +1,150 @@
+/*
+ * backend.c: the step between a verified handshake and the relay: connect
+ * to the partner's backend and queue the PROXY v2 header.
+ *
+ * The connect is one io_uring request linked to a LINK_TIMEOUT of
+ * connect_timeout, so no timer of our own is needed. While it runs nothing
+ * more is read from the client; bytes already in the TLS input slice stay
+ * there and are relayed after the header, exactly once. A backend that is
+ * down costs the client a clean close_notify, a counter and an audit line.
+ */
+#include "conn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "certinfo.h"
+#include "generation.h"
+#include "log.h"
+#include "proxy_v2.h"
+
+static void backend_failed(struct conn *c, const char *why)
+{
+	char reason[192];
+
+	c->w->counters.backend_connect_failed++;
+	snprintf(reason, sizeof(reason), "backend %s: %s", c->partner->cfg->backend.text, why);
+	log_warn("conn %llu: partner '%s': %s", (unsigned long long)c->id, conn_partner_name(c), reason);
+	audit_event_simple("backend_connect_failed", c->id, (const struct sockaddr *)&c->peer,
+			   conn_partner_name(c), reason);
+	/* The client did nothing wrong: a clean close_notify, not a reset. */
+	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
+		c->close_notify_queued = true;
+	conn_flush_close(c, CLOSE_BACKEND_CONNECT_FAILED);
+}
+
+void conn_backend_connect(struct conn *c)
+{
+	const struct cfg_addr *a = &c->partner->cfg->backend;
+	unsigned ms = c->gen->cfg.connect_timeout_ms;
+
+	conn_set_state(c, CONN_BACKEND_CONNECTING);
+	c->bfd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->bfd < 0) {
+		backend_failed(c, strerror(errno));
+		return;
+	}
+	if (!a->is_unix) {
+		int one = 1;
+		(void)setsockopt(c->bfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	c->connect_timeout.tv_sec = ms / 1000;
+	c->connect_timeout.tv_nsec = (long long)(ms % 1000) * 1000000;
+
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_connect(sqe, c->bfd, (const struct sockaddr *)&a->ss, a->len);
+	sqe->flags |= IOSQE_IO_LINK;
+	conn_prep(c, sqe, OP_BACKEND_CONNECT);
+	sqe = worker_sqe(c->w);
+	io_uring_prep_link_timeout(sqe, &c->connect_timeout, 0);
+	conn_prep(c, sqe, OP_CONNECT_TIMEOUT);
+}
+
+static void key_alg_text(const struct cert_identity *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%d", id->key_alg, id->key_bits);
+}
+
+/* Encode the PROXY v2 header into the to-backend queue. */
+static int queue_proxy_header(struct conn *c)
+{
+	const struct cfg_partner *pc = c->partner->cfg;
+	struct cert_identity id;
+	char key_alg[32];
+	uint8_t *der = NULL;
+	int rc;
+
+	ENSURE_PTR(c->vr.leaf, EINVAL);
+	GUARD(certinfo_from_x509(c->vr.leaf, &id));
+	key_alg_text(&id, key_alg, sizeof(key_alg));
+
+	struct pp2_info info = {
+		.src = (const struct sockaddr *)&c->peer,
+		.dst = (const struct sockaddr *)&c->local,
+		.client_flags = PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS |
+				(c->vr.resumed ? 0 : PP2_CLIENT_CERT_CONN),
+		.tls_version = SSL_get_version(c->tls.ssl),
+		.cn = id.subject_cn[0] ? id.subject_cn : NULL,
+		.cipher = SSL_get_cipher_name(c->tls.ssl),
+		.sig_alg = id.sig_alg,
+		.key_alg = key_alg,
+		.sni = SSL_get_servername(c->tls.ssl, TLSEXT_NAMETYPE_host_name),
+		.app_tlv_type = pc->proxy_tlv_type,
+		.partner = pc->name,
+		.serial_hex = id.serial_hex,
+		.sha256 = id.sha256,
+		.x5t_s256 = id.x5t_s256,
+		.spiffe_id = id.spiffe_id,
+	};
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	SSL_get0_alpn_selected(c->tls.ssl, &alpn, &alpn_len);
+	info.alpn = alpn;
+	info.alpn_len = alpn_len;
+	if (pc->proxy_send_cert) {
+		int n = i2d_X509(c->vr.leaf, &der);
+		ENSURE(n > 0, ENOMEM);
+		info.cert_der = der;
+		info.cert_der_len = (size_t)n;
+	}
+
+	GUARD_GOTO(outq_reserve(&c->to_backend, &c->w->chunks), rc, out);
+	GUARD_GOTO(pp2_encode(&info, c->to_backend.chunk->data, CHUNK_SIZE), rc, out);
+	c->to_backend.off = 0;
+	c->to_backend.len = (uint32_t)rc;
+	rc = 0;
+out:
+	OPENSSL_free(der);
+	return rc;
+}
+
+void conn_on_backend_connect(struct conn *c, int res)
+{
+	if (c->state != CONN_BACKEND_CONNECTING)
+		return;
+	if (res < 0) {
+		char why[96];
+		if (res == -ECANCELED)
+			snprintf(why, sizeof(why), "connect timed out after %u ms",
+				 c->gen->cfg.connect_timeout_ms);
+		else
+			snprintf(why, sizeof(why), "connect failed: %s", strerror(-res));
+		backend_failed(c, why);
+		return;
+	}
+	if (c->partner->cfg->proxy_v2) {
+		int rc = queue_proxy_header(c);
+		if (rc < 0) {
+			log_err("conn %llu: partner '%s': cannot build the PROXY v2 header: %s",
+				(unsigned long long)c->id, conn_partner_name(c), strerror(-rc));
+			conn_close(c, CLOSE_NO_MEMORY);
+			return;
+		}
+	}
+	conn_set_state(c, CONN_PROXY_HEADER);
+	conn_advance(c);
+}
