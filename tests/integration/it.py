@@ -26,6 +26,7 @@ import cases_lifecycle  # noqa: F401
 import cases_partner  # noqa: F401
 import cases_reject  # noqa: F401
 import cases_relay  # noqa: F401
+import cases_resources  # noqa: F401
 import cases_robust  # noqa: F401
 import cases_server  # noqa: F401
 
