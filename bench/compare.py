@@ -80,14 +80,19 @@ class Bench:
             time.sleep(0.5)
             before = servers.rss_bytes(server.pid)
             p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            # On a busy machine handshakes can run at tens per second.
-            deadline = time.monotonic() + max(120, a.idle_connections / 10)
-            while not os.path.exists(ready) and p.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(1.0)  # let the server finish its backend legs and settle
-            after = servers.rss_bytes(server.pid) if os.path.exists(ready) else None
-            p.send_signal(signal.SIGTERM)
-            out, err = p.communicate(timeout=60)
+            try:
+                # On a busy machine handshakes can run at tens per second.
+                deadline = time.monotonic() + max(120, a.idle_connections / 10)
+                while not os.path.exists(ready) and p.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(1.0)  # let the server finish its backend legs and settle
+                after = servers.rss_bytes(server.pid) if os.path.exists(ready) else None
+                p.send_signal(signal.SIGTERM)
+                out, err = p.communicate(timeout=60)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
         if after is None:
             raise RuntimeError(f"{server.name}: {a.idle_connections} idle connections never established: {err.strip()}")
         res = json.loads(out)
@@ -124,6 +129,29 @@ def metrics_of_round(bench, srv, rr_rate, a):
     return m
 
 
+def run_micro(bench, a):
+    """bench/micro on the server CPU, after the servers stopped: the median
+    and coefficient of variation of --rounds repetitions per case."""
+    exe = os.path.join(bench.build, "bench/micro")
+    if not a.micro or not os.path.exists(exe):
+        return None
+    argv = ["taskset", "-c", str(a.server_cpu), exe, "--benchmark_format=json",
+            f"--benchmark_repetitions={max(a.rounds, 2)}", "--benchmark_report_aggregates_only=true",
+            f"--benchmark_min_time={0.1 if a.quick else 1}"]
+    bench.note_command("micro", argv)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=1800,
+                       env=dict(os.environ, MTLS_FIXTURES=bench.fx))
+    if r.returncode != 0:
+        print(f"compare: bench/micro failed ({r.returncode}): {r.stderr.strip()}", file=sys.stderr)
+        return None
+    cases = {}
+    for b in json.loads(r.stdout)["benchmarks"]:
+        c = cases.setdefault(b["run_name"], {"error": b.get("error_message")})
+        if b.get("aggregate_name") in ("median", "cv"):
+            c[b["aggregate_name"]] = b
+    return cases
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("builddir")
@@ -139,6 +167,7 @@ def parse_args():
     p.add_argument("--rr-size", type=int, default=64)
     p.add_argument("--bulk-concurrency", type=int, default=4)
     p.add_argument("--idle-connections", type=int, default=10000)
+    p.add_argument("--no-micro", dest="micro", action="store_false", help="skip bench/micro")
     p.add_argument("--out", default=None, help="markdown report (default: docs/benchmarks.md of the source tree)")
     p.add_argument("--quick", action="store_true", help="1 round of 2 s, 1000 idle: checks the tooling, measures nothing")
     a = p.parse_args()
@@ -149,7 +178,15 @@ def parse_args():
     return a
 
 
+def on_terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main():
+    # Stop cleanly (servers, backend, load generator) on ^C or SIGTERM, even
+    # when started in the background, where SIGINT arrives ignored.
+    signal.signal(signal.SIGINT, on_terminate)
+    signal.signal(signal.SIGTERM, on_terminate)
     a = parse_args()
     bench = Bench(a)
     if not os.path.exists(os.path.join(bench.fx, "server/chain.pem")):
@@ -205,13 +242,14 @@ def main():
             s.stop()
         echo.terminate()
         echo.wait()
+    micro = run_micro(bench, a)
     shutil.rmtree(work, ignore_errors=True)
     raw_path = os.path.join(bench.build, "bench-results.json")
     with open(raw_path, "w") as f:
         json.dump({"runs": bench.raw, "rounds": rounds, "rr_max_ref": rr_max, "rr_rate": rr_rate}, f, indent=1)
     ctx = dict(args=vars(a), versions=servers.versions(bench.build), load_before=load_before,
                load_after=os.getloadavg(), commands=bench.commands, rr_ref=ref.name, rr_max=rr_max,
-               rr_rate=rr_rate, labels={s.name: s.label for s in running}, raw_path=raw_path,
+               rr_rate=rr_rate, micro=micro, labels={s.name: s.label for s in running}, raw_path=raw_path,
                server_argv={s.name: " ".join(s.argv).replace(bench.build, "$BUILD").replace(work, "$WORK")
                             for s in running})
     report.write(a.out, rounds, ctx)

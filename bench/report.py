@@ -156,6 +156,32 @@ def draw_chart(path, rounds, ctx):
     return True
 
 
+def micro_section(micro, a):
+    if not micro:
+        return "bench/micro was not run (no C++ compiler or libbenchmark-dev, or --no-micro).\n"
+    lines = [f"Google Benchmark, pinned to CPU {a['server_cpu']} after the servers stopped: CPU time per",
+             f"operation, median of {max(a['rounds'], 2)} repetitions, and their coefficient of variation.",
+             "Handshakes are mtlsd's server side only (its generation's SSL_CTX, verify callback and",
+             "settle step; the in-memory client is not counted); `tls1:3/rsa:0/resumed:0` is a full",
+             "TLS 1.3 handshake with P-256 certificates, `rsa:1` uses RSA-2048 server and client keys.", "",
+             "| case | median | cv | throughput |", "|---|---|---|---|"]
+    for name, c in micro.items():
+        med, cv = c.get("median"), c.get("cv")
+        if c.get("error") or not med:
+            lines.append(f"| {name} | error: {c.get('error')} | | |")
+            continue
+        # Manual-time cases report the server's thread CPU time as real
+        # time; for the others CPU time is the number a busy machine
+        # disturbs least.
+        key = "real_time" if name.endswith("manual_time") else "cpu_time"
+        ns = med[key] * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[med["time_unit"]]
+        shown = f"{ns / 1e3:.1f} µs" if ns >= 1e3 else f"{ns:.1f} ns"
+        tput = f"{med['bytes_per_second'] / 1e9:.2f} GB/s" if "bytes_per_second" in med else ""
+        spread = f"{cv[key] * 100:.1f}%" if cv else ""
+        lines.append(f"| {name.replace('/manual_time', '')} | {shown} | {spread} | {tput} |")
+    return "\n".join(lines) + "\n"
+
+
 def write(md_path, rounds, ctx):
     add_ceiling(rounds)
     a, v = ctx["args"], ctx["versions"]
@@ -209,6 +235,8 @@ Kernel TLS throughput: {ktls}.
 - Each measured run lasts {a['duration']} s after {a['warmup']} s of warm-up (rr and bulk: after
   every connection is established).
 
+## Micro benchmarks (bench/micro)
+{micro_section(ctx.get("micro"), a)}
 ## Setup
 - Same certificates for all: the test fixtures (`mtlsctl pki fixtures`), copied
   from `$BUILD/tests/fixtures` to `$WORK/fixtures` at the start so a rebuild

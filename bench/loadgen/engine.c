@@ -169,10 +169,13 @@ void lg_conn_close(struct lg_thread *t, struct lg_conn *c)
 
 void lg_conn_start(struct lg_thread *t, struct lg_conn *c)
 {
+	/* Idle mode opens each slot once: a slot that fails stays failed. */
+	if (t->opt->mode == MODE_IDLE && t->to_open > 0)
+		t->to_open--;
 	int fd = socket(t->opt->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		t->st.errors[ERR_CONNECT]++;
-		return; /* the sweep retries free slots */
+		return; /* out of descriptors: the sweep retries (not in idle mode) */
 	}
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -182,8 +185,6 @@ void lg_conn_start(struct lg_thread *t, struct lg_conn *c)
 	c->recv_armed = c->send_armed = false;
 	c->t_start = c->t_progress = lg_now_ns();
 	if (t->opt->mode == MODE_IDLE) {
-		if (t->to_open > 0)
-			t->to_open--;
 		c->opening = true;
 		t->opening++;
 	}

@@ -98,7 +98,12 @@ static void usage(FILE *out)
 		"  --connections N        idle: connections to establish and hold (default 1000)\n"
 		"  --hold S               idle: seconds to hold them (default: until SIGTERM)\n"
 		"  --ready-file PATH      idle: written once all are established\n"
-		"  --timeout S            a connection without progress this long fails (default 10)\n");
+		"  --timeout S            a connection without progress this long fails (default 10)\n"
+		"\n"
+		"A TLS 1.3 handshake counts once the server's first session ticket arrives:\n"
+		"the client finishes before the server has checked its certificate, and the\n"
+		"ticket is the server's word that it did. A server that sends no tickets\n"
+		"shows up as handshake timeouts.\n");
 }
 
 static int parse_mode(const char *s, enum lg_mode *m)

@@ -89,8 +89,7 @@ static void sweep(struct lg_thread *t, uint64_t now)
 				lg_conn_fail(t, c, ERR_TIMEOUT);
 			break;
 		case ST_FREE: /* socket() failed earlier: try again */
-			if (!t->stopping && (t->opt->mode != MODE_IDLE || t->to_open > 0) &&
-			    (t->opt->mode != MODE_IDLE || t->opening < t->opt->concurrency))
+			if (!t->stopping && t->opt->mode != MODE_IDLE)
 				lg_conn_start(t, c);
 			break;
 		default:
