@@ -61,6 +61,7 @@ int acct_read_records(int stats_fd, int meta_fd, struct acct_record **recs, size
 			continue;
 		r->key = key;
 		r->has_meta = bpf_map_lookup_elem(meta_fd, &key, &r->meta) == 0;
+		acct_record_sanitize(r);
 		count++;
 	}
 	*recs = v;

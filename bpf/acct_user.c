@@ -71,7 +71,9 @@ int acct_snapshot_write(const char *path, const struct acct_snapshot_header *h,
 
 	int len = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
 	ENSURE(len > 0 && (size_t)len < sizeof(tmp), ENAMETOOLONG);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* Partner names, CNs and serials: for the service's group, not for
+	 * everyone (the pinned maps are root's only). */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0)
 		return -errno;
 	GUARD_GOTO(write_all(fd, h, sizeof(*h)), rc, out);
@@ -127,6 +129,8 @@ int acct_snapshot_read(const char *path, struct acct_snapshot_header *h,
 		v = calloc(h->n_records, sizeof(*v));
 		ENSURE_GOTO(v != NULL, rc, ENOMEM, out);
 		GUARD_GOTO(read_all(fd, v, h->n_records * sizeof(*v)), rc, out);
+		for (size_t i = 0; i < h->n_records; i++)
+			acct_record_sanitize(&v[i]);
 	}
 	*recs = v;
 	*n = h->n_records;
@@ -136,6 +140,15 @@ out:
 	free(v);
 	close(fd);
 	return rc;
+}
+
+void acct_record_sanitize(struct acct_record *r)
+{
+	if (r->key.serial_len > ACCT_SERIAL_MAX)
+		r->key.serial_len = ACCT_SERIAL_MAX;
+	r->meta.partner_name[sizeof(r->meta.partner_name) - 1] = '\0';
+	r->meta.subject_cn[sizeof(r->meta.subject_cn) - 1] = '\0';
+	r->meta.issuer[sizeof(r->meta.issuer) - 1] = '\0';
 }
 
 int acct_key_make(struct acct_key *key, const uint8_t *issuer_id, const uint8_t *serial,

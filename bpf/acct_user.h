@@ -58,7 +58,7 @@ int acct_pin_dir(const char *instance, char *buf, size_t len) MUST_CHECK;
  * argument overrides both when not NULL). */
 int acct_runtime_dir(const char *runtime_root, const char *instance, char *buf, size_t len) MUST_CHECK;
 
-/* Write header + records to path atomically (temp file, rename), mode 0644.
+/* Write header + records to path atomically (temp file, rename), mode 0640.
  * Returns 0 or -errno. */
 int acct_snapshot_write(const char *path, const struct acct_snapshot_header *h,
 			const struct acct_record *recs, size_t n) MUST_CHECK;
@@ -67,6 +67,13 @@ int acct_snapshot_write(const char *path, const struct acct_snapshot_header *h,
  * layout version. *recs is malloc'd (NULL when empty), caller frees. */
 int acct_snapshot_read(const char *path, struct acct_snapshot_header *h,
 		       struct acct_record **recs, size_t *n) MUST_CHECK;
+
+/*
+ * Make a record read from a map or a file safe to print: strings
+ * terminated, serial_len within the array. Readers call it on everything
+ * they did not write themselves (anyone with CAP_BPF can write the maps).
+ */
+void acct_record_sanitize(struct acct_record *r);
 
 /* Build the key of a certificate; serial_len 0 (or NULL ids) gives the
  * "no certificate" key. serial_len above ACCT_SERIAL_MAX is -EINVAL. */

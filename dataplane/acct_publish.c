@@ -96,7 +96,8 @@ static int mkdir_p(const char *dir)
 			return -errno;
 		*c = '/';
 	}
-	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+	/* The instance directory itself: the service's group may read it. */
+	if (mkdir(path, 0750) != 0 && errno != EEXIST)
 		return -errno;
 	return 0;
 }

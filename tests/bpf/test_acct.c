@@ -493,6 +493,24 @@ static void test_acct_publisher_unwritable_path_keeps_counting(void **state)
 	acct_table_free(t);
 }
 
+static void test_acct_snapshot_read_sanitizes_records(void **state)
+{
+	struct acct_snapshot_header h, back;
+	struct acct_record rec, *got;
+	size_t n;
+	(void)state;
+
+	memset(&rec, 'A', sizeof(rec));    /* no NUL anywhere, serial_len 0x41 */
+	snap_header(&h, 1);
+	assert_int_equal(acct_snapshot_write(snap_path, &h, &rec, 1), 0);
+	assert_int_equal(acct_snapshot_read(snap_path, &back, &got, &n), 0);
+	assert_int_equal(got[0].key.serial_len, ACCT_SERIAL_MAX);
+	assert_int_equal(strlen(got[0].meta.subject_cn), sizeof(rec.meta.subject_cn) - 1);
+	assert_int_equal(strlen(got[0].meta.partner_name), sizeof(rec.meta.partner_name) - 1);
+	assert_int_equal(strlen(got[0].meta.issuer), sizeof(rec.meta.issuer) - 1);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -517,6 +535,8 @@ int main(void)
 		cmocka_unit_test(test_acct_prom_series_and_histogram),
 		cmocka_unit_test(test_acct_prom_escapes_label_values),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_roundtrip, snap_setup, snap_teardown),
+		cmocka_unit_test_setup_teardown(test_acct_snapshot_read_sanitizes_records, snap_setup,
+						snap_teardown),
 		cmocka_unit_test_setup_teardown(test_acct_snapshot_rejects_other_layout_and_truncation,
 						snap_setup, snap_teardown),
 	};
