@@ -45,6 +45,10 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("user", V_NAME, struct mtlsd_config, user),
 	KEY("group", V_NAME, struct mtlsd_config, group),
 	KEY("keep_capabilities", V_CAPS, struct mtlsd_config, keep_caps),
+	KEY("control_socket", V_PATH, struct mtlsd_config, control_socket),
+	KEY("control_group", V_NAME, struct mtlsd_config, control_group),
+	KEY("ticket_key_file", V_PATH, struct mtlsd_config, ticket_key_file),
+	KEY("session_cache", V_SESSION_CACHE, struct mtlsd_config, session_cache),
 };
 
 static const struct key_desc server_cert_keys[] = {
@@ -144,6 +148,9 @@ void config_free(struct mtlsd_config *cfg)
 	free(cfg->audit_path);
 	free(cfg->user);
 	free(cfg->group);
+	free(cfg->control_socket);
+	free(cfg->control_group);
+	free(cfg->ticket_key_file);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -28,6 +28,9 @@
 
 enum crl_policy { CRL_POLICY_FAIL = 0, CRL_POLICY_ALLOW };
 enum ktls_mode { KTLS_MODE_AUTO = 0, KTLS_MODE_ON, KTLS_MODE_OFF };
+/* How TLS sessions resume: tickets (stateless, shareable across a fleet
+ * with ticket_key_file), a per-worker session-ID cache, or not at all. */
+enum session_cache_mode { SESSION_CACHE_TICKETS = 0, SESSION_CACHE_STATEFUL, SESSION_CACHE_OFF };
 
 /* A TCP address (v4/v6) or a unix socket path ("unix:/run/app.sock"). */
 struct cfg_addr {
@@ -89,6 +92,10 @@ struct mtlsd_config {
 	char *user;                    /* drop to this user after start-up; NULL = stay */
 	char *group;                   /* and this group; NULL = the user's primary group */
 	uint64_t keep_caps;            /* capabilities kept after the drop, bit = CAP_* number */
+	char *control_socket;          /* NULL = /run/mtlsd/control.sock */
+	char *control_group;           /* group allowed on the control socket; NULL = root + our uid */
+	char *ticket_key_file;         /* 80-byte session-ticket keys; NULL = random per generation */
+	enum session_cache_mode session_cache; /* default tickets */
 	struct cfg_partner *partners;
 	size_t n_partners;
 	uint64_t flag_resets;          /* internal: lists a flag already replaced */

@@ -312,6 +312,9 @@ static int apply_keyword(const struct key_desc *k, void *field, const char *valu
 	static const char *const level_names[] = { [LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warning",
 						   [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
 	static const char *const proxy_names[] = { "off", "v2" };
+	static const char *const cache_names[] = { [SESSION_CACHE_TICKETS] = "tickets",
+						   [SESSION_CACHE_STATEFUL] = "stateful",
+						   [SESSION_CACHE_OFF] = "off" };
 	int v;
 
 	switch (k->kind) {
@@ -330,6 +333,10 @@ static int apply_keyword(const struct key_desc *k, void *field, const char *valu
 	case V_PROXY:
 		GUARD(parse_keyword(value, proxy_names, ARRAY_SIZE(proxy_names), &v, why, wl));
 		*(bool *)field = v == 1;
+		return 0;
+	case V_SESSION_CACHE:
+		GUARD(parse_keyword(value, cache_names, ARRAY_SIZE(cache_names), &v, why, wl));
+		*(enum session_cache_mode *)field = (enum session_cache_mode)v;
 		return 0;
 	default:
 		snprintf(why, wl, "internal error: key kind %d is not a keyword", (int)k->kind);
@@ -426,6 +433,7 @@ int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *o
 	case V_KTLS:
 	case V_LOG_LEVEL:
 	case V_PROXY:
+	case V_SESSION_CACHE:
 		return apply_keyword(k, field, value, why, wl);
 	case V_LISTEN:
 		return apply_listen(ps, value, why, wl);
