@@ -139,3 +139,48 @@ def key_file_mode_0600_accepted(ctx):
 def usage_unknown_flag(ctx):
     rc, out = run_mtlsd(ctx, "--no-such-flag")
     assert_refused(rc, out, "--no-such-flag", code=2)
+
+
+@case("config_ca_bundle_holds_a_leaf")
+def config_ca_bundle_holds_a_leaf(ctx):
+    """A partner's CA bundle must hold CAs only: a client certificate in it
+    would be trusted as an anchor."""
+    bundle = ctx.concat("bundle-with-leaf.pem", ctx.fx.path("pki", "ca-bundle.pem"),
+                        ctx.fx.path("client-ec", "cert.pem"))
+    c = standard_config(ctx, "127.0.0.1:9", ca=bundle)
+    path, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, bundle, at(path, c, "ca", "partner.partner"))
+
+
+@case("config_partner_without_backend")
+def config_partner_without_backend(ctx):
+    c = Config().server_cert(ctx.fx).section(
+        "partner.partner", ca=ctx.fx.path("pki", "ca-bundle.pem"))
+    path, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, "[partner.partner]", "backend")
+
+
+@case("config_crl_of_another_partner")
+def config_crl_of_another_partner(ctx):
+    """A CRL not signed by any of the partner's CAs is a mix-up (and would
+    silently revoke nothing): refused, naming the file."""
+    crl = ctx.fx.path("partner2-pki", "crls.pem")
+    c = standard_config(ctx, "127.0.0.1:9", crl=crl)
+    path, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, crl, at(path, c, "crl", "partner.partner"))
+
+
+@case("config_world_writable_refused")
+def config_world_writable_refused(ctx):
+    """Whoever can write the config can redirect partners' traffic."""
+    path = ctx.write("mtlsd.conf", standard_config(ctx, "127.0.0.1:9").render(), 0o666)
+    rc, out = run_mtlsd(ctx, "--config", path, "--check-config")
+    assert_refused(rc, out, path, "chmod")
+
+
+@case("config_duplicate_section")
+def config_duplicate_section(ctx):
+    c = standard_config(ctx, "127.0.0.1:9")
+    c.sections.append(c.sections[-1])
+    path, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, "[partner.partner]", path)
