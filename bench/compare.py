@@ -167,6 +167,7 @@ def parse_args():
     p.add_argument("--rr-size", type=int, default=64)
     p.add_argument("--bulk-concurrency", type=int, default=4)
     p.add_argument("--idle-connections", type=int, default=10000)
+    p.add_argument("--render", metavar="RAW_JSON", help="only rewrite the report from a saved run")
     p.add_argument("--no-micro", dest="micro", action="store_false", help="skip bench/micro")
     p.add_argument("--out", default=None, help="markdown report (default: docs/benchmarks.md of the source tree)")
     p.add_argument("--quick", action="store_true", help="1 round of 2 s, 1000 idle: checks the tooling, measures nothing")
@@ -188,6 +189,13 @@ def main():
     signal.signal(signal.SIGINT, on_terminate)
     signal.signal(signal.SIGTERM, on_terminate)
     a = parse_args()
+    if a.render:
+        # Re-render a saved run (after changing the report, not the numbers).
+        with open(a.render) as f:
+            saved = json.load(f)
+        report.write(a.out, saved["rounds"], saved["ctx"])
+        print(f"wrote {a.out} from {a.render}", file=sys.stderr)
+        return
     bench = Bench(a)
     if not os.path.exists(os.path.join(bench.fx, "server/chain.pem")):
         sys.exit(f"compare: no fixtures in {bench.fx}: run ninja -C {a.builddir} first")
@@ -245,13 +253,13 @@ def main():
     micro = run_micro(bench, a)
     shutil.rmtree(work, ignore_errors=True)
     raw_path = os.path.join(bench.build, "bench-results.json")
-    with open(raw_path, "w") as f:
-        json.dump({"runs": bench.raw, "rounds": rounds, "rr_max_ref": rr_max, "rr_rate": rr_rate}, f, indent=1)
     ctx = dict(args=vars(a), versions=servers.versions(bench.build), load_before=load_before,
                load_after=os.getloadavg(), commands=bench.commands, rr_ref=ref.name, rr_max=rr_max,
                rr_rate=rr_rate, micro=micro, labels={s.name: s.label for s in running}, raw_path=raw_path,
                server_argv={s.name: " ".join(s.argv).replace(bench.build, "$BUILD").replace(work, "$WORK")
                             for s in running})
+    with open(raw_path, "w") as f:
+        json.dump({"runs": bench.raw, "rounds": rounds, "ctx": ctx}, f, indent=1)
     report.write(a.out, rounds, ctx)
     print(f"wrote {a.out} and {report.chart_path(a.out)}; raw runs in {raw_path}", file=sys.stderr)
 

@@ -182,6 +182,21 @@ def micro_section(micro, a):
     return "\n".join(lines) + "\n"
 
 
+def estimate_minutes(a):
+    per_server_round = 5 * (a["duration"] + a["warmup"] + 1) + 30
+    return round((3 * a["rounds"] * per_server_round + a["rounds"] * (a["duration"] + a["warmup"])) / 60 + 2)
+
+
+def caveat(ctx):
+    load = ctx["load_before"][0]
+    if load <= 1.5:
+        return ""
+    return (f"**Caveat: this run shared the machine with other work (load average {load:.1f} on "
+            f"{os.cpu_count()} CPUs at the start).** Wall-clock rates and latencies mostly measure that "
+            "contention; the per-core rows and the ratios are the more robust reading, and the "
+            "numbers are indicative until the comparison is re-run on a quiet machine.")
+
+
 def write(md_path, rounds, ctx):
     add_ceiling(rounds)
     a, v = ctx["args"], ctx["versions"]
@@ -208,6 +223,31 @@ divided by the other server's median (above 1 is better for mtlsd on a
 {"![chart](" + os.path.basename(png) + ")" if have_chart else "(no chart: python3-matplotlib is not installed)"}
 
 Kernel TLS throughput: {ktls}.
+
+{caveat(ctx)}
+
+## Reproduce
+```
+ninja -C $BUILD                 # builds bench/loadgen and bench/micro too
+bench/compare.py $BUILD         # ~{estimate_minutes(a)} minutes; --quick checks the tooling in ~2
+```
+Needs nginx-light + libnginx-mod-stream, haproxy, python3-matplotlib (chart),
+libbenchmark-dev + g++ (micro benchmarks). Run it on a quiet machine: every
+other process on the two cores is noise in these numbers.
+
+## The tools
+- `bench/loadgen` (C, io_uring, one ring per thread, TLS over memory BIOs):
+  `--mode handshake|resume|rr|bulk-up|bulk-down|idle`, `--concurrency`,
+  `--duration`, `--warmup`, `--rate` (rr, open loop), `--size`,
+  `--connections`/`--hold`/`--ready-file` (idle), `--tls 1.2|1.3`,
+  `--cert/--key/--ca`, `--threads`. One JSON object on stdout: counts,
+  rates, latency percentiles in µs (p50, p90, p99, p99.9, max), bytes, errors
+  by kind (connect, handshake, verify, tls_io, eof, reset, send, timeout,
+  echo_mismatch), and the client's own CPU time. `loadgen --serve-echo
+  HOST:PORT` is the backend. `bench/tests/test_loadgen.py` runs every mode
+  against a real mtlsd.
+- `bench/micro` (Google Benchmark; a C++ shim over C cases that call mtlsd's
+  modules), below.
 
 ## What is measured, and how
 - **Handshakes**: TLS {a['tls']} with a client certificate (the `client-ec` fixture, ECDSA
@@ -253,7 +293,7 @@ Kernel TLS throughput: {ktls}.
   correct for it.
 - Machine: {cpu_model()}, {os.cpu_count()} CPUs, {mem_total() / 2**30:.0f} GiB,
   {v['kernel']}. Load average before / after: {' '.join(f'{x:.2f}' for x in ctx['load_before'])} /
-  {' '.join(f'{x:.2f}' for x in ctx['load_after'])}{" (a busy machine: treat the numbers as indicative)" if ctx['load_before'][0] > 1.5 else ""}.
+  {' '.join(f'{x:.2f}' for x in ctx['load_after'])}.
 - Versions: {v['mtlsd']}; {v['nginx']}; {v['haproxy']}; {v['openssl']}.
 
 ## Exact commands
