@@ -25,9 +25,28 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Only count probes fired by this process (set by the loader before load;
- * 0 counts every process the link is attached to). */
+/*
+ * Only count probes fired by this process, as seen from its own PID
+ * namespace (mtlsd in a container knows its namespaced PID only). Set by
+ * the loader before load; target_tgid 0 counts every process. The link is
+ * attached to this PID already, but kernels before 6.12 run every BPF
+ * program attached to a uprobe for any process that hits it, so two mtlsd
+ * instances would count each other without this check.
+ */
 const volatile __u32 target_tgid = 0;
+const volatile __u64 target_pidns_dev = 0;
+const volatile __u64 target_pidns_ino = 0;
+
+static __always_inline bool from_target(void)
+{
+	struct bpf_pidns_info ns;
+
+	if (!target_tgid)
+		return true;
+	if (bpf_get_ns_current_pid_tgid(target_pidns_dev, target_pidns_ino, &ns, sizeof(ns)) != 0)
+		return false;
+	return ns.tgid == target_tgid;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -81,7 +100,7 @@ int BPF_USDT(handshake_end, const struct acct_key *ukey, int outcome, int partne
 	struct acct_counters *c;
 	struct acct_totals *t;
 
-	if (target_tgid && (bpf_get_current_pid_tgid() >> 32) != target_tgid)
+	if (!from_target())
 		return 0;
 	t = bpf_map_lookup_elem(&acct_totals, &zero);
 	if (!t)

@@ -129,8 +129,16 @@ static int load_and_attach(struct bpf_loader *l, char *why, size_t len)
 		return rc;
 	}
 	/* Count only this process: a second mtlsd instance fires the same probe
-	 * in the same binary. */
-	l->skel->rodata->target_tgid = (__u32)getpid();
+	 * in the same binary. PIDs are compared inside our own namespace. */
+	struct stat ns;
+	if (stat("/proc/self/ns/pid", &ns) == 0) {
+		l->skel->rodata->target_tgid = (__u32)getpid();
+		l->skel->rodata->target_pidns_dev = ns.st_dev;
+		l->skel->rodata->target_pidns_ino = ns.st_ino;
+	} else {
+		log_warn("handshake accounting: cannot stat /proc/self/ns/pid (%s): counting the "
+			 "probe of every process attached", strerror(errno));
+	}
 	rc = acct_bpf__load(l->skel);
 	if (rc < 0) {
 		explain(why, len, "loading the BPF program", rc);

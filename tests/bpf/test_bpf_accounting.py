@@ -18,7 +18,9 @@ serial, every outcome), so the expected numbers are exact. Checks:
      says why) and by mtlsctl; --watch redraws in place;
   7. the admin listener serves the same numbers on /metrics (BPF and
      fallback), answers /healthz, refuses other paths and methods;
-  8. the fixture certificates (client-ec and client-partner2 share a serial
+  8. a PID namespace (mtlsd in a container) and two instances attached at
+     once (each counts only its own probes);
+  9. the fixture certificates (client-ec and client-partner2 share a serial
      under two issuers), identified through lib/certinfo as mtlsd does: the
      keys and names equal what the openssl CLI reads from the same files.
 Needs root (exit 77 otherwise); CI runs it as root.
@@ -219,6 +221,42 @@ def case_perfmon_without_sys_admin(env, instance):
     compare_stats(doc, expected(1), "CAP_BPF + CAP_PERFMON only")
 
 
+def case_pid_namespace(env, instance):
+    """mtlsd in a container sees its namespaced PID only: the program must
+    still recognise its probes."""
+    cmd = ["unshare", "--pid", "--fork", "--mount-proc", os.environ["ACCT_DRIVER"],
+           "--instance", instance]
+    p = subprocess.run(cmd, input=scenario_text(), env=env, capture_output=True, text=True,
+                       timeout=60)
+    print(f"$ {' '.join(cmd)}\n{p.stdout}{p.stderr}", end="")
+    check(p.returncode == 0 and p.stdout.startswith("source: bpf"),
+          "in a new PID namespace: BPF attached")
+    compare_stats(stats_json(env, instance), expected(1), "in a new PID namespace")
+
+
+def case_two_instances(env, first, second):
+    """Two attached mtlsd instances (same binary, same probe) never count
+    each other's handshakes."""
+    a = subprocess.Popen([os.environ["ACCT_DRIVER"], "--instance", first, "--admin", "127.0.0.1:0"],
+                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        a.stdin.write(scenario_text())
+        a.stdin.close()
+        ready = False
+        for line in a.stdout:
+            if line.startswith("admin port"):
+                ready = True
+                break
+        check(ready, f"instance {first} attached and waiting")
+        run_driver(env, second)          # fires the same probe while the first is attached
+    finally:
+        a.terminate()
+        a.wait(timeout=10)
+    compare_stats(stats_json(env, first), expected(1), f"instance {first} beside {second}")
+    compare_stats(stats_json(env, second), expected(1), f"instance {second} beside {first}")
+
+
 def case_filters(env, instance):
     doc = stats_json(env, instance, "--serial", SHARED_SERIAL)
     issuers = sorted(c["issuer_id"] for c in doc["certificates"])
@@ -416,7 +454,8 @@ def main():
     evict_bpf, evict_fb, bad = "test-evict-" + tag, "test-evict-fb-" + tag, "test-layout-" + tag
     fixt, dropped = "test-fixtures-" + tag, "test-dropped-" + tag
     admin_bpf, admin_fb = "test-admin-" + tag, "test-admin-fb-" + tag
-    perfmon = "test-perfmon-" + tag
+    perfmon, pidns = "test-perfmon-" + tag, "test-pidns-" + tag
+    twin_a, twin_b = "test-twin-a-" + tag, "test-twin-b-" + tag
     pin_root = "/sys/fs/bpf/mtlsd"
     rundir = tempfile.mkdtemp(prefix="acct-run-")
     env = dict(os.environ, RUNTIME_DIRECTORY=rundir)
@@ -433,9 +472,11 @@ def main():
         case_admin(env, admin_bpf, drop_caps=False)
         case_admin(env, admin_fb, drop_caps=True)
         case_perfmon_without_sys_admin(env, perfmon)
+        case_pid_namespace(env, pidns)
+        case_two_instances(env, twin_a, twin_b)
     finally:
         for inst in (bpf_instance, fb_instance, evict_bpf, evict_fb, bad, fixt, dropped,
-                     admin_bpf, admin_fb, perfmon):
+                     admin_bpf, admin_fb, perfmon, pidns, twin_a, twin_b):
             shutil.rmtree(f"{pin_root}/{inst}", ignore_errors=True)
         shutil.rmtree(rundir, ignore_errors=True)
     print(f"{len(failures)} failure(s)")
