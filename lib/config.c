@@ -49,11 +49,20 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("control_group", V_NAME, struct mtlsd_config, control_group),
 	KEY("ticket_key_file", V_PATH, struct mtlsd_config, ticket_key_file),
 	KEY("session_cache", V_SESSION_CACHE, struct mtlsd_config, session_cache),
+	KEY("openssl_conf", V_PATH, struct mtlsd_config, openssl_conf),
+	KEY("provider_path", V_PATH, struct mtlsd_config, provider_path),
+	KEY_LIST("provider", V_STR_LIST, struct mtlsd_config, providers),
+	KEY("engine", V_NAME, struct mtlsd_config, engine),
+	KEY_LIST("engine_ctrl", V_STR_LIST, struct mtlsd_config, engine_ctrls),
+	KEY_LIST("engine_default", V_STR_LIST, struct mtlsd_config, engine_default),
+	KEY("key_pin_file", V_PATH, struct mtlsd_config, key_pin_file),
+	KEY("key_pin_env", V_NAME, struct mtlsd_config, key_pin_env),
+	KEY("ssl_async", V_BOOL, struct mtlsd_config, ssl_async),
 };
 
 static const struct key_desc server_cert_keys[] = {
 	KEY_LINE("cert", V_PATH, struct cfg_server_cert, cert_path, line),
-	KEY_LINE("key", V_PATH, struct cfg_server_cert, key_path, key_line),
+	KEY_LINE("key", V_KEY, struct cfg_server_cert, key_path, key_line),
 };
 
 static const struct key_desc partner_keys[] = {
@@ -151,6 +160,14 @@ void config_free(struct mtlsd_config *cfg)
 	free(cfg->control_socket);
 	free(cfg->control_group);
 	free(cfg->ticket_key_file);
+	free(cfg->openssl_conf);
+	free(cfg->provider_path);
+	config_strlist_free(&cfg->providers);
+	free(cfg->engine);
+	config_strlist_free(&cfg->engine_ctrls);
+	config_strlist_free(&cfg->engine_default);
+	free(cfg->key_pin_file);
+	free(cfg->key_pin_env);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }

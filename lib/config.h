@@ -49,7 +49,7 @@ struct cfg_strlist {
 
 struct cfg_server_cert {
 	char *cert_path; /* leaf first, then intermediates; a root in it is dropped */
-	char *key_path;
+	char *key_path;  /* a PEM file, or a URI such as pkcs11:token=T;object=O (lib/keyref.h) */
 	int line;        /* config line of the cert key, 0 for flags */
 	int key_line;    /* config line of the key key, 0 for flags */
 };
@@ -96,6 +96,16 @@ struct mtlsd_config {
 	char *control_group;           /* group allowed on the control socket; NULL = root + our uid */
 	char *ticket_key_file;         /* 80-byte session-ticket keys; NULL = random per generation */
 	enum session_cache_mode session_cache; /* default tickets */
+	/* crypto acceleration and HSM keys (lib/crypto_accel.h, lib/keyref.h) */
+	char *openssl_conf;            /* OpenSSL config file applied first; NULL = none */
+	char *provider_path;           /* provider module directory; NULL = OpenSSL's */
+	struct cfg_strlist providers;  /* provider names, loaded in order */
+	char *engine;                  /* legacy engine id ("pkcs11", "dynamic"); NULL = none */
+	struct cfg_strlist engine_ctrls; /* "NAME:VALUE" commands run before ENGINE_init */
+	struct cfg_strlist engine_default; /* algorithm classes the engine takes over ("ALL") */
+	char *key_pin_file;            /* PIN for key URIs without pin-value; mode 0600 */
+	char *key_pin_env;             /* or the environment variable holding it */
+	bool ssl_async;                /* SSL_MODE_ASYNC for async engines (QAT) */
 	struct cfg_partner *partners;
 	size_t n_partners;
 	uint64_t flag_resets;          /* internal: lists a flag already replaced */

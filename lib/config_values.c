@@ -10,6 +10,7 @@
  * Host names in addresses are resolved here, once per load (and reload).
  */
 #include "config_internal.h"
+#include "keyref.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -389,6 +390,7 @@ void config_clear_field(const struct key_desc *k, void *field)
 {
 	switch (k->kind) {
 	case V_PATH:
+	case V_KEY:
 	case V_AUDIT:
 	case V_NAME:
 		free(*(char **)field);
@@ -462,6 +464,16 @@ int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *o
 			return 0;
 		}
 		__attribute__((fallthrough)); /* otherwise a path */
+	case V_KEY:
+		/* A private key may be a URI (pkcs11:...), kept as written. */
+		if (k->kind == V_KEY && keyref_is_uri(value)) {
+			char *uri = strdup(value);
+			ENSURE_PTR(uri, ENOMEM);
+			config_clear_field(k, field);
+			*(char **)field = uri;
+			return 0;
+		}
+		__attribute__((fallthrough));
 	case V_PATH:
 	case V_PATH_LIST:
 		GUARD(resolve_path(ps, value, &path));

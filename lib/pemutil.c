@@ -70,16 +70,23 @@ static int report_open_error(int e, char *err, size_t errlen)
  * swapped by that user. Group/other bits must be clear: 0640 hands the key to
  * every member of the group.
  */
+/*
+ * The owner may be root, our euid, or the configured service user: mtlsd
+ * starts as root and reloads after dropping to that user, and the same key
+ * file must pass both times.
+ */
 static int check_key_stat(const char *path, const struct stat *st, bool allow_insecure,
-			  char *err, size_t errlen)
+			  uid_t also_owner, char *err, size_t errlen)
 {
 	if (allow_insecure)
 		return 0;
-	if (st->st_uid != geteuid() && st->st_uid != 0) {
+	if (st->st_uid != geteuid() && st->st_uid != 0 &&
+	    (also_owner == KEY_OWNER_NONE || st->st_uid != also_owner)) {
+		uid_t want = also_owner != KEY_OWNER_NONE ? also_owner : geteuid();
 		snprintf(err, errlen,
-			 "private key file is owned by uid %u, not by uid %u (mtlsd) or root; "
+			 "private key file is owned by uid %u, not by uid %u (mtlsd's user) or root; "
 			 "run: chown %u %s",
-			 (unsigned)st->st_uid, (unsigned)geteuid(), (unsigned)geteuid(), path);
+			 (unsigned)st->st_uid, (unsigned)want, (unsigned)want, path);
 		return -EPERM;
 	}
 	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
@@ -97,7 +104,7 @@ static int check_key_stat(const char *path, const struct stat *st, bool allow_in
  * to the descriptor before a single byte is read, and the buffer is marked
  * secret.
  */
-static int read_whole_file(const char *path, bool is_key, bool allow_insecure,
+static int read_whole_file(const char *path, bool is_key, bool allow_insecure, uid_t also_owner,
 			   struct file_buf *out, char *err, size_t errlen)
 {
 	struct stat st;
@@ -120,7 +127,7 @@ static int read_whole_file(const char *path, bool is_key, bool allow_insecure,
 		goto out;
 	}
 	if (is_key)
-		GUARD_GOTO(check_key_stat(path, &st, allow_insecure, err, errlen), rc, out);
+		GUARD_GOTO(check_key_stat(path, &st, allow_insecure, also_owner, err, errlen), rc, out);
 	if ((unsigned long long)st.st_size > PEM_FILE_MAX) {
 		snprintf(err, errlen, "file is %lld bytes, more than the %u a PEM file may hold; check the path",
 			 (long long)st.st_size, PEM_FILE_MAX);
@@ -174,7 +181,7 @@ int pem_load_certs(const char *path, STACK_OF(X509) **out, char *err, size_t err
 	int rc;
 
 	*out = NULL;
-	GUARD(read_whole_file(path, false, false, &fb, err, errlen));
+	GUARD(read_whole_file(path, false, false, KEY_OWNER_NONE, &fb, err, errlen));
 	bio = BIO_new_mem_buf(fb.data, (int)fb.len);
 	certs = sk_X509_new_null();
 	ENSURE_GOTO(bio && certs, rc, ENOMEM, out);
@@ -226,7 +233,7 @@ int pem_load_crls(const char *path, STACK_OF(X509_CRL) **out, char *err, size_t 
 	int rc;
 
 	*out = NULL;
-	GUARD(read_whole_file(path, false, false, &fb, err, errlen));
+	GUARD(read_whole_file(path, false, false, KEY_OWNER_NONE, &fb, err, errlen));
 	bio = BIO_new_mem_buf(fb.data, (int)fb.len);
 	crls = sk_X509_CRL_new_null();
 	ENSURE_GOTO(bio && crls, rc, ENOMEM, out);
@@ -266,6 +273,12 @@ out:
 
 int keyfile_check_perms(const char *path, bool allow_insecure, char *err, size_t errlen)
 {
+	return keyfile_check_perms_owned(path, allow_insecure, KEY_OWNER_NONE, err, errlen);
+}
+
+int keyfile_check_perms_owned(const char *path, bool allow_insecure, uid_t also_owner,
+			      char *err, size_t errlen)
+{
 	struct stat st;
 
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -277,7 +290,7 @@ int keyfile_check_perms(const char *path, bool allow_insecure, char *err, size_t
 		rc = -EINVAL;
 	}
 	if (rc == 0)
-		rc = check_key_stat(path, &st, allow_insecure, err, errlen);
+		rc = check_key_stat(path, &st, allow_insecure, also_owner, err, errlen);
 	close(fd);
 	return rc;
 }
@@ -298,13 +311,19 @@ static int refuse_passphrase(char *buf, int size, int rwflag, void *u)
 int pem_load_private_key(const char *path, bool allow_insecure, EVP_PKEY **out,
 			 char *err, size_t errlen)
 {
+	return pem_load_private_key_owned(path, allow_insecure, KEY_OWNER_NONE, out, err, errlen);
+}
+
+int pem_load_private_key_owned(const char *path, bool allow_insecure, uid_t also_owner,
+			       EVP_PKEY **out, char *err, size_t errlen)
+{
 	struct file_buf fb;
 	BIO *bio = NULL;
 	bool wanted_passphrase = false;
 	int rc = 0;
 
 	*out = NULL;
-	GUARD(read_whole_file(path, true, allow_insecure, &fb, err, errlen));
+	GUARD(read_whole_file(path, true, allow_insecure, also_owner, &fb, err, errlen));
 	bio = BIO_new_mem_buf(fb.data, (int)fb.len);
 	ENSURE_GOTO(bio != NULL, rc, ENOMEM, out);
 

@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "guard.h"
 
@@ -31,10 +32,22 @@ int pem_load_crls(const char *path, STACK_OF(X509_CRL) **out, char *err, size_t 
  */
 int keyfile_check_perms(const char *path, bool allow_insecure, char *err, size_t errlen) MUST_CHECK;
 
+/* No extra owner: root and the euid only. */
+#define KEY_OWNER_NONE ((uid_t)-1)
+
+/* The same, also accepting files owned by also_owner (the configured service
+ * user, so a key passes at start as root and on reload after the drop). */
+int keyfile_check_perms_owned(const char *path, bool allow_insecure, uid_t also_owner,
+			      char *err, size_t errlen) MUST_CHECK;
+
 /* Perms check + load an unencrypted PEM private key. The file buffer is
  * cleansed before it is freed. */
 int pem_load_private_key(const char *path, bool allow_insecure, EVP_PKEY **out,
 			 char *err, size_t errlen) MUST_CHECK;
+
+/* The same with keyfile_check_perms_owned()'s owner rule. */
+int pem_load_private_key_owned(const char *path, bool allow_insecure, uid_t also_owner,
+			       EVP_PKEY **out, char *err, size_t errlen) MUST_CHECK;
 
 /* True if the certificate is self-signed (a root): never presented. */
 bool x509_is_self_signed(X509 *x);

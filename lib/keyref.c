@@ -1,0 +1,295 @@
+/*
+ * keyref.c: private keys by file path or by URI (lib/keyref.h).
+ *
+ * A file goes to lib/pemutil (permission rules, cleansed buffers). A URI
+ * goes to the configured engine (ENGINE_load_private_key: libp11 parses the
+ * RFC 7512 URI, logs in and finds the object) or to OSSL_STORE. The PIN is
+ * handed over two ways because engines differ: as a UI_METHOD answer (what
+ * OSSL_STORE and most engines ask) and as the engine's "PIN" control
+ * command (libp11 logs in with it without asking). Nothing here keeps the
+ * PIN: it lives on the stack of keyref_load() and is cleansed there.
+ *
+ * The failure reasons operators meet are told apart from OpenSSL's error
+ * queue and libp11's PKCS#11 return codes: a PIN the token refused, no such
+ * token, no such object.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include "keyref.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/engine.h>
+#include <openssl/err.h>
+#include <openssl/store.h>
+#include <openssl/ui.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto_accel.h"
+#include "log.h"
+#include "pemutil.h"
+
+bool keyref_is_uri(const char *ref)
+{
+	size_t n = 0;
+
+	if (!isalpha((unsigned char)ref[0]))
+		return false;
+	while (isalnum((unsigned char)ref[n]) || ref[n] == '+' || ref[n] == '-' || ref[n] == '.')
+		n++;
+	/* Two letters at least: "c:key.pem" is not a scheme worth guessing. */
+	return n >= 2 && ref[n] == ':';
+}
+
+const char *keyref_redact(const char *ref, char *buf, size_t len)
+{
+	const char *pin = strstr(ref, "pin-value=");
+
+	if (!pin) {
+		snprintf(buf, len, "%s", ref);
+		return buf;
+	}
+	size_t skip = strcspn(pin + 10, ";&?");
+	snprintf(buf, len, "%.*spin-value=***%s", (int)(pin - ref), ref, pin + 10 + skip);
+	return buf;
+}
+
+/* Percent-decode src[0..n) into dst (RFC 3986); -EINVAL for a bad escape. */
+static int pct_decode(const char *src, size_t n, char *dst, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		ENSURE(o + 1 < len, E2BIG);
+		if (src[i] != '%') {
+			dst[o++] = src[i];
+			continue;
+		}
+		ENSURE(i + 2 < n, EINVAL);
+		ENSURE(isxdigit((unsigned char)src[i + 1]) && isxdigit((unsigned char)src[i + 2]), EINVAL);
+		char hex[3] = { src[i + 1], src[i + 2], '\0' };
+		dst[o++] = (char)strtoul(hex, NULL, 16);
+		i += 2;
+	}
+	dst[o] = '\0';
+	return 0;
+}
+
+/* The value of attribute name= in a pkcs11 URI (path or query part). */
+static const char *uri_attr(const char *uri, const char *name, size_t *vlen)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = strchr(uri, ':'); p && *p; p += strcspn(p, ";?&")) {
+		p++;
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			*vlen = strcspn(p + nl + 1, ";?&");
+			return p + nl + 1;
+		}
+	}
+	return NULL;
+}
+
+/* A PIN file: regular, not group/other-readable, first line only. */
+static int read_pin_file(const char *path, char *pin, size_t len, char *err, size_t errlen)
+{
+	struct stat st;
+	int rc = 0;
+
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "PIN file %s: %s; create it with the token's user PIN, mode 0600",
+			 path, strerror(e));
+		return -e;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "PIN file %s: not a regular file; give a file holding the PIN", path);
+		rc = -EINVAL;
+	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(err, errlen, "PIN file %s has mode %04o, which lets group or others read the "
+			 "PIN; run: chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
+		rc = -EPERM;
+	} else {
+		ssize_t n = read(fd, pin, len - 1);
+		if (n < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "PIN file %s: %s", path, strerror(-rc));
+			n = 0;
+		}
+		pin[n] = '\0';
+		pin[strcspn(pin, "\r\n")] = '\0';
+	}
+	close(fd);
+	return rc;
+}
+
+int keyref_read_pin(const struct keyref_opts *opts, char *pin, size_t len, char *err, size_t errlen)
+{
+	pin[0] = '\0';
+	if (opts->pin_file)
+		return read_pin_file(opts->pin_file, pin, len, err, errlen);
+	if (opts->pin_env) {
+		const char *v = getenv(opts->pin_env);
+		if (!v) {
+			snprintf(err, errlen, "key_pin_env = %s, but the environment has no %s; set it "
+				 "in the service's environment (systemd: LoadCredential or Environment=)",
+				 opts->pin_env, opts->pin_env);
+			return -ENOENT;
+		}
+		ENSURE(strlen(v) < len, E2BIG);
+		snprintf(pin, len, "%s", v);
+	}
+	return 0;
+}
+
+/* The PIN for uri: pin-value, pin-source=file:..., then the opts. */
+static int pin_for_uri(const char *uri, const struct keyref_opts *opts, char *pin, size_t len,
+		       char *err, size_t errlen)
+{
+	char path[512];
+	size_t vlen;
+	const char *v;
+
+	if ((v = uri_attr(uri, "pin-value", &vlen))) {
+		if (pct_decode(v, vlen, pin, len) < 0) {
+			snprintf(err, errlen, "the URI's pin-value is not valid percent-encoding");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if ((v = uri_attr(uri, "pin-source", &vlen))) {
+		if (pct_decode(v, vlen, path, sizeof(path)) < 0 || path[0] == '|') {
+			snprintf(err, errlen, "the URI's pin-source must be file:/ABSOLUTE/PATH (programs "
+				 "are not run)");
+			return -EINVAL;
+		}
+		return read_pin_file(strncmp(path, "file:", 5) == 0 ? path + 5 : path, pin, len, err, errlen);
+	}
+	return keyref_read_pin(opts, pin, len, err, errlen);
+}
+
+/* OpenSSL asks for the PIN through a UI; answer with ours, never a prompt. */
+static int give_pin(char *buf, int size, int rwflag, void *u)
+{
+	const char *pin = u;
+	int n = (int)strlen(pin);
+
+	(void)rwflag;
+	if (n == 0 || n >= size)
+		return -1;
+	memcpy(buf, pin, (size_t)n);
+	return n;
+}
+
+/* Why the token said no, from the error queue (drained into ossl). */
+static int classify_failure(char *ossl, size_t len)
+{
+	int rc = -ENOENT;
+	unsigned long e;
+
+	ossl[0] = '\0';
+	size_t off = 0;
+	while ((e = ERR_get_error()) != 0) {
+		const char *r = ERR_reason_error_string(e);
+		char buf[128];
+		if (!r) {
+			ERR_error_string_n(e, buf, sizeof(buf));
+			r = buf;
+		}
+		if (strcasestr(r, "pin"))
+			rc = -EACCES;
+		int w = snprintf(ossl + off, len - off, "%s%s", off ? "; " : "", r);
+		if (w > 0 && (size_t)w < len - off)
+			off += (size_t)w;
+	}
+	return rc;
+}
+
+static int load_from_engine(ENGINE *e, const char *uri, char *pin, EVP_PKEY **out)
+{
+	UI_METHOD *ui = UI_UTIL_wrap_read_pem_callback(give_pin, 0);
+	ENSURE_PTR(ui, ENOMEM);
+	/* libp11 logs in with the PIN it was given; other engines ignore it. */
+	if (pin[0] && ENGINE_ctrl_cmd_string(e, "PIN", pin, 1) != 1)
+		ERR_clear_error();
+	*out = ENGINE_load_private_key(e, uri, ui, pin);
+	UI_destroy_method(ui);
+	return *out ? 0 : -ENOENT;
+}
+
+static int load_from_store(const char *uri, char *pin, EVP_PKEY **out)
+{
+	UI_METHOD *ui = UI_UTIL_wrap_read_pem_callback(give_pin, 0);
+	ENSURE_PTR(ui, ENOMEM);
+	OSSL_STORE_CTX *st = OSSL_STORE_open(uri, ui, pin, NULL, NULL);
+	if (st) {
+		if (OSSL_STORE_expect(st, OSSL_STORE_INFO_PKEY) != 1)
+			ERR_clear_error(); /* some loaders filter nothing: we check the type below */
+		while (!*out && !OSSL_STORE_eof(st)) {
+			OSSL_STORE_INFO *info = OSSL_STORE_load(st);
+			if (info && OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY)
+				*out = OSSL_STORE_INFO_get1_PKEY(info);
+			OSSL_STORE_INFO_free(info);
+			if (!info && OSSL_STORE_error(st))
+				break;
+		}
+		OSSL_STORE_close(st);
+	}
+	UI_destroy_method(ui);
+	return *out ? 0 : -ENOENT;
+}
+
+static int load_uri(const char *uri, const struct keyref_opts *opts, EVP_PKEY **out,
+		    char *err, size_t errlen)
+{
+	char pin[KEYREF_MAX_PIN], ossl[384];
+	ENGINE *e = crypto_accel_engine();
+
+	GUARD(pin_for_uri(uri, opts, pin, sizeof(pin), err, errlen));
+	ERR_clear_error();
+	int rc = e ? load_from_engine(e, uri, pin, out) : load_from_store(uri, pin, out);
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (rc == 0)
+		return 0;
+	rc = classify_failure(ossl, sizeof(ossl));
+	if (rc == -EACCES)
+		snprintf(err, errlen, "the token refused the PIN; check key_pin_file / key_pin_env / "
+			 "pin-value (a token locks after repeated failures) [%s]", ossl);
+	else
+		snprintf(err, errlen, "%s found no private key there; check the token label, the "
+			 "object label or id (list them: pkcs11-tool --module MODULE -O), the PIN, and "
+			 "that the token holds the matching public key object with the same id%s%s%s",
+			 e ? "the engine" : "OSSL_STORE (no engine = configured)",
+			 ossl[0] ? " [" : "", ossl, ossl[0] ? "]" : "");
+	return rc;
+}
+
+static uid_t owner_uid(const char *user)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (!user)
+		return KEY_OWNER_NONE;
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res)
+		return pw.pw_uid;
+	/* A numeric user = is an id (lib/config accepts both). */
+	char *end;
+	unsigned long id = strtoul(user, &end, 10);
+	return *user && *end == '\0' ? (uid_t)id : KEY_OWNER_NONE;
+}
+
+int keyref_load(const char *ref, const struct keyref_opts *opts, EVP_PKEY **out,
+		char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!keyref_is_uri(ref))
+		return pem_load_private_key_owned(ref, opts->allow_insecure, owner_uid(opts->owner),
+						  out, err, errlen);
+	return load_uri(ref, opts, out, err, errlen);
+}
