@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crypto_accel.h"
+#include "keyref.h"
 #include "log.h"
 #include "pemutil.h"
 
@@ -174,8 +176,10 @@ static int check_server_key(struct build *b, const struct cfg_server_cert *c, EV
 	int id = EVP_PKEY_get_base_id(key), bits = EVP_PKEY_get_bits(key);
 	unsigned type_bit = id == EVP_PKEY_EC ? 1u : id == EVP_PKEY_RSA ? 2u : 4u;
 
+	char shown[512];
+
 	if ((id == EVP_PKEY_RSA && bits < MIN_SERVER_RSA_BITS) || (id == EVP_PKEY_EC && bits < MIN_SERVER_EC_BITS))
-		return file_fail(b, -EINVAL, c->key_line, "key", c->key_path, "%d-bit %s key is too weak; "
+		return file_fail(b, -EINVAL, c->key_line, "key", keyref_redact(c->key_path, shown, sizeof(shown)), "%d-bit %s key is too weak; "
 				 "use RSA >= %d or EC >= %d bits", bits, key_type_name(id),
 				 MIN_SERVER_RSA_BITS, MIN_SERVER_EC_BITS);
 	if (*types_seen & type_bit)
@@ -208,7 +212,12 @@ static int load_server_cert(struct build *b, const struct cfg_server_cert *c, un
 {
 	STACK_OF(X509) *certs = NULL, *chain = NULL;
 	EVP_PKEY *key = NULL;
-	char why[512], ossl[256];
+	char why[768], ossl[256], shown[512];
+	const struct mtlsd_config *cfg = &b->g->cfg;
+	const struct keyref_opts opts = {
+		.allow_insecure = cfg->allow_insecure_key_perms, .owner = cfg->user,
+		.pin_file = cfg->key_pin_file, .pin_env = cfg->key_pin_env,
+	};
 	int rc;
 
 	rc = pem_load_certs(c->cert_path, &certs, why, sizeof(why));
@@ -216,14 +225,16 @@ static int load_server_cert(struct build *b, const struct cfg_server_cert *c, un
 		return file_fail(b, rc, c->line, "cert", c->cert_path, "%s", why);
 	X509 *leaf = sk_X509_value(certs, 0);
 	GUARD_GOTO(check_server_leaf(b, c, leaf), rc, out);
-	rc = pem_load_private_key(c->key_path, b->g->cfg.allow_insecure_key_perms, &key, why, sizeof(why));
+	/* A URI may carry a pin-value: never print it as written. */
+	keyref_redact(c->key_path, shown, sizeof(shown));
+	rc = keyref_load(c->key_path, &opts, &key, why, sizeof(why));
 	if (rc < 0) {
-		rc = file_fail(b, rc, c->key_line, "key", c->key_path, "%s", why);
+		rc = file_fail(b, rc, c->key_line, "key", shown, "%s", why);
 		goto out;
 	}
 	if (X509_check_private_key(leaf, key) != 1) {
 		ERR_clear_error();
-		rc = file_fail(b, -EINVAL, c->key_line, "key", c->key_path, "does not match the certificate in "
+		rc = file_fail(b, -EINVAL, c->key_line, "key", shown, "does not match the certificate in "
 			       "%s; give the key the certificate was issued for", c->cert_path);
 		goto out;
 	}
@@ -237,7 +248,7 @@ static int load_server_cert(struct build *b, const struct cfg_server_cert *c, un
 	rc = 0;
 out:
 	/* The SSL_CTX holds its own reference; the key's memory is cleansed by
-	 * OpenSSL when the last reference goes. */
+	 * OpenSSL when the last reference goes (a token key is only a handle). */
 	EVP_PKEY_free(key);
 	sk_X509_free(chain);
 	sk_X509_pop_free(certs, X509_free);
@@ -250,6 +261,14 @@ static int build_ssl_ctx(struct build *b)
 	char ossl[256];
 	unsigned types_seen = 0;
 
+	/* Providers and the engine exist before the first context or key (a
+	 * no-op after the first build: they live as long as the process). */
+	char why[512];
+	int rc = crypto_accel_apply(cfg, why, sizeof(why));
+	if (rc < 0) {
+		snprintf(b->err, b->errlen, "%s%s%s", cfg->path ? cfg->path : "", cfg->path ? ": " : "", why);
+		return rc;
+	}
 	b->g->ssl_ctx = SSL_CTX_new(TLS_server_method());
 	if (!b->g->ssl_ctx || ctx_apply_policy(b->g->ssl_ctx) < 0) {
 		snprintf(b->err, b->errlen, "cannot set up the TLS context: %s", ossl_errors_str(ossl, sizeof(ossl)));
