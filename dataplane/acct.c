@@ -23,6 +23,10 @@
 #include "probes.h"
 
 #define META_CACHE_SLOTS 64    /* per thread, direct-mapped */
+/* acct_meta is an LRU map the BPF program never touches, so an entry ages
+ * by its last write: rewriting it now and then keeps the names of busy
+ * certificates from being evicted before their counters. */
+#define META_REFRESH_S 60
 
 static struct {
 	enum acct_source source;
@@ -42,6 +46,7 @@ static struct {
 /* Identities whose names this thread already wrote into acct_meta. */
 static __thread struct {
 	unsigned epoch;            /* acct_epoch when written; 0 = empty */
+	time_t written;            /* CLOCK_MONOTONIC_COARSE seconds */
 	struct acct_key key;
 } meta_cache[META_CACHE_SLOTS];
 
@@ -139,8 +144,8 @@ static void meta_fill(struct acct_meta *m, const struct acct_event *ev)
 	snprintf(m->issuer, sizeof(m->issuer), "%s", ev->issuer ? ev->issuer : "");
 }
 
-/* Names go to the map once per identity per thread; a failed write is
- * retried at the next handshake of that identity. */
+/* Names go to the map once per identity per thread and then once every
+ * META_REFRESH_S; a failed write is retried at the next handshake. */
 static void meta_publish(const struct acct_key *key, const struct acct_event *ev)
 {
 	unsigned h = 0;
@@ -152,11 +157,15 @@ static void meta_publish(const struct acct_key *key, const struct acct_event *ev
 		h = h * 31 + key->serial[i] + key->issuer_id[i % ACCT_ISSUER_ID_LEN];
 	h %= META_CACHE_SLOTS;
 	unsigned epoch = acct_epoch;
-	if (meta_cache[h].epoch == epoch && memcmp(&meta_cache[h].key, key, sizeof(*key)) == 0)
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (meta_cache[h].epoch == epoch && now.tv_sec - meta_cache[h].written < META_REFRESH_S &&
+	    memcmp(&meta_cache[h].key, key, sizeof(*key)) == 0)
 		return;
 	meta_fill(&m, ev);
 	if (bpf_map_update_elem(state.meta_fd, key, &m, BPF_ANY) == 0) {
 		meta_cache[h].epoch = epoch;
+		meta_cache[h].written = now.tv_sec;
 		meta_cache[h].key = *key;
 	} else if (errno == EPERM && !atomic_exchange(&meta_refused, true)) {
 		log_warn("handshake accounting: the kernel refuses writes to %s/%s after privileges "
