@@ -244,15 +244,46 @@ static int load_from_store(const char *uri, char *pin, EVP_PKEY **out)
 	return *out ? 0 : -ENOENT;
 }
 
+/*
+ * The URI without its pin-value and pin-source attributes: the PIN goes
+ * over the UI or the PIN command, and engines print the URI they were
+ * given in their own error messages.
+ */
+static int uri_without_pin(const char *uri, char *buf, size_t len)
+{
+	size_t o = 0;
+	const char *p = uri;
+
+	while (*p) {
+		size_t n = strcspn(p + 1, ";?&") + 1;
+		bool drop = (p != uri) && (strncmp(p + 1, "pin-value=", 10) == 0 ||
+					   strncmp(p + 1, "pin-source=", 11) == 0);
+		if (p == uri)
+			n = strcspn(p, ";?&");
+		if (!drop) {
+			ENSURE(o + n < len, E2BIG);
+			memcpy(buf + o, p, n);
+			o += n;
+		}
+		p += n;
+	}
+	buf[o] = '\0';
+	return 0;
+}
+
 static int load_uri(const char *uri, const struct keyref_opts *opts, EVP_PKEY **out,
 		    char *err, size_t errlen)
 {
-	char pin[KEYREF_MAX_PIN], ossl[384];
+	char pin[KEYREF_MAX_PIN], ossl[384], bare[1024];
 	ENGINE *e = crypto_accel_engine();
 
+	if (uri_without_pin(uri, bare, sizeof(bare)) < 0) {
+		snprintf(err, errlen, "URI longer than %zu characters", sizeof(bare) - 1);
+		return -E2BIG;
+	}
 	GUARD(pin_for_uri(uri, opts, pin, sizeof(pin), err, errlen));
 	ERR_clear_error();
-	int rc = e ? load_from_engine(e, uri, pin, out) : load_from_store(uri, pin, out);
+	int rc = e ? load_from_engine(e, bare, pin, out) : load_from_store(bare, pin, out);
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (rc == 0)
 		return 0;

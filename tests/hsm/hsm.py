@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""mtlsd with its server key in a PKCS#11 token (SoftHSM2 through Debian's
+libp11 engine), end to end.
+
+  hsm.py NAME            run one test (meson runs each as its own test)
+  hsm.py --list          print every test name
+
+Each test makes its own token in its temp dir (SOFTHSM2_CONF points at a
+per-test config; the system token directory is never touched), imports the
+fixture `server` key as a private AND a public key object with the same id
+(libp11 needs the public object to use an EC key for TLS), and runs the
+real mtlsd with `key = pkcs11:token=mtlsd;object=server-key`. The accept and
+reject rows reuse tests/integration's harness, daemon and expect modules:
+the same peers, the same assertions, only the key is elsewhere.
+
+Exit status: 0 pass, 1 fail, 77 skip (softhsm2, opensc or
+libengine-pkcs11-openssl not installed).
+"""
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import harness  # noqa: E402
+from harness import case, free_port  # noqa: E402
+from daemon import Config, Mtlsd, standard_config  # noqa: E402
+from expect import assert_echoed, assert_audit_ok, assert_identity  # noqa: E402
+from cases_reject import check_rejected  # noqa: E402
+import peers  # noqa: E402
+
+EXIT_SKIP = 77
+PIN = "4711"
+SO_PIN = "271828"
+TOKEN = "mtlsd"
+OBJECT = "server-key"
+URI = "pkcs11:token=%s;object=%s;type=private" % (TOKEN, OBJECT)
+SOFTHSM_MODULES = ["/usr/lib/softhsm/libsofthsm2.so",
+                   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+ENGINE_DIRS = ["/usr/lib/x86_64-linux-gnu/engines-3", "/usr/lib/engines-3"]
+
+
+def softhsm_module():
+    for m in SOFTHSM_MODULES:
+        if os.path.exists(m):
+            return m
+    return None
+
+
+def require_tools():
+    missing = [t for t in ("softhsm2-util", "pkcs11-tool") if not shutil.which(t)]
+    if not softhsm_module():
+        missing.append("libsofthsm2.so")
+    if not any(os.path.exists(os.path.join(d, "pkcs11.so")) for d in ENGINE_DIRS):
+        missing.append("the pkcs11 engine")
+    if missing:
+        raise harness.Skip("missing %s: apt-get install softhsm2 opensc libengine-pkcs11-openssl"
+                           % ", ".join(missing))
+
+
+def run(argv, **kw):
+    r = subprocess.run(argv, capture_output=True, timeout=60, **kw)
+    assert r.returncode == 0, "%s failed: %s" % (argv[0], (r.stdout + r.stderr).decode())
+    return r
+
+
+class Token:
+    """A fresh SoftHSM2 token in the test dir holding the server key."""
+
+    def __init__(self, ctx, import_public=True):
+        require_tools()
+        self.module = softhsm_module()
+        tokendir = os.path.join(ctx.dir, "tokens")
+        os.mkdir(tokendir)
+        conf = ctx.write("softhsm2.conf", "directories.tokendir = %s\nobjectstore.backend = file\n"
+                         "log.level = ERROR\n" % tokendir)
+        # mtlsd and every tool started from here inherit it.
+        os.environ["SOFTHSM2_CONF"] = conf
+        run(["softhsm2-util", "--init-token", "--free", "--label", TOKEN,
+             "--pin", PIN, "--so-pin", SO_PIN])
+        key = ctx.fx.path("server", "key.pem")
+        priv = os.path.join(ctx.dir, "key.der")
+        pub = os.path.join(ctx.dir, "pub.der")
+        run(["openssl", "pkey", "-in", key, "-outform", "DER", "-out", priv])
+        run(["openssl", "pkey", "-in", key, "-pubout", "-outform", "DER", "-out", pub])
+        objects = [(priv, "privkey")] + ([(pub, "pubkey")] if import_public else [])
+        for path, kind in objects:
+            run(["pkcs11-tool", "--module", self.module, "--token-label", TOKEN, "--login",
+                 "--pin", PIN, "--write-object", path, "--type", kind, "--id", "01",
+                 "--label", OBJECT])
+        # The key now lives in the token only.
+        os.unlink(priv)
+        self.pin_file = ctx.write("pin", PIN + "\n")
+
+
+def hsm_keys(token, **override):
+    keys = {"engine": "pkcs11", "engine_ctrl": "MODULE_PATH:" + token.module,
+            "key_pin_file": token.pin_file}
+    keys.update(override)
+    return {k: v for k, v in keys.items() if v is not None}
+
+
+def hsm_config(ctx, token, backend_addr, uri=URI, **override):
+    """standard_config with the server key in the token."""
+    c = standard_config(ctx, backend_addr)
+    header, keys = c.sections[0]
+    assert header == "server_cert.ec", c.sections
+    c.sections[0] = (header, [(k, uri if k == "key" else v) for k, v in keys])
+    c.sections.insert(0, ("mtlsd", list(hsm_keys(token, **override).items())))
+    return c
+
+
+def run_mtlsd(ctx, config, *flags):
+    path = ctx.write("mtlsd.conf", config.render())
+    argv = [ctx.mtlsd_bin, "--config", path, "--listen", "127.0.0.1:%d" % free_port()] + list(flags)
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("mtlsd did not exit: a key error must stop it at start")
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def assert_refused(rc, out, *needles):
+    assert rc == 1, "expected exit 1, got %d:\n%s" % (rc, out)
+    for n in needles:
+        assert n in out, "the message does not say %r:\n%s" % (n, out)
+
+
+def served_by_token(ctx, mtlsd, backend, leaf="client-ec"):
+    probe = b"signed in the token\n"
+    r = peers.s_client(ctx, mtlsd.port, leaf, send=probe, expect=probe)
+    assert_echoed(r, probe)
+    assert_audit_ok(ctx, mtlsd.wait_audit(1), leaf, "partner")
+    assert_identity(ctx, backend.identity(1), leaf, "partner")
+
+
+# ---- accepted and rejected clients, key in the token ----------------------
+
+@case("hsm_valid_ec_openssl")
+def hsm_valid_ec_openssl(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    served_by_token(ctx, Mtlsd(ctx, hsm_config(ctx, token, backend.addr)), backend)
+
+
+@case("hsm_valid_rsa2048_openssl")
+def hsm_valid_rsa2048_openssl(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    served_by_token(ctx, Mtlsd(ctx, hsm_config(ctx, token, backend.addr)), backend, "client-rsa")
+
+
+@case("hsm_reject_unknown_ca")
+def hsm_reject_unknown_ca(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    check_rejected(ctx, "client-unknownca", "unknown_ca", backend=backend,
+                   config=hsm_config(ctx, token, backend.addr))
+
+
+@case("hsm_reject_revoked")
+def hsm_reject_revoked(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    check_rejected(ctx, "client-revoked", "revoked", backend=backend,
+                   config=hsm_config(ctx, token, backend.addr))
+
+
+@case("hsm_reject_no_client_cert")
+def hsm_reject_no_client_cert(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    check_rejected(ctx, None, "no_certificate", backend=backend,
+                   config=hsm_config(ctx, token, backend.addr))
+
+
+@case("hsm_key_uri_on_command_line")
+def hsm_key_uri_on_command_line(ctx):
+    """--cert/--key replace the file's server certificate (a key file
+    there): the URI works as a flag, kept as written, not made a path."""
+    token = Token(ctx)
+    backend = ctx.backend()
+    c = standard_config(ctx, backend.addr)
+    c.sections.insert(0, ("mtlsd", list(hsm_keys(token).items())))
+    flags = ["--cert", ctx.fx.path("server", "chain.pem"), "--key", URI]
+    served_by_token(ctx, Mtlsd(ctx, c, extra_flags=flags), backend)
+
+
+@case("hsm_pin_from_environment")
+def hsm_pin_from_environment(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    os.environ["MTLSD_TEST_PIN"] = PIN
+    config = hsm_config(ctx, token, backend.addr, key_pin_file=None, key_pin_env="MTLSD_TEST_PIN")
+    served_by_token(ctx, Mtlsd(ctx, config), backend)
+
+
+@case("hsm_pin_value_in_uri")
+def hsm_pin_value_in_uri(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    config = hsm_config(ctx, token, backend.addr, uri=URI + ";pin-value=" + PIN, key_pin_file=None)
+    served_by_token(ctx, Mtlsd(ctx, config), backend)
+
+
+# ---- what an operator gets wrong: refused at start, clearly ---------------
+
+@case("hsm_wrong_pin_refused")
+def hsm_wrong_pin_refused(ctx):
+    token = Token(ctx)
+    wrong = ctx.write("wrong-pin", "0000\n")
+    rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9", key_pin_file=wrong))
+    assert_refused(rc, out, "mtlsd.conf:", "refused the PIN", "key_pin_file")
+
+
+@case("hsm_wrong_pin_value_not_shown")
+def hsm_wrong_pin_value_not_shown(ctx):
+    token = Token(ctx)
+    config = hsm_config(ctx, token, "127.0.0.1:9", uri=URI + ";pin-value=98765", key_pin_file=None)
+    rc, out = run_mtlsd(ctx, config)
+    assert_refused(rc, out, "refused the PIN", "pin-value=***")
+    assert "98765" not in out, "the PIN was printed:\n" + out
+
+
+@case("hsm_missing_token_refused")
+def hsm_missing_token_refused(ctx):
+    token = Token(ctx)
+    rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9",
+                                        uri="pkcs11:token=nosuchtoken;object=server-key"))
+    assert_refused(rc, out, "token=nosuchtoken", "found no private key", "token label")
+
+
+@case("hsm_missing_object_refused")
+def hsm_missing_object_refused(ctx):
+    token = Token(ctx)
+    rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9",
+                                        uri="pkcs11:token=mtlsd;object=nosuchkey"))
+    assert_refused(rc, out, "object=nosuchkey", "found no private key", "object label")
+
+
+@case("hsm_pin_file_readable_by_others_refused")
+def hsm_pin_file_readable_by_others_refused(ctx):
+    token = Token(ctx)
+    os.chmod(token.pin_file, 0o644)
+    rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9"))
+    assert_refused(rc, out, token.pin_file, "chmod 600")
+
+
+@case("hsm_no_engine_refused")
+def hsm_no_engine_refused(ctx):
+    """Without engine = pkcs11, OpenSSL 3.0 has no pkcs11: loader: say so."""
+    token = Token(ctx)
+    rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9", engine=None, engine_ctrl=None))
+    assert_refused(rc, out, "no engine = configured")
+
+
+@case("hsm_unknown_engine_refused")
+def hsm_unknown_engine_refused(ctx):
+    token = Token(ctx)
+    rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9", engine="nosuchengine"))
+    assert_refused(rc, out, "engine = nosuchengine", "no such engine")
+
+
+def main(argv):
+    if argv[1:] == ["--list"]:
+        print("\n".join(n for n in sorted(harness.CASES) if n.startswith("hsm_")))
+        return 0
+    if len(argv) != 2 or argv[1] not in harness.CASES:
+        print("usage: hsm.py NAME | --list", file=sys.stderr)
+        return 2
+    name = argv[1]
+    ctx = None
+    try:
+        with contextlib.ExitStack() as stack:
+            ctx = harness.Ctx(name, stack)
+            harness.CASES[name](ctx)
+    except harness.Skip as e:
+        print("SKIP %s: %s" % (name, e))
+        return EXIT_SKIP
+    except Exception:
+        traceback.print_exc()
+        if ctx:
+            for f in sorted(os.listdir(ctx.dir)):
+                if f.endswith(".log"):
+                    print("----- %s\n%s" % (f, harness.tail(harness.read_text(os.path.join(ctx.dir, f)))))
+            print("FAIL %s: logs kept in %s" % (name, ctx.dir))
+        return 1
+    ctx.remove()
+    print("PASS %s" % name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
