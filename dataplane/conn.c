@@ -85,15 +85,35 @@ void conn_submit_client_send(struct conn *c)
 	c->client_send_armed = true;
 }
 
-/* Give back the receive buffer behind the TLS input slice once OpenSSL has
- * consumed all of it. */
+/* Give back what holds the TLS input slice (a ring buffer or a spill
+ * chunk) once OpenSSL has consumed all of it. */
 void conn_release_consumed_input(struct conn *c)
 {
-	if (c->client_bid == NO_BUF || tls_session_input_left(&c->tls) > 0)
+	if (tls_session_input_left(&c->tls) > 0)
 		return;
 	tls_session_clear_input(&c->tls);
+	if (c->client_bid != NO_BUF) {
+		worker_buf_return(c->w, (uint16_t)c->client_bid);
+		c->client_bid = NO_BUF;
+	}
+	chunk_put(&c->w->chunks, c->spill);
+	c->spill = NULL;
+}
+
+int conn_spill_input(struct conn *c)
+{
+	uint32_t left = tls_session_input_left(&c->tls);
+
+	if (c->client_bid == NO_BUF || left == 0)
+		return 0;
+	struct chunk *ch = chunk_get(&c->w->chunks);
+	ENSURE_PTR(ch, ENOMEM);
+	memcpy(ch->data, c->tls.in + c->tls.in_off, left);
 	worker_buf_return(c->w, (uint16_t)c->client_bid);
 	c->client_bid = NO_BUF;
+	c->spill = ch;
+	tls_session_set_input(&c->tls, ch->data, left);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -193,6 +213,11 @@ static void handshake_succeeded(struct conn *c)
 	c->last_active_ns = now_ns();
 	list_add_tail(&c->w->established, &c->timer);
 	(void)conn_try_kernel_tls(c);
+	/* Early data after the client's Finished waits for the backend: not
+	 * in the shared ring. Out of memory: it stays there, still correct. */
+	if (conn_spill_input(c) < 0)
+		log_debug("conn %llu: no memory to spill the input slice; "
+			  "it keeps its receive buffer", (unsigned long long)c->id);
 	conn_backend_connect(c);
 }
 
@@ -469,6 +494,8 @@ void conn_release(struct conn *c)
 	tls_session_free(&c->tls);
 	verify_result_clear(&c->vr);
 	outq_release(&c->to_backend, &c->w->chunks);
+	chunk_put(&c->w->chunks, c->spill);
+	c->spill = NULL;
 	if (c->client_bid != NO_BUF)
 		worker_buf_return(c->w, (uint16_t)c->client_bid);
 	if (c->backend_bid != NO_BUF)

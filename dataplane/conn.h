@@ -60,7 +60,8 @@ struct conn {
 	bool holds_handshake_slot;     /* counted in engine.handshakes */
 
 	/* client -> backend */
-	int client_bid;                /* buffer behind the TLS input slice */
+	int client_bid;                /* ring buffer behind the TLS input slice */
+	struct chunk *spill;           /* or the chunk it was copied to (conn_spill_input) */
 	struct outq to_backend;        /* plaintext (or PROXY header) to send */
 	bool client_recv_armed, backend_send_armed;
 	bool client_eof;               /* close_notify or FIN from the client */
@@ -137,8 +138,15 @@ void relay_pump(struct conn *c);
 void relay_arm_client_recv(struct conn *c);
 void conn_submit_client_send(struct conn *c);
 void conn_submit_backend_send(struct conn *c);
-/* Return the receive buffer behind the TLS input slice if OpenSSL consumed it all. */
+/* Release what holds the TLS input slice if OpenSSL consumed it all. */
 void conn_release_consumed_input(struct conn *c);
+/*
+ * c is about to wait (backend send or connect) with ciphertext left in the
+ * slice: copy the remainder into a chunk of its own and give the receive
+ * buffer back, so slow backends cannot drain the worker's shared ring.
+ * 0, or -ENOMEM (the slice then simply stays where it was).
+ */
+int conn_spill_input(struct conn *c) MUST_CHECK;
 void conn_prep(struct conn *c, struct io_uring_sqe *sqe, enum uring_op op);
 
 #endif

@@ -89,6 +89,11 @@ static void client_to_backend(struct conn *c)
 		c->to_backend.len = (uint32_t)n;
 		c->w->counters.bytes_client_to_backend += n;
 		conn_release_consumed_input(c);
+		/* More records wait in the slice while the backend takes this
+		 * one: keep them off the shared ring. */
+		if (conn_spill_input(c) < 0)
+			log_debug("conn %llu: no memory to spill the input slice; "
+				  "it keeps its receive buffer", (unsigned long long)c->id);
 		conn_submit_backend_send(c);
 		break;
 	case TLS_IO_WANT_READ:
