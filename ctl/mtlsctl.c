@@ -16,6 +16,8 @@
 #include "log.h"
 
 extern const struct ctl_command cmd_doctor; /* ctl/cmd_doctor.c */
+/* The control plane: ctl/cmd_{reload,status,certs,drop}.c over ctl_client.c. */
+extern const struct ctl_command cmd_reload, cmd_status, cmd_certs, cmd_drop;
 
 static const struct ctl_command *const commands[] = {
 	&cmd_pki_init,
@@ -27,6 +29,10 @@ static const struct ctl_command *const commands[] = {
 	&cmd_cert_check,
 	&cmd_stats,
 	&cmd_doctor,
+	&cmd_reload,
+	&cmd_status,
+	&cmd_certs,
+	&cmd_drop,
 	&cmd_pki_fixtures, /* test-only, listed last */
 };
 

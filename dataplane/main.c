@@ -3,8 +3,8 @@
  * audit sink, the worker threads, and signals.
  *
  * The main thread does no I/O for connections. After starting the workers
- * it waits on a signalfd (SIGTERM/SIGINT: drain; SIGHUP: reserved for
- * reload) and on an eventfd the workers write when they exit. No work is
+ * it waits on a signalfd (SIGTERM/SIGINT: drain; SIGHUP: reload, see
+ * reload.h) and on an eventfd the workers write when they exit. No work is
  * done in signal handlers: the signals are blocked and read as data.
  *
  * Exit codes: 0 clean stop, 1 configuration or runtime error, 2 usage.
@@ -24,9 +24,11 @@
 
 #include "audit.h"
 #include "config.h"
+#include "control.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
+#include "reload.h"
 #include "service.h"
 #include "worker.h"
 
@@ -148,6 +150,34 @@ static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli
 	return 0;
 }
 
+/* How mtlsd was started, for reload_load(). */
+static int saved_argc;
+static char **saved_argv;
+static const char *saved_config_path;
+
+/*
+ * reload.h's loader: the same file, then the same flags on top, exactly as
+ * at start-up, with every error in err. Runs under reload.c's mutex, the
+ * only user of getopt once mtlsd is up.
+ */
+static int reload_load(struct mtlsd_config *cfg, char *err, size_t errlen)
+{
+	struct option opts[ARRAY_SIZE(config_flags) + 5];
+	int opt;
+
+	build_options(opts);
+	if (saved_config_path)
+		GUARD(config_load_file(cfg, saved_config_path, err, errlen));
+	optind = 1;
+	opterr = 0;
+	while ((opt = getopt_long(saved_argc, saved_argv, "hVc:", opts, NULL)) != -1) {
+		if (opt < OPT_CONFIG_BASE)
+			continue;
+		GUARD(config_apply_flag(cfg, config_flags[opt - OPT_CONFIG_BASE], optarg, err, errlen));
+	}
+	return config_validate(cfg, err, errlen);
+}
+
 /* Fail early and clearly when io_uring is switched off or filtered. */
 static int probe_io_uring(void)
 {
@@ -244,9 +274,11 @@ static unsigned wait_for_workers(struct worker *ws, unsigned n, int sfd)
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
-					service_notify_reloading();
-					log_info("SIGHUP: reload not implemented yet; still running");
-					service_notify_ready("serving (reload not implemented yet)");
+					char rerr[1024];
+					uint64_t id;
+					/* reload_run logs the outcome and tells systemd. */
+					if (reload_run("SIGHUP", &id, rerr, sizeof(rerr)) < 0)
+						log_debug("SIGHUP: the running configuration stays");
 				} else if (!draining) {
 					log_info("%s: draining", strsignal((int)si.ssi_signo));
 					service_notify_stopping();
@@ -319,11 +351,16 @@ static int run(struct generation *gen, int sfd)
 		for (unsigned i = 0; i < started; i++)
 			worker_request_drain(&ws[i]);
 	} else {
+		/* Before the readiness line: whoever waits for it may use the
+		 * control socket at once. Traffic is served even without it. */
+		if (control_start(cfg, ws, n, err, sizeof(err)) < 0)
+			log_err("%s; serving without a control socket", err);
 		log_info("mtlsd ready: listening on %s, %u workers, generation %llu", listening, n,
 			 (unsigned long long)gen->id);
 		service_notify_ready(listening);
 	}
 	early = wait_for_workers(ws, started, sfd);
+	control_stop(); /* it reads the workers' counters and rings */
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(ws[i].thread, NULL);
 	log_totals(ws, started);
@@ -360,7 +397,10 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	log_set_level(cfg.log_level);
-	if (generation_build(&cfg, 1, &gen, err, sizeof(err)) < 0) {
+	saved_argc = argc;
+	saved_argv = argv;
+	saved_config_path = cli.config_path;
+	if (reload_build(&cfg, 1, &gen, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		return 1;
 	}
@@ -397,6 +437,7 @@ int main(int argc, char **argv)
 	}
 
 	generation_publish(gen); /* takes our reference */
+	reload_init(reload_load, gen);
 	rc = run(gen, sfd);
 	close(sfd);
 	close(engine.done_fd);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "control.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -33,7 +34,7 @@ static const char *const op_names[OP_MAX] = {
 	[OP_CLIENT_SHUTDOWN] = "client_shutdown", [OP_BACKEND_CONNECT] = "backend_connect",
 	[OP_CONNECT_TIMEOUT] = "connect_timeout", [OP_BACKEND_RECV] = "backend_recv",
 	[OP_BACKEND_SEND] = "backend_send", [OP_BACKEND_SHUTDOWN] = "backend_shutdown",
-	[OP_CANCEL] = "cancel",
+	[OP_CANCEL] = "cancel", [OP_CONTROL] = "control",
 };
 
 const char *uring_op_name(enum uring_op op)
@@ -54,6 +55,7 @@ static const char *const close_names[CLOSE_REASON_MAX] = {
 	[CLOSE_TLS_ERROR] = "tls_error",
 	[CLOSE_DRAIN] = "drain",
 	[CLOSE_NO_MEMORY] = "no_memory",
+	[CLOSE_DROPPED] = "dropped",
 };
 
 const char *close_reason_name(enum close_reason r)
@@ -257,6 +259,9 @@ static void dispatch_worker_op(struct worker *w, enum uring_op op, uint32_t idx,
 		start_drain(w);
 		break;
 	case OP_CANCEL:
+		break;
+	case OP_CONTROL:
+		control_on_worker_message(w);
 		break;
 	default:
 		log_warn("worker %u: completion for unknown worker op %u", w->id, op);

@@ -47,6 +47,7 @@ enum uring_op {
 	OP_BACKEND_SEND,
 	OP_BACKEND_SHUTDOWN,
 	OP_CANCEL,
+	OP_CONTROL,         /* MSG_RING from the control thread (control.h) */
 	OP_MAX
 };
 
@@ -76,6 +77,7 @@ enum close_reason {
 	CLOSE_TLS_ERROR,             /* bad record or alert after the handshake */
 	CLOSE_DRAIN,                 /* still open when the drain timeout ended */
 	CLOSE_NO_MEMORY,
+	CLOSE_DROPPED,               /* `mtlsctl drop`: its certificate was compromised */
 	CLOSE_REASON_MAX
 };
 

@@ -1,0 +1,560 @@
+/*
+ * control.c: the control socket server (control.h).
+ *
+ * One thread: poll on the listening socket and a stop eventfd, with a
+ * one-second timeout that also samples the handshake counter for the
+ * handshakes-per-second figure of `status`. A client is accepted, its
+ * credentials checked, one frame read under SO_RCVTIMEO, one reply written
+ * under SO_SNDTIMEO, and the connection closed.
+ */
+#include "control.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "certinfo.h"
+#include "conn.h"
+#include "ctlproto.h"
+#include "generation.h"
+#include "log.h"
+#include "reload.h"
+#include "ticket_keys.h"
+#include "worker.h"
+
+#define IO_TIMEOUT_S 2
+#define DROP_WAIT_MS 5000
+#define RATE_SAMPLES 11 /* one per second: a 10-second window */
+
+struct rate_sample {
+	uint64_t t_ns, handshakes;
+};
+
+static struct {
+	bool running;
+	pthread_t thread;
+	int listen_fd, stop_fd, answer_fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;
+	ino_t ino;
+	bool has_group;
+	gid_t gid;
+	struct worker *ws;
+	unsigned n;
+	struct io_uring ring;       /* only for IORING_OP_MSG_RING to the workers */
+	struct rate_sample rate[RATE_SAMPLES];
+	unsigned rate_next, rate_n;
+} ctl = { .listen_fd = -1, .stop_fd = -1, .answer_fd = -1 };
+
+/* The one cross-thread request in flight, read by workers under the lock.
+ * active is cleared when the control thread stops waiting, so a late
+ * worker does nothing. */
+static struct {
+	pthread_mutex_t lock;
+	bool active;
+	char serial[CERT_SERIAL_MAX * 2 + 1]; /* upper-case hex, no colons, no leading zeros */
+	char issuer[512];                     /* "" = any issuer */
+	unsigned dropped, answered;
+} drop = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* ---- the worker side of drop ------------------------------------------- */
+
+/* "4f:A2:00" -> "4FA200", leading zeros removed; false if not hex. */
+static bool normalize_serial(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (; *in; in++) {
+		if (*in == ':' || *in == ' ')
+			continue;
+		if (!isxdigit((unsigned char)*in) || n + 1 >= cap)
+			return false;
+		if (n == 0 && *in == '0')
+			continue;
+		out[n++] = (char)toupper((unsigned char)*in);
+	}
+	if (n == 0 && cap > 1)
+		out[n++] = '0';
+	out[n] = '\0';
+	return true;
+}
+
+static bool leaf_matches(X509 *leaf)
+{
+	struct cert_identity id;
+	char serial[sizeof(drop.serial)];
+
+	if (certinfo_from_x509(leaf, &id) < 0 || !normalize_serial(id.serial_hex, serial, sizeof(serial)))
+		return false;
+	if (strcmp(serial, drop.serial) != 0)
+		return false;
+	return !drop.issuer[0] || strcasecmp(drop.issuer, id.issuer) == 0 ||
+	       strcasecmp(drop.issuer, id.issuer_id_hex) == 0;
+}
+
+void control_on_worker_message(struct worker *w)
+{
+	unsigned dropped = 0;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&drop.lock);
+	if (!drop.active) {
+		pthread_mutex_unlock(&drop.lock);
+		return;
+	}
+	for (uint32_t i = 0; i < w->cap; i++) {
+		struct conn *c = w->conns[i];
+		if (!c || c->state == CONN_FREE || c->state == CONN_CLOSING || !c->vr.leaf)
+			continue;
+		if (!leaf_matches(c->vr.leaf))
+			continue;
+		log_info("conn %llu: closed by `mtlsctl drop` (serial %s, partner %s, state %s)",
+			 (unsigned long long)c->id, drop.serial, conn_partner_name(c),
+			 conn_state_name(c->state));
+		conn_close(c, CLOSE_DROPPED);
+		dropped++;
+	}
+	drop.dropped += dropped;
+	drop.answered++;
+	pthread_mutex_unlock(&drop.lock);
+	if (write(ctl.answer_fd, &one, sizeof(one)) < 0)
+		log_warn("worker %u: cannot answer the control thread: %s", w->id, strerror(errno));
+}
+
+/* Post an OP_CONTROL completion into every worker's ring and wait for the
+ * answers. Returns the number of workers that answered. */
+static unsigned run_on_workers(void)
+{
+	unsigned posted = 0, answered = 0;
+	for (unsigned i = 0; i < ctl.n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ctl.ring);
+		if (!sqe)
+			break;
+		io_uring_prep_msg_ring(sqe, ctl.ws[i].ring.ring_fd, 0,
+				       ud_pack(OP_CONTROL, 0, WORKER_INCARNATION), 0);
+	}
+	int rc = io_uring_submit_and_wait(&ctl.ring, ctl.n);
+	struct io_uring_cqe *cqe;
+	while (rc >= 0 && io_uring_peek_cqe(&ctl.ring, &cqe) == 0) {
+		if (cqe->res >= 0)
+			posted++;
+		else
+			log_warn("control: a worker's ring refused the message: %s", strerror(-cqe->res));
+		io_uring_cqe_seen(&ctl.ring, cqe);
+	}
+	uint64_t deadline = now_ns() + (uint64_t)DROP_WAIT_MS * 1000000ull;
+	while (answered < posted && now_ns() < deadline) {
+		struct pollfd p = { .fd = ctl.answer_fd, .events = POLLIN };
+		uint64_t k;
+		if (poll(&p, 1, 100) > 0 && read(ctl.answer_fd, &k, sizeof(k)) == (ssize_t)sizeof(k))
+			answered += (unsigned)k;
+	}
+	return answered;
+}
+
+static void cmd_drop(const struct ctl_field *f, size_t n, struct ctl_msg *reply)
+{
+	const char *serial = ctlproto_get(f, n, "serial");
+	const char *issuer = ctlproto_get(f, n, "issuer");
+
+	pthread_mutex_lock(&drop.lock);
+	bool ok = serial && normalize_serial(serial, drop.serial, sizeof(drop.serial));
+	snprintf(drop.issuer, sizeof(drop.issuer), "%s", issuer ? issuer : "");
+	drop.dropped = drop.answered = 0;
+	drop.active = ok;
+	pthread_mutex_unlock(&drop.lock);
+	if (!ok) {
+		ctlproto_add(reply, "status", "error");
+		ctlproto_add(reply, "error", "drop needs serial=HEX (colons allowed, at most 20 bytes)");
+		return;
+	}
+	unsigned answered = run_on_workers();
+	pthread_mutex_lock(&drop.lock);
+	drop.active = false;
+	unsigned dropped = drop.dropped;
+	pthread_mutex_unlock(&drop.lock);
+	log_info("control: drop serial %s%s%s: %u connections closed (%u of %u workers answered)",
+		 drop.serial, drop.issuer[0] ? " issuer " : "", drop.issuer, dropped, answered, ctl.n);
+	ctlproto_add(reply, "status", answered == ctl.n ? "ok" : "error");
+	if (answered != ctl.n)
+		ctlproto_add(reply, "error", "%u of %u workers did not answer within %d ms",
+			     ctl.n - answered, ctl.n, DROP_WAIT_MS);
+	ctlproto_add(reply, "dropped", "%u", dropped);
+}
+
+/* ---- status, reload, certs -------------------------------------------- */
+
+static uint64_t handshakes_total(void)
+{
+	struct worker_counters s;
+	uint64_t t = 0;
+	workers_sum_counters(ctl.ws, ctl.n, &s);
+	for (unsigned k = 0; k < HS_OUTCOME_MAX; k++)
+		t += s.handshakes[k];
+	return t;
+}
+
+static void rate_sample(void)
+{
+	ctl.rate[ctl.rate_next] = (struct rate_sample){ now_ns(), handshakes_total() };
+	ctl.rate_next = (ctl.rate_next + 1) % RATE_SAMPLES;
+	if (ctl.rate_n < RATE_SAMPLES)
+		ctl.rate_n++;
+}
+
+static double handshake_rate(void)
+{
+	if (ctl.rate_n < 2)
+		return 0;
+	unsigned newest = (ctl.rate_next + RATE_SAMPLES - 1) % RATE_SAMPLES;
+	unsigned oldest = ctl.rate_n < RATE_SAMPLES ? 0 : ctl.rate_next;
+	const struct rate_sample *a = &ctl.rate[oldest], *b = &ctl.rate[newest];
+	return b->t_ns > a->t_ns ? (double)(b->handshakes - a->handshakes) * 1e9 / (double)(b->t_ns - a->t_ns) : 0;
+}
+
+static void cmd_status(struct ctl_msg *reply)
+{
+	struct reload_status rs;
+	struct generation *g = generation_acquire();
+	unsigned conns = atomic_load(&engine.conns), hs = atomic_load(&engine.handshakes);
+	char cache[256] = "";
+
+	reload_get_status(&rs);
+	if (g)
+		ticket_keys_describe(g->ssl_ctx, &g->cfg, cache, sizeof(cache));
+	ctlproto_add(reply, "status", "ok");
+	ctlproto_add(reply, "version", "%s", MTLSD_VERSION);
+	ctlproto_add(reply, "pid", "%ld", (long)getpid());
+	ctlproto_add(reply, "uptime_s", "%lld", (long long)(time(NULL) - rs.started));
+	ctlproto_add(reply, "workers", "%u", ctl.n);
+	ctlproto_add(reply, "connections.established", "%u", conns > hs ? conns - hs : 0);
+	ctlproto_add(reply, "connections.handshaking", "%u", hs);
+	ctlproto_add(reply, "handshakes.total", "%llu", (unsigned long long)handshakes_total());
+	ctlproto_add(reply, "handshakes.per_s", "%.1f", handshake_rate());
+	/* The kTLS handoff is not wired into the connection path yet. */
+	ctlproto_add(reply, "ktls.share", "n/a (kTLS handoff not active)");
+	/* acct.h is not linked into mtlsd yet (it pulls libbpf); until it is,
+	 * no BPF program is attached by this process. */
+	ctlproto_add(reply, "bpf", "not attached (accounting not wired into mtlsd)");
+	ctlproto_add(reply, "session_cache", "%s", cache);
+	ctlproto_add(reply, "generation", "%llu", (unsigned long long)(g ? g->id : 0));
+	ctlproto_add(reply, "reloads.applied", "%llu", (unsigned long long)rs.applied);
+	ctlproto_add(reply, "reloads.refused", "%llu", (unsigned long long)rs.refused);
+	ctlproto_add(reply, "reload.last_time", "%lld", (long long)rs.last_time);
+	ctlproto_add(reply, "reload.last_result", "%s", rs.last_time == 0 ? "none" : rs.last_ok ? "ok" : "refused");
+	if (rs.last_time && !rs.last_ok)
+		ctlproto_add(reply, "reload.last_error", "%s", rs.last_error);
+	generation_unref(g);
+}
+
+static void cmd_reload(struct ctl_msg *reply)
+{
+	char err[1024] = "";
+	uint64_t id = 0;
+
+	if (reload_run("control socket", &id, err, sizeof(err)) == 0) {
+		ctlproto_add(reply, "status", "ok");
+		ctlproto_add(reply, "generation", "%llu", (unsigned long long)id);
+	} else {
+		ctlproto_add(reply, "status", "error");
+		ctlproto_add(reply, "error", "%s", err);
+	}
+}
+
+static void cmd_certs(struct ctl_msg *reply)
+{
+	struct generation *g = generation_acquire();
+	ctlproto_add(reply, "status", g ? "ok" : "error");
+	if (g)
+		control_certs_reply(g, reply);
+	else
+		ctlproto_add(reply, "error", "no configuration is published");
+	generation_unref(g);
+}
+
+/* ---- one client ---------------------------------------------------------- */
+
+/* Root, our own user, or control_group (primary or supplementary). */
+static bool peer_allowed(const struct ucred *cr)
+{
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return true;
+	if (!ctl.has_group)
+		return false;
+	if (cr->gid == ctl.gid)
+		return true;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	gid_t groups[256];
+	int ng = (int)ARRAY_SIZE(groups);
+	if (getpwuid_r(cr->uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return false;
+	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &ng) < 0)
+		return false;
+	for (int i = 0; i < ng; i++)
+		if (groups[i] == ctl.gid)
+			return true;
+	return false;
+}
+
+static void dispatch_request(char *body, size_t len, struct ctl_msg *reply)
+{
+	static struct ctl_field fields[64];
+	int n = ctlproto_parse_body(body, len, fields, ARRAY_SIZE(fields));
+	const char *cmd = n > 0 ? ctlproto_get(fields, (size_t)n, "cmd") : NULL;
+
+	if (!cmd) {
+		ctlproto_add(reply, "status", "error");
+		ctlproto_add(reply, "error", "bad request: %s", n < 0 ? ctlproto_strerror(n) : "no cmd= field");
+	} else if (strcmp(cmd, "status") == 0) {
+		cmd_status(reply);
+	} else if (strcmp(cmd, "reload") == 0) {
+		cmd_reload(reply);
+	} else if (strcmp(cmd, "certs") == 0) {
+		cmd_certs(reply);
+	} else if (strcmp(cmd, "drop") == 0) {
+		cmd_drop(fields, (size_t)n, reply);
+	} else {
+		ctlproto_add(reply, "status", "error");
+		ctlproto_add(reply, "error", "unknown command '%.64s' (status, reload, certs, drop)", cmd);
+	}
+}
+
+static __attribute__((format(printf, 2, 3))) void reply_error(struct ctl_msg *reply, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	ctlproto_init(reply);
+	ctlproto_add(reply, "status", "error");
+	ctlproto_add(reply, "error", "%s", text);
+}
+
+static void serve_client(int fd)
+{
+	static char body[CTLPROTO_MAX_BODY + 1];
+	static struct ctl_msg reply;
+	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
+	size_t len = 0;
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	ctlproto_init(&reply);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
+		reply_error(&reply, "cannot read peer credentials: %s", strerror(errno));
+	} else if (!peer_allowed(&cr)) {
+		log_warn("control: refused pid %ld uid %u gid %u: not root, mtlsd's user or control_group",
+			 (long)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
+		reply_error(&reply, "permission denied: the control socket is for root, mtlsd's "
+			    "user and members of control_group");
+	} else {
+		int rc = ctlproto_read_frame(fd, body, sizeof(body), &len);
+		if (rc < 0) {
+			log_warn("control: bad request from pid %ld: %s", (long)cr.pid, ctlproto_strerror(rc));
+			reply_error(&reply, "bad request: %s", ctlproto_strerror(rc));
+		} else {
+			dispatch_request(body, len, &reply);
+		}
+	}
+	if (ctlproto_finish(&reply) < 0) {
+		reply_error(&reply, "reply larger than 64 KiB");
+		if (ctlproto_finish(&reply) < 0)
+			return;
+	}
+	int rc = ctlproto_write_frame(fd, &reply);
+	if (rc < 0)
+		log_warn("control: cannot send the reply: %s", strerror(-rc));
+}
+
+static void *control_main(void *arg)
+{
+	(void)arg;
+	rate_sample();
+	for (;;) {
+		struct pollfd p[2] = { { .fd = ctl.listen_fd, .events = POLLIN },
+				       { .fd = ctl.stop_fd, .events = POLLIN } };
+		int rc = poll(p, 2, 1000);
+		if (rc < 0 && errno != EINTR) {
+			log_err("control: poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents & POLLIN)
+			break;
+		rate_sample();
+		if (!(p[0].revents & POLLIN))
+			continue;
+		int fd = accept4(ctl.listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warn("control: accept: %s", strerror(errno));
+			continue;
+		}
+		serve_client(fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* ---- the socket ---------------------------------------------------------- */
+
+/* A socket file left by a process that is gone is replaced; one that a live
+ * mtlsd answers on is not taken over. */
+static int clear_stale_socket(const struct sockaddr_un *sa, char *err, size_t errlen)
+{
+	struct stat st;
+	if (lstat(sa->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s: exists and is not a socket; remove it or set control_socket",
+			 sa->sun_path);
+		return -EEXIST;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ENSURE(fd >= 0, errno);
+	int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	if (rc == 0) {
+		snprintf(err, errlen, "%s: another mtlsd answers on this control socket; give each "
+			 "instance its own control_socket", sa->sun_path);
+		return -EADDRINUSE;
+	}
+	return unlink(sa->sun_path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static int make_parent_dir(const char *path)
+{
+	char dir[sizeof(ctl.path)];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	return mkdir(dir, 0750) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+static int open_socket(const struct mtlsd_config *cfg, char *err, size_t errlen)
+{
+	const char *path = cfg->control_socket ? cfg->control_socket : CONTROL_SOCKET_DEFAULT;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "control_socket '%s': longer than %zu bytes", path, sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	if (cfg->control_group) {
+		struct group *gr = getgrnam(cfg->control_group);
+		if (!gr) {
+			snprintf(err, errlen, "control_group '%s': no such group", cfg->control_group);
+			return -ENOENT;
+		}
+		ctl.has_group = true;
+		ctl.gid = gr->gr_gid;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(ctl.path, sizeof(ctl.path), "%s", path);
+	if ((rc = make_parent_dir(path)) < 0) {
+		snprintf(err, errlen, "%s: cannot create its directory: %s", path, strerror(-rc));
+		return rc;
+	}
+	if ((rc = clear_stale_socket(&sa, err, errlen)) < 0)
+		return rc;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ENSURE(fd >= 0, errno);
+	/* The file is born 0600: no window in which another user may connect. */
+	mode_t old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0 || listen(fd, 16) < 0 ||
+	    (ctl.has_group && (chown(path, (uid_t)-1, ctl.gid) < 0 || chmod(path, 0660) < 0)) ||
+	    stat(path, &st) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot open the control socket: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	ctl.dev = st.st_dev;
+	ctl.ino = st.st_ino;
+	ctl.listen_fd = fd;
+	return 0;
+}
+
+static void close_fds(void)
+{
+	struct stat st;
+	if (ctl.listen_fd >= 0) {
+		/* Unlink only our own file: a successor may have replaced it. */
+		if (stat(ctl.path, &st) == 0 && st.st_dev == ctl.dev && st.st_ino == ctl.ino)
+			unlink(ctl.path);
+		close(ctl.listen_fd);
+	}
+	if (ctl.stop_fd >= 0)
+		close(ctl.stop_fd);
+	if (ctl.answer_fd >= 0)
+		close(ctl.answer_fd);
+	ctl.listen_fd = ctl.stop_fd = ctl.answer_fd = -1;
+}
+
+int control_start(const struct mtlsd_config *cfg, struct worker *ws, unsigned n, char *err,
+		  size_t errlen)
+{
+	ctl.ws = ws;
+	ctl.n = n;
+	ctl.stop_fd = eventfd(0, EFD_CLOEXEC);
+	ctl.answer_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int rc = ctl.stop_fd < 0 || ctl.answer_fd < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = io_uring_queue_init(n < 8 ? 8 : n * 2, &ctl.ring, 0);
+	if (rc < 0) {
+		snprintf(err, errlen, "control: cannot set up: %s", strerror(-rc));
+		close_fds();
+		return rc;
+	}
+	if ((rc = open_socket(cfg, err, errlen)) < 0) {
+		io_uring_queue_exit(&ctl.ring);
+		close_fds();
+		return rc;
+	}
+	rc = -pthread_create(&ctl.thread, NULL, control_main, NULL);
+	if (rc < 0) {
+		snprintf(err, errlen, "control: cannot start its thread: %s", strerror(-rc));
+		io_uring_queue_exit(&ctl.ring);
+		close_fds();
+		return rc;
+	}
+	ctl.running = true;
+	log_info("control socket %s (mode %s)", ctl.path, ctl.has_group ? "0660" : "0600");
+	return 0;
+}
+
+void control_stop(void)
+{
+	uint64_t one = 1;
+	if (!ctl.running)
+		return;
+	if (write(ctl.stop_fd, &one, sizeof(one)) < 0)
+		log_warn("control: cannot wake the control thread: %s", strerror(errno));
+	pthread_join(ctl.thread, NULL);
+	io_uring_queue_exit(&ctl.ring);
+	close_fds();
+	ctl.running = false;
+}

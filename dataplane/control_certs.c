@@ -1,0 +1,113 @@
+/*
+ * control_certs.c: what `mtlsctl certs` lists: every certificate and CRL
+ * the published generation actually loaded (not what the files say now).
+ *
+ * One "cert=" field each, tab-separated so subjects may hold commas:
+ *   KIND \t OWNER \t SUBJECT \t SERIAL \t SHA256 \t NOT_AFTER \t DAYS_LEFT
+ * KIND is server, ca (a partner's trust anchor), intermediate or crl;
+ * OWNER is "-" for server certificates, else the partner's name. For a
+ * CRL, SUBJECT is its issuer, SERIAL its CRL number, SHA256 the digest of
+ * its DER and NOT_AFTER its nextUpdate. NOT_AFTER is Unix time; DAYS_LEFT
+ * may be negative. mtlsctl does the flagging (30, 15, 7 days).
+ */
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "certinfo.h"
+#include "control.h"
+#include "ctlproto.h"
+#include "generation.h"
+
+static long long days_left(time_t t)
+{
+	double d = difftime(t, time(NULL)) / 86400.0;
+	return (long long)(d < 0 ? d - 1 : d); /* floor: expired 1 hour ago is -1 */
+}
+
+static void add_cert(struct ctl_msg *reply, const char *kind, const char *owner, X509 *x)
+{
+	struct cert_identity id;
+	if (certinfo_from_x509(x, &id) < 0) {
+		ctlproto_add(reply, "cert", "%s\t%s\t(unreadable)\t-\t-\t0\t0", kind, owner);
+		return;
+	}
+	ctlproto_add(reply, "cert", "%s\t%s\t%s\t%s\t%s\t%lld\t%lld", kind, owner, id.subject,
+		     id.serial_hex, id.sha256_hex, (long long)id.not_after, days_left(id.not_after));
+}
+
+static void add_crl(struct ctl_msg *reply, const char *owner, X509_CRL *crl)
+{
+	char issuer[512] = "", number[64] = "-", hex[65];
+	unsigned char md[32];
+	unsigned mdlen = 0;
+	time_t next = 0;
+	struct tm tm;
+
+	BIO *b = BIO_new(BIO_s_mem());
+	if (b) {
+		X509_NAME_print_ex(b, X509_CRL_get_issuer(crl), 0, XN_FLAG_RFC2253);
+		int n = BIO_read(b, issuer, sizeof(issuer) - 1);
+		issuer[n > 0 ? n : 0] = '\0';
+		BIO_free(b);
+	}
+	ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	if (num) {
+		BIGNUM *bn = ASN1_INTEGER_to_BN(num, NULL);
+		char *dec = bn ? BN_bn2dec(bn) : NULL;
+		if (dec)
+			snprintf(number, sizeof(number), "%s", dec);
+		OPENSSL_free(dec);
+		BN_free(bn);
+		ASN1_INTEGER_free(num);
+	}
+	if (X509_CRL_digest(crl, EVP_sha256(), md, &mdlen) == 1)
+		hex_encode(md, mdlen, hex, 0, 0);
+	else
+		snprintf(hex, sizeof(hex), "-");
+	const ASN1_TIME *nu = X509_CRL_get0_nextUpdate(crl);
+	if (nu && ASN1_TIME_to_tm(nu, &tm) == 1)
+		next = timegm(&tm);
+	ctlproto_add(reply, "cert", "crl\t%s\t%s\t%s\t%s\t%lld\t%lld", owner, issuer, number, hex,
+		     (long long)next, next ? days_left(next) : 0);
+}
+
+static void add_server_certs(const struct generation *g, struct ctl_msg *reply)
+{
+	/* Walk the key-type slots (ECDSA, RSA) on a throwaway SSL: it has
+	 * its own copy of the certificate table, so the shared SSL_CTX that
+	 * workers use is never touched from this thread. */
+	SSL *ssl = SSL_new(g->ssl_ctx);
+	if (!ssl) {
+		ctlproto_add(reply, "cert", "server\t-\t(out of memory)\t-\t-\t0\t0");
+		return;
+	}
+	for (int rc = SSL_set_current_cert(ssl, SSL_CERT_SET_FIRST); rc == 1;
+	     rc = SSL_set_current_cert(ssl, SSL_CERT_SET_NEXT)) {
+		X509 *x = SSL_get_certificate(ssl);
+		if (x)
+			add_cert(reply, "server", "-", x);
+	}
+	SSL_free(ssl);
+}
+
+void control_certs_reply(const struct generation *g, struct ctl_msg *reply)
+{
+	add_server_certs(g, reply);
+	for (size_t i = 0; i < g->n_partners; i++) {
+		const struct partner *p = &g->partners[i];
+		const char *name = p->cfg->name;
+		for (int k = 0; k < sk_X509_num(p->anchors); k++)
+			add_cert(reply, "ca", name, sk_X509_value(p->anchors, k));
+		for (int k = 0; k < sk_X509_num(p->intermediates); k++)
+			add_cert(reply, "intermediate", name, sk_X509_value(p->intermediates, k));
+		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(p->store);
+		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
+			X509_OBJECT *o = sk_X509_OBJECT_value(objs, k);
+			if (X509_OBJECT_get_type(o) == X509_LU_CRL)
+				add_crl(reply, name, X509_OBJECT_get0_X509_CRL(o));
+		}
+	}
+}

@@ -1,0 +1,172 @@
+/*
+ * reload.c: build, check, publish (reload.h).
+ *
+ * Settings that shape sockets and threads (listen addresses, workers,
+ * max_connections, the audit log, the control socket, the user) are fixed
+ * at start-up: a reload that changes one is refused with the key's name,
+ * rather than half-applied. Everything else, certificates and partners
+ * included, is replaced whole.
+ */
+#include "reload.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "generation.h"
+#include "log.h"
+#include "pemutil.h"
+#include "service.h"
+#include "ticket_keys.h"
+
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static reload_load_fn load_config;
+static struct reload_status status; /* under reload_lock */
+
+/* With crl_expired = fail an expired CRL refuses every client under its CA:
+ * as a reload that is an outage, so it is refused before it applies. */
+static int check_crls_current(const struct mtlsd_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_partners; i++) {
+		const struct cfg_partner *p = &cfg->partners[i];
+		if (p->crl_expired != CRL_POLICY_FAIL)
+			continue;
+		for (size_t k = 0; k < p->crl_paths.n; k++) {
+			STACK_OF(X509_CRL) *crls = NULL;
+			char why[512];
+			int rc = pem_load_crls(p->crl_paths.v[k], &crls, why, sizeof(why));
+			if (rc < 0) {
+				snprintf(err, errlen, "%s: %s", p->crl_paths.v[k], why);
+				return rc;
+			}
+			int bad = -1;
+			for (int c = 0; c < sk_X509_CRL_num(crls) && bad < 0; c++) {
+				const ASN1_TIME *next = X509_CRL_get0_nextUpdate(sk_X509_CRL_value(crls, c));
+				if (next && X509_cmp_current_time(next) < 0)
+					bad = c;
+			}
+			sk_X509_CRL_pop_free(crls, X509_CRL_free);
+			if (bad >= 0) {
+				snprintf(err, errlen, "%s: CRL #%d of partner '%s' is past its nextUpdate "
+					 "(with crl_expired = fail every client under its CA would be refused): "
+					 "fetch a current CRL", p->crl_paths.v[k], bad + 1, p->name);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out, char *err,
+		 size_t errlen)
+{
+	struct generation *g = NULL;
+
+	/* The build names the config line of a missing or broken file; the
+	 * checks after it only see files that already parsed. */
+	GUARD(generation_build(cfg, id, &g, err, errlen));
+	int rc = check_crls_current(&g->cfg, err, errlen);
+	if (rc == 0)
+		rc = ticket_keys_configure(g->ssl_ctx, &g->cfg, err, errlen);
+	if (rc < 0) {
+		generation_unref(g);
+		return rc;
+	}
+	*out = g;
+	return 0;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* The first start-up-only key whose value differs, or NULL. */
+static const char *fixed_key_changed(const struct mtlsd_config *old, const struct mtlsd_config *new)
+{
+	if (old->n_listen != new->n_listen)
+		return "listen";
+	for (size_t i = 0; i < old->n_listen; i++)
+		if (strcmp(old->listen[i].text, new->listen[i].text) != 0)
+			return "listen";
+	if (old->workers != new->workers)
+		return "workers";
+	if (old->max_connections != new->max_connections)
+		return "max_connections";
+	if (str_differs(old->audit_path, new->audit_path))
+		return "audit_log";
+	if (str_differs(old->control_socket, new->control_socket))
+		return "control_socket";
+	if (str_differs(old->control_group, new->control_group))
+		return "control_group";
+	if (str_differs(old->user, new->user) || str_differs(old->group, new->group))
+		return "user";
+	return NULL;
+}
+
+void reload_init(reload_load_fn load, const struct generation *first)
+{
+	pthread_mutex_lock(&reload_lock);
+	load_config = load;
+	status.started = time(NULL);
+	status.generation = first->id;
+	pthread_mutex_unlock(&reload_lock);
+}
+
+/* Everything but the publication; the lock is held. */
+static int reload_prepare(struct generation *cur, struct generation **out, char *err, size_t errlen)
+{
+	struct mtlsd_config cfg;
+	const char *fixed;
+
+	ENSURE(load_config && cur, ENOTSUP);
+	config_init(&cfg);
+	int rc = load_config(&cfg, err, errlen);
+	if (rc < 0) {
+		config_free(&cfg);
+		return rc;
+	}
+	if ((fixed = fixed_key_changed(&cur->cfg, &cfg))) {
+		snprintf(err, errlen, "%s: key '%s' changed; it is fixed at start-up: restart mtlsd to "
+			 "apply it (nothing was changed)", cfg.path ? cfg.path : "command line", fixed);
+		config_free(&cfg);
+		return -EINVAL;
+	}
+	return reload_build(&cfg, cur->id + 1, out, err, errlen);
+}
+
+int reload_run(const char *origin, uint64_t *id, char *err, size_t errlen)
+{
+	struct generation *next = NULL;
+
+	pthread_mutex_lock(&reload_lock);
+	service_notify_reloading();
+	struct generation *cur = generation_acquire();
+	int rc = reload_prepare(cur, &next, err, errlen);
+	if (rc == 0) {
+		*id = next->id;
+		generation_publish(next);
+		status.generation = *id;
+		status.applied++;
+		log_info("reload (%s): generation %llu published", origin, (unsigned long long)*id);
+	} else {
+		status.refused++;
+		snprintf(status.last_error, sizeof(status.last_error), "%s", err);
+		log_err("reload (%s) refused, generation %llu keeps serving: %s", origin,
+			(unsigned long long)(cur ? cur->id : 0), err);
+	}
+	status.last_time = time(NULL);
+	status.last_ok = rc == 0;
+	generation_unref(cur);
+	service_notify_ready(rc == 0 ? "serving (reloaded)" : "serving (last reload refused)");
+	pthread_mutex_unlock(&reload_lock);
+	return rc;
+}
+
+void reload_get_status(struct reload_status *out)
+{
+	pthread_mutex_lock(&reload_lock);
+	*out = status;
+	pthread_mutex_unlock(&reload_lock);
+}

@@ -1,0 +1,199 @@
+/*
+ * ticket_keys.c: session-ticket keys from a file (ticket_keys.h).
+ *
+ * OpenSSL asks the callback for a key when it seals a ticket (enc = 1: we
+ * hand out the first key's name, a fresh IV, the cipher and HMAC keys) and
+ * when it opens one (enc = 0: we look the ticket's key name up; unknown
+ * means "no ticket", a full handshake; an older key means "use it, and
+ * issue a new ticket under the current key").
+ */
+#include "ticket_keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ticket_key {
+	unsigned char name[16];
+	unsigned char hmac[32];
+	unsigned char aes[32];
+};
+
+struct ticket_keyset {
+	struct ticket_key keys[TICKET_KEYS_MAX];
+	size_t n;
+};
+
+static int keyset_idx = -1;
+static pthread_once_t keyset_once = PTHREAD_ONCE_INIT;
+
+static void keyset_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+	if (ptr)
+		OPENSSL_clear_free(ptr, sizeof(struct ticket_keyset));
+}
+
+static void keyset_index_init(void)
+{
+	keyset_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, keyset_free);
+}
+
+static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+			 EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	const struct ticket_keyset *ks = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), keyset_idx);
+	const struct ticket_key *k = NULL;
+	size_t i = 0;
+
+	if (!ks || ks->n == 0)
+		return -1;
+	if (enc) {
+		k = &ks->keys[0];
+		memcpy(key_name, k->name, sizeof(k->name));
+		if (RAND_bytes(iv, 16) != 1)
+			return -1;
+	} else {
+		for (i = 0; i < ks->n && !k; i++)
+			if (CRYPTO_memcmp(key_name, ks->keys[i].name, 16) == 0)
+				k = &ks->keys[i];
+		if (!k)
+			return 0; /* rotated out, or another fleet's: full handshake */
+	}
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	if (EVP_MAC_init(hctx, k->hmac, sizeof(k->hmac), params) != 1)
+		return -1;
+	if (enc)
+		return EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) == 1 ? 1 : -1;
+	if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv) != 1)
+		return -1;
+	/* i is one past the match: 1 for the current key, more for an older
+	 * one, whose ticket is replaced by one under the current key. */
+	return i == 1 ? 1 : 2;
+}
+
+/* Read the key file into ks. err names the file and what is wrong. */
+static int load_keys(const char *path, bool allow_insecure, struct ticket_keyset *ks,
+		     char *err, size_t errlen)
+{
+	unsigned char buf[TICKET_KEY_LEN * TICKET_KEYS_MAX + 1];
+	struct stat st;
+	ssize_t got = 0, r;
+	int rc = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot open the session-ticket key file: %s", path, strerror(errno));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((st.st_mode & 077) && !allow_insecure) {
+		snprintf(err, errlen, "%s: session-ticket keys are readable by group/others (mode %04o); "
+			 "chmod 0600 it: whoever reads it can decrypt recorded sessions", path,
+			 (unsigned)(st.st_mode & 07777));
+		rc = -EPERM;
+		goto out;
+	}
+	while ((size_t)got < sizeof(buf) && (r = read(fd, buf + got, sizeof(buf) - (size_t)got)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: read: %s", path, strerror(errno));
+			goto out;
+		}
+		got += r;
+	}
+	if (got == 0 || got % TICKET_KEY_LEN != 0 || (size_t)got > sizeof(buf) - 1) {
+		snprintf(err, errlen, "%s: holds %zd bytes; it must hold 1 to %d keys of %d bytes each "
+			 "(make one with: openssl rand 80 > FILE)", path, got, TICKET_KEYS_MAX, TICKET_KEY_LEN);
+		rc = -EINVAL;
+		goto out;
+	}
+	ks->n = (size_t)got / TICKET_KEY_LEN;
+	for (size_t i = 0; i < ks->n; i++)
+		memcpy(&ks->keys[i], buf + i * TICKET_KEY_LEN, TICKET_KEY_LEN);
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	close(fd);
+	return rc;
+}
+
+int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *err, size_t errlen)
+{
+	pthread_once(&keyset_once, keyset_index_init);
+	ENSURE(keyset_idx >= 0, ENOMEM);
+
+	switch (cfg->session_cache) {
+	case SESSION_CACHE_OFF:
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, 0), EINVAL);
+		return 0;
+	case SESSION_CACHE_STATEFUL:
+		/* TLS 1.3 "tickets" become session-ID references into the
+		 * cache; TLS 1.2 uses session IDs. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		return 0;
+	case SESSION_CACHE_TICKETS:
+		break;
+	default:
+		snprintf(err, errlen, "internal error: session cache mode %d", (int)cfg->session_cache);
+		return -EINVAL;
+	}
+	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	/* Stateless: no server-side cache to grow or to miss on another host. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (!cfg->ticket_key_file)
+		return 0;
+
+	struct ticket_keyset *ks = OPENSSL_zalloc(sizeof(*ks));
+	ENSURE_PTR(ks, ENOMEM);
+	int rc = load_keys(cfg->ticket_key_file, cfg->allow_insecure_key_perms, ks, err, errlen);
+	if (rc < 0 || SSL_CTX_set_ex_data(ctx, keyset_idx, ks) != 1) {
+		OPENSSL_clear_free(ks, sizeof(*ks));
+		return rc < 0 ? rc : -ENOMEM;
+	}
+	GUARD_OSSL(SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb), EINVAL);
+	return 0;
+}
+
+void ticket_keys_describe(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *buf, size_t len)
+{
+	const struct ticket_keyset *ks = keyset_idx >= 0 ? SSL_CTX_get_ex_data(ctx, keyset_idx) : NULL;
+
+	switch (cfg->session_cache) {
+	case SESSION_CACHE_OFF:
+		snprintf(buf, len, "off");
+		break;
+	case SESSION_CACHE_STATEFUL:
+		snprintf(buf, len, "stateful (server-side cache)");
+		break;
+	case SESSION_CACHE_TICKETS:
+		if (ks)
+			snprintf(buf, len, "tickets (shared keys from %s, %zu key%s)", cfg->ticket_key_file,
+				 ks->n, ks->n == 1 ? "" : "s");
+		else
+			snprintf(buf, len, "tickets (random keys per generation)");
+		break;
+	default:
+		snprintf(buf, len, "unknown");
+		break;
+	}
+}
