@@ -139,3 +139,40 @@ def max_connections_refuses_beyond_limit(ctx):
                lambda: peers.s_client(ctx, mtlsd.port, "client-ec", send=probe,
                                       expect=probe).matched)
     assert_audit_ok(ctx, mtlsd.audit()[-1], "client-ec", "partner")
+
+
+def policy_case(ctx, leaf, allowed, **policy):
+    """The standard partner with policy as its allow-list: leaf is served
+    when allowed, refused as policy_denied otherwise."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr, **policy))
+    if allowed:
+        valid_client_works(ctx, mtlsd, backend, audit_n=1, conn=1, leaf=leaf)
+        return
+    probe = b"not on the list\n"
+    r = peers.s_client(ctx, mtlsd.port, leaf, send=probe, expect=None)
+    assert_not_relayed(r, probe)
+    assert_audit_rejected(ctx, mtlsd.wait_audit(1), "policy_denied", leaf)
+    assert backend.connections() == 0, backend.events()
+
+
+@case("allow_cn_accepts_listed")
+def allow_cn_accepts_listed(ctx):
+    policy_case(ctx, "client-ec", True, allow_cn="client-ec")
+
+
+@case("allow_cn_refuses_other")
+def allow_cn_refuses_other(ctx):
+    policy_case(ctx, "client-rsa", False, allow_cn="client-ec")
+
+
+@case("allow_dns_accepts_match")
+def allow_dns_accepts_match(ctx):
+    """'*' matches one DNS label: app1.partner.example."""
+    policy_case(ctx, "client-ec", True, allow_dns="*.partner.example")
+
+
+@case("allow_dns_refuses_deeper_name")
+def allow_dns_refuses_deeper_name(ctx):
+    """client-badsan's app9.dev.partner.example is two labels deep."""
+    policy_case(ctx, "client-badsan", False, allow_dns="*.partner.example")

@@ -59,9 +59,12 @@ class Config:
 
 def standard_config(ctx, backend_addr, ca=None, crl=None, **policy):
     """The one-partner config most tests use; ca/crl replace the partner's
-    trust bundle and CRL file, policy adds or replaces partner keys."""
+    trust bundle and CRL file, policy adds or replaces partner keys. Unless
+    policy gives an allow-list of its own, the partner allows
+    spiffe://partner.example/prod/* only."""
     fx = ctx.fx
-    policy.setdefault("allow_uri", "spiffe://partner.example/prod/*")
+    if not any(key.startswith("allow_") for key in policy):
+        policy["allow_uri"] = "spiffe://partner.example/prod/*"
     return (Config().server_cert(fx)
             .partner("partner", backend_addr, ca or fx.path("pki", "ca-bundle.pem"),
                      crl=crl or fx.path("pki", "crls.pem"), **policy))
