@@ -25,6 +25,7 @@
 #include "audit.h"
 #include "config.h"
 #include "control.h"
+#include "crypto_accel.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -116,7 +117,8 @@ static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli
 	while ((opt = getopt_long(argc, argv, "hVc:", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("mtlsd %s\n", MTLSD_VERSION); exit(0);
+		/* "--version -v": getopt stops here, before it would refuse -v. */
+		case OPT_VERSION: crypto_accel_print_version(stdout, "mtlsd", argc, argv); exit(0);
 		case OPT_CONFIG: cli->config_path = optarg; break;
 		case OPT_CHECK: cli->check_only = true; break;
 		case '?': usage(stderr); return EXIT_USAGE;

@@ -231,3 +231,14 @@ void crypto_accel_describe(FILE *out, const char *indent)
 	fprintf(out, "%sengine: %s\n", indent, crypto_accel_engine_str(buf, sizeof(buf)));
 	fprintf(out, "%scpu features OpenSSL uses: %s\n", indent, crypto_cpu_str(&cpu, buf, sizeof(buf)));
 }
+
+void crypto_accel_print_version(FILE *out, const char *program, int argc, char **argv)
+{
+	bool verbose = false;
+
+	for (int i = 1; i < argc; i++)
+		verbose |= strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0;
+	fprintf(out, "%s %s\n", program, MTLSD_VERSION);
+	if (verbose)
+		crypto_accel_describe(out, "  ");
+}

@@ -79,4 +79,10 @@ const char *crypto_accel_engine_str(char *buf, size_t len);
  */
 void crypto_accel_describe(FILE *out, const char *indent);
 
+/*
+ * `PROGRAM --version`: "PROGRAM VERSION", and with -v (or --verbose)
+ * anywhere in argv, crypto_accel_describe() below it.
+ */
+void crypto_accel_print_version(FILE *out, const char *program, int argc, char **argv);
+
 #endif
