@@ -34,6 +34,11 @@ struct partner {
 struct generation {
 	atomic_uint refs;
 	uint64_t id;                  /* 1, 2, 3... in order of publication */
+	uint64_t trust_id;            /* digest of what verification depends on, set by
+	                               * reload_build (reload.h); 0 = not computed.
+	                               * Sessions are bound to it, so hosts sharing a
+	                               * ticket key resume each other's sessions as
+	                               * long as their trust material is identical. */
 	struct mtlsd_config cfg;      /* owned; partners' cfg pointers point here */
 	SSL_CTX *ssl_ctx;
 	struct partner *partners;

@@ -10,6 +10,7 @@
 #include "reload.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +59,85 @@ static int check_crls_current(const struct mtlsd_config *cfg, char *err, size_t 
 	return 0;
 }
 
+static void digest_bytes(EVP_MD_CTX *md, const void *p, size_t len)
+{
+	uint8_t lenbuf[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len };
+	/* Length-prefixed, so ("ab","c") and ("a","bc") differ. */
+	EVP_DigestUpdate(md, lenbuf, sizeof(lenbuf));
+	EVP_DigestUpdate(md, p, len);
+}
+
+static void digest_str(EVP_MD_CTX *md, const char *s)
+{
+	digest_bytes(md, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void digest_list(EVP_MD_CTX *md, const struct cfg_strlist *l)
+{
+	digest_bytes(md, &l->n, sizeof(l->n));
+	for (size_t i = 0; i < l->n; i++)
+		digest_str(md, l->v[i]);
+}
+
+static void digest_certs(EVP_MD_CTX *md, STACK_OF(X509) *certs)
+{
+	for (int i = 0; i < sk_X509_num(certs); i++) {
+		unsigned char *der = NULL;
+		int len = i2d_X509(sk_X509_value(certs, i), &der);
+		if (len > 0)
+			digest_bytes(md, der, (size_t)len);
+		OPENSSL_free(der);
+	}
+}
+
+/*
+ * generation.h's trust_id: SHA-256 over everything a verification decision
+ * and a session's partner index depend on (partner order and names, the
+ * DER of every CA and CRL loaded, allow-lists, depth, CRL policies), cut to
+ * 64 bits. Two hosts with the same files get the same value, so a ticket
+ * sealed by one resumes on the other; any change to trust makes every
+ * older session do a full handshake and be verified again.
+ */
+static uint64_t trust_id_of(const struct generation *g)
+{
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned dlen = 0;
+	uint64_t id = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return 0; /* verify.c falls back to the local generation id */
+	}
+	for (size_t i = 0; i < g->n_partners; i++) {
+		const struct partner *p = &g->partners[i];
+		const struct cfg_partner *c = p->cfg;
+		digest_str(md, c->name);
+		unsigned policy[3] = { c->verify_depth, (unsigned)c->crl_missing, (unsigned)c->crl_expired };
+		digest_bytes(md, policy, sizeof(policy));
+		digest_list(md, &c->allow_dns);
+		digest_list(md, &c->allow_uri);
+		digest_list(md, &c->allow_cn);
+		digest_list(md, &c->allow_ou);
+		digest_certs(md, p->anchors);
+		digest_certs(md, p->intermediates);
+		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(p->store);
+		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
+			X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, k));
+			unsigned char *der = NULL;
+			int len = crl ? i2d_X509_CRL(crl, &der) : 0;
+			if (len > 0)
+				digest_bytes(md, der, (size_t)len);
+			OPENSSL_free(der);
+		}
+	}
+	if (EVP_DigestFinal_ex(md, d, &dlen) == 1 && dlen >= 8)
+		for (int i = 0; i < 8; i++)
+			id = (id << 8) | d[i];
+	EVP_MD_CTX_free(md);
+	return id;
+}
+
 int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out, char *err,
 		 size_t errlen)
 {
@@ -69,6 +149,7 @@ int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out,
 	int rc = check_crls_current(&g->cfg, err, errlen);
 	if (rc == 0)
 		rc = ticket_keys_configure(g->ssl_ctx, &g->cfg, err, errlen);
+	g->trust_id = trust_id_of(g);
 	if (rc < 0) {
 		generation_unref(g);
 		return rc;

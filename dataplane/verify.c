@@ -12,9 +12,10 @@
  * from the X509_V_ERR code) and to the connection's struct verify_result,
  * which the audit line and accounting read.
  *
- * Resumption skips the callback, so sessions carry a binding (generation
- * id, partner index) as ticket app data; a ticket from another generation
- * falls back to a full handshake. See verify.h.
+ * Resumption skips the callback, so sessions carry a binding (trust id,
+ * partner index) as ticket app data; a ticket from a generation with other
+ * trust material (other CAs, CRLs, allow-lists, partners) falls back to a
+ * full handshake. See verify.h and generation.h's trust_id.
  */
 #include "verify.h"
 
@@ -270,11 +271,19 @@ static void attempt_release(struct attempt *a)
 }
 
 /* ------------------------------------------------------------------ */
-/* Session binding: (generation id, partner index) as ticket app data  */
+/* Session binding: (trust id, partner index) as ticket app data       */
 /* ------------------------------------------------------------------ */
 
 #define BINDING_MAGIC "mtb1"
 #define BINDING_LEN 16 /* magic[4] | generation id, 8 bytes BE | partner, 4 bytes BE */
+
+/* What a session is bound to: the digest of the generation's trust
+ * material when reload_build computed one (identical files on another
+ * host or after a no-op reload give the same value), else the local id. */
+static uint64_t binding_id(const struct generation *g)
+{
+	return g->trust_id ? g->trust_id : g->id;
+}
 
 static int binding_store(SSL_SESSION *sess, uint64_t gen_id, uint32_t partner)
 {
@@ -307,7 +316,7 @@ static int binding_load(SSL_SESSION *sess, const struct generation *g, uint32_t 
 		gen_id = (gen_id << 8) | b[4 + i];
 	for (int i = 0; i < 4; i++)
 		idx = (idx << 8) | b[12 + i];
-	ENSURE(gen_id == g->id && idx < g->n_partners, ENOENT);
+	ENSURE(gen_id == binding_id(g) && idx < g->n_partners, ENOENT);
 	*partner = idx;
 	return 0;
 }
@@ -325,7 +334,7 @@ static int ticket_generate_cb(SSL *ssl, void *arg)
 	struct verify_result *res = result_of(ssl);
 
 	if (res && res->chain_checked && res->outcome == HS_OK && res->partner >= 0)
-		return binding_store(SSL_get0_session(ssl), g->id, (uint32_t)res->partner) == 0;
+		return binding_store(SSL_get0_session(ssl), binding_id(g), (uint32_t)res->partner) == 0;
 	return 1;
 }
 
@@ -438,7 +447,7 @@ static int mtlsd_cert_verify(X509_STORE_CTX *ctx, void *arg)
 	X509_STORE_CTX_set0_verified_chain(ctx, best.chain);
 	best.chain = NULL;
 	X509_STORE_CTX_set_error(ctx, X509_V_OK);
-	if (binding_store(SSL_get0_session(ssl), g->id, (uint32_t)res->partner) < 0) {
+	if (binding_store(SSL_get0_session(ssl), binding_id(g), (uint32_t)res->partner) < 0) {
 		res->outcome = HS_OTHER;
 		snprintf(res->detail, sizeof(res->detail), "out of memory binding the session");
 		X509_STORE_CTX_set_error(ctx, X509_V_ERR_OUT_OF_MEM);
