@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "crypto_accel.h"
 #include "guard.h"
 
 enum doctor_status { DOCTOR_PASS = 0, DOCTOR_SKIP, DOCTOR_WARN, DOCTOR_FAIL };
@@ -100,6 +101,14 @@ struct doctor_facts {
 	bool openssl_ktls;          /* built without OPENSSL_NO_KTLS */
 	bool cpu_aes, cpu_pclmul, cpu_avx2, cpu_vaes, cpu_sha;
 	bool cpu_known;             /* /proc/cpuinfo read (x86 flags) */
+	bool cpu_avx512;            /* avx512f in /proc/cpuinfo */
+	struct crypto_cpu ossl_cpu; /* the features OpenSSL itself uses (lib/crypto_accel.h) */
+
+	/* providers and engine, once the config's crypto keys are applied */
+	int accel_rc;               /* crypto_accel_apply(): 0 or -errno */
+	char accel_err[256];        /* its reason when accel_rc < 0 */
+	char providers[128];        /* "default, pkcs11" */
+	char engine[128];           /* "pkcs11 (pkcs11 engine)" or "none" */
 
 	/* configuration, when one was given */
 	bool have_config;
@@ -159,6 +168,7 @@ void doctor_check_sysctls(const struct doctor_facts *f, struct doctor_report *re
 void doctor_check_clock(const struct doctor_facts *f, struct doctor_report *rep);
 void doctor_check_openssl(const struct doctor_facts *f, struct doctor_report *rep);
 void doctor_check_cpu(const struct doctor_facts *f, struct doctor_report *rep);
+void doctor_check_accel(const struct doctor_facts *f, struct doctor_report *rep);
 void doctor_check_certs(const struct doctor_facts *f, struct doctor_report *rep);
 
 /* Descriptors mtlsd needs for max_connections: two per connection (client

@@ -64,8 +64,31 @@ void doctor_check_cpu(const struct doctor_facts *f, struct doctor_report *rep)
 			   "software, several times slower");
 		return;
 	}
-	doctor_add(rep, "cpu-crypto", DOCTOR_PASS, NULL, "AES-NI, PCLMULQDQ%s%s%s", f->cpu_avx2 ? ", AVX2" : "",
-		   f->cpu_vaes ? ", VAES" : "", f->cpu_sha ? ", SHA-NI" : "");
+	char used[160] = "";
+	if (f->ossl_cpu.known)
+		crypto_cpu_str(&f->ossl_cpu, used, sizeof(used));
+	/* The CPU has it but OpenSSL was told not to use it (OPENSSL_ia32cap in
+	 * the environment, or an OS that does not save the vector registers). */
+	if (f->ossl_cpu.known && (!f->ossl_cpu.aesni || !f->ossl_cpu.pclmulqdq)) {
+		doctor_add(rep, "cpu-crypto", DOCTOR_WARN, "unset OPENSSL_ia32cap in mtlsd's environment",
+			   "the CPU has AES-NI and PCLMULQDQ but OpenSSL does not use them (it uses: %s)", used);
+		return;
+	}
+	doctor_add(rep, "cpu-crypto", DOCTOR_PASS, NULL, "AES-NI, PCLMULQDQ%s%s%s%s%s%s", f->cpu_avx2 ? ", AVX2" : "",
+		   f->cpu_vaes ? ", VAES" : "", f->cpu_sha ? ", SHA-NI" : "", f->cpu_avx512 ? ", AVX-512" : "",
+		   used[0] ? "; OpenSSL uses: " : "", used);
+}
+
+/* What does the crypto: providers and the engine (docs/hardware.md). */
+void doctor_check_accel(const struct doctor_facts *f, struct doctor_report *rep)
+{
+	if (f->accel_rc < 0) {
+		doctor_add(rep, "crypto-providers", DOCTOR_FAIL, "fix the [mtlsd] crypto keys "
+			   "(docs/hardware.md); mtlsd would refuse to start", "%s", f->accel_err);
+		return;
+	}
+	doctor_add(rep, "crypto-providers", DOCTOR_PASS, NULL, "providers: %s; engine: %s",
+		   f->providers[0] ? f->providers : "none", f->engine[0] ? f->engine : "none");
 }
 
 static const char *days_word(double days)

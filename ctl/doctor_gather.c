@@ -194,6 +194,7 @@ static void gather_cpu(struct doctor_facts *f)
 			f->cpu_avx2 |= strcmp(t, "avx2") == 0;
 			f->cpu_vaes |= strcmp(t, "vaes") == 0;
 			f->cpu_sha |= strcmp(t, "sha_ni") == 0;
+			f->cpu_avx512 |= strcmp(t, "avx512f") == 0;
 		}
 		break;
 	}
@@ -352,7 +353,13 @@ void doctor_gather(struct doctor_facts *f, const struct mtlsd_config *cfg)
 	f->openssl_ktls = openssl_has_ktls;
 	gather_cpu(f);
 
+	crypto_accel_cpu(&f->ossl_cpu);
+
 	config_init(&defaults);
+	/* The providers and engine mtlsd would load, loaded here the same way. */
+	f->accel_rc = crypto_accel_apply(cfg ? cfg : &defaults, f->accel_err, sizeof(f->accel_err));
+	crypto_accel_providers_str(f->providers, sizeof(f->providers));
+	crypto_accel_engine_str(f->engine, sizeof(f->engine));
 	gather_config(f, cfg ? cfg : &defaults);
 	config_free(&defaults);
 }
