@@ -178,3 +178,26 @@ def two_partners_partner1(ctx):
     mtlsd = Mtlsd(ctx, two_partner_config(ctx, b1.addr, b2.addr))
     valid_client_works(ctx, mtlsd, b1, audit_n=1, conn=1)
     assert b2.connections() == 0, b2.events()
+
+
+def authority_seen(ctx, sni_flags):
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr))
+    probe = b"which name did I ask for?\n"
+    r = peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe, extra=sni_flags)
+    assert_echoed(r, probe)
+    return backend.identity(1).get("authority")
+
+
+@case("proxy_v2_authority_is_sni")
+def proxy_v2_authority_is_sni(ctx):
+    """The server name the client asked for reaches the backend (PROXY
+    AUTHORITY TLV), so one mtlsd can front several virtual hosts."""
+    got = authority_seen(ctx, ["-servername", "billing.api.example"])
+    assert got == "billing.api.example", got
+
+
+@case("proxy_v2_no_authority_without_sni")
+def proxy_v2_no_authority_without_sni(ctx):
+    got = authority_seen(ctx, ["-noservername"])
+    assert got is None, "AUTHORITY %r sent for a client that gave no SNI" % got

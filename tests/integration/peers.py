@@ -138,8 +138,9 @@ def s_client_argv(ctx, port, leaf=None, extra=(), host="127.0.0.1", server_ca=No
     s_client's interactive commands (R: renegotiate)."""
     fx = ctx.fx
     argv = ["openssl", "s_client", "-connect", "%s:%d" % (bracket(host), port),
-            "-servername", "localhost",
             "-CAfile", server_ca or fx.path("pki", "root", "ca.crt"), "-verify_return_error"]
+    if not any(flag in extra for flag in ("-servername", "-noservername")):
+        argv += ["-servername", "localhost"]
     # -quiet (or -ign_eof) would also turn the commands off.
     argv += ["-quiet"] if quiet else []
     if leaf:
