@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/store.h>
 #include <openssl/ui.h>
 #include <pwd.h>
@@ -271,6 +272,56 @@ static int uri_without_pin(const char *uri, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * An engine keeps its token sessions logged in for the keys already handed
+ * out (libp11 does; logging out would break the generation still serving),
+ * so a second load never shows the token a PIN again. Remember a digest of
+ * the PIN each token accepted and refuse a different one, rather than let
+ * a reload "succeed" with a PIN nobody checked.
+ */
+#define MAX_TOKENS 8
+static struct {
+	unsigned char token[SHA256_DIGEST_LENGTH], pin[SHA256_DIGEST_LENGTH];
+} logins[MAX_TOKENS];
+static size_t n_logins;
+
+static void digest_of(const char *s, size_t len, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+	SHA256((const unsigned char *)s, len, out);
+}
+
+/* -1: first login to this token; 0: same PIN; 1: a different PIN. */
+static int pin_changed(const char *uri, const char *pin, size_t *slot)
+{
+	unsigned char tok[SHA256_DIGEST_LENGTH], dig[SHA256_DIGEST_LENGTH];
+	size_t vlen = 0;
+	const char *t = uri_attr(uri, "token", &vlen);
+
+	digest_of(t ? t : "", t ? vlen : 0, tok);
+	digest_of(pin, strlen(pin), dig);
+	for (size_t i = 0; i < n_logins; i++) {
+		if (memcmp(logins[i].token, tok, sizeof(tok)) == 0) {
+			*slot = i;
+			return CRYPTO_memcmp(logins[i].pin, dig, sizeof(dig)) != 0;
+		}
+	}
+	*slot = n_logins;
+	return -1;
+}
+
+static void remember_login(const char *uri, const char *pin, size_t slot)
+{
+	size_t vlen = 0;
+	const char *t = uri_attr(uri, "token", &vlen);
+
+	if (slot >= MAX_TOKENS)
+		return;
+	digest_of(t ? t : "", t ? vlen : 0, logins[slot].token);
+	digest_of(pin, strlen(pin), logins[slot].pin);
+	if (slot == n_logins)
+		n_logins++;
+}
+
 static int load_uri(const char *uri, const struct keyref_opts *opts, EVP_PKEY **out,
 		    char *err, size_t errlen)
 {
@@ -282,8 +333,18 @@ static int load_uri(const char *uri, const struct keyref_opts *opts, EVP_PKEY **
 		return -E2BIG;
 	}
 	GUARD(pin_for_uri(uri, opts, pin, sizeof(pin), err, errlen));
+	size_t slot;
+	if (e && pin_changed(uri, pin, &slot) == 1) {
+		OPENSSL_cleanse(pin, sizeof(pin));
+		snprintf(err, errlen, "the PIN differs from the one this token was logged in with, and "
+			 "the engine keeps that login open for the keys in use: a reload cannot check it. "
+			 "Restore the PIN, or restart mtlsd to log in with the new one");
+		return -EACCES;
+	}
 	ERR_clear_error();
 	int rc = e ? load_from_engine(e, bare, pin, out) : load_from_store(bare, pin, out);
+	if (rc == 0 && e)
+		remember_login(uri, pin, slot);
 	OPENSSL_cleanse(pin, sizeof(pin));
 	if (rc == 0)
 		return 0;

@@ -20,6 +20,7 @@ libengine-pkcs11-openssl not installed).
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import traceback
@@ -264,6 +265,65 @@ def hsm_unknown_engine_refused(ctx):
     token = Token(ctx)
     rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9", engine="nosuchengine"))
     assert_refused(rc, out, "engine = nosuchengine", "no such engine")
+
+
+# ---- reload (SIGHUP): token keys reload; a failed reload keeps the old key --
+
+def reload_and_wait(mtlsd, outcome):
+    """SIGHUP, then wait for the reload's log line: 'published' or 'refused'."""
+    before = mtlsd.log().count("reload (")
+    mtlsd.signal(signal.SIGHUP)
+    harness.wait_until("a reload log line", lambda: mtlsd.log().count("reload (") > before,
+                       alive=mtlsd.check_alive)
+    last = [l for l in mtlsd.log().splitlines() if "reload (" in l][-1]
+    assert outcome in last, "expected a %s reload, got: %s" % (outcome, last)
+    return last
+
+
+def still_served(ctx, mtlsd, backend, audit_n, conn):
+    probe = b"still signed in the token\n"
+    r = peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe)
+    assert_echoed(r, probe)
+    assert_audit_ok(ctx, mtlsd.wait_audit(audit_n), "client-ec", "partner")
+    assert_identity(ctx, backend.identity(conn), "client-ec", "partner")
+
+
+@case("hsm_reload_with_token_key")
+def hsm_reload_with_token_key(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, hsm_config(ctx, token, backend.addr))
+    served_by_token(ctx, mtlsd, backend)
+    reload_and_wait(mtlsd, "published")
+    still_served(ctx, mtlsd, backend, 2, 2)
+
+
+@case("hsm_reload_wrong_pin_keeps_old_key")
+def hsm_reload_wrong_pin_keeps_old_key(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, hsm_config(ctx, token, backend.addr))
+    served_by_token(ctx, mtlsd, backend)
+    ctx.write("pin", "0000\n")
+    line = reload_and_wait(mtlsd, "refused")
+    assert "PIN differs" in line and "restart mtlsd" in line, line
+    still_served(ctx, mtlsd, backend, 2, 2)
+    ctx.write("pin", PIN + "\n")
+    reload_and_wait(mtlsd, "published")
+    still_served(ctx, mtlsd, backend, 3, 3)
+
+
+@case("hsm_reload_missing_object_keeps_old_key")
+def hsm_reload_missing_object_keeps_old_key(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, hsm_config(ctx, token, backend.addr))
+    served_by_token(ctx, mtlsd, backend)
+    broken = hsm_config(ctx, token, backend.addr, uri="pkcs11:token=mtlsd;object=nosuchkey")
+    ctx.write(os.path.basename(mtlsd.conf_path), broken.render())
+    line = reload_and_wait(mtlsd, "refused")
+    assert "found no private key" in line and "object=nosuchkey" in line, line
+    still_served(ctx, mtlsd, backend, 2, 2)
 
 
 def main(argv):
