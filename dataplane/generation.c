@@ -274,6 +274,10 @@ static int build_ssl_ctx(struct build *b)
 		snprintf(b->err, b->errlen, "cannot set up the TLS context: %s", ossl_errors_str(ossl, sizeof(ossl)));
 		return -ENOMEM;
 	}
+	/* An async engine may pause a handshake in its signature; the
+	 * connection then polls the engine's wait fd (conn.c, WANT_ASYNC). */
+	if (cfg->ssl_async)
+		SSL_CTX_set_mode(b->g->ssl_ctx, SSL_MODE_ASYNC);
 	for (size_t i = 0; i < cfg->n_certs; i++)
 		GUARD(load_server_cert(b, &cfg->certs[i], &types_seen));
 	return 0;

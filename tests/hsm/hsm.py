@@ -326,9 +326,60 @@ def hsm_reload_missing_object_keeps_old_key(ctx):
     still_served(ctx, mtlsd, backend, 2, 2)
 
 
+# ---- asynchronous engines: SSL_ERROR_WANT_ASYNC through io_uring -----------
+
+def async_engine_path(ctx):
+    path = os.path.join(os.environ["MTLS_BUILDDIR"], "tests", "hsm", "mtlsd_async_engine.so")
+    assert os.path.exists(path), "build the test engine first: ninja mtlsd_async_engine.so"
+    return path
+
+
+def async_config(ctx, backend_addr, ssl_async):
+    """The fixture server key in a file, signed through the pausing engine."""
+    c = standard_config(ctx, backend_addr)
+    header, keys = c.sections[0]
+    uri = "asynctest:" + ctx.fx.path("server", "key.pem")
+    c.sections[0] = (header, [(k, uri if k == "key" else v) for k, v in keys])
+    c.sections.insert(0, ("mtlsd", [("engine", "dynamic"),
+                                    ("engine_ctrl", "SO_PATH:" + async_engine_path(ctx)),
+                                    ("engine_ctrl", "LOAD"),
+                                    ("ssl_async", "yes" if ssl_async else "no")]))
+    return c
+
+
+def engine_events(path):
+    return harness.read_text(path).split()
+
+
+@case("async_engine_handshake_pauses_and_resumes")
+def async_engine_handshake_pauses_and_resumes(ctx):
+    """ssl_async = yes: the signature pauses the job, mtlsd polls the wait
+    fd through io_uring, resumes, and the client gets through."""
+    log = os.path.join(ctx.dir, "engine-events")
+    os.environ["MTLSD_ASYNC_ENGINE_LOG"] = log
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, async_config(ctx, backend.addr, ssl_async=True))
+    served_by_token(ctx, mtlsd, backend)
+    events = engine_events(log)
+    assert "paused" in events and "resumed" in events, events
+    assert events.count("paused") == events.count("resumed"), events
+
+
+@case("async_engine_without_ssl_async_signs_at_once")
+def async_engine_without_ssl_async_signs_at_once(ctx):
+    """The twin: without ssl_async no job exists and nothing pauses."""
+    log = os.path.join(ctx.dir, "engine-events")
+    os.environ["MTLSD_ASYNC_ENGINE_LOG"] = log
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, async_config(ctx, backend.addr, ssl_async=False))
+    served_by_token(ctx, mtlsd, backend)
+    events = engine_events(log)
+    assert "sync" in events and "paused" not in events, events
+
+
 def main(argv):
     if argv[1:] == ["--list"]:
-        print("\n".join(n for n in sorted(harness.CASES) if n.startswith("hsm_")))
+        print("\n".join(n for n in sorted(harness.CASES) if n.startswith(("hsm_", "async_"))))
         return 0
     if len(argv) != 2 or argv[1] not in harness.CASES:
         print("usage: hsm.py NAME | --list", file=sys.stderr)
