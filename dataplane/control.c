@@ -384,6 +384,15 @@ static void serve_client(int fd)
 		log_warn("control: cannot send the reply: %s", strerror(-rc));
 }
 
+/* Closing a unix socket with unread bytes resets the peer, which may then
+ * lose our reply: read what a garbage-sending client left, a bounded amount. */
+static void discard_unread(int fd)
+{
+	char sink[4096];
+	for (int i = 0; i < 64 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+}
+
 static void *control_main(void *arg)
 {
 	(void)arg;
@@ -408,6 +417,7 @@ static void *control_main(void *arg)
 			continue;
 		}
 		serve_client(fd);
+		discard_unread(fd);
 		close(fd);
 	}
 	return NULL;

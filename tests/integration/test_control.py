@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""The control plane end to end (issue 6): mtlsd's control socket, reload
+under load, revocation that bites (reload + drop), session tickets shared
+between two mtlsd instances. Uses the integration harness (harness.py,
+daemon.py, peers.py); one meson test per case:
+
+    python3 test_control.py reload_under_load     (meson sets MTLSD, MTLSCTL, ...)
+"""
+
+import datetime
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import harness
+import it
+from harness import case, wait_until
+from daemon import Mtlsd, standard_config
+from expect import (assert_audit_ok, assert_audit_rejected, assert_echoed, assert_not_relayed,
+                    leaf_facts)
+import peers
+from cases_server import resume, session_from
+
+RELOADS = 56            # at least 50: half valid changes, half broken files
+LOAD_THREADS = 3
+LONG_LIVED = 4
+
+
+# ---- mtlsd with a control socket -----------------------------------------
+
+def ctl_path(ctx):
+    return os.path.join(ctx.dir, "ctl", "control.sock")
+
+
+def with_control(config, ctx, **keys):
+    return config.section("mtlsd", control_socket=ctl_path(ctx), **keys)
+
+
+def mtlsctl(ctx, *args, sock=None, timeout=150):
+    return subprocess.run([ctx.mtlsctl_bin] + list(args) + ["--socket", sock or ctl_path(ctx)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def status(ctx, sock=None):
+    r = mtlsctl(ctx, "status", sock=sock)
+    assert r.returncode == 0, "mtlsctl status failed:\n%s%s" % (r.stdout, r.stderr)
+    out = {}
+    for line in r.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        out[key] = value.strip()
+    return out
+
+
+def rewrite(ctx, mtlsd, config):
+    """Replace mtlsd's config file (Mtlsd wrote it as NAME.conf)."""
+    ctx.write(mtlsd.name + ".conf", config.render())
+
+
+def frame(body):
+    return b"MTC\x01" + struct.pack(">I", len(body)) + body
+
+
+def raw_request(path, data, timeout=10):
+    """Send bytes to the control socket, return the whole reply."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return reply
+            reply += chunk
+
+
+# ---- CRLs made for the test by the fixture's issuing CA -------------------
+
+def issuing_crl_set(ctx, tag, revoked=(), seconds=None):
+    """crls.pem of pki/ with the issuing CA's CRL replaced by a new one
+    listing revoked (hex serials); nextUpdate in 7 days, or in `seconds`."""
+    fx = ctx.fx
+    d = os.path.join(ctx.dir, "crl-" + tag)
+    os.makedirs(d)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%y%m%d%H%M%SZ")
+    with open(os.path.join(d, "index.txt"), "w") as f:
+        for serial in revoked:
+            f.write("R\t491231235959Z\t%s,keyCompromise\t%s\tunknown\t/CN=revoked\n" % (now, serial))
+    with open(os.path.join(d, "crlnumber"), "w") as f:
+        f.write("1000\n")
+    cnf = os.path.join(d, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write("[ca]\ndefault_ca = c\n[c]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\n"
+                "default_md = sha256\n" % (d, d))
+    out = os.path.join(d, "issuing.crl.pem")
+    due = ["-crlsec", str(seconds)] if seconds else ["-crldays", "7"]
+    subprocess.run(["openssl", "ca", "-config", cnf, "-gencrl", "-keyfile",
+                    fx.path("pki", "issuing", "ca.key"), "-cert", fx.path("pki", "issuing", "ca.crt"),
+                    "-out", out] + due, check=True, capture_output=True)
+    return ctx.concat("crls-%s.pem" % tag, fx.path("pki", "root", "crl.pem"),
+                      fx.path("pki", "intermediate", "crl.pem"), out)
+
+
+# ---- load --------------------------------------------------------------------
+
+def client_context(ctx, leaf):
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.load_verify_locations(ctx.fx.path("pki", "root", "ca.crt"))
+    c.load_cert_chain(ctx.fx.path(leaf, "chain.pem"), ctx.fx.path(leaf, "key.pem"))
+    return c
+
+
+def echo_once(sock, payload):
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed after %d of %d echoed bytes" % (len(got), len(payload)))
+        got += chunk
+    if got != payload:
+        raise AssertionError("echo differs")
+
+
+class Load:
+    """Threads making full handshakes and moving data, plus long-lived
+    connections exchanging a line every 100 ms, until stopped. Every
+    failure is counted and kept."""
+
+    def __init__(self, ctx, port):
+        self.port = port
+        self.cctx = client_context(ctx, "client-ec")
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.attempted = self.failed = self.exchanges = self.long_broken = 0
+        self.errors = []
+        self.long = [self.connect() for _ in range(LONG_LIVED)]
+        self.threads = [threading.Thread(target=self.handshakes, daemon=True)
+                        for _ in range(LOAD_THREADS)]
+        self.threads.append(threading.Thread(target=self.long_lived, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def connect(self):
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+        return self.cctx.wrap_socket(raw, server_hostname="localhost")
+
+    def note(self, what, e):
+        with self.lock:
+            self.errors.append("%s: %r" % (what, e))
+
+    def handshakes(self):
+        payload = os.urandom(4096)
+        while not self.stop.is_set():
+            with self.lock:
+                self.attempted += 1
+            try:
+                with self.connect() as s:
+                    echo_once(s, payload)
+            except Exception as e:  # every failure counts, whatever its kind
+                with self.lock:
+                    self.failed += 1
+                self.note("handshake", e)
+
+    def long_lived(self):
+        alive = list(self.long)
+        while not self.stop.is_set() and alive:
+            for s in list(alive):
+                try:
+                    echo_once(s, b"still here %f\n" % time.time())
+                    with self.lock:
+                        self.exchanges += 1
+                except Exception as e:
+                    alive.remove(s)
+                    with self.lock:
+                        self.long_broken += 1
+                    self.note("established", e)
+            self.stop.wait(0.1)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(120)
+        for s in self.long:
+            s.close()
+
+
+# ---- cases ---------------------------------------------------------------------
+
+def reload_variants(ctx, backend, crl_a, crl_b, crl_expired):
+    """(kind, config, what the refusal must name) in the order they run."""
+    fx = ctx.fx
+    garbage = ctx.write("garbage-ca.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
+                        "-----END CERTIFICATE-----\n")
+    both_cas = ctx.concat("old-and-new-ca.pem", fx.path("pki", "ca-bundle.pem"),
+                          fx.path("partner2-pki", "ca-bundle.pem"))
+    missing = os.path.join(ctx.dir, "missing-ca.pem")
+
+    def base(**kw):
+        return with_control(standard_config(ctx, backend.addr, **kw), ctx)
+
+    valid = [
+        base(crl=crl_a),
+        base(crl=crl_a).server_cert(fx, name="rsa", leaf="server-rsa"),  # ECDSA + RSA at once
+        base(ca=both_cas, crl=crl_b),                                      # old and new CA at once
+        base(crl=crl_b, allow_dns="*.partner.example"),
+    ]
+    mismatched = with_control(standard_config(ctx, backend.addr, crl=crl_a), ctx)
+    mismatched.sections[0] = ("server_cert.ec", [("cert", fx.path("server", "chain.pem")),
+                                                 ("key", fx.path("server-rsa", "key.pem"))])
+    broken = [
+        (base(ca=missing, crl=crl_a), "missing-ca.pem"),
+        (mismatched, "does not match"),
+        (base(crl=crl_expired), crl_expired),
+        (base(ca=garbage, crl=crl_a), "garbage-ca.pem"),
+    ]
+    for i in range(RELOADS):
+        if i % 2 == 0:
+            yield "valid", valid[(i // 2) % len(valid)], None
+        else:
+            cfg, names = broken[(i // 2) % len(broken)]
+            yield "broken", cfg, names
+
+
+@case("reload_under_load")
+def reload_under_load(ctx):
+    """Handshakes and data keep flowing while valid and broken reloads
+    alternate: nothing fails because of a reload, and no broken
+    configuration is ever applied."""
+    backend = ctx.backend()
+    crl_a = issuing_crl_set(ctx, "a")
+    crl_b = issuing_crl_set(ctx, "b")
+    crl_expired = issuing_crl_set(ctx, "expired", seconds=1)
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr, crl=crl_a), ctx),
+                  extra_flags=["--log-level", "info"])
+    time.sleep(2)  # crl_expired is now past its nextUpdate
+    load = Load(ctx, mtlsd.port)
+    applied = refused = 0
+    try:
+        wait_until("the load to get going", lambda: load.attempted >= 10, alive=mtlsd.check_alive)
+        for kind, config, must_name in reload_variants(ctx, backend, crl_a, crl_b, crl_expired):
+            rewrite(ctx, mtlsd, config)
+            before = status(ctx)["generation"]
+            r = mtlsctl(ctx, "reload")
+            after = status(ctx)["generation"]
+            if kind == "valid":
+                assert r.returncode == 0, "valid reload refused:\n%s%s" % (r.stdout, r.stderr)
+                assert int(after) == int(before) + 1, (before, after)
+                applied += 1
+            else:
+                assert r.returncode == 1, "broken reload accepted (%s):\n%s" % (must_name, r.stdout)
+                assert must_name in r.stderr, "refusal does not name %r:\n%s" % (must_name, r.stderr)
+                assert after == before, "a refused reload changed the generation"
+                refused += 1
+            mtlsd.check_alive()
+        time.sleep(1)  # the last generation serves some handshakes too
+    finally:
+        load.finish()
+    st = status(ctx)
+    print("reload-under-load figures: handshakes attempted=%d failed=%d; established "
+          "connections=%d broken=%d (exchanges=%d); reloads applied=%d refused=%d; "
+          "generation=%s" % (load.attempted, load.failed, LONG_LIVED, load.long_broken,
+                             load.exchanges, applied, refused, st["generation"]))
+    assert load.failed == 0 and load.long_broken == 0, "\n".join(load.errors[:20])
+    assert applied + refused >= 50 and applied and refused
+    assert int(st["reloads.applied"]) == applied and int(st["reloads.refused"]) == refused, st
+    assert int(st["generation"]) == 1 + applied, st
+    assert load.exchanges > LONG_LIVED, "the long-lived connections never talked"
+
+
+@case("reload_revoked_then_drop")
+def reload_revoked_then_drop(ctx):
+    """A new CRL through reload refuses the revoked certificate on its next
+    handshake while others pass; its live connection survives the reload
+    and is closed by `mtlsctl drop --serial`, the other one is not."""
+    backend = ctx.backend()
+    ec_serial = leaf_facts(ctx, "client-ec")["serial"]
+    crl_path = os.path.join(ctx.dir, "crls-live.pem")
+    with open(crl_path, "w") as f:
+        f.write(harness.read_text(issuing_crl_set(ctx, "none")))
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr, crl=crl_path), ctx))
+    ec_live = client_context(ctx, "client-ec").wrap_socket(
+        socket.create_connection(("127.0.0.1", mtlsd.port), timeout=30), server_hostname="localhost")
+    rsa_live = client_context(ctx, "client-rsa").wrap_socket(
+        socket.create_connection(("127.0.0.1", mtlsd.port), timeout=30), server_hostname="localhost")
+    echo_once(ec_live, b"before the revocation\n")
+    echo_once(rsa_live, b"before the revocation\n")
+
+    with open(crl_path, "w") as f:
+        f.write(harness.read_text(issuing_crl_set(ctx, "revoked", revoked=[ec_serial])))
+    r = mtlsctl(ctx, "reload")
+    assert r.returncode == 0, r.stderr
+    n = len(mtlsd.audit())
+    probe = b"revoked since\n"
+    res = peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=None)
+    assert_not_relayed(res, probe)
+    assert_audit_rejected(ctx, mtlsd.wait_audit(n + 1), "revoked", "client-ec")
+    probe = b"not revoked\n"
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-rsa", send=probe, expect=probe), probe)
+    assert_audit_ok(ctx, mtlsd.wait_audit(n + 2), "client-rsa", "partner")
+    echo_once(ec_live, b"established connections are untouched by a reload\n")
+
+    r = mtlsctl(ctx, "drop", "--serial", "00:" + ec_serial.lower())
+    assert r.returncode == 0 and "dropped 1 " in r.stdout, r.stdout + r.stderr
+    ec_live.settimeout(30)
+    try:
+        closed = ec_live.recv(100) == b""
+    except (ssl.SSLError, OSError):
+        closed = True
+    assert closed, "the dropped connection still delivers data"
+    echo_once(rsa_live, b"the other certificate keeps its connection\n")
+    r = mtlsctl(ctx, "drop", "--serial", ec_serial, "--issuer", "CN=nobody")
+    assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
+    echo_once(rsa_live, b"still\n")
+    rsa_live.close()
+
+
+@case("ticket_keys_shared_across_instances")
+def ticket_keys_shared_across_instances(ctx):
+    """Two mtlsd reading one ticket-key file resume each other's sessions;
+    a previous key kept after the new one still opens old tickets, and once
+    rotated out of the file (and reloaded) it no longer does."""
+    backend = ctx.backend()
+    key1, key2, key3 = os.urandom(80), os.urandom(80), os.urandom(80)
+    keyfile = os.path.join(ctx.dir, "ticket.keys")
+
+    def write_keys(*keys):
+        with open(keyfile, "wb") as f:
+            f.write(b"".join(keys))
+        os.chmod(keyfile, 0o600)
+
+    write_keys(key1)
+    a = Mtlsd(ctx, standard_config(ctx, backend.addr).section(
+        "mtlsd", control_socket=os.path.join(ctx.dir, "a.sock"), ticket_key_file=keyfile), name="mtlsd-a")
+    b = Mtlsd(ctx, standard_config(ctx, backend.addr).section(
+        "mtlsd", control_socket=os.path.join(ctx.dir, "b.sock"), ticket_key_file=keyfile), name="mtlsd-b")
+    sess = os.path.join(ctx.dir, "session.pem")
+    session_from(ctx, a, sess)
+
+    resume(ctx, b, sess)
+    line = b.wait_audit(1)
+    assert line.get("resumed") is True, "B did not resume A's ticket: %r" % line
+    assert_audit_ok(ctx, line, "client-ec", "partner")
+
+    write_keys(key2, key1)  # rotation, step 1: new key first, old kept for decryption
+    for sock in ("a.sock", "b.sock"):
+        r = mtlsctl(ctx, "reload", sock=os.path.join(ctx.dir, sock))
+        assert r.returncode == 0, r.stderr
+    resume(ctx, b, sess)
+    line = b.wait_audit(2)
+    assert line.get("resumed") is True, "the previous key no longer opens its tickets: %r" % line
+
+    write_keys(key3, key2)  # step 2: key1 rotated out
+    r = mtlsctl(ctx, "reload", sock=os.path.join(ctx.dir, "b.sock"))
+    assert r.returncode == 0, r.stderr
+    resume(ctx, b, sess)
+    line = b.wait_audit(3)
+    assert line.get("resumed") is False, "a ticket under a rotated-out key resumed: %r" % line
+    assert_audit_ok(ctx, line, "client-ec", "partner")
+
+
+def as_nobody():
+    os.setgid(65534)
+    os.setgroups([])
+    os.setuid(65534)
+
+
+@case("control_socket_refuses_non_owner")
+def control_socket_refuses_non_owner(ctx):
+    """The socket is born 0600 in a 0750 directory; even if an operator
+    opens its mode, a peer that is not root, mtlsd's user or in
+    control_group is refused by its credentials. Root is served."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    path = ctl_path(ctx)
+    assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
+    assert os.stat(os.path.dirname(path)).st_mode & 0o777 == 0o750
+    assert status(ctx)["generation"] == "1"
+    os.chmod(ctx.dir, 0o755)
+    os.chmod(os.path.dirname(path), 0o755)
+    os.chmod(path, 0o666)  # the mistake the credential check is there for
+    # The system python: the test's own may live under /root, out of nobody's reach.
+    probe = ["/usr/bin/python3", "-c",
+             "import socket,struct,sys\n"
+             "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+             "b=b'cmd=reload\\n'; s.sendall(b'MTC\\x01'+struct.pack('>I',len(b))+b)\n"
+             "sys.stdout.write(s.recv(4096).decode(errors='replace'))\n", path]
+    r = subprocess.run(probe, capture_output=True, text=True, timeout=30, preexec_fn=as_nobody)
+    assert "status=error" in r.stdout and "permission denied" in r.stdout, r
+    wait_until("the refusal in mtlsd's log", lambda: "control: refused pid" in mtlsd.log())
+    st = status(ctx)
+    assert st["generation"] == "1" and st["reloads.applied"] == "0", st
+
+
+@case("control_socket_garbage_gets_error")
+def control_socket_garbage_gets_error(ctx):
+    """Garbage, an oversized length, a malformed body, an unknown command
+    and a silent client each get an error (or time out) and mtlsd goes on
+    serving both the control socket and TLS."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    path = ctl_path(ctx)
+    cases = [
+        (b"GET / HTTP/1.0\r\n\r\n", b"bad magic"),
+        (b"MTC\x01\xff\xff\xff\xff", b"larger than 64 KiB"),
+        (b"MTC\x02\x00\x00\x00\x00", b"unsupported control-protocol version"),
+        (frame(b"cmd=status"), b"malformed body"),
+        (frame(b"no equals sign\n"), b"malformed body"),
+        (frame(b"cmd=selfdestruct\n"), b"unknown command"),
+        (frame(b""), b"no cmd= field"),
+    ]
+    for data, expect in cases:
+        reply = raw_request(path, data)
+        assert reply.startswith(b"MTC\x01") and b"status=error" in reply and expect in reply, \
+            (data, reply)
+    # A client that connects and says nothing is cut off; others are served.
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.connect(path)
+        st = status(ctx)
+        assert st["generation"] == "1", st
+    # The twin: a well-formed request is answered with status=ok.
+    assert b"status=ok" in raw_request(path, frame(b"cmd=status\n"))
+    probe = b"still serving\n"
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe), probe)
+    mtlsd.check_alive()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in harness.CASES:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(it.run(sys.argv[1]))
