@@ -115,6 +115,15 @@ class TestBadInput(PkiDirTest):
         p = ctl("help")
         self.assertEqual(p.returncode, 0)
         self.assertIn("pki issue", p.stdout)
+        for cmd in (["pki", "init"], ["pki", "issue"], ["pki", "revoke"], ["pki", "crl"],
+                    ["pki", "list"], ["pki", "fixtures"], ["cert", "inspect"],
+                    ["cert", "check"]):
+            with self.subTest(cmd=cmd):
+                self.assertIn(" ".join(cmd), p.stdout)
+                h = ctl(*cmd, "--help")
+                self.assertEqual(h.returncode, 0, h.stderr)
+                self.assertTrue(h.stdout.startswith(f"usage: mtlsctl {' '.join(cmd)} "))
+                self.assertRegex(h.stdout, r"\n\n  \S")  # arguments and options described
 
     def test_pki_badinput_test_options_need_test_mode(self):
         for args in (["--test-eku", "server"], ["--test-not-after", "-86400"],
