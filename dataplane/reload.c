@@ -146,9 +146,7 @@ int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out,
 	/* The build names the config line of a missing or broken file; the
 	 * checks after it only see files that already parsed. */
 	GUARD(generation_build(cfg, id, &g, err, errlen));
-	int rc = check_crls_current(&g->cfg, err, errlen);
-	if (rc == 0)
-		rc = ticket_keys_configure(g->ssl_ctx, &g->cfg, err, errlen);
+	int rc = ticket_keys_configure(g->ssl_ctx, &g->cfg, err, errlen);
 	g->trust_id = trust_id_of(g);
 	if (rc < 0) {
 		generation_unref(g);
@@ -214,7 +212,16 @@ static int reload_prepare(struct generation *cur, struct generation **out, char 
 		config_free(&cfg);
 		return -EINVAL;
 	}
-	return reload_build(&cfg, cur->id + 1, out, err, errlen);
+	GUARD(reload_build(&cfg, cur->id + 1, out, err, errlen));
+	/* Only a reload refuses a stale CRL: at start-up there is nothing
+	 * better to fall back to, and one partner's stale CRL must not keep
+	 * every other partner down (generation_build warns instead). */
+	rc = check_crls_current(&(*out)->cfg, err, errlen);
+	if (rc < 0) {
+		generation_unref(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int reload_run(const char *origin, uint64_t *id, char *err, size_t errlen)

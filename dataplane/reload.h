@@ -42,9 +42,10 @@ struct reload_status {
 
 /*
  * Build a generation from cfg (ownership moves as with generation_build)
- * with its session-resumption setup (ticket_keys.h) and the checks a
- * reload adds: every CRL current when crl_expired = fail. Used for the
- * first generation too, so start-up and reload accept the same files.
+ * with its session-resumption setup (ticket_keys.h) and its trust_id.
+ * Used for the first generation too, so start-up and reload accept the
+ * same files. (A reload also refuses a CRL past its nextUpdate when
+ * crl_expired = fail; start-up only warns, see reload.c.)
  */
 int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out, char *err,
 		 size_t errlen) MUST_CHECK;
