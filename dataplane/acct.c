@@ -70,7 +70,6 @@ static int fallback_start(const char *why)
 		     ACCT_SNAPSHOT_NAME);
 	ENSURE(n > 0 && (size_t)n < sizeof(state.snapshot_path), ENAMETOOLONG);
 	GUARD(acct_table_new(ACCT_MAX_KEYS, &state.table));
-	GUARD(acct_publisher_start(state.table, state.snapshot_path, why, &state.publisher));
 	state.source = ACCT_SOURCE_FALLBACK;
 	snprintf(state.describe, sizeof(state.describe),
 		 "in-process fallback (BPF unavailable: %s), published to %s", why, state.snapshot_path);
@@ -119,6 +118,18 @@ int acct_init(const char *instance, bool may_use_bpf)
 		return 0;
 	}
 	return fallback_start(why);
+}
+
+int acct_start(void)
+{
+	if (state.source != ACCT_SOURCE_FALLBACK || state.publisher)
+		return 0;
+	int rc = acct_publisher_start(state.table, state.snapshot_path, state.reason,
+				      &state.publisher);
+	if (rc < 0)
+		log_err("handshake accounting: cannot start publishing %s: %s", state.snapshot_path,
+			strerror(-rc));
+	return rc;
 }
 
 void acct_event_set_cert(struct acct_event *ev, const struct cert_identity *id)

@@ -11,9 +11,14 @@
  * <runtime dir>/<instance>/stats.bin. mtlsctl stats reads either and says
  * which. docs/accounting.md describes both.
  *
- * Lifecycle: acct_init() once at start, before workers run (it may need
- * privileges mtlsd drops later); acct_handshake_end() from any thread;
- * acct_shutdown() once at exit, after workers stopped.
+ * Lifecycle, in main.c's order (docs/service.md):
+ *   acct_init()   while privileged and single-threaded: loads BPF, or
+ *                 prepares the fallback table (starts no thread);
+ *   service_drop_privileges();
+ *   acct_start()  still single-threaded: starts the fallback's publisher
+ *                 thread (as the final user, who owns the snapshot);
+ *   workers: acct_handshake_end() from any thread;
+ *   acct_shutdown() once at exit, after workers stopped.
  */
 #ifndef MTLSD_ACCT_H
 #define MTLSD_ACCT_H
@@ -62,6 +67,14 @@ enum acct_source {
  * instance name (logged), -ENOMEM; BPF failures are not errors.
  */
 int acct_init(const char *instance, bool may_use_bpf) MUST_CHECK;
+
+/*
+ * Start what needs a thread: the fallback's snapshot publisher (nothing
+ * with BPF). Call once after the privilege drop, before workers start.
+ * Until then fallback counts are kept but not published. Returns 0 or
+ * -errno (thread creation failed; logged).
+ */
+int acct_start(void) MUST_CHECK;
 
 /*
  * Fill the identity and name fields of ev from a certificate identity. The

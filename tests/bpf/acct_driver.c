@@ -19,10 +19,12 @@
  * capability after acct_init(), as a daemon dropping privileges would.
  * --admin also serves /metrics and /healthz on HOST:PORT after the scenario,
  * prints "admin port N", and runs until SIGTERM or SIGINT.
- * Prints "source: bpf|fallback" and the
- * description, then exits after acct_shutdown() (the fallback publishes its
- * snapshot then).
+ * Prints "source: bpf|fallback", the description and the number of threads
+ * right after acct_init() (mtlsd drops privileges then: it must be 1),
+ * then exits after acct_shutdown() (the fallback publishes its snapshot
+ * then).
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
@@ -140,6 +142,21 @@ static int drop_all_caps(void)
 	return syscall(SYS_capset, &hdr, data) == 0 ? 0 : -errno;
 }
 
+/* Threads of this process: mtlsd drops privileges after acct_init() and
+ * refuses to while more than one thread runs. */
+static int count_threads(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+
+	if (!d)
+		return -1;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 static void spray(unsigned long n)
 {
 	struct acct_event ev = { .outcome = HS_OK, .partner = 0, .duration_ns = 1000 };
@@ -234,9 +251,12 @@ int main(int argc, char **argv)
 		perror("capset");
 		return 1;
 	}
-	printf("source: %s\n%s\n", acct_source() == ACCT_SOURCE_BPF ? "bpf" : "fallback",
-	       acct_source_describe());
+	printf("source: %s\n%s\nthreads after acct_init: %d\n",
+	       acct_source() == ACCT_SOURCE_BPF ? "bpf" : "fallback", acct_source_describe(),
+	       count_threads());
 	fflush(stdout);
+	if (acct_start() < 0)
+		return 1;
 	spray(spray_n);
 	while (rc == 0 && fgets(line, sizeof(line), stdin)) {
 		lineno++;

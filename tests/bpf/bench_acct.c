@@ -149,7 +149,8 @@ static int mode_start(enum mode m)
 		GUARD(acct_init(instance, true));
 		return acct_source() == ACCT_SOURCE_BPF ? 0 : -EPERM;
 	case MODE_FALLBACK:
-		return acct_init(instance, false);
+		GUARD(acct_init(instance, false));
+		return acct_start();
 	case MODE_BASELINE:
 	case MODE_DETACHED:
 	default:

@@ -112,6 +112,8 @@ def run_driver(env, instance, drop_caps=False, extra=(), scenario=None):
                        capture_output=True, text=True, timeout=120)
     print(f"$ {' '.join(cmd)}\n{p.stdout}{p.stderr}", end="")
     check(p.returncode == 0, f"driver exits 0 ({instance})")
+    check("threads after acct_init: 1" in p.stdout,
+          f"acct_init starts no thread ({instance}): mtlsd drops privileges right after")
     return (p.stdout.splitlines() or [""])[0], p.stderr
 
 
