@@ -1,7 +1,7 @@
 /*
  * acct_prom.h: the accounting records in the Prometheus text exposition
  * format (version 0.0.4), for mtlsd's /metrics and for
- * `mtlsctl stats show --prometheus` (a node_exporter textfile, readable
+ * `mtlsctl stats --prometheus` (a node_exporter textfile, readable
  * while mtlsd is down).
  */
 #ifndef MTLS_BPF_ACCT_PROM_H

@@ -169,7 +169,7 @@ static int stats_run(int argc, char **argv)
 
 const struct ctl_command cmd_stats = {
 	.group = "stats",
-	.name = "show",
+	.name = "",
 	.args = "[--instance NAME] [--json|--prometheus] [--partner NAME] [--serial HEX] [--watch[=SECONDS]]",
 	.summary = "handshake counts, failures and latency per client certificate",
 	.help =

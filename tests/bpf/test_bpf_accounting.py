@@ -118,7 +118,7 @@ def run_driver(env, instance, drop_caps=False, extra=(), scenario=None):
 
 
 def stats(env, *args):
-    cmd = [os.environ["MTLSCTL"], "stats", "show"] + list(args)
+    cmd = [os.environ["MTLSCTL"], "stats"] + list(args)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -325,7 +325,7 @@ def case_bad_layout(env, instance, pin_dir):
 
 
 def case_watch(env, instance):
-    cmd = [os.environ["MTLSCTL"], "stats", "show", "--instance", instance, "--watch=1"]
+    cmd = [os.environ["MTLSCTL"], "stats", "--instance", instance, "--watch=1"]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, _ = p.communicate(timeout=2.5)

@@ -5,7 +5,7 @@ probe, the BPF program it loads, the pinned maps, mtlsctl stats.
 
   1. handshakes with several client certificates, two of them from two
      issuers that share a serial, and known numbers of each failure: the
-     per-certificate counts in `mtlsctl stats show --json` and in a raw
+     per-certificate counts in `mtlsctl stats --json` and in a raw
      `bpftool map dump` grow by exactly what was sent;
   2. mtlsd restarted: the counts persist and keep growing;
   3. mtlsd without CAP_BPF / CAP_PERFMON / CAP_SYS_ADMIN (setpriv): the
@@ -75,7 +75,7 @@ def identity(pem):
 
 
 def stats(ctx, source, runtime_dir):
-    p = subprocess.run([ctx.mtlsctl_bin, "stats", "show", "--json", "--source", source,
+    p = subprocess.run([ctx.mtlsctl_bin, "stats", "--json", "--source", source,
                         "--runtime-dir", runtime_dir], capture_output=True, text=True)
     if p.returncode != 0:
         return {"source": None, "certificates": [], "error": p.stderr}
