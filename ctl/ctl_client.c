@@ -58,7 +58,9 @@ int ctl_client_call(const char *path, const struct ctl_msg *req, unsigned timeou
 	if (fd < 0)
 		return fd;
 	int rc = ctlproto_write_frame(fd, req);
-	if (rc == 0)
+	/* mtlsd may refuse (credentials) and close before reading: its reply
+	 * is then waiting even though our write failed. */
+	if (rc == 0 || rc == -EPIPE || rc == -ECONNRESET)
 		rc = ctlproto_read_frame(fd, out->body, sizeof(out->body), &len);
 	close(fd);
 	if (rc < 0) {

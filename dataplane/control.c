@@ -358,6 +358,10 @@ static void serve_client(int fd)
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	ctlproto_init(&reply);
+	/* The request is read (bounded, with the timeout) before anything is
+	 * decided, so a refused peer's bytes are consumed and it still gets
+	 * its reply instead of a reset; nothing of it is acted on. */
+	int rc = ctlproto_read_frame(fd, body, sizeof(body), &len);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
 		reply_error(&reply, "cannot read peer credentials: %s", strerror(errno));
 	} else if (!peer_allowed(&cr)) {
@@ -365,21 +369,18 @@ static void serve_client(int fd)
 			 (long)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
 		reply_error(&reply, "permission denied: the control socket is for root, mtlsd's "
 			    "user and members of control_group");
+	} else if (rc < 0) {
+		log_warn("control: bad request from pid %ld: %s", (long)cr.pid, ctlproto_strerror(rc));
+		reply_error(&reply, "bad request: %s", ctlproto_strerror(rc));
 	} else {
-		int rc = ctlproto_read_frame(fd, body, sizeof(body), &len);
-		if (rc < 0) {
-			log_warn("control: bad request from pid %ld: %s", (long)cr.pid, ctlproto_strerror(rc));
-			reply_error(&reply, "bad request: %s", ctlproto_strerror(rc));
-		} else {
-			dispatch_request(body, len, &reply);
-		}
+		dispatch_request(body, len, &reply);
 	}
 	if (ctlproto_finish(&reply) < 0) {
 		reply_error(&reply, "reply larger than 64 KiB");
 		if (ctlproto_finish(&reply) < 0)
 			return;
 	}
-	int rc = ctlproto_write_frame(fd, &reply);
+	rc = ctlproto_write_frame(fd, &reply);
 	if (rc < 0)
 		log_warn("control: cannot send the reply: %s", strerror(-rc));
 }

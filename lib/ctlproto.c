@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static const uint8_t magic[3] = { 'M', 'T', 'C' };
@@ -183,7 +184,8 @@ int ctlproto_write_frame(int fd, const struct ctl_msg *m)
 {
 	size_t off = 0;
 	while (off < m->len) {
-		ssize_t w = write(fd, m->data + off, m->len - off);
+		/* A socket always: no SIGPIPE when the peer is gone. */
+		ssize_t w = send(fd, m->data + off, m->len - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
