@@ -9,9 +9,11 @@ checked to be non-zero: speed is never a test result on a shared machine.
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 FX = os.environ["MTLS_FIXTURES"]
@@ -72,9 +74,7 @@ def check(name, cond, d):
 
 
 def main():
-    tmp = os.environ.get("TMPDIR", "/tmp")
-    tmp = os.path.join(tmp, f"loadgen-smoke.{os.getpid()}")
-    os.makedirs(tmp, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="loadgen-smoke.")
     echo, mtlsd, port = start(tmp)
     ok = True
     try:
@@ -116,6 +116,10 @@ def main():
         echo.terminate()
         mtlsd.wait(timeout=30)
         echo.wait(timeout=30)
+    if ok:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"mtlsd's log and audit trail are in {tmp}", file=sys.stderr)
     return 0 if ok else 1
 
 
