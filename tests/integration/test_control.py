@@ -8,6 +8,7 @@ daemon.py, peers.py); one meson test per case:
 """
 
 import datetime
+import json
 import os
 import socket
 import ssl
@@ -192,6 +193,47 @@ class Load:
             s.close()
 
 
+class LoadgenLoop:
+    """bench/loadgen (io_uring, C) making full TLS 1.3 handshakes at the
+    rate the machine allows, in back-to-back 3-second runs until stopped;
+    each run's JSON report is summed. Absent in a build without bench/, in
+    which case the Python load alone runs."""
+
+    def __init__(self, ctx, port):
+        self.bin = os.path.join(os.environ.get("MTLS_BUILDDIR", ""), "bench", "loadgen")
+        self.available = os.access(self.bin, os.X_OK)
+        fx = ctx.fx
+        self.argv = [self.bin, "--connect", "127.0.0.1:%d" % port, "--servername", "localhost",
+                     "--cert", fx.path("client-ec", "chain.pem"), "--key", fx.path("client-ec", "key.pem"),
+                     "--ca", fx.path("pki", "ca-bundle.pem"), "--mode", "handshake",
+                     "--concurrency", "8", "--duration", "3", "--warmup", "0", "--timeout", "60"]
+        self.handshakes = self.errors = self.runs = 0
+        self.reports = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        if self.available:
+            self.thread.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            r = subprocess.run(self.argv, capture_output=True, text=True, timeout=120)
+            try:
+                d = json.loads(r.stdout)
+            except ValueError:
+                d = {"errors_total": 1, "handshakes": 0, "stderr": r.stderr[-2000:]}
+            self.runs += 1
+            self.handshakes += d.get("handshakes", 0)
+            self.errors += d.get("errors_total", 0) + (r.returncode != 0)
+            if d.get("errors_total") or r.returncode:
+                self.reports.append({"rc": r.returncode, "errors": d.get("errors"),
+                                     "stderr": r.stderr[-2000:]})
+
+    def finish(self):
+        self.stop.set()
+        if self.available:
+            self.thread.join(180)
+
+
 # ---- cases ---------------------------------------------------------------------
 
 def reload_variants(ctx, backend, crl_a, crl_b, crl_expired):
@@ -242,6 +284,7 @@ def reload_under_load(ctx):
                   extra_flags=["--log-level", "info"])
     time.sleep(2)  # crl_expired is now past its nextUpdate
     load = Load(ctx, mtlsd.port)
+    loadgen = LoadgenLoop(ctx, mtlsd.port)
     applied = refused = 0
     try:
         wait_until("the load to get going", lambda: load.attempted >= 10, alive=mtlsd.check_alive)
@@ -263,12 +306,18 @@ def reload_under_load(ctx):
         time.sleep(1)  # the last generation serves some handshakes too
     finally:
         load.finish()
+        loadgen.finish()
     st = status(ctx)
-    print("reload-under-load figures: handshakes attempted=%d failed=%d; established "
+    print("reload-under-load figures: handshakes attempted=%d failed=%d (python clients with "
+          "4 KiB echo: %d/%d; bench/loadgen: %d completed, %d errors in %d runs%s); established "
           "connections=%d broken=%d (exchanges=%d); reloads applied=%d refused=%d; "
-          "generation=%s" % (load.attempted, load.failed, LONG_LIVED, load.long_broken,
-                             load.exchanges, applied, refused, st["generation"]))
+          "generation=%s; mtlsd handshakes.total=%s"
+          % (load.attempted + loadgen.handshakes + loadgen.errors, load.failed + loadgen.errors,
+             load.attempted, load.failed, loadgen.handshakes, loadgen.errors, loadgen.runs,
+             "" if loadgen.available else ", not built", LONG_LIVED, load.long_broken,
+             load.exchanges, applied, refused, st["generation"], st["handshakes.total"]))
     assert load.failed == 0 and load.long_broken == 0, "\n".join(load.errors[:20])
+    assert loadgen.errors == 0, json.dumps(loadgen.reports[:3], indent=1)
     assert applied + refused >= 50 and applied and refused
     assert int(st["reloads.applied"]) == applied and int(st["reloads.refused"]) == refused, st
     assert int(st["generation"]) == 1 + applied, st
