@@ -14,6 +14,7 @@
 
 #include <liburing.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -138,7 +139,7 @@ struct lg_thread {
 uint64_t lg_now_ns(void);
 
 /* Set by SIGINT/SIGTERM; every thread polls it on its timer. */
-extern volatile int lg_stop_requested;
+extern volatile sig_atomic_t lg_stop_requested;
 
 /* Idle mode: count established connections across threads; the thread
  * that completes the set announces it (stderr and --ready-file). */

@@ -23,7 +23,7 @@
 #include "log.h"
 #include "report.h"
 
-volatile int lg_stop_requested;
+volatile sig_atomic_t lg_stop_requested;
 static atomic_uint established_total;
 static const struct lg_options *announce_opt;
 

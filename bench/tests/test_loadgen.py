@@ -89,8 +89,9 @@ def main():
         d = run(port, "rr", "--concurrency", "4", "--rate", "200", "--size", "300")
         ok &= check("rr: requests echoed at an offered rate", d["requests"] > 0 and d["errors_total"] == 0
                     and d["latency_us"]["p99"] > 0, d)
-        d = run(port, "rr", "--concurrency", "2", "--size", "40000")
-        ok &= check("rr: closed loop, multi-record requests", d["requests"] > 0 and d["errors_total"] == 0, d)
+        d = run(port, "rr", "--concurrency", "4", "--threads", "2", "--size", "40000")
+        ok &= check("rr: closed loop, multi-record requests, two threads",
+                    d["requests"] > 0 and d["threads"] == 2 and d["errors_total"] == 0, d)
         d = run(port, "bulk-up", "--concurrency", "2")
         ok &= check("bulk-up: bytes sent", d["bytes_up"] > 0 and d["errors_total"] == 0, d)
         d = run(port, "bulk-down", "--concurrency", "2")
