@@ -29,6 +29,7 @@ METRICS = [
     ("idle_bytes_per_conn", "user memory per idle connection (KiB, {n} held)", 1024, False, "{:.1f}"),
     ("ceiling", "in-memory ceiling: idle connections in {mem} GiB", 1e6, True, "{:.1f} M"),
 ]
+NO_RATIO = {"hs_util", "resumed_fraction"}
 CHART_KEYS = ["hs_per_core", "resume_per_core", "rr_p99_us", "bulk_up_mb_per_core",
               "bulk_down_mb_per_core", "idle_bytes_per_conn"]
 
@@ -114,7 +115,8 @@ def table(rounds, ctx):
         for n in names:
             row.append(cell([m[key] for m in rounds[n] if key in m], div, fmt))
         if "mtlsd" in names:
-            row += [ratio(rounds, key, "mtlsd", o) for o in others]
+            # A ratio of CPU use or of resumed fractions says nothing.
+            row += [ratio(rounds, key, "mtlsd", o) if key not in NO_RATIO else "" for o in others]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
