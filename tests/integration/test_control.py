@@ -10,6 +10,7 @@ daemon.py, peers.py); one meson test per case:
 import datetime
 import json
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -413,6 +414,79 @@ def ticket_keys_shared_across_instances(ctx):
     line = b.wait_audit(3)
     assert line.get("resumed") is False, "a ticket under a rotated-out key resumed: %r" % line
     assert_audit_ok(ctx, line, "client-ec", "partner")
+
+
+@case("sighup_reload_applies_and_refuses")
+def sighup_reload_applies_and_refuses(ctx):
+    """SIGHUP reloads like mtlsctl: a narrower allow-list applies to the next
+    handshake; a broken file, or a start-up-only key changed, is refused
+    with the file or key in the log and in `mtlsctl status`."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    probe = b"before\n"
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe), probe)
+
+    rewrite(ctx, mtlsd, with_control(standard_config(
+        ctx, backend.addr, allow_uri="spiffe://partner.example/prod/app2"), ctx))
+    mtlsd.signal(signal.SIGHUP)
+    mtlsd.proc.wait_line(r"reload \(SIGHUP\): generation 2 published")
+    probe = b"after\n"
+    assert_not_relayed(peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=None), probe)
+    assert mtlsd.wait_audit(2).get("outcome") != "ok", mtlsd.audit()[-1]
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-rsa", send=probe, expect=probe), probe)
+
+    missing = os.path.join(ctx.dir, "gone-ca.pem")
+    rewrite(ctx, mtlsd, with_control(standard_config(ctx, backend.addr, ca=missing), ctx))
+    mtlsd.signal(signal.SIGHUP)
+    mtlsd.proc.wait_line(r"reload \(SIGHUP\) refused, generation 2 keeps serving: .*gone-ca\.pem")
+    st = status(ctx)
+    assert st["generation"] == "2" and st["reload.last_result"] == "refused", st
+    assert "gone-ca.pem" in st["reload.last_error"], st
+
+    rewrite(ctx, mtlsd, with_control(standard_config(ctx, backend.addr), ctx, workers="3"))
+    r = mtlsctl(ctx, "reload")
+    assert r.returncode == 1 and "'workers'" in r.stderr and "restart" in r.stderr, r.stderr
+    assert status(ctx)["generation"] == "2"
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-rsa", send=probe, expect=probe), probe)
+
+
+def cache_config(ctx, backend, mode, sock):
+    return standard_config(ctx, backend.addr).section(
+        "mtlsd", control_socket=os.path.join(ctx.dir, sock), session_cache=mode)
+
+
+@case("session_cache_stateful_resumes_only_locally")
+def session_cache_stateful_resumes_only_locally(ctx):
+    """session_cache = stateful: the issuing instance resumes the session
+    from its memory; another instance cannot and verifies in full."""
+    backend = ctx.backend()
+    a = Mtlsd(ctx, cache_config(ctx, backend, "stateful", "a.sock"), name="mtlsd-a")
+    b = Mtlsd(ctx, cache_config(ctx, backend, "stateful", "b.sock"), name="mtlsd-b")
+    assert "stateful" in status(ctx, sock=os.path.join(ctx.dir, "a.sock"))["session_cache"]
+    sess = os.path.join(ctx.dir, "session.pem")
+    session_from(ctx, a, sess)
+    resume(ctx, a, sess)
+    assert a.wait_audit(2).get("resumed") is True, a.audit()
+    resume(ctx, b, sess)
+    line = b.wait_audit(1)
+    assert line.get("resumed") is False, line
+    assert_audit_ok(ctx, line, "client-ec", "partner")
+
+
+@case("session_cache_off_never_resumes")
+def session_cache_off_never_resumes(ctx):
+    """session_cache = off: no ticket is issued, so the next connection of
+    the same client is a full handshake on the same instance."""
+    backend = ctx.backend()
+    a = Mtlsd(ctx, cache_config(ctx, backend, "off", "a.sock"), name="mtlsd-a")
+    probe = b"no tickets\n"
+    sess = os.path.join(ctx.dir, "session.pem")
+    r = peers.s_client(ctx, a.port, "client-ec", send=probe, expect=probe, extra=["-sess_out", sess])
+    assert_echoed(r, probe)
+    if os.path.exists(sess) and os.path.getsize(sess) > 0:
+        resume(ctx, a, sess)
+        assert a.wait_audit(2).get("resumed") is False, a.audit()
+    assert all(line.get("resumed") is False for line in a.audit()), a.audit()
 
 
 def as_nobody():
