@@ -186,8 +186,12 @@ struct ktls_rxmsg {
 void ktls_rxmsg_init(struct ktls_rxmsg *m, void *buf, size_t len);
 uint8_t ktls_rxmsg_type(const struct ktls_rxmsg *m);
 
-/* Synchronous form: bytes read (0 at EOF) or -errno; *type = record type. */
-ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t *type) MUST_CHECK;
+/*
+ * Synchronous form (flags as for recvmsg, e.g. MSG_DONTWAIT after an
+ * io_uring recv failed with EIO at a control record): bytes read (0 at EOF)
+ * or -errno; *type = record type.
+ */
+ssize_t ktls_recv_record(int fd, void *buf, size_t len, int flags, uint8_t *type) MUST_CHECK;
 
 enum ktls_action {
 	KTLS_ACT_CONTINUE = 0, /* record consumed, keep relaying */

@@ -44,13 +44,13 @@ uint8_t ktls_rxmsg_type(const struct ktls_rxmsg *m)
 	return KTLS_CT_APPLICATION_DATA;
 }
 
-ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t *type)
+ssize_t ktls_recv_record(int fd, void *buf, size_t len, int flags, uint8_t *type)
 {
 	struct ktls_rxmsg m;
 	ssize_t n;
 
 	ktls_rxmsg_init(&m, buf, len);
-	n = ktls_sys->recvmsg(fd, &m.msg, 0);
+	n = ktls_sys->recvmsg(fd, &m.msg, flags);
 	if (n < 0)
 		return -errno;
 	*type = ktls_rxmsg_type(&m);

@@ -56,10 +56,27 @@ static ssize_t fake_sendmsg(int fd, const struct msghdr *msg, int flags)
 	return (ssize_t)sent_len;
 }
 
+/* What the kernel would deliver next: a record of this type, or nothing. */
+static int next_record_type = -1;
+
 static ssize_t fake_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	errno = EIO;
-	return -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(msg);
+
+	if (next_record_type < 0 || !c) {
+		errno = EAGAIN;
+		return -1;
+	}
+	/* The kernel reports the type only when it is not application data
+	 * or the caller asked (always, with a control buffer). */
+	c->cmsg_level = SOL_TLS;
+	c->cmsg_type = TLS_GET_RECORD_TYPE;
+	c->cmsg_len = CMSG_LEN(sizeof(uint8_t));
+	*CMSG_DATA(c) = (uint8_t)next_record_type;
+	msg->msg_controllen = CMSG_SPACE(sizeof(uint8_t));
+	((uint8_t *)msg->msg_iov[0].iov_base)[0] = 1;
+	((uint8_t *)msg->msg_iov[0].iov_base)[1] = 0;
+	return 2;
 }
 
 static const struct ktls_ops fake_ops = { fake_setsockopt, fake_recvmsg, fake_sendmsg };
@@ -705,6 +722,34 @@ static void test_ktls_close_notify_sent_as_alert_record(void **state)
 	assert_int_equal(sent_buf[1], 0);
 }
 
+static void test_ktls_recv_record_reports_type(void **state)
+{
+	uint8_t buf[16], type = 0;
+
+	next_record_type = KTLS_CT_ALERT;
+	assert_int_equal(ktls_recv_record(42, buf, sizeof(buf), MSG_DONTWAIT, &type), 2);
+	assert_int_equal(type, KTLS_CT_ALERT);
+	next_record_type = -1;
+}
+
+static void test_ktls_recv_record_error_passes_through(void **state)
+{
+	uint8_t buf[16], type = 0;
+
+	next_record_type = -1;
+	assert_int_equal(ktls_recv_record(42, buf, sizeof(buf), MSG_DONTWAIT, &type), -EAGAIN);
+}
+
+static void test_ktls_rxmsg_without_cmsg_is_data(void **state)
+{
+	struct ktls_rxmsg m;
+	uint8_t buf[4];
+
+	ktls_rxmsg_init(&m, buf, sizeof(buf));
+	m.msg.msg_controllen = 0; /* nothing came back */
+	assert_int_equal(ktls_rxmsg_type(&m), KTLS_CT_APPLICATION_DATA);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -729,6 +774,9 @@ int main(void)
 		cmocka_unit_test(test_ktls_keyupdate_requested_answers_and_rekeys_tx),
 		cmocka_unit_test(test_ktls_keyupdate_unsupported_kernel_closes),
 		cmocka_unit_test(test_ktls_close_notify_sent_as_alert_record),
+		cmocka_unit_test(test_ktls_recv_record_reports_type),
+		cmocka_unit_test(test_ktls_recv_record_error_passes_through),
+		cmocka_unit_test(test_ktls_rxmsg_without_cmsg_is_data),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -40,9 +40,11 @@ mount -t 9p -o "$p9,ro,cache=loose" hostroot /newroot || fail "mount host root"
 mkdir -p /lib/modules
 mount -t 9p -o "$p9,ro" modules /lib/modules || fail "mount modules"
 
-# Kernel TLS and the ciphers it offers, loaded here with busybox modprobe so
-# that the host needs no /lib/modules mount point.
-for m in tls aesni_intel gcm chacha20poly1305 chacha20_x86_64 poly1305_x86_64; do
+# Kernel TLS and the AEADs it uses, loaded here with busybox modprobe: the
+# kernel's own module autoload runs the chroot's modprobe, which cannot see
+# these modules.
+for m in tls aesni_intel gcm chacha20poly1305 chacha_x86_64 poly1305_x86_64 \
+	chacha_generic poly1305_generic; do
 	modprobe "$m" 2>/dev/null || say "modprobe $m failed (continuing)"
 done
 ip link set lo up

@@ -3,7 +3,7 @@
 # a small transfer: the point is the handoff, not the volume.
 
 small_upload() { # CLIENT-ARGS...: openssl s_client sending small.bin
-	openssl s_client -connect "127.0.0.1:$port" -nocommands "$@" \
+	timeout 120 openssl s_client -connect "127.0.0.1:$port" -nocommands "$@" \
 		<"$work/small.bin" >/dev/null 2>"$work/client.err"
 }
 
@@ -28,11 +28,12 @@ edge_tickets() {
 	done
 }
 
-# The client's first records arrive in the same reads as its Finished; the
-# server reads in 4 KiB pieces, so whole and partial records are in user
-# space at the handoff and must reach the application once, in order.
+# The client's first records arrive in the same reads as its Finished: the
+# server waits until 64 KiB are queued behind the Finished, then reads in
+# 4 KiB pieces, so whole and partial records are in user space at the
+# handoff and must reach the application once, in order.
 edge_early_data() {
-	start_server --tls 1.3 --cipher TLS_AES_256_GCM_SHA384 --delay-ms 300 --upload
+	start_server --tls 1.3 --cipher TLS_AES_256_GCM_SHA384 --wait-bytes 65536 --upload
 	small_upload
 	wait_server 60
 	name="client data right behind its Finished"
@@ -62,8 +63,8 @@ edge_close_notify() {
 # a new RX key: mtlsd closes cleanly and counts it.
 edge_key_update() {
 	start_server --tls 1.3 --cipher TLS_CHACHA20_POLY1305_SHA256 --upload
-	(sleep 1; printf 'k\n'; sleep 2) |
-		openssl s_client -connect "127.0.0.1:$port" >/dev/null 2>"$work/client.err"
+	(sleep 2; printf 'k\n'; sleep 3) |
+		timeout 60 openssl s_client -connect "127.0.0.1:$port" >/dev/null 2>"$work/client.err"
 	wait_server 60
 	name="client KeyUpdate"
 	check_conn "$name" 1 || return
@@ -87,7 +88,7 @@ edge_key_update() {
 edge_corrupt_record() {
 	err0=$(tls_stat TlsDecryptError)
 	start_server --tls 1.3 --cipher TLS_AES_128_GCM_SHA256 --upload --connections 2
-	"$peer" corrupt-client --port "$port" >"$work/corrupt.out" 2>&1
+	timeout 60 "$peer" corrupt-client --port "$port" >"$work/corrupt.out" 2>&1
 	small_upload
 	wait_server 60
 	name="corrupted record"

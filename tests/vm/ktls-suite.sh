@@ -1,12 +1,12 @@
 #!/bin/sh
 # tests/vm/ktls-suite.sh: the kernel TLS functional suite.
 #
-#   ktls-suite.sh offload|userspace openssl|gnutls|edge
+#   ktls-suite.sh offload|userspace openssl|gnutls|edge [BYTES]
 #
 # Runs tests/vm/ktls_peer (dataplane/ktls.c around a minimal server) against
 # real TLS clients: for TLS 1.2 and 1.3 x AES-128-GCM, AES-256-GCM and
-# ChaCha20-Poly1305, an upload and a download of MTLS_KTLS_SIZE bytes
-# (default 64 MiB) whose SHA-256 is compared end to end (GnuTLS downloads
+# ChaCha20-Poly1305, an upload and a download of BYTES (or MTLS_KTLS_SIZE,
+# default 64 MiB) whose SHA-256 is compared end to end (GnuTLS downloads
 # go through tests/vm/gnutls_peer, see there why). "offload" (in the
 # VM) also requires that the kernel holds both directions (getsockopt
 # SOL_TLS) and that /proc/net/tls_stat TlsTxSw/TlsRxSw grew; "userspace" (a
@@ -27,7 +27,7 @@ fi
 peer=${KTLS_PEER:-$MTLS_BUILDDIR/tests/vm/ktls_peer}
 gnutls_peer=$MTLS_BUILDDIR/tests/vm/gnutls_peer
 fx=$MTLS_FIXTURES
-size=${MTLS_KTLS_SIZE:-67108864}
+size=${3:-${MTLS_KTLS_SIZE:-67108864}}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ktls-suite.XXXXXX")
 failures=0
 server_pid=
@@ -77,30 +77,30 @@ stat_of() {
 client() {
 	case "$1/$2" in
 	openssl/upload)
-		openssl s_client -connect "127.0.0.1:$port" -nocommands \
+		timeout 600 openssl s_client -connect "127.0.0.1:$port" -nocommands \
 			<"$work/up.bin" >/dev/null 2>"$work/client.err" ;;
 	openssl/download)
 		# stdin open read-write on a fifo: never EOF, so the client
 		# reads until the server's close_notify.
-		openssl s_client -connect "127.0.0.1:$port" -quiet \
+		timeout 600 openssl s_client -connect "127.0.0.1:$port" -quiet \
 			0<>"$work/fifo" >"$work/down.bin" 2>"$work/client.err" ;;
 	gnutls/upload)
-		gnutls-cli --insecure --logfile=/dev/null -p "$port" 127.0.0.1 \
+		timeout 600 gnutls-cli --insecure --logfile=/dev/null -p "$port" 127.0.0.1 \
 			<"$work/up.bin" >/dev/null 2>"$work/client.err" ;;
 	gnutls/download)
 		# gnutls-cli writes received data one byte per syscall: a GnuTLS
 		# client of our own checksums the stream instead.
-		"$gnutls_peer" "$port" >"$work/down.sum" 2>"$work/client.err" ;;
+		timeout 600 "$gnutls_peer" "$port" >"$work/down.sum" 2>"$work/client.err" ;;
 	*) return 2 ;;
 	esac
 }
 
 # check_conn NAME N: the mode-dependent facts of connection N.
 check_conn() {
-	d=$(field "$2" decision) k=$(field "$2" kernel) rc=$(field "$2" rc)
+	d=$(field "$2" decision) k=$(field "$2" kernel) rc=$(field "$2" rc) inst=$(field "$2" install)
 	if [ "$expect" = offload ]; then
 		[ "$d" = offloaded ] && [ "$k" = tx+rx ] ||
-			{ not_ok "$1: decision=$d kernel=$k (want offloaded, tx+rx)"; return 1; }
+			{ not_ok "$1: decision=$d install=$inst kernel=$k (want offloaded, tx+rx)"; return 1; }
 	else
 		[ "$d" = no_tls_ulp ] && [ "$k" = none ] ||
 			{ not_ok "$1: decision=$d kernel=$k (want no_tls_ulp, none)"; return 1; }

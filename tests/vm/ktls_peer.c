@@ -9,7 +9,7 @@
  * peer (openssl s_client, gnutls-cli) sent or received:
  *
  *   ktls_peer server --cert C --key K --port-file F [--tls 1.2|1.3]
- *       [--cipher NAME] [--tickets N] [--ktls auto|on|off] [--delay-ms N]
+ *       [--cipher NAME] [--tickets N] [--ktls auto|on|off] [--wait-bytes N]
  *       [--upload | --download BYTES] [--connections N]
  *   ktls_peer corrupt-client --port P   (one good handshake, one bad record)
  *
@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,7 +36,7 @@
 
 struct opts {
 	const char *cert, *key, *port_file, *cipher;
-	int version, tickets, delay_ms, connections, port;
+	int version, tickets, wait_bytes, connections, port;
 	enum ktls_mode mode;
 	bool upload;
 	unsigned long long download;
@@ -96,6 +97,19 @@ static int recv_into_bio(struct conn *c, size_t max)
 	return 0;
 }
 
+/* Until the socket holds at least want bytes (or 10 s passed). */
+static void wait_for_bytes(int fd, int want)
+{
+	for (int i = 0; i < 1000; i++) {
+		int queued = 0;
+		struct timespec ts = { 0, 10 * 1000000L };
+
+		if (ioctl(fd, FIONREAD, &queued) < 0 || queued >= want)
+			return;
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int handshake(struct conn *c, const struct opts *o)
 {
 	int reads = 0;
@@ -111,11 +125,9 @@ static int handshake(struct conn *c, const struct opts *o)
 		 * the Finished and the data right behind it pile up in the
 		 * socket, then read in small pieces so the handoff finds whole
 		 * and partial records in user space. */
-		if (o->delay_ms && reads++ == 1) {
-			struct timespec ts = { o->delay_ms / 1000, (o->delay_ms % 1000) * 1000000L };
-			nanosleep(&ts, NULL);
-		}
-		GUARD(recv_into_bio(c, o->delay_ms ? 4096 : CHUNK));
+		if (o->wait_bytes && reads++ == 1)
+			wait_for_bytes(c->fd, o->wait_bytes);
+		GUARD(recv_into_bio(c, o->wait_bytes ? 4096 : CHUNK));
 	}
 }
 
@@ -157,6 +169,12 @@ static int handoff(struct conn *c)
 		have = 0;
 		while ((n = SSL_read(c->ssl, plain, sizeof(plain))) > 0)
 			consume(c, plain, (size_t)n, true);
+		/* A bad record or an alert among them ends the connection
+		 * here, in user space: nothing is left for the kernel. */
+		if (SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) {
+			c->event = "ssl_error";
+			return -EPROTO;
+		}
 		GUARD(flush_out(c));
 	}
 	return ktls_conn_install(&c->kc, c->fd);
@@ -168,7 +186,7 @@ static ssize_t read_plain(struct conn *c, char *buf, size_t len)
 	if (c->offloaded) {
 		for (;;) {
 			uint8_t type;
-			ssize_t n = ktls_recv_record(c->fd, buf, len, &type);
+			ssize_t n = ktls_recv_record(c->fd, buf, len, 0, &type);
 			enum ktls_event why;
 
 			if (n == -EBADMSG) {
@@ -283,7 +301,7 @@ static int serve(int lfd, SSL_CTX *ctx, const struct opts *o, int idx)
 	unsigned char md[32];
 	char hex[65];
 	enum ktls_decision d;
-	int rc;
+	int rc = 0;
 
 	c.fd = accept(lfd, NULL, NULL);
 	if (c.fd < 0)
@@ -302,15 +320,18 @@ static int serve(int lfd, SSL_CTX *ctx, const struct opts *o, int idx)
 	d = ktls_conn_decide(&c.kc, o->mode);
 	if (d == KTLS_OFFLOAD) {
 		rc = handoff(&c);
-		if (rc < 0 && c.kc.tx_offloaded)
+		if (rc < 0 && (c.kc.tx_offloaded || rc == -EPROTO))
 			goto out;
+		/* A refused key leaves a plain socket: stay in user space. */
 		c.offloaded = rc == 0;
 		if (c.offloaded)
 			ktls_conn_release_ssl(&c.kc);
+		else
+			d = KTLS_DECLINE_KERNEL;
 	}
-	printf("conn %d: version=%s cipher=%s decision=%s kernel=%s tx_seq=%llu rx_seq=%llu\n", idx,
-	       SSL_get_version(c.ssl), SSL_get_cipher_name(c.ssl),
-	       c.offloaded ? "offloaded" : ktls_decision_name(d), kernel_view(c.fd),
+	printf("conn %d: version=%s cipher=%s decision=%s install=%d kernel=%s tx_seq=%llu rx_seq=%llu\n",
+	       idx, SSL_get_version(c.ssl), SSL_get_cipher_name(c.ssl), ktls_decision_name(d),
+	       d == KTLS_DECLINE_KERNEL ? rc : 0, kernel_view(c.fd),
 	       (unsigned long long)c.kc.tx_records, (unsigned long long)c.kc.rx_records);
 	rc = o->upload ? run_upload(&c) : run_download(&c, o->download);
 out:
@@ -395,6 +416,9 @@ static int corrupt_client(int port)
 		if (SSL_get_error(c.ssl, r) != SSL_ERROR_WANT_READ || recv_into_bio(&c, CHUNK) < 0)
 			die("client handshake");
 	}
+	/* Give the server time to hand the session to the kernel: records
+	 * arriving before that are (rightly) judged by OpenSSL instead. */
+	sleep(1);
 	if (SSL_write(c.ssl, "good record\n", 12) != 12 || flush_out(&c) < 0)
 		die("writing the good record");
 	SSL_write(c.ssl, "bad record\n", 11);
@@ -440,7 +464,7 @@ int main(int argc, char **argv)
 		{ "port-file", required_argument, NULL, 'f' }, { "port", required_argument, NULL, 'p' },
 		{ "tls", required_argument, NULL, 'v' }, { "cipher", required_argument, NULL, 'C' },
 		{ "tickets", required_argument, NULL, 't' }, { "ktls", required_argument, NULL, 'm' },
-		{ "delay-ms", required_argument, NULL, 'd' }, { "upload", no_argument, NULL, 'u' },
+		{ "wait-bytes", required_argument, NULL, 'w' }, { "upload", no_argument, NULL, 'u' },
 		{ "download", required_argument, NULL, 'D' },
 		{ "connections", required_argument, NULL, 'n' }, { NULL, 0, NULL, 0 },
 	};
@@ -461,7 +485,7 @@ int main(int argc, char **argv)
 		case 'C': o.cipher = optarg; break;
 		case 't': o.tickets = atoi(optarg); break;
 		case 'm': o.mode = parse_mode(optarg); break;
-		case 'd': o.delay_ms = atoi(optarg); break;
+		case 'w': o.wait_bytes = atoi(optarg); break;
 		case 'u': o.upload = true; break;
 		case 'D': o.download = strtoull(optarg, NULL, 10); break;
 		case 'n': o.connections = atoi(optarg); break;
