@@ -11,6 +11,7 @@
  */
 #include "conn.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -221,6 +222,28 @@ static void handshake_succeeded(struct conn *c)
 	conn_backend_connect(c);
 }
 
+/*
+ * An async engine (ssl_async; docs/hardware.md) paused the handshake inside
+ * a signature: poll its wait fd through the ring, resume on completion.
+ * The engine owns the fd; the connection only watches it.
+ */
+static void arm_async_poll(struct conn *c)
+{
+	int fd = tls_session_async_fd(&c->tls);
+
+	if (fd < 0) {
+		log_warn("conn %llu: the engine paused the handshake without a wait fd",
+			 (unsigned long long)c->id);
+		handshake_failed(c);
+		return;
+	}
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_poll_add(sqe, fd, POLLIN);
+	conn_prep(c, sqe, OP_ASYNC_POLL);
+	c->async_fd = fd;
+	c->async_armed = true;
+}
+
 static void drive_handshake(struct conn *c)
 {
 	enum tls_io r = tls_session_handshake(&c->tls);
@@ -237,12 +260,24 @@ static void drive_handshake(struct conn *c)
 	case TLS_IO_WANT_WRITE:
 		/* The output chunk is full: the send completion drives us again. */
 		break;
+	case TLS_IO_WANT_ASYNC:
+		arm_async_poll(c);
+		break;
 	case TLS_IO_CLOSED:
 	case TLS_IO_ERROR:
 	default:
 		handshake_failed(c);
 		break;
 	}
+}
+
+void conn_on_async_ready(struct conn *c, int res)
+{
+	c->async_armed = false;
+	if (res < 0)
+		log_debug("conn %llu: async poll: %s; resuming anyway (the engine re-pauses if not ready)",
+			  (unsigned long long)c->id, strerror(-res));
+	conn_advance(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -407,7 +442,7 @@ void conn_advance(struct conn *c)
 {
 	switch (c->state) {
 	case CONN_HANDSHAKE:
-		if (!c->client_recv_armed && !c->parked)
+		if (!c->client_recv_armed && !c->parked && !c->async_armed)
 			drive_handshake(c);
 		break;
 	case CONN_PROXY_HEADER:
@@ -485,6 +520,8 @@ void conn_close(struct conn *c, enum close_reason reason)
 	if (c->inflight > 0) {
 		cancel_fd(c, c->cfd);
 		cancel_fd(c, c->bfd);
+		if (c->async_armed)
+			cancel_fd(c, c->async_fd);
 	}
 	conn_advance(c);
 }

@@ -58,6 +58,8 @@ struct conn {
 	struct tls_session tls;
 	struct verify_result vr;
 	bool holds_handshake_slot;     /* counted in engine.handshakes */
+	bool async_armed;              /* a poll on async_fd is in flight (ssl_async) */
+	int async_fd;                  /* the paused engine job's wait fd, while armed */
 
 	/* client -> backend */
 	int client_bid;                /* ring buffer behind the TLS input slice */
@@ -99,6 +101,8 @@ void conn_on_backend_connect(struct conn *c, int res);
 void conn_on_backend_recv(struct conn *c, int res, int bid);
 void conn_on_backend_send(struct conn *c, int res);
 void conn_on_shutdown(struct conn *c, bool client_side, int res);
+/* The async engine's wait fd is readable: resume the handshake. */
+void conn_on_async_ready(struct conn *c, int res);
 
 /* Release everything c owns (SSL, buffers, fds, generation). The worker
  * then puts the slot back on its free list. */

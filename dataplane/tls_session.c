@@ -160,6 +160,8 @@ static enum tls_io classify(struct tls_session *ts, int ret)
 		return TLS_IO_WANT_READ;
 	case SSL_ERROR_WANT_WRITE:
 		return TLS_IO_WANT_WRITE;
+	case SSL_ERROR_WANT_ASYNC:
+		return TLS_IO_WANT_ASYNC;
 	case SSL_ERROR_ZERO_RETURN:
 		return TLS_IO_CLOSED;
 	case SSL_ERROR_SSL:
@@ -177,6 +179,18 @@ enum tls_io tls_session_handshake(struct tls_session *ts)
 	if (ret == 1)
 		return TLS_IO_OK;
 	return classify(ts, ret);
+}
+
+int tls_session_async_fd(struct tls_session *ts)
+{
+	OSSL_ASYNC_FD fds[4];
+	size_t n = 0;
+
+	/* One engine, one job per connection: the first fd is the one. */
+	if (SSL_get_all_async_fds(ts->ssl, NULL, &n) != 1 || n == 0 || n > ARRAY_SIZE(fds) ||
+	    SSL_get_all_async_fds(ts->ssl, fds, &n) != 1)
+		return -1;
+	return fds[0];
 }
 
 enum tls_io tls_session_read(struct tls_session *ts, uint8_t *buf, size_t cap, size_t *n)

@@ -32,6 +32,7 @@ enum tls_io {
 	TLS_IO_WANT_WRITE,  /* the output queue is full: send it first */
 	TLS_IO_CLOSED,      /* the peer sent close_notify */
 	TLS_IO_ERROR,       /* fatal: protocol error, alert, verification failure */
+	TLS_IO_WANT_ASYNC,  /* an async engine paused the job: poll tls_session_async_fd() */
 };
 
 struct tls_session {
@@ -74,6 +75,10 @@ static inline void tls_session_clear_input(struct tls_session *ts)
 
 /* One step of the server handshake. TLS_IO_OK when it completed. */
 enum tls_io tls_session_handshake(struct tls_session *ts);
+
+/* After TLS_IO_WANT_ASYNC: the fd the paused engine job waits on (readable
+ * when it can resume), or -1 when the engine gave none. */
+int tls_session_async_fd(struct tls_session *ts);
 
 /* Decrypt up to cap bytes of application data into buf; *n gets the count. */
 enum tls_io tls_session_read(struct tls_session *ts, uint8_t *buf, size_t cap, size_t *n);

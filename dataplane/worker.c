@@ -34,7 +34,7 @@ static const char *const op_names[OP_MAX] = {
 	[OP_CLIENT_SHUTDOWN] = "client_shutdown", [OP_BACKEND_CONNECT] = "backend_connect",
 	[OP_CONNECT_TIMEOUT] = "connect_timeout", [OP_BACKEND_RECV] = "backend_recv",
 	[OP_BACKEND_SEND] = "backend_send", [OP_BACKEND_SHUTDOWN] = "backend_shutdown",
-	[OP_CANCEL] = "cancel", [OP_CONTROL] = "control",
+	[OP_CANCEL] = "cancel", [OP_CONTROL] = "control", [OP_ASYNC_POLL] = "async_poll",
 };
 
 const char *uring_op_name(enum uring_op op)
@@ -320,6 +320,9 @@ static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 		break;
 	case OP_BACKEND_SHUTDOWN:
 		conn_on_shutdown(c, false, res);
+		break;
+	case OP_ASYNC_POLL:
+		conn_on_async_ready(c, res);
 		break;
 	case OP_CONNECT_TIMEOUT:
 	case OP_CANCEL:

@@ -48,6 +48,7 @@ enum uring_op {
 	OP_BACKEND_SHUTDOWN,
 	OP_CANCEL,
 	OP_CONTROL,         /* MSG_RING from the control thread (control.h) */
+	OP_ASYNC_POLL,      /* poll on an async engine's wait fd (ssl_async) */
 	OP_MAX
 };
 
