@@ -311,13 +311,23 @@ static enum ktls_decision decide(const struct ktls_conn *kc, enum ktls_mode mode
 	return KTLS_OFFLOAD;
 }
 
+static void forget_secrets(struct ktls_conn *kc)
+{
+	OPENSSL_cleanse(kc->client_secret, sizeof(kc->client_secret));
+	OPENSSL_cleanse(kc->server_secret, sizeof(kc->server_secret));
+	kc->have_client_secret = kc->have_server_secret = false;
+}
+
 enum ktls_decision ktls_conn_decide(struct ktls_conn *kc, enum ktls_mode mode)
 {
 	enum ktls_decision d = decide(kc, mode);
 
-	/* Offloads are counted by ktls_conn_install when they happen. */
-	if (d != KTLS_OFFLOAD)
+	/* Offloads are counted by ktls_conn_install when they happen. A
+	 * session that stays in user space has no use for the secrets. */
+	if (d != KTLS_OFFLOAD) {
 		ktls_count_decision(d);
+		forget_secrets(kc);
+	}
 	return d;
 }
 

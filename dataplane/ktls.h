@@ -133,7 +133,7 @@ int ktls_conn_attach(struct ktls_conn *kc, SSL *ssl) MUST_CHECK;
 /*
  * After a successful handshake: may this connection be offloaded? Counts
  * the decision and logs the first occurrence of each reason once per
- * process.
+ * process. A declined session's captured secrets are cleansed here.
  */
 enum ktls_decision ktls_conn_decide(struct ktls_conn *kc, enum ktls_mode mode);
 

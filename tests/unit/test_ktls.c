@@ -572,6 +572,24 @@ static void test_ktls_decide_offloads_aead(void **state)
 	session_end(&s);
 }
 
+/* TLS 1.3 needs both captured secrets; a declined session drops them. */
+static void test_ktls_decide_declined_session_forgets_secrets(void **state)
+{
+	static const uint8_t zero[KTLS_SECRET_MAX];
+	struct session s;
+	union ktls_crypto_info tx;
+	socklen_t len;
+
+	session_start(&s, TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", 2);
+	assert_true(s.kc.have_client_secret && s.kc.have_server_secret);
+	assert_int_equal(ktls_conn_decide(&s.kc, KTLS_MODE_OFF), KTLS_DECLINE_MODE_OFF);
+	assert_false(s.kc.have_client_secret || s.kc.have_server_secret);
+	assert_memory_equal(s.kc.server_secret, zero, sizeof(zero));
+	assert_int_equal(ktls_conn_derive(&s.kc, KTLS_DIR_TX, &tx, &len), -ENOKEY);
+	assert_int_equal(ktls_conn_decide(&s.kc, KTLS_MODE_AUTO), KTLS_DECLINE_NO_SECRETS);
+	session_end(&s);
+}
+
 static void test_ktls_decide_declines_other_ciphers(void **state)
 {
 	struct session s;
@@ -765,6 +783,7 @@ int main(void)
 		cmocka_unit_test(test_ktls_install_refuses_partial_record),
 		cmocka_unit_test(test_ktls_install_kernel_refusal_keeps_userspace),
 		cmocka_unit_test(test_ktls_decide_offloads_aead),
+		cmocka_unit_test(test_ktls_decide_declined_session_forgets_secrets),
 		cmocka_unit_test(test_ktls_decide_declines_other_ciphers),
 		cmocka_unit_test(test_ktls_control_close_notify_shuts_down),
 		cmocka_unit_test(test_ktls_control_other_alert_aborts),
