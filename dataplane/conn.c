@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acct.h"
 #include "audit.h"
+#include "certinfo.h"
 #include "generation.h"
 #include "log.h"
 
@@ -153,6 +155,19 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	ev.duration_us = (now_ns() - c->hs_start_ns) / 1000;
 	audit_handshake(&ev);
 	c->w->counters.handshakes[outcome < HS_OUTCOME_MAX ? outcome : HS_OTHER]++;
+
+	struct acct_event aev = {
+		.outcome = outcome,
+		.partner = c->vr.partner,
+		.tls_version = done ? (uint16_t)SSL_version(c->tls.ssl) : 0,
+		.cipher = done ? SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(c->tls.ssl)) : 0,
+		.duration_ns = now_ns() - c->hs_start_ns,
+		.partner_name = ev.partner,
+	};
+	struct cert_identity id;
+	if (c->vr.leaf && certinfo_from_x509(c->vr.leaf, &id) == 0)
+		acct_event_set_cert(&aev, &id);
+	acct_handshake_end(&aev);
 }
 
 /* Send what OpenSSL queued (an alert, a close_notify), then close. */

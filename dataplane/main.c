@@ -22,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "acct.h"
 #include "audit.h"
 #include "config.h"
 #include "control.h"
@@ -330,12 +331,17 @@ static int run(struct generation *gen, int sfd)
 	if (open_listeners(ws, n, cfg, listening, sizeof(listening)) < 0)
 		goto out;
 	/* Must happen while this is the only thread: capabilities are per
-	 * thread. (BPF accounting, once wired, loads just before.) */
+	 * thread. BPF accounting loads just before, while still privileged;
+	 * its fallback publisher starts just after, as the final user. */
+	if (acct_init(NULL, true) < 0)
+		goto out;
 	char err[512];
 	if (service_drop_privileges(cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
 	}
+	if (acct_start() < 0)
+		goto out;
 	for (; started < n; started++) {
 		int e = pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]);
 		if (e != 0) {
@@ -380,6 +386,7 @@ out:
 		}
 	}
 	free(ws);
+	acct_shutdown();
 	return rc;
 }
 
