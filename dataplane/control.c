@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <liburing.h>
+#include <openssl/bn.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -92,17 +93,23 @@ static bool normalize_serial(const char *in, char *out, size_t cap)
 	return true;
 }
 
+/* The serial is compared first and cheaply (a worker may hold thousands
+ * of connections); the issuer's names are only computed for a match. */
 static bool leaf_matches(X509 *leaf)
 {
 	struct cert_identity id;
-	char serial[sizeof(drop.serial)];
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	bool same = hex && strcmp(hex, drop.serial) == 0;
 
-	if (certinfo_from_x509(leaf, &id) < 0 || !normalize_serial(id.serial_hex, serial, sizeof(serial)))
+	OPENSSL_free(hex);
+	BN_free(bn);
+	if (!same)
 		return false;
-	if (strcmp(serial, drop.serial) != 0)
-		return false;
-	return !drop.issuer[0] || strcasecmp(drop.issuer, id.issuer) == 0 ||
-	       strcasecmp(drop.issuer, id.issuer_id_hex) == 0;
+	if (!drop.issuer[0])
+		return true;
+	return certinfo_from_x509(leaf, &id) == 0 &&
+	       (strcasecmp(drop.issuer, id.issuer) == 0 || strcasecmp(drop.issuer, id.issuer_id_hex) == 0);
 }
 
 void control_on_worker_message(struct worker *w)
@@ -209,7 +216,12 @@ static uint64_t handshakes_total(void)
 
 static void rate_sample(void)
 {
-	ctl.rate[ctl.rate_next] = (struct rate_sample){ now_ns(), handshakes_total() };
+	uint64_t now = now_ns();
+	unsigned last = (ctl.rate_next + RATE_SAMPLES - 1) % RATE_SAMPLES;
+	/* One sample a second, however often clients wake the loop. */
+	if (ctl.rate_n && now - ctl.rate[last].t_ns < 1000000000ull)
+		return;
+	ctl.rate[ctl.rate_next] = (struct rate_sample){ now, handshakes_total() };
 	ctl.rate_next = (ctl.rate_next + 1) % RATE_SAMPLES;
 	if (ctl.rate_n < RATE_SAMPLES)
 		ctl.rate_n++;

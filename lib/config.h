@@ -29,7 +29,7 @@
 enum crl_policy { CRL_POLICY_FAIL = 0, CRL_POLICY_ALLOW };
 enum ktls_mode { KTLS_MODE_AUTO = 0, KTLS_MODE_ON, KTLS_MODE_OFF };
 /* How TLS sessions resume: tickets (stateless, shareable across a fleet
- * with ticket_key_file), a per-worker session-ID cache, or not at all. */
+ * with ticket_key_file), a server-side session cache, or not at all. */
 enum session_cache_mode { SESSION_CACHE_TICKETS = 0, SESSION_CACHE_STATEFUL, SESSION_CACHE_OFF };
 
 /* A TCP address (v4/v6) or a unix socket path ("unix:/run/app.sock"). */
