@@ -489,6 +489,65 @@ def session_cache_off_never_resumes(ctx):
     assert all(line.get("resumed") is False for line in a.audit()), a.audit()
 
 
+def short_lived_server_cert(ctx, days):
+    """A server certificate from the fixture's issuing CA valid `days` more
+    days, with its chain, for `mtlsctl certs` to flag."""
+    fx = ctx.fx
+    d = os.path.join(ctx.dir, "short-%d" % days)
+    os.makedirs(d)
+    key, csr, crt = (os.path.join(d, n) for n in ("key.pem", "req.csr", "cert.pem"))
+    ext = os.path.join(d, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-subj", "/CN=short-%d" % days, "-out", csr],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", fx.path("pki", "issuing", "ca.crt"),
+                    "-CAkey", fx.path("pki", "issuing", "ca.key"), "-CAcreateserial", "-days", str(days),
+                    "-extfile", ext, "-out", crt], check=True, capture_output=True)
+    os.chmod(key, 0o600)
+    chain = ctx.concat("short-%d-chain.pem" % days, crt, fx.path("pki", "issuing", "ca.crt"),
+                       fx.path("pki", "intermediate", "ca.crt"))
+    return chain, key
+
+
+@case("certs_flags_expiry_with_exit_codes")
+def certs_flags_expiry_with_exit_codes(ctx):
+    """`mtlsctl certs` lists what the running generation loaded (server
+    certificate, partner CAs, CRLs) with serial and SHA-256; nothing close
+    to expiry exits 0, a server certificate with 20 days left exits 1
+    (<=30d), one with 5 days exits 2 (<=7d), as does a stale CRL."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    r = mtlsctl(ctx, "certs")
+    assert r.returncode == 0, r.stdout + r.stderr
+    server = leaf_facts(ctx, "server")
+    assert server["sha256"] in r.stdout, r.stdout
+    for kind in ("server ", "ca ", "intermediate ", "crl "):
+        assert any(line.startswith(kind) for line in r.stdout.splitlines()), (kind, r.stdout)
+    assert ", 0 flagged" in r.stdout, r.stdout
+
+    for days, code, flag in ((20, 1, "<=30d"), (5, 2, "<=7d")):
+        chain, key = short_lived_server_cert(ctx, days)
+        config = with_control(standard_config(ctx, backend.addr), ctx)
+        config.sections[0] = ("server_cert.ec", [("cert", chain), ("key", key)])
+        rewrite(ctx, mtlsd, config)
+        assert mtlsctl(ctx, "reload").returncode == 0
+        r = mtlsctl(ctx, "certs")
+        assert r.returncode == code, (days, r.returncode, r.stdout)
+        line = next(l for l in r.stdout.splitlines() if l.startswith("server "))
+        assert flag in line and "short-%d" % days in line, line
+
+    stale = issuing_crl_set(ctx, "stale", seconds=1)
+    time.sleep(2)
+    rewrite(ctx, mtlsd, with_control(standard_config(ctx, backend.addr, crl=stale,
+                                                     crl_expired="allow"), ctx))
+    assert mtlsctl(ctx, "reload").returncode == 0
+    r = mtlsctl(ctx, "certs")
+    assert r.returncode == 2 and "STALE" in r.stdout, r.stdout
+
+
 def as_nobody():
     os.setgid(65534)
     os.setgroups([])
