@@ -46,7 +46,8 @@ static void policy_init(void)
 	static char *cn[] = { "client-*" };
 	struct cfg_partner cp = {
 		.name = "fuzz",
-		.allow_dns = { dns, 2 }, .allow_uri = { uri, 2 }, .allow_cn = { cn, 1 }, .allow_ou = { cn, 1 },
+		.allow_dns = { .v = dns, .n = 2 }, .allow_uri = { .v = uri, .n = 2 },
+		.allow_cn = { .v = cn, .n = 1 }, .allow_ou = { .v = cn, .n = 1 },
 	};
 	char err[256];
 

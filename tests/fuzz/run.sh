@@ -1,34 +1,73 @@
 #!/bin/sh
-# Build and run mtlsd's libFuzzer targets with clang (ASan + UBSan).
-#   tests/fuzz/run.sh [seconds-per-target]      (default 60)
-# Targets: fuzz_pp2 (PROXY v2 encoder), fuzz_allowlist (pattern compile +
-# match properties), fuzz_cert_policy (certificate
-# identity, allow-list policy, JSON escaping; seeded with the fixture
-# certificates when MTLS_FIXTURES is set). Crashes land in $OUT.
+# Build and run mtlsd's libFuzzer targets with clang (ASan + UBSan + LSan).
+#   tests/fuzz/run.sh [seconds-per-target] [target...]     (default 60, all)
+#
+# The code under test is mtlsd's own lib/ and dataplane/ libraries, built by
+# meson with clang and -fsanitize=fuzzer-no-link (coverage-guided) in
+# $BUILD (default build-fuzz in the source tree); each target is linked
+# against them. Targets:
+#   fuzz_config       the config parser (lib/config*.c), every error has a message
+#   fuzz_allowlist    allow-list pattern compile + match properties
+#   fuzz_cert_policy  certificate identity, allow-list policy, JSON escaping
+#   fuzz_pp2          PROXY v2 encoder, round trip through a separate decoder
+#   fuzz_ctlproto     the control-socket protocol codec
+#   fuzz_handshake    the server handshake through mtlsd's SSL_CTX (needs
+#                     MTLS_FIXTURES: the build's tests/fixtures directory)
+# Seeds are in tests/fuzz/corpus/<target>/ (read only: new inputs go to
+# $OUT/corpus_<target>). A crash, leak (-detect_leaks), timeout (-timeout,
+# seconds per input) or out-of-memory fails the run, its input kept in $OUT.
+# Prints "fuzz: <target> executions=N" per target, for the CI log.
+# A longer run of one target: tests/fuzz/run.sh 3600 fuzz_handshake
 set -eu
 SECS=${1:-60}
+[ $# -gt 0 ] && shift
+TARGETS=${*:-fuzz_config fuzz_allowlist fuzz_cert_policy fuzz_pp2 fuzz_ctlproto fuzz_handshake}
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-$SRC/build-fuzz}
 OUT=${OUT:-$(mktemp -d /tmp/mtlsd-fuzz.XXXXXX)}
-CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I$SRC -I$SRC/lib -I$SRC/dataplane"
+FUZZ_FLAGS="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
+CFLAGS="-g -O1 $FUZZ_FLAGS -D_GNU_SOURCE -I$SRC -I$SRC/lib -I$SRC/dataplane -I$BUILD"
 
-clang $CFLAGS -o "$OUT/fuzz_pp2" "$SRC/tests/fuzz/fuzz_pp2.c" "$SRC/dataplane/proxy_v2.c"
-clang $CFLAGS -o "$OUT/fuzz_allowlist" "$SRC/tests/fuzz/fuzz_allowlist.c" \
-	"$SRC/dataplane/verify_policy.c" -lssl -lcrypto
-clang $CFLAGS -o "$OUT/fuzz_cert_policy" "$SRC/tests/fuzz/fuzz_cert_policy.c" \
-	"$SRC/lib/certinfo.c" "$SRC/lib/outcome.c" "$SRC/dataplane/verify_policy.c" \
-	"$SRC/dataplane/audit.c" -lssl -lcrypto
+if [ ! -f "$BUILD/build.ninja" ]; then
+	CC=clang meson setup "$BUILD" "$SRC" -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fsanitize=fuzzer-no-link >"$OUT/meson-setup.log"
+fi
+ninja -C "$BUILD" lib/libmtls_common.a dataplane/libdataplane.a >"$OUT/ninja.log"
+LIBS="$BUILD/dataplane/libdataplane.a $BUILD/lib/libmtls_common.a \
+$(pkg-config --libs libssl libcrypto liburing inih libbpf) -lpthread"
 
-mkdir -p "$OUT/corpus_pp2" "$OUT/corpus_cert" "$OUT/corpus_allow"
-printf 'spiffe://td/prod/*\0spiffe://td/prod/a' > "$OUT/corpus_allow/uri"
-printf 'spiffe://td/prod/**\0spiffe://td/prod/a/b' > "$OUT/corpus_allow/uri2"
-printf '*.a.example\0x.a.example' > "$OUT/corpus_allow/dns"
+# Seeds that need the build: the fixture certificates (DER) for the
+# certificate policy target.
+mkdir -p "$OUT/seeds_cert"
 if [ -n "${MTLS_FIXTURES:-}" ]; then
 	for c in "$MTLS_FIXTURES"/*/cert.pem; do
-		openssl x509 -in "$c" -outform DER -out "$OUT/corpus_cert/$(basename "$(dirname "$c")").der"
+		openssl x509 -in "$c" -outform DER \
+			-out "$OUT/seeds_cert/$(basename "$(dirname "$c")").der"
 	done
 fi
-cd "$OUT"
-./fuzz_pp2 -max_total_time="$SECS" -print_final_stats=1 corpus_pp2
-./fuzz_allowlist -max_total_time="$SECS" -print_final_stats=1 corpus_allow
-./fuzz_cert_policy -max_total_time="$SECS" -print_final_stats=1 corpus_cert
-echo "fuzz: no crash in ${SECS}s per target ($OUT)"
+
+status=0
+for t in $TARGETS; do
+	# shellcheck disable=SC2086 # LIBS is a word list
+	clang $CFLAGS -o "$OUT/$t" "$SRC/tests/fuzz/$t.c" $LIBS
+	mkdir -p "$OUT/corpus_$t"
+	seeds="$SRC/tests/fuzz/corpus/$t"
+	[ "$t" = fuzz_cert_policy ] && seeds="$seeds $OUT/seeds_cert"
+	set +e
+	# shellcheck disable=SC2086 # seeds is a directory list
+	(cd "$OUT" && ./"$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
+		-detect_leaks=1 -print_final_stats=1 "corpus_$t" $(for d in $seeds; do
+			[ -d "$d" ] && echo "$d"; done)) >"$OUT/$t.log" 2>&1
+	rc=$?
+	set -e
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/$t.log" | tail -1)
+	if [ $rc -ne 0 ]; then
+		echo "fuzz: $t FAILED (exit $rc) after ${execs:-?} executions; log and input in $OUT:"
+		tail -40 "$OUT/$t.log"
+		status=1
+	else
+		echo "fuzz: $t executions=${execs:-?} in ${SECS}s, corpus $(ls "$OUT/corpus_$t" | wc -l) inputs"
+	fi
+done
+[ $status -eq 0 ] && echo "fuzz: no crash, leak or timeout in ${SECS}s per target ($OUT)"
+exit $status
