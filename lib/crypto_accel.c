@@ -16,6 +16,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/provider.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 
 static struct {
 	bool applied;
+	unsigned char settings[SHA256_DIGEST_LENGTH]; /* of the keys applied */
 	ENGINE *engine;
 	OSSL_PROVIDER *providers[MAX_PROVIDERS];
 	size_t n_providers;
@@ -132,11 +135,51 @@ static int load_engine(const struct mtlsd_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+static void add_setting(EVP_MD_CTX *md, const char *key, const char *value)
+{
+	if (!value)
+		return;
+	EVP_DigestUpdate(md, key, strlen(key) + 1);
+	EVP_DigestUpdate(md, value, strlen(value) + 1);
+}
+
+/* A digest of the keys this file applies, to notice a reload changing them. */
+static void settings_digest(const struct mtlsd_config *cfg, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	memset(out, 0, SHA256_DIGEST_LENGTH);
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return;
+	}
+	add_setting(md, "openssl_conf", cfg->openssl_conf);
+	add_setting(md, "provider_path", cfg->provider_path);
+	for (size_t i = 0; i < cfg->providers.n; i++)
+		add_setting(md, "provider", cfg->providers.v[i]);
+	add_setting(md, "engine", cfg->engine);
+	for (size_t i = 0; i < cfg->engine_ctrls.n; i++)
+		add_setting(md, "engine_ctrl", cfg->engine_ctrls.v[i]);
+	for (size_t i = 0; i < cfg->engine_default.n; i++)
+		add_setting(md, "engine_default", cfg->engine_default.v[i]);
+	EVP_DigestFinal_ex(md, out, NULL);
+	EVP_MD_CTX_free(md);
+}
+
 int crypto_accel_apply(const struct mtlsd_config *cfg, char *err, size_t errlen)
 {
-	if (accel.applied)
+	unsigned char now[SHA256_DIGEST_LENGTH];
+
+	settings_digest(cfg, now);
+	if (accel.applied) {
+		if (memcmp(now, accel.settings, sizeof(now)) != 0)
+			log_warn("%s: openssl_conf/provider/engine keys changed; they take effect when "
+				 "mtlsd restarts (loaded providers and engines stay for the process)",
+				 cfg->path ? cfg->path : "configuration");
 		return 0;
+	}
 	accel.applied = true;
+	memcpy(accel.settings, now, sizeof(now));
 	ERR_clear_error();
 	if (cfg->openssl_conf && OSSL_LIB_CTX_load_config(NULL, cfg->openssl_conf) != 1)
 		return accel_fail(err, errlen, "openssl_conf = %s: OpenSSL could not apply it; check it "

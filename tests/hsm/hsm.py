@@ -326,6 +326,31 @@ def hsm_reload_missing_object_keeps_old_key(ctx):
     still_served(ctx, mtlsd, backend, 2, 2)
 
 
+@case("hsm_reload_engine_change_needs_restart")
+def hsm_reload_engine_change_needs_restart(ctx):
+    """Providers and engines stay loaded for the process: a reload that
+    changes them says they apply at the next restart, and still reloads."""
+    token = Token(ctx)
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, hsm_config(ctx, token, backend.addr))
+    served_by_token(ctx, mtlsd, backend)
+    changed = hsm_config(ctx, token, backend.addr, provider="default")
+    ctx.write(os.path.basename(mtlsd.conf_path), changed.render())
+    reload_and_wait(mtlsd, "published")
+    assert "take effect when mtlsd restarts" in mtlsd.log(), mtlsd.log()
+    still_served(ctx, mtlsd, backend, 2, 2)
+
+
+@case("hsm_reload_same_engine_no_warning")
+def hsm_reload_same_engine_no_warning(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, hsm_config(ctx, token, backend.addr))
+    served_by_token(ctx, mtlsd, backend)
+    reload_and_wait(mtlsd, "published")
+    assert "take effect when mtlsd restarts" not in mtlsd.log(), mtlsd.log()
+
+
 # ---- asynchronous engines: SSL_ERROR_WANT_ASYNC through io_uring -----------
 
 def async_engine_path(ctx):
