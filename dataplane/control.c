@@ -146,6 +146,10 @@ void control_on_worker_message(struct worker *w)
 static unsigned run_on_workers(void)
 {
 	unsigned posted = 0, answered = 0;
+	uint64_t stale;
+	/* A worker that answered after the last request gave up left a count. */
+	while (read(ctl.answer_fd, &stale, sizeof(stale)) == (ssize_t)sizeof(stale))
+		;
 	for (unsigned i = 0; i < ctl.n; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&ctl.ring);
 		if (!sqe)
