@@ -9,7 +9,8 @@
  * wait fd, makes it readable, and pauses the job with ASYNC_pause_job():
  * SSL_do_handshake() returns SSL_ERROR_WANT_ASYNC and nothing more happens
  * until the application polls that fd and calls it again. Outside a job the
- * signature is made at once. Each event is appended as one line ("paused",
+ * signature is made at once. While the file named by MTLSD_ASYNC_ENGINE_STALL
+ * exists, the fd is never made readable: a hung accelerator. Each event is appended as one line ("paused",
  * "resumed", "sync") to the file named by MTLSD_ASYNC_ENGINE_LOG, so a test
  * can tell which path a handshake took.
  */
@@ -67,8 +68,10 @@ static void wait_for_accelerator(void)
 		note("sync");
 		return;
 	}
+	/* The "hardware" answers at once, unless the test made it hang. */
+	const char *stall = getenv("MTLSD_ASYNC_ENGINE_STALL");
 	uint64_t one = 1;
-	if (write(fd, &one, sizeof(one)) != sizeof(one))
+	if ((!stall || access(stall, F_OK) != 0) && write(fd, &one, sizeof(one)) != sizeof(one))
 		note("eventfd write failed");
 	note("paused");
 	ASYNC_pause_job();

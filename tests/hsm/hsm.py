@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import harness  # noqa: E402
 from harness import case, free_port  # noqa: E402
 from daemon import Config, Mtlsd, standard_config  # noqa: E402
-from expect import assert_echoed, assert_audit_ok, assert_identity  # noqa: E402
+from expect import (assert_echoed, assert_audit_ok, assert_audit_rejected, assert_identity,  # noqa: E402
+                    assert_not_relayed, valid_client_works)
 from cases_reject import check_rejected  # noqa: E402
 import peers  # noqa: E402
 
@@ -400,6 +401,30 @@ def async_engine_without_ssl_async_signs_at_once(ctx):
     served_by_token(ctx, mtlsd, backend)
     events = engine_events(log)
     assert "sync" in events and "paused" not in events, events
+
+
+@case("async_engine_stalled_job_times_out")
+def async_engine_stalled_job_times_out(ctx):
+    """A hung accelerator: the paused job's fd never becomes readable. The
+    handshake timeout closes that connection (its poll cancelled, its SSL
+    freed with the job still paused) and mtlsd serves the next client once
+    the hardware answers again."""
+    log = os.path.join(ctx.dir, "engine-events")
+    stall = os.path.join(ctx.dir, "stall")
+    os.environ["MTLSD_ASYNC_ENGINE_LOG"] = log
+    os.environ["MTLSD_ASYNC_ENGINE_STALL"] = stall
+    open(stall, "w").close()
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, async_config(ctx, backend.addr, ssl_async=True),
+                  extra_flags=["--handshake-timeout", "2s"])
+    probe = b"must never reach the backend\n"
+    r = peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=None)
+    assert_not_relayed(r, probe)
+    assert_audit_rejected(ctx, mtlsd.wait_audit(1), "timeout")
+    assert "paused" in engine_events(log), engine_events(log)
+    os.unlink(stall)
+    valid_client_works(ctx, mtlsd, backend, audit_n=2, conn=1)
+    assert backend.connections() == 1, backend.events()
 
 
 def main(argv):
