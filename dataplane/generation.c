@@ -234,8 +234,16 @@ static int load_server_cert(struct build *b, const struct cfg_server_cert *c, un
 	}
 	if (X509_check_private_key(leaf, key) != 1) {
 		ERR_clear_error();
-		rc = file_fail(b, -EINVAL, c->key_line, "key", shown, "does not match the certificate in "
-			       "%s; give the key the certificate was issued for", c->cert_path);
+		/* libp11 builds an EC key handle from the token's public key
+		 * object: without one (same id) the handle matches nothing. */
+		if (keyref_is_uri(c->key_path))
+			rc = file_fail(b, -EINVAL, c->key_line, "key", shown, "the token's key does not match "
+				       "the certificate in %s; check the object, and that the token also holds "
+				       "its public key object with the same id (pkcs11-tool --write-object "
+				       "PUB.der --type pubkey --id ID)", c->cert_path);
+		else
+			rc = file_fail(b, -EINVAL, c->key_line, "key", shown, "does not match the certificate in "
+				       "%s; give the key the certificate was issued for", c->cert_path);
 		goto out;
 	}
 	GUARD_GOTO(check_server_key(b, c, key, types_seen), rc, out);

@@ -245,6 +245,15 @@ def hsm_missing_object_refused(ctx):
     assert_refused(rc, out, "object=nosuchkey", "found no private key", "object label")
 
 
+@case("hsm_ec_key_without_public_object")
+def hsm_ec_key_without_public_object(ctx):
+    """The brief's finding: libp11 builds an EC key handle from the public
+    key object; a token holding only the private object does not serve."""
+    token = Token(ctx, import_public=False)
+    rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9"))
+    assert_refused(rc, out, "mtlsd.conf:", "token's key does not match", "public key object with the same id")
+
+
 @case("hsm_pin_file_readable_by_others_refused")
 def hsm_pin_file_readable_by_others_refused(ctx):
     token = Token(ctx)
