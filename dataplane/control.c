@@ -100,7 +100,9 @@ static bool leaf_matches(X509 *leaf)
 	struct cert_identity id;
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
 	char *hex = bn ? BN_bn2hex(bn) : NULL;
-	bool same = hex && strcmp(hex, drop.serial) == 0;
+	char serial[sizeof(drop.serial)];
+	/* BN_bn2hex pads to whole bytes ("08B6..."): compare normalized. */
+	bool same = hex && normalize_serial(hex, serial, sizeof(serial)) && strcmp(serial, drop.serial) == 0;
 
 	OPENSSL_free(hex);
 	BN_free(bn);

@@ -369,7 +369,44 @@ def reload_revoked_then_drop(ctx):
     r = mtlsctl(ctx, "drop", "--serial", ec_serial, "--issuer", "CN=nobody")
     assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
     echo_once(rsa_live, b"still\n")
+
+    # A serial with an odd number of hex digits (0x0BADC0FFEE): OpenSSL
+    # prints it padded, an operator types it without the zero.
+    cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    cctx.load_verify_locations(ctx.fx.path("pki", "root", "ca.crt"))
+    cctx.load_cert_chain(*issue_client(ctx, "odd", "0x0BADC0FFEE"))
+    odd = cctx.wrap_socket(socket.create_connection(("127.0.0.1", mtlsd.port), timeout=30),
+                           server_hostname="localhost")
+    echo_once(odd, b"odd serial\n")
+    r = mtlsctl(ctx, "drop", "--serial", "badc0ffee", "--issuer", "CN=partner Issuing CA,O=partner")
+    assert r.returncode == 0 and "dropped 1 " in r.stdout, r.stdout + r.stderr
+    odd.settimeout(30)
+    try:
+        assert odd.recv(100) == b"", "the dropped connection still delivers data"
+    except (ssl.SSLError, OSError):
+        pass
+    echo_once(rsa_live, b"still\n")
     rsa_live.close()
+
+
+def issue_client(ctx, name, serial):
+    """A client certificate of partner pki/ with a chosen serial: (chain, key)."""
+    fx = ctx.fx
+    d = os.path.join(ctx.dir, "client-" + name)
+    os.makedirs(d)
+    key, csr, crt, ext = (os.path.join(d, n) for n in ("key.pem", "req.csr", "cert.pem", "ext.cnf"))
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n"
+                "subjectAltName=URI:spiffe://partner.example/prod/%s\n" % name)
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-subj", "/CN=client-%s" % name, "-out", csr],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", fx.path("pki", "issuing", "ca.crt"),
+                    "-CAkey", fx.path("pki", "issuing", "ca.key"), "-set_serial", serial, "-days", "7",
+                    "-extfile", ext, "-out", crt], check=True, capture_output=True)
+    chain = ctx.concat("client-%s-chain.pem" % name, crt, fx.path("pki", "issuing", "ca.crt"),
+                       fx.path("pki", "intermediate", "ca.crt"))
+    return chain, key
 
 
 @case("ticket_keys_shared_across_instances")
