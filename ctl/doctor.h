@@ -109,6 +109,12 @@ struct doctor_facts {
 	char accel_err[256];        /* its reason when accel_rc < 0 */
 	char providers[128];        /* "default, pkcs11" */
 	char engine[128];           /* "pkcs11 (pkcs11 engine)" or "none" */
+	struct doctor_token_key {
+		char ref[256];      /* the key URI, pin-value redacted */
+		int rc;             /* keyref_load(): 0 or -errno */
+		char err[256];      /* its reason */
+	} token_keys[CFG_MAX_SERVER_CERTS]; /* server keys given as URIs */
+	size_t n_token_keys;
 
 	/* configuration, when one was given */
 	bool have_config;
@@ -169,6 +175,7 @@ void doctor_check_clock(const struct doctor_facts *f, struct doctor_report *rep)
 void doctor_check_openssl(const struct doctor_facts *f, struct doctor_report *rep);
 void doctor_check_cpu(const struct doctor_facts *f, struct doctor_report *rep);
 void doctor_check_accel(const struct doctor_facts *f, struct doctor_report *rep);
+void doctor_check_token_keys(const struct doctor_facts *f, struct doctor_report *rep);
 void doctor_check_certs(const struct doctor_facts *f, struct doctor_report *rep);
 
 /* Descriptors mtlsd needs for max_connections: two per connection (client

@@ -271,6 +271,7 @@ void doctor_check_all(const struct doctor_facts *f, struct doctor_report *rep)
 	doctor_check_openssl(f, rep);
 	doctor_check_cpu(f, rep);
 	doctor_check_accel(f, rep);
+	doctor_check_token_keys(f, rep);
 	doctor_check_certs(f, rep);
 }
 

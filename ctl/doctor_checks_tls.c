@@ -159,3 +159,19 @@ void doctor_check_certs(const struct doctor_facts *f, struct doctor_report *rep)
 			check_one_cert(f, &f->certs[i], rep);
 	}
 }
+
+/* Server keys in a token: reachable, logged in, found (docs/hardware.md). */
+void doctor_check_token_keys(const struct doctor_facts *f, struct doctor_report *rep)
+{
+	for (size_t i = 0; i < f->n_token_keys; i++) {
+		const struct doctor_token_key *k = &f->token_keys[i];
+		char name[56];
+		snprintf(name, sizeof(name), "token-key %zu", i + 1);
+		if (k->rc < 0)
+			doctor_add(rep, name, DOCTOR_FAIL, "see docs/hardware.md; mtlsd would refuse to start",
+				   "%s: %s", k->ref, k->err);
+		else
+			doctor_add(rep, name, DOCTOR_PASS, NULL, "%s: the token holds it and took the PIN",
+				   k->ref);
+	}
+}

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "keyref.h"
 #include "pemutil.h"
 
 #ifdef OPENSSL_NO_KTLS
@@ -262,6 +263,26 @@ static void gather_crl(struct doctor_facts *f, const char *path, const struct cf
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);
 }
 
+/* Log in and find each server key given as a URI, as mtlsd would. */
+static void gather_token_keys(struct doctor_facts *f, const struct mtlsd_config *cfg)
+{
+	const struct keyref_opts opts = {
+		.allow_insecure = cfg->allow_insecure_key_perms, .owner = cfg->user,
+		.pin_file = cfg->key_pin_file, .pin_env = cfg->key_pin_env,
+	};
+
+	for (size_t i = 0; i < cfg->n_certs && f->n_token_keys < CFG_MAX_SERVER_CERTS; i++) {
+		const char *ref = cfg->certs[i].key_path;
+		if (!ref || !keyref_is_uri(ref))
+			continue;
+		struct doctor_token_key *k = &f->token_keys[f->n_token_keys++];
+		EVP_PKEY *key = NULL;
+		keyref_redact(ref, k->ref, sizeof(k->ref));
+		k->rc = keyref_load(ref, &opts, &key, k->err, sizeof(k->err));
+		EVP_PKEY_free(key);
+	}
+}
+
 static void gather_config(struct doctor_facts *f, const struct mtlsd_config *cfg)
 {
 	char role[48];
@@ -270,6 +291,8 @@ static void gather_config(struct doctor_facts *f, const struct mtlsd_config *cfg
 	f->workers = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	f->ktls = cfg->ktls;
 	f->have_config = cfg->path != NULL;
+	if (f->accel_rc == 0)
+		gather_token_keys(f, cfg);
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		snprintf(role, sizeof(role), "server certificate %zu", i + 1);
 		gather_cert(f, cfg->certs[i].cert_path, role);

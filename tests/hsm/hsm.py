@@ -19,6 +19,7 @@ libengine-pkcs11-openssl not installed).
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -275,6 +276,30 @@ def hsm_unknown_engine_refused(ctx):
     token = Token(ctx)
     rc, out = run_mtlsd(ctx, hsm_config(ctx, token, "127.0.0.1:9", engine="nosuchengine"))
     assert_refused(rc, out, "engine = nosuchengine", "no such engine")
+
+
+# ---- mtlsctl doctor sees the engine and the token key ----------------------
+
+def doctor(ctx, config):
+    path = ctx.write("doctor.conf", config.render())
+    r = subprocess.run([ctx.mtlsctl_bin, "doctor", "--config", path], capture_output=True,
+                       timeout=60)
+    return (r.stdout + r.stderr).decode(errors="replace")
+
+
+@case("hsm_doctor_reports_token_key")
+def hsm_doctor_reports_token_key(ctx):
+    token = Token(ctx)
+    out = doctor(ctx, hsm_config(ctx, token, "127.0.0.1:9"))
+    assert re.search(r"pass\s+crypto-providers\s+providers: default; engine: pkcs11", out), out
+    assert re.search(r"pass\s+token-key 1\s+pkcs11:token=mtlsd;object=server-key", out), out
+
+
+@case("hsm_doctor_missing_object_fails")
+def hsm_doctor_missing_object_fails(ctx):
+    token = Token(ctx)
+    out = doctor(ctx, hsm_config(ctx, token, "127.0.0.1:9", uri="pkcs11:token=mtlsd;object=nosuchkey"))
+    assert re.search(r"fail\s+token-key 1\s+pkcs11:token=mtlsd;object=nosuchkey", out), out
 
 
 # ---- reload (SIGHUP): token keys reload; a failed reload keeps the old key --

@@ -83,6 +83,34 @@ static void test_doctor_accel_cpu_aesni_masked_warns(void **state)
 	assert_non_null(strstr(r->remedy, "OPENSSL_ia32cap"));
 }
 
+static void test_doctor_accel_token_key_loaded_passes(void **state)
+{
+	struct doctor_facts f = { 0 };
+	struct doctor_report rep = { 0 };
+	(void)state;
+	f.n_token_keys = 1;
+	strcpy(f.token_keys[0].ref, "pkcs11:token=t;object=k");
+	doctor_check_token_keys(&f, &rep);
+	const struct doctor_result *r = only(&rep, "token-key 1");
+	assert_int_equal(r->status, DOCTOR_PASS);
+	assert_non_null(strstr(r->detail, "pkcs11:token=t;object=k"));
+}
+
+static void test_doctor_accel_token_key_missing_fails(void **state)
+{
+	struct doctor_facts f = { 0 };
+	struct doctor_report rep = { 0 };
+	(void)state;
+	f.n_token_keys = 1;
+	strcpy(f.token_keys[0].ref, "pkcs11:token=t;object=k");
+	f.token_keys[0].rc = -ENOENT;
+	strcpy(f.token_keys[0].err, "the engine found no private key there");
+	doctor_check_token_keys(&f, &rep);
+	const struct doctor_result *r = only(&rep, "token-key 1");
+	assert_int_equal(r->status, DOCTOR_FAIL);
+	assert_non_null(strstr(r->detail, "found no private key"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -90,6 +118,8 @@ int main(void)
 		cmocka_unit_test(test_doctor_accel_bad_config_fails),
 		cmocka_unit_test(test_doctor_accel_cpu_reports_what_openssl_uses),
 		cmocka_unit_test(test_doctor_accel_cpu_aesni_masked_warns),
+		cmocka_unit_test(test_doctor_accel_token_key_loaded_passes),
+		cmocka_unit_test(test_doctor_accel_token_key_missing_fails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
