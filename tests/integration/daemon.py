@@ -6,6 +6,7 @@ hierarchy with its CRLs, allow_uri spiffe://partner.example/prod/*, PROXY
 v2) in front of one backend, and the ECDSA server certificate.
 """
 
+import copy
 import os
 import re
 import subprocess
@@ -80,6 +81,21 @@ def two_partner_config(ctx, backend1_addr, backend2_addr):
                      allow_uri="spiffe://partner2.example/svc/*"))
 
 
+def with_control_socket(config, path):
+    """A copy of config whose [mtlsd] section names a control socket of
+    this instance's own (unless it names one already): the default
+    /run/mtlsd/control.sock would be shared by every mtlsd the tests run at
+    once, and left on the host."""
+    config = copy.deepcopy(config)
+    for header, keys in config.sections:
+        if header == "mtlsd":
+            if all(key != "control_socket" for key, _ in keys):
+                keys.append(("control_socket", path))
+            return config
+    config.sections.insert(0, ("mtlsd", [("control_socket", path)]))
+    return config
+
+
 class Mtlsd:
     """One running mtlsd. Listens on 127.0.0.1:port; audit lines go to
     NAME-audit.jsonl in the test dir. config None: flags only."""
@@ -88,7 +104,9 @@ class Mtlsd:
         self.ctx = ctx
         self.name = name
         self.host = host
-        self.conf_path = config and ctx.write(name + ".conf", config.render())
+        self.control_socket = os.path.join(ctx.dir, name + ".sock")
+        self.conf_path = config and ctx.write(
+            name + ".conf", with_control_socket(config, self.control_socket).render())
         self.audit_path = os.path.join(ctx.dir, name + "-audit.jsonl")
         self.extra_flags = list(extra_flags)
         self.proc = None
