@@ -18,17 +18,20 @@ import sys
 import traceback
 
 import harness
-# The test modules register their cases on import.
-import cases_accept  # noqa: F401
-import cases_config  # noqa: F401
-import cases_interop  # noqa: F401
-import cases_lifecycle  # noqa: F401
-import cases_partner  # noqa: F401
-import cases_reject  # noqa: F401
-import cases_relay  # noqa: F401
-import cases_resources  # noqa: F401
-import cases_robust  # noqa: F401
-import cases_server  # noqa: F401
+# Importing a cases module registers its cases (harness.case).
+import cases_accept
+import cases_config
+import cases_interop
+import cases_lifecycle
+import cases_partner
+import cases_reject
+import cases_relay
+import cases_resources
+import cases_robust
+import cases_server
+
+CASE_MODULES = (cases_accept, cases_config, cases_interop, cases_lifecycle, cases_partner,
+                cases_reject, cases_relay, cases_resources, cases_robust, cases_server)
 
 EXIT_SKIP = 77
 
