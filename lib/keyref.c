@@ -164,12 +164,16 @@ static int pin_for_uri(const char *uri, const struct keyref_opts *opts, char *pi
 		return 0;
 	}
 	if ((v = uri_attr(uri, "pin-source", &vlen))) {
-		if (pct_decode(v, vlen, path, sizeof(path)) < 0 || path[0] == '|') {
+		int rc = pct_decode(v, vlen, path, sizeof(path));
+		const char *file = path + (rc == 0 && strncmp(path, "file:", 5) == 0 ? 5 : 0);
+		/* Absolute only: mtlsd's working directory is nobody's business;
+		 * "|program" would run a command: never. */
+		if (rc < 0 || file[0] != '/') {
 			snprintf(err, errlen, "the URI's pin-source must be file:/ABSOLUTE/PATH (programs "
 				 "are not run)");
 			return -EINVAL;
 		}
-		return read_pin_file(strncmp(path, "file:", 5) == 0 ? path + 5 : path, pin, len, err, errlen);
+		return read_pin_file(file, pin, len, err, errlen);
 	}
 	return keyref_read_pin(opts, pin, len, err, errlen);
 }

@@ -211,6 +211,23 @@ def hsm_pin_value_in_uri(ctx):
     served_by_token(ctx, Mtlsd(ctx, config), backend)
 
 
+@case("hsm_pin_source_in_uri")
+def hsm_pin_source_in_uri(ctx):
+    token = Token(ctx)
+    backend = ctx.backend()
+    config = hsm_config(ctx, token, backend.addr, uri=URI + "?pin-source=file:" + token.pin_file,
+                        key_pin_file=None)
+    served_by_token(ctx, Mtlsd(ctx, config), backend)
+
+
+@case("hsm_pin_source_program_refused")
+def hsm_pin_source_program_refused(ctx):
+    token = Token(ctx)
+    config = hsm_config(ctx, token, "127.0.0.1:9", uri=URI + "?pin-source=%7C/bin/echo", key_pin_file=None)
+    rc, out = run_mtlsd(ctx, config)
+    assert_refused(rc, out, "pin-source must be file:/ABSOLUTE/PATH")
+
+
 # ---- what an operator gets wrong: refused at start, clearly ---------------
 
 @case("hsm_wrong_pin_refused")
