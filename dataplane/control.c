@@ -28,6 +28,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "acct.h"
 #include "certinfo.h"
 #include "conn.h"
 #include "ctlproto.h"
@@ -264,9 +265,8 @@ static void cmd_status(struct ctl_msg *reply)
 	ctlproto_add(reply, "handshakes.per_s", "%.1f", handshake_rate());
 	/* The kTLS handoff is not wired into the connection path yet. */
 	ctlproto_add(reply, "ktls.share", "n/a (kTLS handoff not active)");
-	/* acct.h is not linked into mtlsd yet (it pulls libbpf); until it is,
-	 * no BPF program is attached by this process. */
-	ctlproto_add(reply, "bpf", "not attached (accounting not wired into mtlsd)");
+	ctlproto_add(reply, "bpf", "%s", acct_source() == ACCT_SOURCE_BPF ? "attached" : "not attached");
+	ctlproto_add(reply, "accounting", "%s", acct_source_describe());
 	ctlproto_add(reply, "session_cache", "%s", cache);
 	ctlproto_add(reply, "generation", "%llu", (unsigned long long)(g ? g->id : 0));
 	ctlproto_add(reply, "reloads.applied", "%llu", (unsigned long long)rs.applied);
