@@ -319,6 +319,56 @@ def hsm_doctor_missing_object_fails(ctx):
     assert re.search(r"fail\s+token-key 1\s+pkcs11:token=mtlsd;object=nosuchkey", out), out
 
 
+# ---- providers: by name, and with parameters through openssl_conf ---------
+
+PROVIDER_CONF = """openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+[default_sect]
+activate = 1
+[legacy_sect]
+activate = 1
+"""
+
+
+def provider_config(ctx, **mtlsd_keys):
+    c = standard_config(ctx, "127.0.0.1:9")
+    c.sections.insert(0, ("mtlsd", list(mtlsd_keys.items())))
+    return c
+
+
+@case("provider_by_name_loaded")
+def provider_by_name_loaded(ctx):
+    """provider = legacy: loaded, and default kept (TLS needs it)."""
+    out = doctor(ctx, provider_config(ctx, provider="legacy"))
+    assert re.search(r"pass\s+crypto-providers\s+providers: (legacy, default|default, legacy)", out), out
+
+
+@case("provider_unknown_refused")
+def provider_unknown_refused(ctx):
+    out = doctor(ctx, provider_config(ctx, provider="nosuchprovider"))
+    assert re.search(r"fail\s+crypto-providers\s+provider = nosuchprovider", out), out
+    rc, out = run_mtlsd(ctx, provider_config(ctx, provider="nosuchprovider"))
+    assert_refused(rc, out, "provider = nosuchprovider", "provider_path")
+
+
+@case("provider_from_openssl_conf")
+def provider_from_openssl_conf(ctx):
+    conf = ctx.write("providers.cnf", PROVIDER_CONF)
+    out = doctor(ctx, provider_config(ctx, openssl_conf=conf))
+    assert re.search(r"pass\s+crypto-providers\s+providers: .*legacy", out), out
+
+
+@case("provider_openssl_conf_broken_refused")
+def provider_openssl_conf_broken_refused(ctx):
+    conf = ctx.write("providers.cnf", PROVIDER_CONF.replace("legacy_sect]", "legacy_sect"))
+    rc, out = run_mtlsd(ctx, provider_config(ctx, openssl_conf=conf))
+    assert_refused(rc, out, "openssl_conf = " + conf, "could not apply it")
+
+
 # ---- reload (SIGHUP): token keys reload; a failed reload keeps the old key --
 
 def reload_and_wait(mtlsd, outcome):
@@ -480,7 +530,7 @@ def async_engine_stalled_job_times_out(ctx):
 
 def main(argv):
     if argv[1:] == ["--list"]:
-        print("\n".join(n for n in sorted(harness.CASES) if n.startswith(("hsm_", "async_"))))
+        print("\n".join(n for n in sorted(harness.CASES) if n.startswith(("hsm_", "async_", "provider_"))))
         return 0
     if len(argv) != 2 or argv[1] not in harness.CASES:
         print("usage: hsm.py NAME | --list", file=sys.stderr)
