@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "admin_http.h"
 #include "audit.h"
 #include "config.h"
 #include "control.h"
@@ -37,16 +38,10 @@
 #define EXIT_USAGE 2
 
 /* Options that are config keys: passed to config_apply_flag() by name. */
-static const char *const config_flags[] = {
-	"listen", "cert", "key", "client-ca", "crl", "crl-missing", "crl-expired",
-	"verify-depth", "backend", "proxy-protocol", "proxy-tlv-type", "proxy-send-cert",
-	"allow-dns", "allow-uri", "allow-cn", "allow-ou", "workers", "cpu-pin",
-	"handshake-timeout", "idle-timeout", "connect-timeout", "drain-timeout",
-	"max-connections", "max-handshakes", "audit-log", "ktls", "log-level",
-	"allow-insecure-key-permissions",
-};
-/* Config flags that may stand alone ("--cpu-pin" = "--cpu-pin=yes"). */
-static const char *const bool_flags[] = { "cpu-pin", "proxy-send-cert", "allow-insecure-key-permissions" };
+/* Room for every flag config_list_flags() reports (checked at start). */
+#define MAX_CONFIG_FLAGS 96
+static struct config_flag config_flags[MAX_CONFIG_FLAGS];
+static size_t n_config_flags;
 
 enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_CHECK = 1, OPT_CONFIG_BASE = 256 };
 
@@ -72,15 +67,9 @@ static void usage(FILE *out)
 		"  --max-connections N --max-handshakes N --audit-log FILE|- --log-level LEVEL\n"
 		"  --allow-dns P --allow-uri P --allow-cn P --allow-ou P --verify-depth N\n"
 		"  --crl-missing fail|allow --crl-expired fail|allow --ktls auto|on|off\n"
+		"  --user NAME --group NAME --keep-capabilities LIST   privileges after start\n"
+		"  --instance NAME --accounting auto|off --admin-listen HOST:PORT\n"
 		"  --version, --help\n");
-}
-
-static bool is_bool_flag(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(bool_flags); i++)
-		if (strcmp(bool_flags[i], name) == 0)
-			return true;
-	return false;
 }
 
 static void build_options(struct option *opts)
@@ -90,9 +79,9 @@ static void build_options(struct option *opts)
 	opts[n++] = (struct option){ "version", no_argument, NULL, OPT_VERSION };
 	opts[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
 	opts[n++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
-	for (size_t i = 0; i < ARRAY_SIZE(config_flags); i++)
-		opts[n++] = (struct option){ config_flags[i],
-					     is_bool_flag(config_flags[i]) ? optional_argument : required_argument,
+	for (size_t i = 0; i < n_config_flags; i++)
+		opts[n++] = (struct option){ config_flags[i].name,
+					     config_flags[i].is_bool ? optional_argument : required_argument,
 					     NULL, OPT_CONFIG_BASE + (int)i };
 	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 }
@@ -109,10 +98,15 @@ struct cli {
  */
 static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli *cli)
 {
-	struct option opts[ARRAY_SIZE(config_flags) + 5];
+	struct option opts[MAX_CONFIG_FLAGS + 5];
 	char err[1024];
 	int opt;
 
+	n_config_flags = config_list_flags(config_flags, MAX_CONFIG_FLAGS);
+	if (n_config_flags > MAX_CONFIG_FLAGS) {
+		log_err("internal error: %zu config flags, room for %d", n_config_flags, MAX_CONFIG_FLAGS);
+		return 1;
+	}
 	build_options(opts);
 	opterr = 1;
 	while ((opt = getopt_long(argc, argv, "hVc:", opts, NULL)) != -1) {
@@ -140,7 +134,7 @@ static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli
 	while ((opt = getopt_long(argc, argv, "hVc:", opts, NULL)) != -1) {
 		if (opt < OPT_CONFIG_BASE)
 			continue;
-		const char *name = config_flags[opt - OPT_CONFIG_BASE];
+		const char *name = config_flags[opt - OPT_CONFIG_BASE].name;
 		if (config_apply_flag(cfg, name, optarg, err, sizeof(err)) < 0) {
 			log_err("%s", err);
 			return 1;
@@ -165,7 +159,7 @@ static const char *saved_config_path;
  */
 static int reload_load(struct mtlsd_config *cfg, char *err, size_t errlen)
 {
-	struct option opts[ARRAY_SIZE(config_flags) + 5];
+	struct option opts[MAX_CONFIG_FLAGS + 5];
 	int opt;
 
 	build_options(opts);
@@ -176,7 +170,7 @@ static int reload_load(struct mtlsd_config *cfg, char *err, size_t errlen)
 	while ((opt = getopt_long(saved_argc, saved_argv, "hVc:", opts, NULL)) != -1) {
 		if (opt < OPT_CONFIG_BASE)
 			continue;
-		GUARD(config_apply_flag(cfg, config_flags[opt - OPT_CONFIG_BASE], optarg, err, errlen));
+		GUARD(config_apply_flag(cfg, config_flags[opt - OPT_CONFIG_BASE].name, optarg, err, errlen));
 	}
 	return config_validate(cfg, err, errlen);
 }
@@ -315,6 +309,7 @@ static int run(struct generation *gen, int sfd)
 	unsigned n = worker_count(cfg);
 	char listening[512];
 	unsigned started = 0, failed = 0, early;
+	struct admin_http *admin = NULL;
 	int rc = 1;
 
 	struct worker *ws = calloc(n, sizeof(*ws));
@@ -333,7 +328,7 @@ static int run(struct generation *gen, int sfd)
 	/* Must happen while this is the only thread: capabilities are per
 	 * thread. BPF accounting loads just before, while still privileged;
 	 * its fallback publisher starts just after, as the final user. */
-	if (acct_init(NULL, true) < 0)
+	if (acct_init(cfg->instance, cfg->bpf_accounting) < 0)
 		goto out;
 	char err[512];
 	if (service_drop_privileges(cfg, err, sizeof(err)) < 0) {
@@ -342,6 +337,14 @@ static int run(struct generation *gen, int sfd)
 	}
 	if (acct_start() < 0)
 		goto out;
+	/* After the drop: it is a thread of its own, and drop_privileges must
+	 * run while this is the only one. */
+	if (cfg->admin_listen.len > 0 &&
+	    admin_http_start((const struct sockaddr *)&cfg->admin_listen.ss, cfg->admin_listen.len,
+			     NULL, &admin, err, sizeof(err)) < 0) {
+		log_err("admin_listen %s: %s", cfg->admin_listen.text, err);
+		goto out;
+	}
 	for (; started < n; started++) {
 		int e = pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]);
 		if (e != 0) {
@@ -386,6 +389,7 @@ out:
 		}
 	}
 	free(ws);
+	admin_http_stop(admin);
 	acct_shutdown();
 	return rc;
 }

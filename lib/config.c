@@ -49,6 +49,9 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("control_group", V_NAME, struct mtlsd_config, control_group),
 	KEY("ticket_key_file", V_PATH, struct mtlsd_config, ticket_key_file),
 	KEY("session_cache", V_SESSION_CACHE, struct mtlsd_config, session_cache),
+	KEY("instance", V_NAME, struct mtlsd_config, instance),
+	KEY("accounting", V_ACCOUNTING, struct mtlsd_config, bpf_accounting),
+	KEY("admin_listen", V_ADDR, struct mtlsd_config, admin_listen),
 	KEY("openssl_conf", V_PATH, struct mtlsd_config, openssl_conf),
 	KEY("provider_path", V_PATH, struct mtlsd_config, provider_path),
 	KEY_LIST("provider", V_STR_LIST, struct mtlsd_config, providers),
@@ -99,6 +102,7 @@ void config_init(struct mtlsd_config *cfg)
 	cfg->max_handshakes = 1000;
 	cfg->ktls = KTLS_MODE_AUTO;
 	cfg->log_level = LOG_LVL_INFO;
+	cfg->bpf_accounting = true;
 }
 
 static void partner_init(struct cfg_partner *p)
@@ -158,6 +162,7 @@ void config_free(struct mtlsd_config *cfg)
 	free(cfg->user);
 	free(cfg->group);
 	free(cfg->control_socket);
+	free(cfg->instance);
 	free(cfg->control_group);
 	free(cfg->ticket_key_file);
 	free(cfg->openssl_conf);

@@ -96,6 +96,10 @@ struct mtlsd_config {
 	char *control_group;           /* group allowed on the control socket; NULL = root + our uid */
 	char *ticket_key_file;         /* 80-byte session-ticket keys; NULL = random per generation */
 	enum session_cache_mode session_cache; /* default tickets */
+	/* handshake accounting (dataplane/acct.h) and the admin listener */
+	char *instance;                /* names /sys/fs/bpf/mtlsd/<instance>; NULL = "default" */
+	bool bpf_accounting;           /* accounting = auto (BPF when allowed) | off; default auto */
+	struct cfg_addr admin_listen;  /* /metrics and /healthz; len 0 = off (the default) */
 	/* crypto acceleration and HSM keys (lib/crypto_accel.h, lib/keyref.h) */
 	char *openssl_conf;            /* OpenSSL config file applied first; NULL = none */
 	char *provider_path;           /* provider module directory; NULL = OpenSSL's */
@@ -135,6 +139,19 @@ int config_apply_flag(struct mtlsd_config *cfg, const char *name, const char *va
  * generation build does that and reports the file).
  */
 int config_validate(const struct mtlsd_config *cfg, char *err, size_t errlen) MUST_CHECK;
+
+/* A command-line flag config_apply_flag() accepts. */
+struct config_flag {
+	char name[48];  /* without "--": a config key with '-' for '_' */
+	bool is_bool;   /* may stand alone ("--cpu-pin" = "--cpu-pin=yes") */
+};
+
+/*
+ * Every flag config_apply_flag() accepts, derived from the same key tables
+ * as the INI file, so a new key is a new flag without a second list.
+ * Fills up to cap entries; returns how many there are.
+ */
+size_t config_list_flags(struct config_flag *out, size_t cap);
 
 /* Parse "host:port", "[v6]:port" or "unix:/path". Returns 0 or -EINVAL. */
 int config_parse_addr(const char *text, struct cfg_addr *out) MUST_CHECK;

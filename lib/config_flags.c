@@ -121,3 +121,27 @@ int config_apply_flag(struct mtlsd_config *cfg, const char *name, const char *va
 		snprintf(err, errlen, "--%s: %s", name, why[0] ? why : strerror(-rc));
 	return rc;
 }
+
+size_t config_list_flags(struct config_flag *out, size_t cap)
+{
+	static const enum section_kind kinds[] = { SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER };
+	size_t count = 0;
+
+	for (size_t s = 0; s < ARRAY_SIZE(kinds); s++) {
+		size_t n;
+		const struct key_desc *keys = config_section_keys(kinds[s], &n);
+		for (size_t i = 0; i < n; i++) {
+			struct config_flag f = { .is_bool = keys[i].kind == V_BOOL };
+			/* The partner's CA is --client-ca: "--ca" alone would be
+			 * ambiguous next to the server's --cert. */
+			const char *key = kinds[s] == SEC_PARTNER && strcmp(keys[i].name, "ca") == 0 ?
+						  "client_ca" : keys[i].name;
+			for (size_t j = 0; key[j] && j < sizeof(f.name) - 1; j++)
+				f.name[j] = key[j] == '_' ? '-' : key[j];
+			if (count < cap)
+				out[count] = f;
+			count++;
+		}
+	}
+	return count;
+}

@@ -159,13 +159,15 @@ int config_parse_addr(const char *text, struct cfg_addr *out)
 static int parse_name(const char *text, char **out, char *why, size_t wl)
 {
 	size_t len = strlen(text);
-	bool ok = len <= 32 && text[0] != '-';
+	/* Names also become path components (the accounting instance): never
+	 * "." or "..". */
+	bool ok = len <= 32 && text[0] != '-' && strcmp(text, ".") != 0 && strcmp(text, "..") != 0;
 
 	for (const char *c = text; ok && *c; c++)
 		ok = isalnum((unsigned char)*c) || *c == '_' || *c == '-' || *c == '.';
 	if (!ok) {
-		snprintf(why, wl, "'%s' is not a user or group name; give a name such as mtlsd "
-			 "(letters, digits, '.', '-', '_'; at most 32) or a numeric id", text);
+		snprintf(why, wl, "'%s' is not a valid name; give a name such as mtlsd "
+			 "(letters, digits, '.', '-', '_'; at most 32; not '.' or '..')", text);
 		return -EINVAL;
 	}
 	char *copy = strdup(text);
@@ -313,6 +315,7 @@ static int apply_keyword(const struct key_desc *k, void *field, const char *valu
 	static const char *const level_names[] = { [LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warning",
 						   [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
 	static const char *const proxy_names[] = { "off", "v2" };
+	static const char *const accounting_names[] = { "off", "auto" };
 	static const char *const cache_names[] = { [SESSION_CACHE_TICKETS] = "tickets",
 						   [SESSION_CACHE_STATEFUL] = "stateful",
 						   [SESSION_CACHE_OFF] = "off" };
@@ -333,6 +336,10 @@ static int apply_keyword(const struct key_desc *k, void *field, const char *valu
 		return 0;
 	case V_PROXY:
 		GUARD(parse_keyword(value, proxy_names, ARRAY_SIZE(proxy_names), &v, why, wl));
+		*(bool *)field = v == 1;
+		return 0;
+	case V_ACCOUNTING:
+		GUARD(parse_keyword(value, accounting_names, ARRAY_SIZE(accounting_names), &v, why, wl));
 		*(bool *)field = v == 1;
 		return 0;
 	case V_SESSION_CACHE:
@@ -436,6 +443,7 @@ int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *o
 	case V_LOG_LEVEL:
 	case V_PROXY:
 	case V_SESSION_CACHE:
+	case V_ACCOUNTING:
 		return apply_keyword(k, field, value, why, wl);
 	case V_LISTEN:
 		return apply_listen(ps, value, why, wl);

@@ -179,7 +179,7 @@ static void test_service_config_keys_reject(void **state)
 	assert_non_null(strstr(err, ":2: key 'keep_capabilities': 'sys_godmode' is not a capability"));
 	config_free(&cfg);
 	assert_int_equal(load_mtlsd_section("user = -rf\n", &cfg, err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, ":2: key 'user': '-rf' is not a user or group name"));
+	assert_non_null(strstr(err, ":2: key 'user': '-rf' is not a valid name"));
 	config_free(&cfg);
 }
 
