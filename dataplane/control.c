@@ -543,23 +543,30 @@ static void close_fds(void)
 	ctl.listen_fd = ctl.stop_fd = ctl.answer_fd = -1;
 }
 
+int control_open(const struct mtlsd_config *cfg, char *err, size_t errlen)
+{
+	if (ctl.listen_fd >= 0)
+		return 0;
+	ctl.stop_fd = eventfd(0, EFD_CLOEXEC);
+	ctl.answer_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int rc = ctl.stop_fd < 0 || ctl.answer_fd < 0 ? -errno : open_socket(cfg, err, errlen);
+	if (rc < 0) {
+		if (ctl.stop_fd < 0 || ctl.answer_fd < 0)
+			snprintf(err, errlen, "control: eventfd: %s", strerror(-rc));
+		close_fds();
+	}
+	return rc;
+}
+
 int control_start(const struct mtlsd_config *cfg, struct worker *ws, unsigned n, char *err,
 		  size_t errlen)
 {
 	ctl.ws = ws;
 	ctl.n = n;
-	ctl.stop_fd = eventfd(0, EFD_CLOEXEC);
-	ctl.answer_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int rc = ctl.stop_fd < 0 || ctl.answer_fd < 0 ? -errno : 0;
-	if (rc == 0)
-		rc = io_uring_queue_init(n < 8 ? 8 : n * 2, &ctl.ring, 0);
+	GUARD(control_open(cfg, err, errlen));
+	int rc = io_uring_queue_init(n < 8 ? 8 : n * 2, &ctl.ring, 0);
 	if (rc < 0) {
-		snprintf(err, errlen, "control: cannot set up: %s", strerror(-rc));
-		close_fds();
-		return rc;
-	}
-	if ((rc = open_socket(cfg, err, errlen)) < 0) {
-		io_uring_queue_exit(&ctl.ring);
+		snprintf(err, errlen, "control: io_uring_queue_init: %s", strerror(-rc));
 		close_fds();
 		return rc;
 	}
@@ -578,8 +585,10 @@ int control_start(const struct mtlsd_config *cfg, struct worker *ws, unsigned n,
 void control_stop(void)
 {
 	uint64_t one = 1;
-	if (!ctl.running)
+	if (!ctl.running) {
+		close_fds(); /* opened, never started */
 		return;
+	}
 	if (write(ctl.stop_fd, &one, sizeof(one)) < 0)
 		log_warn("control: cannot wake the control thread: %s", strerror(errno));
 	pthread_join(ctl.thread, NULL);

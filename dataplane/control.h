@@ -34,7 +34,15 @@ struct ctl_msg;
 struct generation;
 
 /*
- * Open the control socket named by cfg and start its thread, serving
+ * Create and bind the control socket named by cfg, before mtlsd gives up
+ * its privileges (the runtime directory is usually root's): after the drop
+ * the listening descriptor is all it needs. Returns 0 or -errno with err
+ * naming the path. Idempotent.
+ */
+int control_open(const struct mtlsd_config *cfg, char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * Open the control socket (if control_open was not called) and start its thread, serving
  * workers ws[0..n). Returns 0 or -errno with err naming the path; mtlsd
  * keeps serving traffic without a control socket in that case (the caller
  * logs it).
