@@ -48,6 +48,7 @@ struct rate_sample {
 
 static struct {
 	bool running;
+	bool open_failed;           /* control_open failed: not retried after the privilege drop */
 	pthread_t thread;
 	int listen_fd, stop_fd, answer_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -547,6 +548,10 @@ int control_open(const struct mtlsd_config *cfg, char *err, size_t errlen)
 {
 	if (ctl.listen_fd >= 0)
 		return 0;
+	if (ctl.open_failed) {
+		snprintf(err, errlen, "control socket: not available (the reason was logged at start)");
+		return -ENOTCONN;
+	}
 	ctl.stop_fd = eventfd(0, EFD_CLOEXEC);
 	ctl.answer_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int rc = ctl.stop_fd < 0 || ctl.answer_fd < 0 ? -errno : open_socket(cfg, err, errlen);
@@ -554,6 +559,7 @@ int control_open(const struct mtlsd_config *cfg, char *err, size_t errlen)
 		if (ctl.stop_fd < 0 || ctl.answer_fd < 0)
 			snprintf(err, errlen, "control: eventfd: %s", strerror(-rc));
 		close_fds();
+		ctl.open_failed = true;
 	}
 	return rc;
 }

@@ -331,6 +331,9 @@ static int run(struct generation *gen, int sfd)
 	if (acct_init(cfg->instance, cfg->bpf_accounting) < 0)
 		goto out;
 	char err[512];
+	/* Bound while still privileged: the runtime directory is root's. */
+	if (control_open(cfg, err, sizeof(err)) < 0)
+		log_err("%s; serving without a control socket", err);
 	if (service_drop_privileges(cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
