@@ -460,6 +460,49 @@ def hsm_reload_same_engine_no_warning(ctx):
     assert "take effect when mtlsd restarts" not in mtlsd.log(), mtlsd.log()
 
 
+# ---- key files owned by the service user (lib/pemutil.c) ---------------------
+
+@case("keyowner_service_user_key_starts_and_reloads")
+def keyowner_service_user_key_starts_and_reloads(ctx):
+    """user = nobody, key file owned by nobody (mode 0600): accepted at start
+    as root and again on reload, after the drop to nobody."""
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to start as root and drop to nobody")
+    os.chmod(ctx.dir, 0o755)  # nobody reads the config and key here on reload
+    key = os.path.join(ctx.dir, "server-key.pem")
+    shutil.copyfile(ctx.fx.path("server", "key.pem"), key)
+    os.chmod(key, 0o600)
+    os.chown(key, 65534, 65534)
+    backend = ctx.backend()
+    c = standard_config(ctx, backend.addr)
+    header, keys = c.sections[0]
+    c.sections[0] = (header, [(k, key if k == "key" else v) for k, v in keys])
+    c.sections.insert(0, ("mtlsd", [("user", "nobody"), ("group", "nogroup")]))
+    mtlsd = Mtlsd(ctx, c)
+    os.chmod(mtlsd.conf_path, 0o644)
+    served_by_token(ctx, mtlsd, backend)
+    reload_and_wait(mtlsd, "published")
+    still_served(ctx, mtlsd, backend, 2, 2)
+
+
+@case("keyowner_other_user_key_refused")
+def keyowner_other_user_key_refused(ctx):
+    """The twin: a key owned by another user than root, mtlsd's or the
+    configured one is refused at start, naming the chown to run."""
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root to chown")
+    key = os.path.join(ctx.dir, "server-key.pem")
+    shutil.copyfile(ctx.fx.path("server", "key.pem"), key)
+    os.chmod(key, 0o600)
+    os.chown(key, 4321, 4321)
+    c = standard_config(ctx, "127.0.0.1:9")
+    header, keys = c.sections[0]
+    c.sections[0] = (header, [(k, key if k == "key" else v) for k, v in keys])
+    c.sections.insert(0, ("mtlsd", [("user", "nobody"), ("group", "nogroup")]))
+    rc, out = run_mtlsd(ctx, c)
+    assert_refused(rc, out, "owned by uid 4321", "chown 65534")
+
+
 # ---- asynchronous engines: SSL_ERROR_WANT_ASYNC through io_uring -----------
 
 def async_engine_path(ctx):
@@ -551,7 +594,7 @@ def async_engine_stalled_job_times_out(ctx):
 
 def main(argv):
     if argv[1:] == ["--list"]:
-        print("\n".join(n for n in sorted(harness.CASES) if n.startswith(("hsm_", "async_", "provider_"))))
+        print("\n".join(n for n in sorted(harness.CASES) if n.startswith(("hsm_", "async_", "provider_", "keyowner_"))))
         return 0
     if len(argv) != 2 or argv[1] not in harness.CASES:
         print("usage: hsm.py NAME | --list", file=sys.stderr)
