@@ -187,6 +187,32 @@ static void test_keyref_uri_without_engine_refused(void **state)
 	assert_non_null(strstr(err, "no engine = configured"));
 }
 
+/* key = keeps a URI as written; a relative file is made absolute. */
+static void test_keyref_config_keeps_uri(void **state)
+{
+	struct mtlsd_config cfg;
+	(void)state;
+	config_init(&cfg);
+	const char *p = scratch_file("uri.conf", "[server_cert.ec]\ncert = c.pem\n"
+				     "key = pkcs11:token=mtlsd;object=server-key\n", 0600);
+	assert_int_equal(config_load_file(&cfg, p, err, sizeof(err)), 0);
+	assert_string_equal(cfg.certs[0].key_path, "pkcs11:token=mtlsd;object=server-key");
+	config_free(&cfg);
+}
+
+static void test_keyref_config_resolves_relative_key_file(void **state)
+{
+	struct mtlsd_config cfg;
+	char want[600];
+	(void)state;
+	config_init(&cfg);
+	const char *p = scratch_file("file.conf", "[server_cert.ec]\ncert = c.pem\nkey = keys/k.pem\n", 0600);
+	assert_int_equal(config_load_file(&cfg, p, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/keys/k.pem", scratch);
+	assert_string_equal(cfg.certs[0].key_path, want);
+	config_free(&cfg);
+}
+
 static void test_crypto_accel_unknown_provider_refused(void **state)
 {
 	struct mtlsd_config cfg;
@@ -303,6 +329,8 @@ int main(void)
 		cmocka_unit_test(test_keyref_key_owned_by_service_user_accepted),
 		cmocka_unit_test(test_keyref_key_owned_by_other_user_refused),
 		cmocka_unit_test(test_keyref_uri_without_engine_refused),
+		cmocka_unit_test(test_keyref_config_keeps_uri),
+		cmocka_unit_test(test_keyref_config_resolves_relative_key_file),
 		cmocka_unit_test(test_crypto_accel_unknown_provider_refused),
 		cmocka_unit_test(test_crypto_accel_default_provider_loads),
 		cmocka_unit_test(test_crypto_accel_engine_ctrl_without_engine_refused),
