@@ -3,9 +3,11 @@
  *
  * One thread: poll on the listening socket and a stop eventfd, with a
  * one-second timeout that also samples the handshake counter for the
- * handshakes-per-second figure of `status`. A client is accepted, its
- * credentials checked, one frame read under SO_RCVTIMEO, one reply written
- * under SO_SNDTIMEO, and the connection closed.
+ * handshakes-per-second figure of `status`. A client is accepted, one
+ * frame read under SO_RCVTIMEO, its credentials checked, one reply written
+ * under SO_SNDTIMEO, what it sent beyond the frame discarded (bounded), and
+ * the connection closed. Clients are served one after the other: each holds
+ * the thread for at most the two timeouts.
  */
 #include "control.h"
 
