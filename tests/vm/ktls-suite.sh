@@ -5,7 +5,7 @@
 #
 # Runs tests/vm/ktls_peer (dataplane/ktls.c around a minimal server) against
 # real TLS clients: for TLS 1.2 and 1.3 x AES-128-GCM, AES-256-GCM and
-# ChaCha20-Poly1305, an upload and a download of BYTES (or MTLS_KTLS_SIZE,
+# ChaCha20-Poly1305, an upload and a download of MTLS_KTLS_SIZE (or BYTES,
 # default 64 MiB) whose SHA-256 is compared end to end (GnuTLS downloads
 # go through tests/vm/gnutls_peer, see there why). "offload" (in the
 # VM) also requires that the kernel holds both directions (getsockopt
@@ -27,7 +27,7 @@ fi
 peer=${KTLS_PEER:-$MTLS_BUILDDIR/tests/vm/ktls_peer}
 gnutls_peer=$MTLS_BUILDDIR/tests/vm/gnutls_peer
 fx=$MTLS_FIXTURES
-size=${3:-${MTLS_KTLS_SIZE:-67108864}}
+size=${MTLS_KTLS_SIZE:-${3:-67108864}}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ktls-suite.XXXXXX")
 failures=0
 server_pid=
