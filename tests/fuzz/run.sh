@@ -13,7 +13,7 @@
 #   fuzz_ctlproto     the control-socket protocol codec
 #   fuzz_handshake    the server handshake through mtlsd's SSL_CTX (needs
 #                     MTLS_FIXTURES: the build's tests/fixtures directory)
-# Seeds are in tests/fuzz/corpus/<target>/ (read only: new inputs go to
+# Seeds: tests/fuzz/corpus/<target>/, dictionary: <target>.dict (read only: new inputs go to
 # $OUT/corpus_<target>). A crash, leak (-detect_leaks), timeout (-timeout,
 # seconds per input) or out-of-memory fails the run, its input kept in $OUT.
 # Prints "fuzz: <target> executions=N" per target, for the CI log.
@@ -53,10 +53,12 @@ for t in $TARGETS; do
 	mkdir -p "$OUT/corpus_$t"
 	seeds="$SRC/tests/fuzz/corpus/$t"
 	[ "$t" = fuzz_cert_policy ] && seeds="$seeds $OUT/seeds_cert"
+	dict=
+	[ -f "$SRC/tests/fuzz/$t.dict" ] && dict="-dict=$SRC/tests/fuzz/$t.dict"
 	set +e
 	# shellcheck disable=SC2086 # seeds is a directory list
 	(cd "$OUT" && ./"$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
-		-detect_leaks=1 -print_final_stats=1 "corpus_$t" $(for d in $seeds; do
+		-detect_leaks=1 -print_final_stats=1 $dict "corpus_$t" $(for d in $seeds; do
 			[ -d "$d" ] && echo "$d"; done)) >"$OUT/$t.log" 2>&1
 	rc=$?
 	set -e
