@@ -166,7 +166,7 @@ int ktls_global_init(enum ktls_mode mode, char *err, size_t errlen)
 		return -ENOPROTOOPT;
 	}
 	log_info("ktls: %s (ktls = %s)",
-		 ulp_available ? "the kernel offers the tls ULP: sessions will be offloaded"
+		 ulp_available ? "the kernel offers the tls ULP"
 			       : "the kernel has no tls ULP: sessions stay in user space",
 		 mode == KTLS_MODE_ON ? "on" : "auto");
 	return 0;

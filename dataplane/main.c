@@ -29,6 +29,7 @@
 #include "control.h"
 #include "crypto_accel.h"
 #include "generation.h"
+#include "ktls.h"
 #include "listener.h"
 #include "log.h"
 #include "reload.h"
@@ -413,6 +414,13 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	log_set_level(cfg.log_level);
+	/* kTLS (docs/ktls.md): probe the tls ULP once; ktls = on refuses to
+	 * start without it. */
+	if (ktls_global_init(cfg.ktls, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		config_free(&cfg);
+		return 1;
+	}
 	saved_argc = argc;
 	saved_argv = argv;
 	saved_config_path = cli.config_path;
