@@ -124,6 +124,9 @@ def metrics_of_round(bench, srv, rr_rate, a):
         m[f"{key}_mb_s"] = mbs
         m[f"{key}_mb_per_core"] = mbs / max(b["server_util"], 1e-9)
     if a.idle_connections:
+        # A server that already held N connections has them in its free
+        # lists: only a fresh process shows what N connections cost.
+        srv.restart()
         idle = bench.idle_memory(srv)
         m["idle_bytes_per_conn"] = idle["bytes_per_conn"]
     return m

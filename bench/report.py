@@ -184,6 +184,21 @@ def micro_section(micro, a):
     return "\n".join(lines) + "\n"
 
 
+def command_flags(a):
+    """The flags that reproduce this run (as asked, before any capping)."""
+    out = []
+    for k, val in a.items():
+        if k in ("builddir", "out", "quick", "render", "idle_connections_asked") or val is None:
+            continue
+        if k == "micro":
+            out += [] if val else ["--no-micro"]
+            continue
+        if k == "idle_connections":
+            val = a.get("idle_connections_asked") or val
+        out.append(f"--{k.replace('_', '-')} {val}")
+    return " ".join(out)
+
+
 def estimate_minutes(a):
     per_server_round = 5 * (a["duration"] + a["warmup"] + 1) + 30
     return round((3 * a["rounds"] * per_server_round + a["rounds"] * (a["duration"] + a["warmup"])) / 60 + 2)
@@ -227,11 +242,12 @@ divided by the other server's median (above 1 is better for mtlsd on a
 Kernel TLS throughput: {ktls}.
 
 {caveat(ctx)}
+{"".join(f"{chr(10)}Note: {n}{chr(10)}" for n in ctx.get("notes", []))}
 
 ## Reproduce
 ```
 ninja -C $BUILD                 # builds bench/loadgen and bench/micro too
-bench/compare.py $BUILD         # ~{estimate_minutes(a)} minutes; --quick checks the tooling in ~2
+bench/compare.py $BUILD         # ~{estimate_minutes(a)} minutes on a quiet machine; --quick checks the tooling
 ```
 Needs nginx-light + libnginx-mod-stream, haproxy, python3-matplotlib (chart),
 libbenchmark-dev + g++ (micro benchmarks). Run it on a quiet machine: every
@@ -300,8 +316,7 @@ other process on the two cores is noise in these numbers.
 
 ## Exact commands
 ```
-bench/compare.py {' '.join(f'--{k.replace("_", "-")} {val}' for k, val in a.items()
-                              if k not in ('builddir', 'out', 'quick', 'idle_connections_asked') and val is not None)} $BUILD
+bench/compare.py {command_flags(a)} $BUILD
 ```
 Servers (configuration files are written by `bench/servers.py`):
 ```

@@ -79,11 +79,30 @@ def rss_bytes(pid):
 class Server:
     """One server under test: name, port, the command that ran it."""
 
-    def __init__(self, name, label, argv, port, work, env=None):
+    def __init__(self, name, label, argv, port, work):
         self.name, self.label, self.argv, self.port = name, label, argv, port
-        self.log = open(os.path.join(work, f"{name}.log"), "wb")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.log_path = os.path.join(work, f"{name}.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(port, self.proc, label)
+
+    def restart(self):
+        """A fresh process on the same port and configuration: memory
+        measurements must not see what an earlier test left in the
+        allocator's free lists."""
+        self.stop()
+        self.log = open(self.log_path, "ab")
+        for _ in range(50):  # the old listener may take a moment to go
+            self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
+            try:
+                wait_port(self.port, self.proc, self.label)
+                return
+            except RuntimeError:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                self.proc.wait()
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.label} did not restart on port {self.port}")
 
     @property
     def pid(self):
