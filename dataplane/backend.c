@@ -64,9 +64,21 @@ void conn_backend_connect(struct conn *c)
 	conn_prep(c, sqe, OP_CONNECT_TIMEOUT);
 }
 
-static void key_alg_text(const struct cert_identity *id, char *buf, size_t len)
+/*
+ * SIG_ALG and KEY_ALG describe the certificate mtlsd presented on this
+ * connection (the PROXY v2 spec's "certificate presented by the frontend",
+ * as HAProxy sends them), so a backend written for HAProxy reads them the
+ * same way. The client's own certificate is in the application TLV and,
+ * with proxy_send_cert, whole in 0x28.
+ */
+static void server_cert_algs(SSL *ssl, char *sig, size_t sig_len, char *key, size_t key_len)
 {
-	snprintf(buf, len, "%s%d", id->key_alg, id->key_bits);
+	X509 *own = SSL_get_certificate(ssl);
+	EVP_PKEY *pkey = own ? X509_get0_pubkey(own) : NULL;
+
+	snprintf(sig, sig_len, "%s", own ? OBJ_nid2ln(X509_get_signature_nid(own)) : "");
+	snprintf(key, key_len, "%s%d", !pkey ? "" : EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC ? "EC" : "RSA",
+		 pkey ? EVP_PKEY_get_bits(pkey) : 0);
 }
 
 /* Encode the PROXY v2 header into the to-backend queue. */
@@ -74,13 +86,13 @@ static int queue_proxy_header(struct conn *c)
 {
 	const struct cfg_partner *pc = c->partner->cfg;
 	struct cert_identity id;
-	char key_alg[32];
+	char sig_alg[64], key_alg[32];
 	uint8_t *der = NULL;
 	int rc;
 
 	ENSURE_PTR(c->vr.leaf, EINVAL);
 	GUARD(certinfo_from_x509(c->vr.leaf, &id));
-	key_alg_text(&id, key_alg, sizeof(key_alg));
+	server_cert_algs(c->tls.ssl, sig_alg, sizeof(sig_alg), key_alg, sizeof(key_alg));
 
 	struct pp2_info info = {
 		.src = (const struct sockaddr *)&c->peer,
@@ -90,7 +102,7 @@ static int queue_proxy_header(struct conn *c)
 		.tls_version = SSL_get_version(c->tls.ssl),
 		.cn = id.subject_cn[0] ? id.subject_cn : NULL,
 		.cipher = SSL_get_cipher_name(c->tls.ssl),
-		.sig_alg = id.sig_alg,
+		.sig_alg = sig_alg,
 		.key_alg = key_alg,
 		.sni = SSL_get_servername(c->tls.ssl, TLSEXT_NAMETYPE_host_name),
 		.app_tlv_type = pc->proxy_tlv_type,

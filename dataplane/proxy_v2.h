@@ -58,8 +58,8 @@ struct pp2_info {
 	const char *tls_version;     /* "TLSv1.3" */
 	const char *cn;              /* client subject CN, may be NULL */
 	const char *cipher;          /* "TLS_AES_128_GCM_SHA256" */
-	const char *sig_alg;         /* client cert signature algorithm */
-	const char *key_alg;         /* client key, e.g. "EC256", "RSA2048" */
+	const char *sig_alg;         /* signature algorithm of the certificate mtlsd presented */
+	const char *key_alg;         /* its key, e.g. "EC256", "RSA2048" (the spec: "frontend") */
 	const uint8_t *alpn;         /* negotiated ALPN, may be NULL */
 	size_t alpn_len;
 	const char *sni;             /* SNI, may be NULL */

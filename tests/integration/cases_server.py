@@ -23,7 +23,7 @@ def dual_cert_config(ctx, backend_addr):
     return c
 
 
-def served_by(ctx, leaf, sigalgs, server_ca):
+def served_by(ctx, leaf, sigalgs, server_ca, server_algs):
     backend = ctx.backend()
     mtlsd = Mtlsd(ctx, dual_cert_config(ctx, backend.addr))
     probe = b"which certificate?\n"
@@ -32,17 +32,21 @@ def served_by(ctx, leaf, sigalgs, server_ca):
     r = peers.s_client(ctx, mtlsd.port, leaf, send=probe, expect=probe,
                        extra=["-sigalgs", sigalgs], server_ca=server_ca)
     assert_echoed(r, probe)
-    assert_identity(ctx, backend.identity(1), leaf, "partner")
+    # The PROXY header says which of the two certificates this client got.
+    assert_identity(ctx, backend.identity(1), leaf, "partner", server_algs=server_algs)
 
 
 @case("server_cert_rsa_for_rsa_only_client")
 def server_cert_rsa_for_rsa_only_client(ctx):
-    served_by(ctx, "client-rsa", RSA_SIGALGS, ctx.fx.path("pki-rsa", "root", "ca.crt"))
+    # server-rsa is RSA-2048 signed by pki-rsa's RSA-3072 issuing CA.
+    served_by(ctx, "client-rsa", RSA_SIGALGS, ctx.fx.path("pki-rsa", "root", "ca.crt"),
+              ("sha256WithRSAEncryption", "RSA2048"))
 
 
 @case("server_cert_ecdsa_for_ecdsa_only_client")
 def server_cert_ecdsa_for_ecdsa_only_client(ctx):
-    served_by(ctx, "client-ec", ECDSA_SIGALGS, ctx.fx.path("pki", "root", "ca.crt"))
+    served_by(ctx, "client-ec", ECDSA_SIGALGS, ctx.fx.path("pki", "root", "ca.crt"),
+              ("ecdsa-with-SHA256", "EC256"))
 
 
 def session_from(ctx, mtlsd, sess):

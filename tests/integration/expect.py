@@ -77,6 +77,8 @@ def pp2_view(header):
         "src": (header.get("src_addr"), header.get("src_port")),
         "dst": (header.get("dst_addr"), header.get("dst_port")),
         "cn": ssl_tlv.get("cn"),
+        "sig_alg": ssl_tlv.get("sig_alg"),
+        "key_alg": ssl_tlv.get("key_alg"),
         "cert_der": ssl_tlv.get("client_cert"),
         "client_ssl": ssl_tlv.get("client_ssl"),
         "cert_conn": ssl_tlv.get("cert_conn"),
@@ -91,7 +93,8 @@ def pp2_view(header):
     }
 
 
-def assert_identity(ctx, header, leaf, partner, resumed=False, send_cert=False):
+def assert_identity(ctx, header, leaf, partner, resumed=False, send_cert=False,
+                    server_algs=("ecdsa-with-SHA256", "EC256")):
     """The backend was told, in the PROXY v2 header, exactly who the client
     is: a verified TLS client (SSL TLV flags, verify 0), the CN, partner,
     serial, SHA-256 (and its x5t#S256 form) and SPIFFE ID of the leaf.
@@ -103,6 +106,11 @@ def assert_identity(ctx, header, leaf, partner, resumed=False, send_cert=False):
         ("PROXY SSL TLV flags", header)
     assert view["cert_conn"] == (not resumed), ("PROXY CERT_CONN flag", resumed, header)
     assert view["cn"] == facts["cn"], ("PROXY CN", facts, header)
+    # The spec's SIG_ALG/KEY_ALG: the certificate mtlsd presented (by
+    # default the suite's ECDSA P-256 server certificate under an ECDSA CA),
+    # whatever the client's own key (client-rsa must still read EC256).
+    assert (view["sig_alg"], view["key_alg"]) == tuple(server_algs), \
+        ("PROXY SIG_ALG/KEY_ALG describe mtlsd's certificate", server_algs, header)
     assert view["partner"] == partner, ("PROXY partner", partner, header)
     assert normalize_serial(view["serial"] or "") == facts["serial"], ("PROXY serial", facts, header)
     assert view["sha256"] == facts["sha256"], ("PROXY sha256", facts, header)
