@@ -432,6 +432,9 @@ static int corrupt_client(int port)
 	while ((n = (int)recv(c.fd, buf, sizeof(buf), 0)) > 0)
 		;
 	printf("corrupt-client: server closed the connection\n");
+	SSL_free(c.ssl);
+	SSL_CTX_free(ctx);
+	close(c.fd);
 	return 0;
 }
 
