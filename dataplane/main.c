@@ -24,6 +24,7 @@
 
 #include "acct.h"
 #include "admin_http.h"
+#include "metrics.h"
 #include "audit.h"
 #include "config.h"
 #include "control.h"
@@ -343,9 +344,10 @@ static int run(struct generation *gen, int sfd)
 		goto out;
 	/* After the drop: it is a thread of its own, and drop_privileges must
 	 * run while this is the only one. */
+	struct admin_http_hooks hooks = metrics_hooks(ws, n);
 	if (cfg->admin_listen.len > 0 &&
 	    admin_http_start((const struct sockaddr *)&cfg->admin_listen.ss, cfg->admin_listen.len,
-			     NULL, &admin, err, sizeof(err)) < 0) {
+			     &hooks, &admin, err, sizeof(err)) < 0) {
 		log_err("admin_listen %s: %s", cfg->admin_listen.text, err);
 		goto out;
 	}
@@ -392,8 +394,9 @@ out:
 				close(ws[i].wake_fd);
 		}
 	}
-	free(ws);
+	/* Before free(ws): the metrics hook reads the workers' counters. */
 	admin_http_stop(admin);
+	free(ws);
 	acct_shutdown();
 	return rc;
 }

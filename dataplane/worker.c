@@ -108,6 +108,9 @@ void workers_sum_counters(struct worker *ws, unsigned n, struct worker_counters 
 		sum->bytes_client_to_backend += c->bytes_client_to_backend;
 		sum->bytes_backend_to_client += c->bytes_backend_to_client;
 		sum->recv_nobufs += c->recv_nobufs;
+		for (unsigned p = 0; p <= CFG_MAX_PARTNERS; p++)
+			for (unsigned k = 0; k < HS_OUTCOME_MAX; k++)
+				sum->partner_handshakes[p][k] += c->partner_handshakes[p][k];
 	}
 }
 

@@ -93,6 +93,10 @@ struct worker_counters {
 	uint64_t bytes_client_to_backend;  /* plaintext relayed */
 	uint64_t bytes_backend_to_client;
 	uint64_t recv_nobufs;              /* times a receive found the buffer ring empty */
+	/* Handshakes by partner index x outcome, for /metrics (metrics.h).
+	 * Row CFG_MAX_PARTNERS counts handshakes not attributed to a partner
+	 * (no certificate, unknown CA), so the array stays bounded. */
+	uint64_t partner_handshakes[CFG_MAX_PARTNERS + 1][HS_OUTCOME_MAX];
 };
 
 /* Provided receive buffers per worker (a power of two). Overridable at

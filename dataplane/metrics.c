@@ -1,0 +1,274 @@
+/*
+ * metrics.c: mtlsd's own Prometheus families, appended to /metrics after
+ * the accounting ones (admin_http.c), and the /healthz check.
+ *
+ * The hook runs on the admin thread. Worker counters are plain 64-bit
+ * loads (a scrape may see a counter one event behind, never torn on
+ * x86-64/arm64); the generation is held by a reference for the whole
+ * scrape, so a reload in between cannot free what is being read. Server
+ * certificates are walked on an SSL of our own (SSL_new copies the
+ * context's certificate table): SSL_CTX_set_current_cert() would move the
+ * shared context's cursor under the workers' feet.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "certinfo.h"
+#include "generation.h"
+#include "ktls.h"
+#include "metrics.h"
+#include "outcome.h"
+#include "reload.h"
+#include "worker.h"
+
+/* The hook signature carries no context: the workers are process-wide. */
+static struct {
+	struct worker *ws;
+	unsigned n;
+} metrics;
+
+/* A label value: \, " and newline escaped; other control characters
+ * become '?' (a CN is chosen by whoever made the certificate). */
+static void put_label(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '\\' || ch == '"')
+			fprintf(out, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", out);
+		else
+			fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, out);
+	}
+}
+
+static void family(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* ---- handshakes, connections, bytes ---------------------------------- */
+
+static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
+				   const struct generation *g)
+{
+	size_t np = g ? g->n_partners : 0;
+
+	family(out, "mtlsd_partner_handshakes_total", "counter",
+	       "Handshakes ended, by partner and outcome. partner=\"\": not attributed to a "
+	       "partner (no certificate, unknown CA). Per-certificate detail: mtlsctl stats.");
+	for (unsigned p = 0; p <= CFG_MAX_PARTNERS; p++) {
+		bool configured = p < np && p < CFG_MAX_PARTNERS;
+		for (unsigned k = 0; k < HS_OUTCOME_MAX; k++) {
+			uint64_t v = s->partner_handshakes[p][k];
+			/* Every outcome of a configured partner, so rate() has a
+			 * series from the start; other rows only when counted. */
+			if (!configured && v == 0)
+				continue;
+			fputs("mtlsd_partner_handshakes_total{partner=\"", out);
+			if (configured)
+				put_label(out, g->partners[p].cfg->name);
+			else if (p < CFG_MAX_PARTNERS)
+				fprintf(out, "#%u", p); /* removed by a reload */
+			fprintf(out, "\",outcome=\"%s\"} %" PRIu64 "\n",
+				hs_outcome_name((enum hs_outcome)k), v);
+		}
+	}
+}
+
+static void put_connections(FILE *out, const struct worker_counters *s)
+{
+	family(out, "mtlsd_connections_active", "gauge", "Client connections open now.");
+	fprintf(out, "mtlsd_connections_active %u\n", atomic_load(&engine.conns));
+	family(out, "mtlsd_handshakes_in_progress", "gauge", "TLS handshakes in progress now.");
+	fprintf(out, "mtlsd_handshakes_in_progress %u\n", atomic_load(&engine.handshakes));
+	family(out, "mtlsd_connections_accepted_total", "counter", "Client connections accepted.");
+	fprintf(out, "mtlsd_connections_accepted_total %" PRIu64 "\n", s->accepted);
+	family(out, "mtlsd_connections_refused_total", "counter",
+	       "Client connections closed at accept because max_connections was reached.");
+	fprintf(out, "mtlsd_connections_refused_total %" PRIu64 "\n", s->refused_limit);
+	family(out, "mtlsd_connections_closed_total", "counter", "Client connections ended, by reason.");
+	for (unsigned k = 0; k < CLOSE_REASON_MAX; k++)
+		fprintf(out, "mtlsd_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",
+			close_reason_name((enum close_reason)k), s->closes[k]);
+	family(out, "mtlsd_relayed_bytes_total", "counter",
+	       "Plaintext bytes relayed, by direction.");
+	fprintf(out, "mtlsd_relayed_bytes_total{direction=\"client_to_backend\"} %" PRIu64 "\n",
+		s->bytes_client_to_backend);
+	fprintf(out, "mtlsd_relayed_bytes_total{direction=\"backend_to_client\"} %" PRIu64 "\n",
+		s->bytes_backend_to_client);
+}
+
+/* The kTLS module counts handoffs (ktls.h), but the relay does not hand
+ * connections to it yet: the numbers are real and stay 0 until it does. */
+static void put_ktls(FILE *out)
+{
+	struct ktls_stats ks;
+
+	ktls_stats_snapshot(&ks);
+	family(out, "mtlsd_ktls_offloaded_connections_total", "counter",
+	       "Connections handed to kernel TLS, by direction (rx = decrypt, tx = encrypt). "
+	       "kTLS handoff is not in the relay yet: 0 until it is.");
+	for (unsigned d = 0; d < 2; d++)
+		fprintf(out, "mtlsd_ktls_offloaded_connections_total{direction=\"%s\"} %" PRIu64 "\n",
+			d ? "tx" : "rx", ks.declined[KTLS_OFFLOAD]);
+}
+
+/* ---- certificates and CRLs of the published generation --------------- */
+
+static time_t asn1_to_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+	if (!t || !ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return timegm(&tm);
+}
+
+static void put_cert(FILE *out, const char *kind, const char *partner, X509 *x, time_t now)
+{
+	struct cert_identity id;
+
+	if (certinfo_from_x509(x, &id) < 0)
+		return; /* out of memory: the series is missing for one scrape */
+	fprintf(out, "mtlsd_certificate_expiry_seconds{kind=\"%s\",partner=\"", kind);
+	put_label(out, partner);
+	fputs("\",subject_cn=\"", out);
+	put_label(out, id.subject_cn);
+	fprintf(out, "\",serial=\"%s\"} %lld\n", id.serial_hex, (long long)(id.not_after - now));
+}
+
+static void put_server_certs(FILE *out, SSL_CTX *ctx, time_t now)
+{
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl)
+		return;
+	for (int r = SSL_set_current_cert(ssl, SSL_CERT_SET_FIRST); r == 1;
+	     r = SSL_set_current_cert(ssl, SSL_CERT_SET_NEXT)) {
+		X509 *leaf = SSL_get_certificate(ssl);
+		STACK_OF(X509) *chain = NULL;
+		if (!leaf)
+			continue;
+		put_cert(out, "server", "", leaf, now);
+		if (SSL_get0_chain_certs(ssl, &chain) == 1)
+			for (int i = 0; i < sk_X509_num(chain); i++)
+				put_cert(out, "server_chain", "", sk_X509_value(chain, i), now);
+	}
+	SSL_free(ssl);
+}
+
+static void put_certs(FILE *out, const struct generation *g, time_t now)
+{
+	family(out, "mtlsd_certificate_expiry_seconds", "gauge",
+	       "Seconds until notAfter of every loaded certificate (negative: expired). kind: "
+	       "server, server_chain (its intermediates), ca_anchor, ca_intermediate (a partner's ca).");
+	if (!g)
+		return;
+	put_server_certs(out, g->ssl_ctx, now);
+	for (size_t p = 0; p < g->n_partners; p++) {
+		const struct partner *pt = &g->partners[p];
+		for (int i = 0; i < sk_X509_num(pt->anchors); i++)
+			put_cert(out, "ca_anchor", pt->cfg->name, sk_X509_value(pt->anchors, i), now);
+		for (int i = 0; i < sk_X509_num(pt->intermediates); i++)
+			put_cert(out, "ca_intermediate", pt->cfg->name,
+				 sk_X509_value(pt->intermediates, i), now);
+	}
+}
+
+static void put_partner_crls(FILE *out, const struct partner *pt, time_t now)
+{
+	X509_STORE *st = pt->store;
+	char issuer[512];
+
+	/* The store is shared with handshakes that may add to its cache. */
+	if (!X509_STORE_lock(st))
+		return;
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+		if (!crl)
+			continue;
+		X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+		fputs("mtlsd_crl_next_update_seconds{partner=\"", out);
+		put_label(out, pt->cfg->name);
+		fputs("\",issuer=\"", out);
+		put_label(out, issuer);
+		/* No nextUpdate: the CRL never expires; report it far away. */
+		fprintf(out, "\"} %lld\n", next ? (long long)(asn1_to_time(next) - now) : (long long)INT32_MAX);
+	}
+	X509_STORE_unlock(st);
+}
+
+static void put_crls(FILE *out, const struct generation *g, time_t now)
+{
+	family(out, "mtlsd_crl_next_update_seconds", "gauge",
+	       "Seconds until nextUpdate of every loaded CRL (negative: past it).");
+	for (size_t p = 0; g && p < g->n_partners; p++)
+		put_partner_crls(out, &g->partners[p], now);
+}
+
+/* ---- reloads ---------------------------------------------------------- */
+
+static void put_reloads(FILE *out, const struct generation *g)
+{
+	struct reload_status rs;
+
+	reload_get_status(&rs);
+	family(out, "mtlsd_reloads_total", "counter", "Configuration reloads, by result.");
+	fprintf(out, "mtlsd_reloads_total{result=\"applied\"} %" PRIu64 "\n", rs.applied);
+	fprintf(out, "mtlsd_reloads_total{result=\"refused\"} %" PRIu64 "\n", rs.refused);
+	family(out, "mtlsd_last_reload_success", "gauge",
+	       "1 if the last reload was applied or none was tried, 0 if it was refused "
+	       "(mtlsctl status says why).");
+	fprintf(out, "mtlsd_last_reload_success %d\n", rs.last_time == 0 || rs.last_ok);
+	family(out, "mtlsd_last_reload_timestamp_seconds", "gauge",
+	       "Unix time of the last reload attempt, 0 if none.");
+	fprintf(out, "mtlsd_last_reload_timestamp_seconds %lld\n", (long long)rs.last_time);
+	family(out, "mtlsd_generation", "gauge", "Id of the published configuration generation.");
+	fprintf(out, "mtlsd_generation %" PRIu64 "\n", g ? g->id : 0);
+	family(out, "mtlsd_start_time_seconds", "gauge", "Unix time mtlsd started.");
+	fprintf(out, "mtlsd_start_time_seconds %lld\n", (long long)rs.started);
+}
+
+void metrics_write(FILE *out, struct worker *ws, unsigned n, time_t now)
+{
+	/* About 31 KiB: off the admin thread's stack. */
+	static struct worker_counters s;
+	struct generation *g = generation_acquire();
+
+	workers_sum_counters(ws, n, &s);
+	put_partner_handshakes(out, &s, g);
+	put_connections(out, &s);
+	put_ktls(out);
+	put_certs(out, g, now);
+	put_crls(out, g, now);
+	put_reloads(out, g);
+	generation_unref(g);
+}
+
+static void metrics_hook(FILE *out)
+{
+	metrics_write(out, metrics.ws, metrics.n, time(NULL));
+}
+
+static bool metrics_healthy(char *why, size_t len)
+{
+	if (generation_current_id() == 0) {
+		snprintf(why, len, "no configuration published (starting or stopping)");
+		return false;
+	}
+	return true;
+}
+
+struct admin_http_hooks metrics_hooks(struct worker *ws, unsigned n)
+{
+	metrics.ws = ws;
+	metrics.n = n;
+	return (struct admin_http_hooks){ .healthy = metrics_healthy, .metrics = metrics_hook };
+}
