@@ -12,7 +12,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -122,6 +124,84 @@ static void put_ktls(FILE *out)
 
 /* ---- certificates and CRLs of the published generation --------------- */
 
+/*
+ * Gauges collected before they are written, so that two objects with the
+ * same labels (one intermediate behind both server certificates, a CA
+ * listed twice, two CRLs of one issuer) give one series, holding the
+ * soonest expiry: that is the one to act on, and a duplicate series would
+ * make Prometheus drop samples.
+ */
+struct gauge {
+	char *labels;     /* rendered, escaped: kind="server",partner="" */
+	long long value;
+};
+
+struct gauge_set {
+	struct gauge *v;
+	size_t n, cap;
+};
+
+/* Add the series labels (owned from here) at value, or lower the existing
+ * one. Out of memory: the series is missing from this scrape. */
+static void gauge_add(struct gauge_set *set, char *labels, long long value)
+{
+	if (!labels)
+		return;
+	for (size_t i = 0; i < set->n; i++) {
+		if (strcmp(set->v[i].labels, labels) == 0) {
+			if (value < set->v[i].value)
+				set->v[i].value = value;
+			free(labels);
+			return;
+		}
+	}
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 32;
+		struct gauge *v = realloc(set->v, cap * sizeof(*v));
+		if (!v) {
+			free(labels);
+			return;
+		}
+		set->v = v;
+		set->cap = cap;
+	}
+	set->v[set->n++] = (struct gauge){ labels, value };
+}
+
+static void gauge_flush(FILE *out, const char *name, struct gauge_set *set)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		fprintf(out, "%s{%s} %lld\n", name, set->v[i].labels, set->v[i].value);
+		free(set->v[i].labels);
+	}
+	free(set->v);
+	*set = (struct gauge_set){ 0 };
+}
+
+/* The label pairs name=value... (NULL-terminated) rendered and escaped. */
+static char *labels_of(const char *first, ...)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	va_list ap;
+
+	if (!f)
+		return NULL;
+	va_start(ap, first);
+	for (const char *k = first; k; k = va_arg(ap, const char *)) {
+		fprintf(f, "%s%s=\"", k == first ? "" : ",", k);
+		put_label(f, va_arg(ap, const char *));
+		fputc('"', f);
+	}
+	va_end(ap);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 static time_t asn1_to_time(const ASN1_TIME *t)
 {
 	struct tm tm;
@@ -130,20 +210,19 @@ static time_t asn1_to_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
-static void put_cert(FILE *out, const char *kind, const char *partner, X509 *x, time_t now)
+static void add_cert(struct gauge_set *set, const char *kind, const char *partner, X509 *x,
+		     time_t now)
 {
 	struct cert_identity id;
 
 	if (certinfo_from_x509(x, &id) < 0)
 		return; /* out of memory: the series is missing for one scrape */
-	fprintf(out, "mtlsd_certificate_expiry_seconds{kind=\"%s\",partner=\"", kind);
-	put_label(out, partner);
-	fputs("\",subject_cn=\"", out);
-	put_label(out, id.subject_cn);
-	fprintf(out, "\",serial=\"%s\"} %lld\n", id.serial_hex, (long long)(id.not_after - now));
+	gauge_add(set, labels_of("kind", kind, "partner", partner, "subject_cn", id.subject_cn,
+				 "serial", id.serial_hex, NULL),
+		  (long long)(id.not_after - now));
 }
 
-static void put_server_certs(FILE *out, SSL_CTX *ctx, time_t now)
+static void add_server_certs(struct gauge_set *set, SSL_CTX *ctx, time_t now)
 {
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl)
@@ -154,33 +233,36 @@ static void put_server_certs(FILE *out, SSL_CTX *ctx, time_t now)
 		STACK_OF(X509) *chain = NULL;
 		if (!leaf)
 			continue;
-		put_cert(out, "server", "", leaf, now);
+		add_cert(set, "server", "", leaf, now);
 		if (SSL_get0_chain_certs(ssl, &chain) == 1)
 			for (int i = 0; i < sk_X509_num(chain); i++)
-				put_cert(out, "server_chain", "", sk_X509_value(chain, i), now);
+				add_cert(set, "server_chain", "", sk_X509_value(chain, i), now);
 	}
 	SSL_free(ssl);
 }
 
 static void put_certs(FILE *out, const struct generation *g, time_t now)
 {
+	struct gauge_set set = { 0 };
+
 	family(out, "mtlsd_certificate_expiry_seconds", "gauge",
 	       "Seconds until notAfter of every loaded certificate (negative: expired). kind: "
 	       "server, server_chain (its intermediates), ca_anchor, ca_intermediate (a partner's ca).");
 	if (!g)
 		return;
-	put_server_certs(out, g->ssl_ctx, now);
+	add_server_certs(&set, g->ssl_ctx, now);
 	for (size_t p = 0; p < g->n_partners; p++) {
 		const struct partner *pt = &g->partners[p];
 		for (int i = 0; i < sk_X509_num(pt->anchors); i++)
-			put_cert(out, "ca_anchor", pt->cfg->name, sk_X509_value(pt->anchors, i), now);
+			add_cert(&set, "ca_anchor", pt->cfg->name, sk_X509_value(pt->anchors, i), now);
 		for (int i = 0; i < sk_X509_num(pt->intermediates); i++)
-			put_cert(out, "ca_intermediate", pt->cfg->name,
+			add_cert(&set, "ca_intermediate", pt->cfg->name,
 				 sk_X509_value(pt->intermediates, i), now);
 	}
+	gauge_flush(out, "mtlsd_certificate_expiry_seconds", &set);
 }
 
-static void put_partner_crls(FILE *out, const struct partner *pt, time_t now)
+static void add_partner_crls(struct gauge_set *set, const struct partner *pt, time_t now)
 {
 	X509_STORE *st = pt->store;
 	char issuer[512];
@@ -195,22 +277,22 @@ static void put_partner_crls(FILE *out, const struct partner *pt, time_t now)
 			continue;
 		X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
-		fputs("mtlsd_crl_next_update_seconds{partner=\"", out);
-		put_label(out, pt->cfg->name);
-		fputs("\",issuer=\"", out);
-		put_label(out, issuer);
 		/* No nextUpdate: the CRL never expires; report it far away. */
-		fprintf(out, "\"} %lld\n", next ? (long long)(asn1_to_time(next) - now) : (long long)INT32_MAX);
+		gauge_add(set, labels_of("partner", pt->cfg->name, "issuer", issuer, NULL),
+			  next ? (long long)(asn1_to_time(next) - now) : (long long)INT32_MAX);
 	}
 	X509_STORE_unlock(st);
 }
 
 static void put_crls(FILE *out, const struct generation *g, time_t now)
 {
+	struct gauge_set set = { 0 };
+
 	family(out, "mtlsd_crl_next_update_seconds", "gauge",
 	       "Seconds until nextUpdate of every loaded CRL (negative: past it).");
 	for (size_t p = 0; g && p < g->n_partners; p++)
-		put_partner_crls(out, &g->partners[p], now);
+		add_partner_crls(&set, &g->partners[p], now);
+	gauge_flush(out, "mtlsd_crl_next_update_seconds", &set);
 }
 
 /* ---- reloads ---------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "generation.h"
@@ -169,6 +170,78 @@ static void test_metrics_expiry_negative_once_past(void **state)
 	free(out);
 }
 
+/* A file holding rel's contents twice; path gets its name. */
+static void doubled(char *path, size_t len, const char *rel)
+{
+	char src[1024], buf[65536];
+	fixture(src, sizeof(src), rel);
+	FILE *in = fopen(src, "r");
+	assert_non_null(in);
+	size_t n = fread(buf, 1, sizeof(buf), in);
+	fclose(in);
+	assert_true(n > 0 && n < sizeof(buf));
+	snprintf(path, len, "/tmp/test_metrics_XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *out = fdopen(fd, "w");
+	assert_non_null(out);
+	fwrite(buf, 1, n, out);
+	fwrite(buf, 1, n, out);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* Every line of family name in out is a distinct series. */
+static int distinct_series(const char *out, const char *name)
+{
+	size_t nlen = strlen(name);
+	int n = 0;
+	for (const char *a = out; a && *a; a = strchr(a, '\n') ? strchr(a, '\n') + 1 : NULL) {
+		if (strncmp(a, name, nlen) || a[nlen] != '{')
+			continue;
+		size_t alen = (size_t)(strstr(a, "} ") - a);
+		for (const char *b = strchr(a, '\n') + 1; b && *b; b = strchr(b, '\n') ? strchr(b, '\n') + 1 : NULL)
+			if (strncmp(a, b, alen + 1) == 0)
+				fail_msg("duplicate series: %.*s", (int)alen + 1, a);
+		n++;
+	}
+	return n;
+}
+
+/* The same CA and CRL listed twice: one series each, not two (Prometheus
+ * drops duplicate samples). Its twin is the count against the single
+ * bundle: the same number of series. */
+static void test_metrics_duplicates_give_one_series(void **state)
+{
+	char *single = render(time(NULL));
+	int certs = distinct_series(single, "mtlsd_certificate_expiry_seconds");
+	int crls = distinct_series(single, "mtlsd_crl_next_update_seconds");
+	char ca[64], crl[64], err[512];
+	struct mtlsd_config cfg;
+	struct generation *g = NULL;
+
+	(void)state;
+	assert_true(certs >= 2 && crls >= 1);
+	doubled(ca, sizeof(ca), "pki/ca-bundle.pem");
+	doubled(crl, sizeof(crl), "pki/crls.pem");
+	config_init(&cfg);
+	flag(&cfg, "cert", "server/chain.pem");
+	flag(&cfg, "key", "server/key.pem");
+	flag(&cfg, "listen", "127.0.0.1:8443");
+	flag(&cfg, "client-ca", ca);
+	flag(&cfg, "crl", crl);
+	flag(&cfg, "backend", "127.0.0.1:9000");
+	if (generation_build(&cfg, 8, &g, err, sizeof(err)) != 0)
+		fail_msg("generation_build: %s", err);
+	generation_publish(g);
+	unlink(ca);
+	unlink(crl);
+	char *twice = render(time(NULL));
+	assert_int_equal(distinct_series(twice, "mtlsd_certificate_expiry_seconds"), certs);
+	assert_int_equal(distinct_series(twice, "mtlsd_crl_next_update_seconds"), crls);
+	free(single);
+	free(twice);
+}
+
 static void test_metrics_healthz_needs_a_generation(void **state)
 {
 	char why[128] = "";
@@ -194,6 +267,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_expiry_positive_for_valid_fixtures,
 						publish_fixture_generation, unpublish),
 		cmocka_unit_test_setup_teardown(test_metrics_expiry_negative_once_past,
+						publish_fixture_generation, unpublish),
+		cmocka_unit_test_setup_teardown(test_metrics_duplicates_give_one_series,
 						publish_fixture_generation, unpublish),
 		cmocka_unit_test_setup_teardown(test_metrics_healthz_needs_a_generation,
 						publish_fixture_generation, unpublish),
