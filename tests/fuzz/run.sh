@@ -38,11 +38,11 @@ $(pkg-config --libs libssl libcrypto liburing inih libbpf) -lpthread"
 
 # Seeds that need the build: the fixture certificates (DER) for the
 # certificate policy target.
-mkdir -p "$OUT/seeds_cert"
+mkdir -p "$OUT/seeds_fuzz_cert_policy"
 if [ -n "${MTLS_FIXTURES:-}" ]; then
 	for c in "$MTLS_FIXTURES"/*/cert.pem; do
 		openssl x509 -in "$c" -outform DER \
-			-out "$OUT/seeds_cert/$(basename "$(dirname "$c")").der"
+			-out "$OUT/seeds_fuzz_cert_policy/$(basename "$(dirname "$c")").der"
 	done
 fi
 
@@ -51,15 +51,16 @@ for t in $TARGETS; do
 	# shellcheck disable=SC2086 # LIBS is a word list
 	clang $CFLAGS -o "$OUT/$t" "$SRC/tests/fuzz/$t.c" $LIBS
 	mkdir -p "$OUT/corpus_$t"
-	seeds="$SRC/tests/fuzz/corpus/$t"
-	[ "$t" = fuzz_cert_policy ] && seeds="$seeds $OUT/seeds_cert"
+	seeds=
+	for d in "$SRC/tests/fuzz/corpus/$t" "$OUT/seeds_$t"; do
+		[ -d "$d" ] && seeds="$seeds $d"
+	done
 	dict=
 	[ -f "$SRC/tests/fuzz/$t.dict" ] && dict="-dict=$SRC/tests/fuzz/$t.dict"
 	set +e
-	# shellcheck disable=SC2086 # seeds is a directory list
+	# shellcheck disable=SC2086 # dict is one word or none, seeds a list of directories
 	(cd "$OUT" && ./"$t" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
-		-detect_leaks=1 -print_final_stats=1 $dict "corpus_$t" $(for d in $seeds; do
-			[ -d "$d" ] && echo "$d"; done)) >"$OUT/$t.log" 2>&1
+		-detect_leaks=1 -print_final_stats=1 $dict "corpus_$t" $seeds) >"$OUT/$t.log" 2>&1
 	rc=$?
 	set -e
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/$t.log" | tail -1)
@@ -68,7 +69,7 @@ for t in $TARGETS; do
 		tail -40 "$OUT/$t.log"
 		status=1
 	else
-		echo "fuzz: $t executions=${execs:-?} in ${SECS}s, corpus $(ls "$OUT/corpus_$t" | wc -l) inputs"
+		echo "fuzz: $t executions=${execs:-?} in ${SECS}s, corpus $(find "$OUT/corpus_$t" -type f | wc -l) inputs"
 	fi
 done
 [ $status -eq 0 ] && echo "fuzz: no crash, leak or timeout in ${SECS}s per target ($OUT)"
