@@ -9,6 +9,7 @@ Uses the integration harness (tests/integration); one meson test per case:
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -19,7 +20,7 @@ import harness  # noqa: E402
 import it  # noqa: E402
 import peers  # noqa: E402
 from harness import Skip, case, free_port, wait_until  # noqa: E402
-from daemon import Mtlsd, two_partner_config  # noqa: E402
+from daemon import Mtlsd, two_partner_config, with_control_socket  # noqa: E402
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -141,6 +142,40 @@ def metrics_promtool_rejects_broken(ctx):
     samples = parse(text)
     assert value(samples, "mtlsd_partner_handshakes_total", partner="partner", outcome="ok") == 0
     assert value(samples, "mtlsd_connections_accepted_total") == 0
+
+
+def reload_with(ctx, mtlsd, config, log_line):
+    ctx.write(mtlsd.name + ".conf", with_control_socket(config, mtlsd.control_socket).render())
+    mtlsd.signal(signal.SIGHUP)
+    mtlsd.proc.wait_line(log_line)
+
+
+@case("metrics_reloads_applied_and_refused")
+def metrics_reloads_applied_and_refused(ctx):
+    """mtlsd_reloads_total and mtlsd_last_reload_success (what the
+    MtlsdReloadFailed alert reads) follow an applied and a refused reload,
+    and an applied one clears the failure again."""
+    b1, b2 = ctx.backend("b1"), ctx.backend("b2")
+    admin = free_port()
+    config = two_partner_config(ctx, b1.addr, b2.addr)
+    mtlsd = Mtlsd(ctx, config, extra_flags=["--admin-listen", "127.0.0.1:%d" % admin])
+
+    def reloads():
+        s = parse(scrape(admin))
+        return (value(s, "mtlsd_reloads_total", result="applied"),
+                value(s, "mtlsd_reloads_total", result="refused"),
+                value(s, "mtlsd_last_reload_success"), value(s, "mtlsd_generation"))
+    assert reloads() == (0, 0, 1, 1), reloads()
+    reload_with(ctx, mtlsd, config, r"reload \(SIGHUP\): generation 2 published")
+    assert reloads() == (1, 0, 1, 2), reloads()
+    broken = two_partner_config(ctx, b1.addr, b2.addr)
+    broken.sections[1][1][0] = ("ca", os.path.join(ctx.dir, "gone-ca.pem"))
+    reload_with(ctx, mtlsd, broken, r"reload \(SIGHUP\) refused")
+    assert reloads() == (1, 1, 0, 2), reloads()
+    text = scrape(admin)
+    assert check_metrics(text)[0] == 0, text
+    reload_with(ctx, mtlsd, config, r"reload \(SIGHUP\): generation 3 published")
+    assert reloads() == (2, 1, 1, 3), reloads()
 
 
 def referenced_metrics(srcdir):

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What operators plug in (issue 5): tuning/prometheus/mtlsd-alerts.yml
-passes `promtool check rules`, tuning/grafana/mtlsd-dashboard.json is valid
+passes `promtool check rules` and its unit tests (mtlsd-alerts.test.yml,
+`promtool test rules`), tuning/grafana/mtlsd-dashboard.json is valid
 JSON (`python3 -m json.tool`). Each check has its twin: a broken copy must
 fail it, so the check itself can fail.
 
@@ -15,6 +16,7 @@ import tempfile
 
 SRC = os.environ.get("MTLS_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 RULES = os.path.join(SRC, "tuning", "prometheus", "mtlsd-alerts.yml")
+RULE_TESTS = os.path.join(SRC, "tests", "metrics", "mtlsd-alerts.test.yml")
 DASHBOARD = os.path.join(SRC, "tuning", "grafana", "mtlsd-dashboard.json")
 
 
@@ -55,9 +57,15 @@ def rules():
         print("SKIP: promtool missing: apt-get install prometheus")
         return 77
     # The twin: an expression that is not PromQL.
-    return check(lambda p: [promtool, "check", "rules", p], RULES,
-                 lambda t: t.replace("expr: mtlsd_last_reload_success == 0",
-                                     "expr: mtlsd_last_reload_success == == 0", 1), ".yml")
+    if check(lambda p: [promtool, "check", "rules", p], RULES,
+             lambda t: t.replace("expr: mtlsd_last_reload_success == 0",
+                                 "expr: mtlsd_last_reload_success == == 0", 1), ".yml"):
+        return 1
+    # Each alert fires on its trigger and stays silent on a healthy twin
+    # (exp_alerts: [] and the exact alert lists are assertions too).
+    rc, out = run([promtool, "test", "rules", RULE_TESTS])
+    print("%s test rules %s:\n%s" % ("PASS" if rc == 0 else "FAIL", RULE_TESTS, out))
+    return 0 if rc == 0 else 1
 
 
 def dashboard():
