@@ -14,7 +14,7 @@ from daemon import Mtlsd, standard_config, two_partner_config
 from expect import valid_client_works
 import peers
 from cases_hostile import fault_backend
-from hostile_util import figure, legit_batch, raise_nofile, rss_kib
+from hostile_util import figure, raise_nofile, rss_kib
 
 NAMES = ["backend_hangs_idle_timeout_closes", "backend_resets_midstream_client_closed",
          "crl_disappears_reload_refused_old_serves", "reload_during_shutdown_exits_cleanly",

@@ -10,7 +10,7 @@ import ssl
 import sys
 import time
 
-from harness import case, wait_until, read_json_lines, tail
+from harness import case, wait_until, read_json_lines
 from daemon import Mtlsd, standard_config
 from expect import valid_client_works
 import peers

@@ -11,7 +11,7 @@ import signal
 import subprocess
 
 from harness import Skip, case, read_text
-from daemon import Mtlsd, Config, standard_config, READY_LINE
+from daemon import Mtlsd, Config, standard_config
 from expect import valid_client_works
 import peers
 from hostile_util import figure, legit_batch

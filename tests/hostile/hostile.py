@@ -17,7 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 
-import harness  # noqa: E402
+
 import it  # noqa: E402  (its run() and, on import, the integration cases)
 import cases_hostile  # noqa: E402,F401
 import cases_fault  # noqa: E402,F401
