@@ -63,7 +63,7 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 	size_t np = g ? g->n_partners : 0;
 
 	family(out, "mtlsd_partner_handshakes_total", "counter",
-	       "Handshakes ended, by partner and outcome. partner=\"\": not attributed to a "
+	       "Handshakes ended, by partner and outcome. partner=\"-\": not attributed to a "
 	       "partner (no certificate, unknown CA). Per-certificate detail: mtlsctl stats.");
 	for (unsigned p = 0; p <= CFG_MAX_PARTNERS; p++) {
 		bool configured = p < np && p < CFG_MAX_PARTNERS;
@@ -78,6 +78,8 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 				put_label(out, g->partners[p].cfg->name);
 			else if (p < CFG_MAX_PARTNERS)
 				fprintf(out, "#%u", p); /* removed by a reload */
+			else
+				fputc('-', out); /* as the accounting families say it */
 			fprintf(out, "\",outcome=\"%s\"} %" PRIu64 "\n",
 				hs_outcome_name((enum hs_outcome)k), v);
 		}

@@ -95,7 +95,7 @@ static void test_metrics_sums_partner_handshakes_across_workers(void **state)
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"default\",outcome=\"ok\"} 9\n"));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"default\",outcome=\"expired\"} 2\n"));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"default\",outcome=\"revoked\"} 0\n"));
-	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"\",outcome=\"no_certificate\"} 3\n"));
+	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"-\",outcome=\"no_certificate\"} 3\n"));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"#3\",outcome=\"ok\"} 6\n"));
 	free(out);
 }
@@ -107,7 +107,7 @@ static void test_metrics_omits_empty_unconfigured_rows(void **state)
 	(void)state;
 	char *out = render(time(NULL));
 	assert_null(strstr(out, "partner=\"#"));
-	assert_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"\""));
+	assert_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"-\""));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"default\",outcome=\"ok\"} 0\n"));
 	free(out);
 }
