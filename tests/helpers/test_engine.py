@@ -9,6 +9,7 @@ Every case has its twin in the same run: the accepting half proves the
 setup works, so the refusing half cannot pass for the wrong reason.
 Fixtures come from $MTLS_FIXTURES; ports are random and loopback only.
 """
+import atexit
 import os
 import random
 import signal
@@ -74,6 +75,19 @@ class Echo(threading.Thread):
                 pass  # mtlsd closed the relay: expected in these cases
 
 
+_started = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """A failed case must not leave its mtlsd running: it would keep
+    meson's output pipe open and the whole test run would hang."""
+    for p in _started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 class Mtlsd:
     def __init__(self, backend_port, *flags):
         self.port = free_port()
@@ -81,7 +95,9 @@ class Mtlsd:
                 "--cert", f"{FX}/server/chain.pem", "--key", f"{FX}/server/key.pem",
                 "--client-ca", f"{FX}/pki/ca-bundle.pem", "--crl", f"{FX}/pki/crls.pem",
                 "--backend", f"127.0.0.1:{backend_port}", "--drain-timeout", "2s"] + list(flags)
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        _started.append(self.proc)
         self.lines = []
         deadline = time.time() + 20
         while time.time() < deadline:
