@@ -79,33 +79,13 @@ static enum cert_flag print_row(struct cert_row *r)
 
 static int run_certs(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
 	static struct ctl_reply reply;
-	static struct ctl_msg req;
-	const char *socket_path = NULL;
 	enum cert_flag worst = FLAG_OK;
 	unsigned flagged = 0, total = 0;
-	char err[1024];
-	int ch;
+	int code;
 
-	while ((ch = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 's': socket_path = optarg; break;
-		default: return ctl_usage(&cmd_certs);
-		}
-	}
-	if (optind != argc)
-		return ctl_usage(&cmd_certs);
-	ctlproto_init(&req);
-	ctlproto_add(&req, "cmd", "certs");
-	if (ctlproto_finish(&req) < 0 ||
-	    ctl_client_call(ctl_client_socket(socket_path), &req, 10, &reply, err, sizeof(err)) < 0) {
-		log_err("%s", err);
-		return CTL_EXIT_USAGE;
-	}
+	if (ctl_client_simple(&cmd_certs, argc, argv, "certs", 10, CTL_EXIT_USAGE, &reply, &code) < 0)
+		return code;
 	if (strcmp(reply.status, "ok") != 0) {
 		log_err("mtlsd: %s", reply.error ? reply.error : "(no reason given)");
 		return CTL_EXIT_USAGE;

@@ -19,32 +19,12 @@ extern const struct ctl_command cmd_reload;
 
 static int run_reload(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
 	static struct ctl_reply reply;
-	static struct ctl_msg req;
-	const char *socket_path = NULL;
-	char err[1024];
-	int ch;
+	int code;
 
-	while ((ch = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 's': socket_path = optarg; break;
-		default: return ctl_usage(&cmd_reload);
-		}
-	}
-	if (optind != argc)
-		return ctl_usage(&cmd_reload);
-	ctlproto_init(&req);
-	ctlproto_add(&req, "cmd", "reload");
-	if (ctlproto_finish(&req) < 0 ||
-	    ctl_client_call(ctl_client_socket(socket_path), &req, RELOAD_TIMEOUT_S, &reply, err,
-			    sizeof(err)) < 0) {
-		log_err("%s", err);
-		return CTL_EXIT_CHECK_FAILED;
-	}
+	if (ctl_client_simple(&cmd_reload, argc, argv, "reload", RELOAD_TIMEOUT_S,
+			      CTL_EXIT_CHECK_FAILED, &reply, &code) < 0)
+		return code;
 	if (strcmp(reply.status, "ok") != 0) {
 		fprintf(stderr, "mtlsctl reload: refused, the running configuration keeps serving: %s\n",
 			reply.error ? reply.error : "(no reason given)");

@@ -5,6 +5,7 @@
 #include "ctl_client.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "log.h"
 
 const char *ctl_client_socket(const char *path)
 {
@@ -80,4 +83,43 @@ int ctl_client_call(const char *path, const struct ctl_msg *req, unsigned timeou
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+int ctl_client_simple(const struct ctl_command *cmd, int argc, char **argv, const char *name,
+		      unsigned timeout_s, int unreachable_code, struct ctl_reply *out,
+		      int *exit_code)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct ctl_msg req;
+	const char *socket_path = NULL;
+	char err[1024];
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "s:", longopts, NULL)) != -1) {
+		if (ch != 's') {
+			*exit_code = ctl_usage(cmd);
+			return -EINVAL;
+		}
+		socket_path = optarg;
+	}
+	if (optind != argc) {
+		*exit_code = ctl_usage(cmd);
+		return -EINVAL;
+	}
+	ctlproto_init(&req);
+	ctlproto_add(&req, "cmd", "%s", name);
+	rc = ctlproto_finish(&req);
+	if (rc < 0)
+		snprintf(err, sizeof(err), "request '%s' does not fit a control frame", name);
+	else
+		rc = ctl_client_call(ctl_client_socket(socket_path), &req, timeout_s, out, err,
+				     sizeof(err));
+	if (rc < 0) {
+		log_err("%s", err);
+		*exit_code = unreachable_code;
+	}
+	return rc;
 }

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "cmd.h"
 #include "ctlproto.h"
 #include "guard.h"
 
@@ -34,5 +35,17 @@ const char *ctl_client_socket(const char *path);
  */
 int ctl_client_call(const char *path, const struct ctl_msg *req, unsigned timeout_s,
 		    struct ctl_reply *out, char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * The client side of a command whose only option is --socket (reload,
+ * status, certs): parse argv for cmd, send {cmd = name}, read the reply
+ * into *out, waiting up to timeout_s. Returns 0 once a reply arrived
+ * (whatever its status says). Otherwise returns -EINVAL after printing
+ * cmd's usage (*exit_code = the usage exit code), or -errno after logging
+ * why mtlsd could not be asked (*exit_code = unreachable_code).
+ */
+int ctl_client_simple(const struct ctl_command *cmd, int argc, char **argv, const char *name,
+		      unsigned timeout_s, int unreachable_code, struct ctl_reply *out,
+		      int *exit_code) MUST_CHECK;
 
 #endif
