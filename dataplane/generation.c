@@ -25,6 +25,7 @@
 
 #include "crypto_accel.h"
 #include "keyref.h"
+#include "ktls.h"
 #include "log.h"
 #include "pemutil.h"
 
@@ -286,6 +287,13 @@ static int build_ssl_ctx(struct build *b)
 	 * connection then polls the engine's wait fd (conn.c, WANT_ASYNC). */
 	if (cfg->ssl_async)
 		SSL_CTX_set_mode(b->g->ssl_ctx, SSL_MODE_ASYNC);
+	/* kTLS needs the TLS 1.3 traffic secrets (a no-op when kTLS is off
+	 * or the kernel has no tls ULP). */
+	rc = ktls_ctx_prepare(b->g->ssl_ctx);
+	if (rc < 0) {
+		snprintf(b->err, b->errlen, "cannot prepare the TLS context for kernel TLS");
+		return rc;
+	}
 	for (size_t i = 0; i < cfg->n_certs; i++)
 		GUARD(load_server_cert(b, &cfg->certs[i], &types_seen));
 	return 0;
