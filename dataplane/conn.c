@@ -127,7 +127,7 @@ void conn_start(struct conn *c)
 	c->hs_start_ns = c->last_active_ns = now_ns();
 	list_add_tail(&c->w->handshakes, &c->timer);
 	if (tls_session_init(&c->tls, c->gen->ssl_ctx, &c->w->chunks) < 0 ||
-	    verify_attach(c->tls.ssl, &c->vr) < 0) {
+	    verify_attach(c->tls.ssl, &c->vr) < 0 || ktls_conn_attach(&c->kc, c->tls.ssl) < 0) {
 		log_ossl(LOG_LVL_ERR, "conn %llu: cannot create the TLS session", (unsigned long long)c->id);
 		conn_close(c, CLOSE_NO_MEMORY);
 		return;
@@ -199,19 +199,6 @@ void conn_handshake_timed_out(struct conn *c)
 	conn_close(c, CLOSE_HANDSHAKE_TIMEOUT);
 }
 
-/*
- * Kernel TLS handoff hook. Called once the handshake and mtlsd's policy
- * passed and before any application byte is relayed: the slice BIO makes
- * tls_session_input_left() exact at this point. Returns true when the
- * kernel took over the record layer. For now mtlsd always stays in user
- * space (dataplane/ktls.c plugs in here).
- */
-static bool conn_try_kernel_tls(struct conn *c)
-{
-	(void)c;
-	return false;
-}
-
 static void handshake_succeeded(struct conn *c)
 {
 	enum hs_outcome o = verify_settle_success(c->tls.ssl, c->gen, &c->vr);
@@ -231,7 +218,10 @@ static void handshake_succeeded(struct conn *c)
 	list_del(&c->timer);
 	c->last_active_ns = now_ns();
 	list_add_tail(&c->w->established, &c->timer);
-	(void)conn_try_kernel_tls(c);
+	/* Kernel TLS: decided now, done by the relay once user space holds
+	 * nothing more of the session (relay_ktls.c). The slice BIO keeps
+	 * tls_session_input_left() exact for that. */
+	c->ktls_pending = ktls_conn_decide(&c->kc, c->gen->cfg.ktls) == KTLS_OFFLOAD;
 	/* Early data after the client's Finished waits for the backend: not
 	 * in the shared ring. Out of memory: it stays there, still correct. */
 	if (conn_spill_input(c) < 0)
@@ -301,7 +291,7 @@ void conn_on_async_ready(struct conn *c, int res)
 /* ------------------------------------------------------------------ */
 /* Completion handlers                                                 */
 
-static bool relaying(const struct conn *c)
+bool conn_relaying(const struct conn *c)
 {
 	return c->state == CONN_RELAY || c->state == CONN_HALF_CLOSED_CLIENT ||
 	       c->state == CONN_HALF_CLOSED_BACKEND;
@@ -340,15 +330,20 @@ void conn_unpark(struct conn *c)
 void conn_on_client_recv(struct conn *c, int res, int bid)
 {
 	c->client_recv_armed = false;
+	if (c->ktls_filling) {
+		/* The exact-size receive of the kTLS handoff (no buffer ring). */
+		relay_ktls_filled(c, res);
+		return;
+	}
 	if (res == -ENOBUFS) {
 		park(c, true);
 		return;
 	}
-	if (bid != NO_BUF && (res <= 0 || (c->state != CONN_HANDSHAKE && !relaying(c)))) {
+	if (bid != NO_BUF && (res <= 0 || (c->state != CONN_HANDSHAKE && !conn_relaying(c)))) {
 		worker_buf_return(c->w, (uint16_t)bid);
 		bid = NO_BUF;
 	}
-	if (res > 0 && bid == NO_BUF && (c->state == CONN_HANDSHAKE || relaying(c))) {
+	if (res > 0 && bid == NO_BUF && (c->state == CONN_HANDSHAKE || conn_relaying(c))) {
 		log_err("conn %llu: receive completed without a buffer", (unsigned long long)c->id);
 		conn_close(c, CLOSE_CLIENT_ERROR);
 		return;
@@ -365,13 +360,22 @@ void conn_on_client_recv(struct conn *c, int res, int bid)
 		drive_handshake(c);
 		return;
 	}
-	if (relaying(c)) {
+	if (conn_relaying(c)) {
 		if (res > 0) {
 			c->client_bid = bid;
-			tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
+			if (c->ktls) {
+				/* Plaintext: the kernel decrypted it. */
+				c->client_len = (uint32_t)res;
+				c->client_off = 0;
+			} else {
+				tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
+			}
 			conn_touch(c);
 		} else if (res == 0) {
 			c->client_eof = true;
+		} else if (c->ktls && (res == -EIO || res == -EBADMSG)) {
+			relay_ktls_recv_error(c, res);
+			return;
 		} else {
 			conn_close(c, CLOSE_CLIENT_ERROR);
 			return;
@@ -387,7 +391,10 @@ void conn_on_client_send(struct conn *c, int res)
 		conn_close(c, c->state == CONN_FLUSH_CLOSE ? c->close_reason : CLOSE_CLIENT_ERROR);
 		return;
 	}
-	outq_consume(&c->tls.out, &c->w->chunks, (uint32_t)res);
+	if (c->ktls && (c->ktls_ctl || outq_pending(&c->tls.out) == 0))
+		relay_ktls_client_sent(c, res); /* straight from a backend buffer */
+	else
+		outq_consume(&c->tls.out, &c->w->chunks, (uint32_t)res);
 	conn_touch(c);
 	conn_submit_client_send(c);
 	conn_advance(c);
@@ -400,11 +407,11 @@ void conn_on_backend_recv(struct conn *c, int res, int bid)
 		park(c, false);
 		return;
 	}
-	if (bid != NO_BUF && (res <= 0 || !relaying(c))) {
+	if (bid != NO_BUF && (res <= 0 || !conn_relaying(c))) {
 		worker_buf_return(c->w, (uint16_t)bid);
 		bid = NO_BUF;
 	}
-	if (relaying(c)) {
+	if (conn_relaying(c)) {
 		if (res > 0 && bid != NO_BUF) {
 			c->backend_bid = bid;
 			c->backend_len = (uint32_t)res;
@@ -427,7 +434,10 @@ void conn_on_backend_send(struct conn *c, int res)
 		conn_close(c, CLOSE_BACKEND_ERROR);
 		return;
 	}
-	outq_consume(&c->to_backend, &c->w->chunks, (uint32_t)res);
+	if (c->ktls && outq_pending(&c->to_backend) == 0)
+		relay_ktls_backend_sent(c, res); /* straight from a client buffer */
+	else
+		outq_consume(&c->to_backend, &c->w->chunks, (uint32_t)res);
 	conn_touch(c);
 	conn_advance(c);
 }
@@ -477,6 +487,9 @@ void conn_advance(struct conn *c)
 		relay_pump(c);
 		break;
 	case CONN_FLUSH_CLOSE:
+		/* Offloaded: our close_notify goes once the last send is done. */
+		if (c->ktls && !c->close_notify_queued && !c->client_send_armed)
+			relay_ktls_close_notify(c);
 		if (!c->client_send_armed && outq_pending(&c->tls.out) == 0)
 			conn_close(c, c->close_reason);
 		break;
@@ -502,13 +515,14 @@ void conn_advance(struct conn *c)
 
 void conn_close_gracefully(struct conn *c, enum close_reason reason)
 {
-	if (!relaying(c) || c->close_notify_queued) {
+	if (!conn_relaying(c) || c->close_notify_queued) {
 		conn_close(c, reason);
 		return;
 	}
 	/* The client gets a close_notify, so it can tell a shutdown from a
-	 * truncation; the tick closes it for good if it does not read. */
-	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
+	 * truncation; the tick closes it for good if it does not read.
+	 * Offloaded, the kernel makes the record (conn_advance, FLUSH_CLOSE). */
+	if (!c->ktls && tls_session_shutdown(&c->tls) == TLS_IO_OK)
 		c->close_notify_queued = true;
 	conn_flush_close(c, reason);
 }
@@ -546,6 +560,9 @@ void conn_close(struct conn *c, enum close_reason reason)
 
 void conn_release(struct conn *c)
 {
+	ktls_conn_clear(&c->kc);
+	chunk_put(&c->w->chunks, c->ktls_ctl);
+	c->ktls_ctl = NULL;
 	tls_session_free(&c->tls);
 	verify_result_clear(&c->vr);
 	outq_release(&c->to_backend, &c->w->chunks);

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "chunk.h"
+#include "ktls.h"
 #include "list.h"
 #include "tls_session.h"
 #include "verify.h"
@@ -78,6 +79,14 @@ struct conn {
 	bool close_notify_queued;      /* our close_notify is in tls.out */
 	bool client_shut;              /* SHUT_WR submitted toward the client */
 	bool client_shut_done;         /* ... and completed */
+
+	/* kernel TLS (relay_ktls.c, docs/ktls.md) */
+	struct ktls_conn kc;           /* record counting, secrets until the handoff */
+	bool ktls_pending;             /* offload decided: waiting for a record boundary */
+	bool ktls;                     /* both directions are in the kernel */
+	bool ktls_filling;             /* an exact-size receive completes a partial record */
+	uint32_t client_len, client_off; /* offloaded: plaintext in client_bid not yet sent */
+	struct chunk *ktls_ctl;        /* our close_notify (struct ktls_txmsg) being sent */
 
 	bool parked;                   /* on buf_waiters: a receive found no buffer */
 	bool want_client_recv, want_backend_recv;
@@ -152,5 +161,26 @@ void conn_release_consumed_input(struct conn *c);
  */
 int conn_spill_input(struct conn *c) MUST_CHECK;
 void conn_prep(struct conn *c, struct io_uring_sqe *sqe, enum uring_op op);
+bool conn_relaying(const struct conn *c);
+
+/*
+ * Kernel TLS (relay_ktls.c). relay_ktls_handoff() runs while ktls_pending:
+ * it drains what user space still holds and installs the keys; false while
+ * it waits for a completion, true once the relay may go on (offloaded or
+ * staying in user space). The rest is the relay on an offloaded socket.
+ */
+bool relay_ktls_handoff(struct conn *c);
+void relay_ktls_filled(struct conn *c, int res);
+void relay_ktls_client_to_backend(struct conn *c);
+void relay_ktls_backend_to_client(struct conn *c);
+/* A client receive failed with -EIO (a record that is not data) or
+ * -EBADMSG (a record the kernel could not authenticate). */
+void relay_ktls_recv_error(struct conn *c, int res);
+void relay_ktls_client_sent(struct conn *c, int res);
+void relay_ktls_backend_sent(struct conn *c, int res);
+/* Queue our close_notify through the kernel (graceful close). */
+void relay_ktls_close_notify(struct conn *c);
+void relay_submit_shutdown(struct conn *c, int fd, enum uring_op op);
+void relay_arm_backend_recv(struct conn *c);
 
 #endif

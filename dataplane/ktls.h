@@ -209,7 +209,26 @@ enum ktls_action {
 enum ktls_action ktls_on_control(struct ktls_conn *kc, int fd, uint8_t type,
 				 const uint8_t *rec, size_t len, enum ktls_event *why);
 
-/* Send a close_notify alert through the kernel. */
+/*
+ * A record of another content type to send on an offloaded socket with
+ * sendmsg (synchronously or as an io_uring SENDMSG: the structure must then
+ * live until the completion). ktls_txmsg_close_notify fills in the
+ * close_notify alert, body included.
+ */
+struct ktls_txmsg {
+	struct msghdr msg;
+	struct iovec iov;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(uint8_t))];
+	} control;
+	uint8_t body[2];
+};
+void ktls_txmsg_init(struct ktls_txmsg *m, uint8_t type, const void *data, size_t len);
+void ktls_txmsg_close_notify(struct ktls_txmsg *m);
+
+/* Send a close_notify alert through the kernel, without blocking
+ * (-EAGAIN when the socket's send buffer is full). */
 int ktls_send_close_notify(int fd) MUST_CHECK;
 
 #endif

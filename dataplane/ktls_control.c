@@ -57,27 +57,42 @@ ssize_t ktls_recv_record(int fd, void *buf, size_t len, int flags, uint8_t *type
 	return n;
 }
 
-/* One record of the given content type through the kernel. */
-static int send_typed(int fd, uint8_t type, const void *data, size_t len)
+void ktls_txmsg_init(struct ktls_txmsg *m, uint8_t type, const void *data, size_t len)
 {
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(uint8_t))];
-	} control;
-	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = control.buf, .msg_controllen = sizeof(control.buf),
-	};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	ssize_t n;
+	struct cmsghdr *c;
 
-	memset(&control, 0, sizeof(control));
+	memset(m, 0, sizeof(*m));
+	m->iov.iov_base = (void *)data;
+	m->iov.iov_len = len;
+	m->msg.msg_iov = &m->iov;
+	m->msg.msg_iovlen = 1;
+	m->msg.msg_control = m->control.buf;
+	m->msg.msg_controllen = sizeof(m->control.buf);
+	c = CMSG_FIRSTHDR(&m->msg);
 	c->cmsg_level = SOL_TLS;
 	c->cmsg_type = TLS_SET_RECORD_TYPE;
 	c->cmsg_len = CMSG_LEN(sizeof(uint8_t));
 	*CMSG_DATA(c) = type;
-	n = ktls_sys->sendmsg(fd, &msg, MSG_NOSIGNAL);
+}
+
+void ktls_txmsg_close_notify(struct ktls_txmsg *m)
+{
+	/* init clears the structure; the iovec points at body either way */
+	ktls_txmsg_init(m, KTLS_CT_ALERT, m->body, 2);
+	m->body[0] = TLS_ALERT_WARNING;
+	m->body[1] = TLS_ALERT_CLOSE_NOTIFY;
+}
+
+/* One record of the given content type through the kernel. Never blocks
+ * the worker: a full send buffer is -EAGAIN (the relay sends its
+ * close_notify through io_uring instead, see ktls_txmsg). */
+static int send_typed(int fd, uint8_t type, const void *data, size_t len)
+{
+	struct ktls_txmsg m;
+	ssize_t n;
+
+	ktls_txmsg_init(&m, type, data, len);
+	n = ktls_sys->sendmsg(fd, &m.msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (n < 0)
 		return -errno;
 	ENSURE((size_t)n == len, EIO);

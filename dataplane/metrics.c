@@ -109,19 +109,28 @@ static void put_connections(FILE *out, const struct worker_counters *s)
 		s->bytes_backend_to_client);
 }
 
-/* The kTLS module counts handoffs (ktls.h), but the relay does not hand
- * connections to it yet: the numbers are real and stay 0 until it does. */
+/* Kernel TLS (ktls.h, relay_ktls.c): handoffs, why sessions stayed in user
+ * space, and what happened on offloaded connections. */
 static void put_ktls(FILE *out)
 {
 	struct ktls_stats ks;
 
 	ktls_stats_snapshot(&ks);
 	family(out, "mtlsd_ktls_offloaded_connections_total", "counter",
-	       "Connections handed to kernel TLS, by direction (rx = decrypt, tx = encrypt). "
-	       "kTLS handoff is not in the relay yet: 0 until it is.");
+	       "Connections handed to kernel TLS, by direction (rx = decrypt, tx = encrypt).");
 	for (unsigned d = 0; d < 2; d++)
 		fprintf(out, "mtlsd_ktls_offloaded_connections_total{direction=\"%s\"} %" PRIu64 "\n",
 			d ? "tx" : "rx", ks.declined[KTLS_OFFLOAD]);
+	family(out, "mtlsd_ktls_declined_total", "counter",
+	       "Verified sessions that stayed in user-space TLS, by reason.");
+	for (unsigned d = KTLS_OFFLOAD + 1; d < KTLS_DECISION_MAX; d++)
+		fprintf(out, "mtlsd_ktls_declined_total{reason=\"%s\"} %" PRIu64 "\n",
+			ktls_decision_name((enum ktls_decision)d), ks.declined[d]);
+	family(out, "mtlsd_ktls_events_total", "counter",
+	       "Records other than application data on offloaded connections, and their outcome.");
+	for (unsigned e = KTLS_EV_HANDOFF + 1; e < KTLS_EVENT_MAX; e++)
+		fprintf(out, "mtlsd_ktls_events_total{event=\"%s\"} %" PRIu64 "\n",
+			ktls_event_name((enum ktls_event)e), ks.events[e]);
 }
 
 /* ---- certificates and CRLs of the published generation --------------- */

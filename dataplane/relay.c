@@ -41,7 +41,7 @@ void relay_arm_client_recv(struct conn *c)
 	c->client_recv_armed = true;
 }
 
-static void arm_backend_recv(struct conn *c)
+void relay_arm_backend_recv(struct conn *c)
 {
 	if (c->backend_recv_armed || c->parked)
 		return;
@@ -49,7 +49,7 @@ static void arm_backend_recv(struct conn *c)
 	c->backend_recv_armed = true;
 }
 
-static void submit_shutdown(struct conn *c, int fd, enum uring_op op)
+void relay_submit_shutdown(struct conn *c, int fd, enum uring_op op)
 {
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	io_uring_prep_shutdown(sqe, fd, SHUT_WR);
@@ -70,7 +70,7 @@ static void client_to_backend(struct conn *c)
 		/* Everything the client sent is at the backend: forward the end. */
 		tls_session_clear_input(&c->tls);
 		conn_release_consumed_input(c);
-		submit_shutdown(c, c->bfd, OP_BACKEND_SHUTDOWN);
+		relay_submit_shutdown(c, c->bfd, OP_BACKEND_SHUTDOWN);
 		c->backend_shut = true;
 		return;
 	}
@@ -152,21 +152,33 @@ static void backend_to_client(struct conn *c)
 				return;
 			}
 		}
-		submit_shutdown(c, c->cfd, OP_CLIENT_SHUTDOWN);
+		relay_submit_shutdown(c, c->cfd, OP_CLIENT_SHUTDOWN);
 		c->client_shut = true;
 		return;
 	}
 	if (c->backend_recv_armed || c->want_backend_recv)
 		return;
-	arm_backend_recv(c);
+	relay_arm_backend_recv(c);
 }
 
 void relay_pump(struct conn *c)
 {
-	client_to_backend(c);
+	/* Until the handoff is decided, user space finishes what it holds
+	 * and nothing new is read or written (relay_ktls.c). */
+	if (c->ktls_pending && !relay_ktls_handoff(c))
+		return;
 	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
 		return;
-	backend_to_client(c);
+	if (c->ktls)
+		relay_ktls_client_to_backend(c);
+	else
+		client_to_backend(c);
+	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
+		return;
+	if (c->ktls)
+		relay_ktls_backend_to_client(c);
+	else
+		backend_to_client(c);
 	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
 		return;
 	if (c->backend_shut_done && c->client_shut_done) {
