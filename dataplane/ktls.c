@@ -387,6 +387,7 @@ int ktls_conn_install(struct ktls_conn *kc, int fd)
 		return rc;
 	}
 	kc->rx_offloaded = true;
+	kc->suite = SSL_get_current_cipher(kc->ssl);
 	ktls_count_decision(KTLS_OFFLOAD);
 	ktls_count_event(KTLS_EV_HANDOFF);
 	return 0;
@@ -396,6 +397,18 @@ void ktls_conn_release_ssl(struct ktls_conn *kc)
 {
 	if (kc->ssl && kc->tx_offloaded && kc->rx_offloaded)
 		SSL_free_buffers(kc->ssl);
+}
+
+void ktls_conn_detach(struct ktls_conn *kc)
+{
+	if (!kc->ssl || !kc->tx_offloaded || !kc->rx_offloaded)
+		return;
+	if (ex_index >= 0) {
+		SSL_set_ex_data(kc->ssl, ex_index, NULL);
+		SSL_set_msg_callback(kc->ssl, NULL);
+	}
+	SSL_set_shutdown(kc->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	kc->ssl = NULL;
 }
 
 void ktls_conn_clear(struct ktls_conn *kc)

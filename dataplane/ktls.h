@@ -120,6 +120,7 @@ struct ktls_conn {
 	bool tx_offloaded, rx_offloaded;
 	uint16_t version;          /* TLS1_2_VERSION / TLS1_3_VERSION at install */
 	uint16_t cipher;           /* TLS_CIPHER_* at install */
+	const SSL_CIPHER *suite;   /* the session's cipher, kept past ktls_conn_detach */
 	size_t secret_len;
 	uint8_t client_secret[KTLS_SECRET_MAX]; /* TLS 1.3 application secrets */
 	uint8_t server_secret[KTLS_SECRET_MAX];
@@ -166,6 +167,14 @@ int ktls_conn_install(struct ktls_conn *kc, int fd) MUST_CHECK;
 
 /* Both directions are in the kernel: release the SSL's record buffers. */
 void ktls_conn_release_ssl(struct ktls_conn *kc);
+
+/*
+ * Both directions are in the kernel and the caller is about to free the
+ * SSL itself: unhook from it, and mark the session as cleanly established
+ * (SSL_free would otherwise drop it from a stateful session cache). What
+ * a later KeyUpdate needs (secrets, cipher) stays in kc.
+ */
+void ktls_conn_detach(struct ktls_conn *kc);
 
 /* Cleanse the secrets and detach from the SSL. Accepts a zeroed kc. */
 void ktls_conn_clear(struct ktls_conn *kc);

@@ -117,7 +117,7 @@ static int rekey(struct ktls_conn *kc, int fd, enum ktls_dir dir)
 	socklen_t len;
 	int rc;
 
-	GUARD_GOTO(ktls_suite_of(kc->ssl, &s), rc, out);
+	GUARD_GOTO(ktls_suite_of_cipher(kc->suite, &s), rc, out);
 	GUARD_GOTO(ktls_hkdf_expand_label(s.md, secret, kc->secret_len, "traffic upd", next,
 					  kc->secret_len), rc, out);
 	GUARD_GOTO(ktls_tls13_info(&s, next, kc->secret_len, 0, &info, &len), rc, out);

@@ -28,6 +28,9 @@ int ktls_keys_init(void) MUST_CHECK;
 /* The suite of ssl's current session: -EPROTONOSUPPORT when kTLS cannot
  * take its cipher. */
 int ktls_suite_of(const SSL *ssl, struct ktls_suite *out) MUST_CHECK;
+/* The same from the cipher itself (SSL_CIPHERs are static in OpenSSL:
+ * the pointer outlives the SSL). */
+int ktls_suite_of_cipher(const SSL_CIPHER *c, struct ktls_suite *out) MUST_CHECK;
 
 /* RFC 8446 7.1 HKDF-Expand-Label with an empty context. */
 int ktls_hkdf_expand_label(const EVP_MD *md, const uint8_t *secret, size_t secret_len,

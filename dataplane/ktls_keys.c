@@ -38,8 +38,11 @@ int ktls_keys_init(void)
 
 int ktls_suite_of(const SSL *ssl, struct ktls_suite *out)
 {
-	const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+	return ktls_suite_of_cipher(SSL_get_current_cipher(ssl), out);
+}
 
+int ktls_suite_of_cipher(const SSL_CIPHER *c, struct ktls_suite *out)
+{
 	ENSURE_PTR(c, EINVAL);
 	memset(out, 0, sizeof(*out));
 	switch (SSL_CIPHER_get_cipher_nid(c)) {

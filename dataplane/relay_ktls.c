@@ -13,7 +13,7 @@
  *     is completed by a receive of exactly the missing bytes (MSG_WAITALL
  *     into the spill chunk), so OpenSSL never holds a partial record;
  *  3. at that record boundary, with nothing left inside OpenSSL, the keys
- *     go to the kernel for both directions and the SSL's buffers are freed.
+ *     go to the kernel for both directions and the SSL object is freed.
  * Nothing new is read from either side until then, so no byte is
  * delivered twice or out of order.
  *
@@ -159,8 +159,11 @@ static bool install(struct conn *c)
 		}
 		return stay_in_user_space(c, strerror(-rc));
 	}
-	ktls_conn_release_ssl(&c->kc);
-	outq_release(&c->tls.out, &c->w->chunks);
+	/* Nothing of the SSL is needed any more (the PROXY header is sent,
+	 * the audit line written; a KeyUpdate needs only what kc keeps):
+	 * free it all, the connection keeps its socket and its struct. */
+	ktls_conn_detach(&c->kc);
+	tls_session_free(&c->tls);
 	c->ktls_pending = false;
 	c->ktls = true;
 	log_debug("conn %llu: kernel TLS for both directions", (unsigned long long)c->id);
