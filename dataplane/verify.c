@@ -658,6 +658,17 @@ int verify_install(SSL_CTX *ctx, struct generation *g)
 	 * PROXY header already named the client: never allow it. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	GUARD_OSSL(SSL_CTX_set_session_ticket_cb(ctx, ticket_generate_cb, ticket_decrypt_cb, g), EINVAL);
+	/*
+	 * One ticket per handshake, not OpenSSL's two. Sealing a TLS 1.3
+	 * ticket re-parses the whole session (i2d, d2i, i2d in
+	 * construct_stateless_ticket), client certificate included, and in
+	 * OpenSSL 3.0 decoding a certificate's key builds a decoder chain
+	 * from scratch: the second ticket cost ~9% of a full handshake and
+	 * a third of a resumed one (docs/benchmarks.md). A client resuming
+	 * gets a fresh ticket each time, so one is enough to keep resuming.
+	 * session_cache = off (ticket_keys.c, applied after this) still sets 0.
+	 */
+	GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, 1), EINVAL);
 	GUARD(build_ca_list(g, &names));
 	SSL_CTX_set0_CA_list(ctx, names);
 	struct ca_links *links = NULL;
