@@ -37,18 +37,18 @@ conn_close_reason() {
 # kernel's TX sequence must start after them: a download proves TX (the
 # client decrypts the kernel's records), an upload RX. mtlsd has no setting
 # for the ticket count (lib/config.c): session_cache = off sends none,
-# tickets (the default) OpenSSL's 2; a resumed session gets what OpenSSL
-# sends on resumption. The client counts the NewSessionTicket messages it
-# received (s_client -msg).
-edge_tickets() { # CACHE WANT
+# tickets (the default) as many as mtlsd sets on its SSL_CTX (at least
+# one); a resumed session gets what OpenSSL sends on resumption. The client
+# counts the NewSessionTicket messages it received (s_client -msg).
+edge_tickets() { # CACHE MIN MAX
 	name="TLS1.3, session_cache = $1"
 	transfer "$name: download" "tickets-$1-down" openssl download 1.3 TLS_AES_128_GCM_SHA256 \
 		"$small_size" -msg -msgfile "$work/msg" -sess_out "$work/sess-$1"
 	got=$(grep -c '^<<< .*NewSessionTicket' "$work/msg")
-	if [ "$got" = "$2" ]; then
-		ok "$name: the client received $got session tickets before the data"
+	if [ "$got" -ge "$2" ] && [ "$got" -le "$3" ]; then
+		ok "$name: the client received $got session ticket(s) before the data"
 	else
-		not_ok "$name: the client received $got session tickets (want $2)"
+		not_ok "$name: the client received $got session tickets (want $2..$3)"
 	fi
 	transfer "$name: upload" "tickets-$1-up" openssl upload 1.3 TLS_AES_128_GCM_SHA256 "$small_size"
 }
@@ -224,19 +224,19 @@ mtlsd_edge_cases() {
 
 	# session_cache = off: no tickets (in the VM under ktls = on).
 	edge_ktls_on
-	if [ "$expect" = userspace ]; then
+	if [ -z "$mtlsd_pid" ]; then
 		start_mtlsd nocache "session_cache = off" ||
 			{ echo "Bail out! mtlsd did not start:"; cat "$mlog"; exit 1; }
 	fi
-	edge_tickets off 0
+	edge_tickets off 0 0
 	stop_mtlsd
 
 	start_mtlsd main || { echo "Bail out! mtlsd did not start:"; cat "$mlog"; exit 1; }
 	grep -o 'ktls: [^(]*([^)]*)' "$mlog" | sed 's/^/# mtlsd: /'
 	echo "# mtlsd has no setting for the number of TLS 1.3 session tickets:" \
-		"4 tickets are covered by ktls_peer (ktls-vm-edge), 0 and 2 here"
+		"0/2/4 are covered by ktls_peer (ktls-vm-edge); here 0 and what mtlsd sends"
 	refused_without_certificate
-	edge_tickets tickets 2
+	edge_tickets tickets 1 8
 	edge_resumed
 	edge_burst 1.3 ""
 	edge_burst 1.2 ECDHE-ECDSA-AES256-GCM-SHA384

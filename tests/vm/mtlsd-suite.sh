@@ -58,22 +58,51 @@ trap 'exit 130' INT TERM
 ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; failures=$((failures + 1)); }
 
-# ---- fixtures: copied once, so a rebuild that regenerates them mid-run
-# (build_always_stale) cannot hand the clients a different PKI ------------
+# ---- fixtures and binaries: copied once, so that a rebuild in the same
+# tree (the fixtures target empties and rewrites its directory on every
+# build; the linker rewrites mtlsd in place) cannot change them mid-run. A
+# copy taken while they were being rewritten is caught (the chains must
+# verify against the bundle, each key match its certificate) and retried.
 fx=$work/fx
 mkdir -p "$fx"
-cp "$MTLS_FIXTURES/server/chain.pem" "$fx/server-chain.pem"
-cp "$MTLS_FIXTURES/server/key.pem" "$fx/server-key.pem"
-cp "$MTLS_FIXTURES/pki/ca-bundle.pem" "$fx/ca-bundle.pem"
-cp "$MTLS_FIXTURES/pki/crls.pem" "$fx/crls.pem"
-cp "$MTLS_FIXTURES/pki/root/ca.crt" "$fx/root.pem"
-cp "$MTLS_FIXTURES/client-ec/cert.pem" "$fx/client.pem"
-cp "$MTLS_FIXTURES/client-ec/chain.pem" "$fx/client-chain.pem"
-cp "$MTLS_FIXTURES/client-ec/key.pem" "$fx/client-key.pem"
-chmod 600 "$fx/server-key.pem" "$fx/client-key.pem"
-# What s_client sends after the leaf (chain.pem without its first
-# certificate: s_client would otherwise send the leaf twice).
-awk 'n { print } /-----END CERTIFICATE-----/ { n = 1 }' "$fx/client-chain.pem" >"$fx/client-intermediates.pem"
+same_key() { # CERT KEY
+	[ "$(openssl x509 -noout -pubkey -in "$1" 2>/dev/null)" = "$(openssl pkey -pubout -in "$2" 2>/dev/null)" ]
+}
+copy_fixtures() {
+	cp "$MTLS_FIXTURES/server/chain.pem" "$fx/server-chain.pem" &&
+		cp "$MTLS_FIXTURES/server/key.pem" "$fx/server-key.pem" &&
+		cp "$MTLS_FIXTURES/pki/ca-bundle.pem" "$fx/ca-bundle.pem" &&
+		cp "$MTLS_FIXTURES/pki/crls.pem" "$fx/crls.pem" &&
+		cp "$MTLS_FIXTURES/pki/root/ca.crt" "$fx/root.pem" &&
+		cp "$MTLS_FIXTURES/client-ec/cert.pem" "$fx/client.pem" &&
+		cp "$MTLS_FIXTURES/client-ec/chain.pem" "$fx/client-chain.pem" &&
+		cp "$MTLS_FIXTURES/client-ec/key.pem" "$fx/client-key.pem" &&
+		cp "$mtlsd" "$work/mtlsd" &&
+		{ [ "$group" != gnutls ] || cp "$gnutls_peer" "$work/gnutls_peer"; } || return 1
+	chmod 600 "$fx/server-key.pem" "$fx/client-key.pem"
+	# What s_client sends after the leaf (chain.pem without its first
+	# certificate: s_client would otherwise send the leaf twice).
+	awk 'n { print } /-----END CERTIFICATE-----/ { n = 1 }' "$fx/client-chain.pem" >"$fx/client-intermediates.pem"
+	awk 'n { print } /-----END CERTIFICATE-----/ { n = 1 }' "$fx/server-chain.pem" >"$fx/server-intermediates.pem"
+	openssl verify -CAfile "$fx/ca-bundle.pem" -untrusted "$fx/server-intermediates.pem" \
+		"$fx/server-chain.pem" >/dev/null 2>&1 &&
+		openssl verify -CAfile "$fx/ca-bundle.pem" -untrusted "$fx/client-intermediates.pem" \
+			"$fx/client.pem" >/dev/null 2>&1 &&
+		openssl verify -CAfile "$fx/root.pem" -untrusted "$fx/server-intermediates.pem" \
+			"$fx/server-chain.pem" >/dev/null 2>&1 &&
+		same_key "$fx/server-chain.pem" "$fx/server-key.pem" &&
+		same_key "$fx/client.pem" "$fx/client-key.pem" &&
+		"$work/mtlsd" --version >/dev/null 2>&1
+}
+i=0
+until copy_fixtures 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -lt 30 ] || { echo "Bail out! no consistent fixtures in $MTLS_FIXTURES"; copy_fixtures; exit 1; }
+	sleep 2
+done
+[ $i -eq 0 ] || echo "# fixtures were being rewritten: copied on try $((i + 1))"
+mtlsd=$work/mtlsd
+gnutls_peer=$work/gnutls_peer
 
 # ---- kernel counters ---------------------------------------------------
 tls_stat() {
@@ -368,7 +397,7 @@ transfer() {
 	fi
 	before
 	run_client client "$t_peer" "$t_dir" "$t_v" "$t_c" "$@"
-	wait_result "$t_tag" 600
+	wait_result "$t_tag" 120
 	secs=$(($(date +%s) - t0))
 	t_ok=1
 	if check_audit "$t_name" $((n_audit0 + 1)) "$t_v" "$t_c"; then
