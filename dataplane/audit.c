@@ -158,22 +158,26 @@ static void j_head(struct jbuf *j, const struct timespec *ts, const char *event,
 	}
 }
 
-static void j_certificate(struct jbuf *j, X509 *leaf, bool with_sans)
+static void j_certificate(struct jbuf *j, X509 *leaf, const struct cert_identity *known, bool with_sans)
 {
-	struct cert_identity id;
+	struct cert_identity own;
+	const struct cert_identity *id = known;
 	char when[32];
 
-	if (certinfo_from_x509(leaf, &id) < 0) {
-		j_str(j, "certificate", "unparseable");
-		return;
+	if (!id) {
+		if (certinfo_from_x509(leaf, &own) < 0) {
+			j_str(j, "certificate", "unparseable");
+			return;
+		}
+		id = &own;
 	}
-	j_str(j, "subject", id.subject);
-	j_str(j, "issuer", id.issuer);
-	j_str(j, "serial", id.serial_hex);
-	j_str(j, "issuer_id", id.issuer_id_hex);
-	j_str(j, "sha256", id.sha256_hex);
-	if (id.spiffe_id[0])
-		j_str(j, "spiffe_id", id.spiffe_id);
+	j_str(j, "subject", id->subject);
+	j_str(j, "issuer", id->issuer);
+	j_str(j, "serial", id->serial_hex);
+	j_str(j, "issuer_id", id->issuer_id_hex);
+	j_str(j, "sha256", id->sha256_hex);
+	if (id->spiffe_id[0])
+		j_str(j, "spiffe_id", id->spiffe_id);
 	j_key(j, "sans");
 	if (with_sans && j->rc == 0) {
 		int n = certinfo_sans_json(leaf, j->buf + j->off, j->cap - j->off);
@@ -187,9 +191,9 @@ static void j_certificate(struct jbuf *j, X509 *leaf, bool with_sans)
 		 * dropping the whole audit record. */
 		j_raw(j, "null,\"sans_truncated\":true", 26);
 	}
-	format_time(id.not_before, -1, when, sizeof(when));
+	format_time(id->not_before, -1, when, sizeof(when));
 	j_str(j, "not_before", when);
-	format_time(id.not_after, -1, when, sizeof(when));
+	format_time(id->not_after, -1, when, sizeof(when));
 	j_str(j, "not_after", when);
 }
 
@@ -203,7 +207,7 @@ static int format_handshake(const struct audit_event *ev, char *buf, size_t cap,
 	j_str(&j, "outcome", hs_outcome_name(ev->outcome));
 	j_str(&j, "reason", ev->reason);
 	if (ev->leaf)
-		j_certificate(&j, ev->leaf, with_sans);
+		j_certificate(&j, ev->leaf, ev->id, with_sans);
 	j_str(&j, "tls_version", ev->tls_version);
 	j_str(&j, "cipher", ev->cipher);
 	j_bool(&j, "resumed", ev->resumed);
@@ -280,7 +284,13 @@ uint64_t audit_write_errors(void)
 void audit_handshake(const struct audit_event *ev)
 {
 	char line[16384];
-	int n = audit_format(ev, line, sizeof(line));
+	struct audit_event with_id = *ev;
+
+	/* Derived once per connection: the accounting event and the PROXY
+	 * header of this handshake reuse it (certinfo_cached). */
+	if (!with_id.id && with_id.leaf)
+		with_id.id = certinfo_cached(with_id.conn_id, with_id.leaf);
+	int n = audit_format(&with_id, line, sizeof(line));
 
 	if (n < 0) {
 		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);

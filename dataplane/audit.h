@@ -23,6 +23,7 @@
 
 #include <openssl/x509.h>
 
+#include "certinfo.h"
 #include "guard.h"
 #include "outcome.h"
 
@@ -34,6 +35,8 @@ struct audit_event {
 	enum hs_outcome outcome;
 	const char *reason;           /* precise detail, may be NULL */
 	X509 *leaf;                   /* NULL when none presented */
+	const struct cert_identity *id; /* leaf's identity if the caller has it, else
+				       * NULL: audit_handshake() derives it (certinfo_cached) */
 	const char *tls_version;      /* NULL if not negotiated */
 	const char *cipher;
 	bool resumed;

@@ -37,12 +37,26 @@ static void backend_failed(struct conn *c, const char *why)
 	conn_flush_close(c, CLOSE_BACKEND_CONNECT_FAILED);
 }
 
+static int queue_proxy_header(struct conn *c);
+
 void conn_backend_connect(struct conn *c)
 {
 	const struct cfg_addr *a = &c->partner->cfg->backend;
 	unsigned ms = c->gen->cfg.connect_timeout_ms;
 
 	conn_set_state(c, CONN_BACKEND_CONNECTING);
+	/* The header is built now, in the completion that ended the
+	 * handshake, while the client's identity the audit line just derived
+	 * is at hand (certinfo_cached); it leaves once the connect completed. */
+	if (c->partner->cfg->proxy_v2) {
+		int rc = queue_proxy_header(c);
+		if (rc < 0) {
+			log_err("conn %llu: partner '%s': cannot build the PROXY v2 header: %s",
+				(unsigned long long)c->id, conn_partner_name(c), strerror(-rc));
+			conn_close(c, CLOSE_NO_MEMORY);
+			return;
+		}
+	}
 	c->bfd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->bfd < 0) {
 		backend_failed(c, strerror(errno));
@@ -85,13 +99,12 @@ static void server_cert_algs(SSL *ssl, char *sig, size_t sig_len, char *key, siz
 static int queue_proxy_header(struct conn *c)
 {
 	const struct cfg_partner *pc = c->partner->cfg;
-	struct cert_identity id;
+	const struct cert_identity *id = certinfo_cached(c->id, c->vr.leaf);
 	char sig_alg[64], key_alg[32];
 	uint8_t *der = NULL;
 	int rc;
 
-	ENSURE_PTR(c->vr.leaf, EINVAL);
-	GUARD(certinfo_from_x509(c->vr.leaf, &id));
+	ENSURE_PTR(id, EINVAL);
 	server_cert_algs(c->tls.ssl, sig_alg, sizeof(sig_alg), key_alg, sizeof(key_alg));
 
 	struct pp2_info info = {
@@ -100,17 +113,17 @@ static int queue_proxy_header(struct conn *c)
 		.client_flags = PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS |
 				(c->vr.resumed ? 0 : PP2_CLIENT_CERT_CONN),
 		.tls_version = SSL_get_version(c->tls.ssl),
-		.cn = id.subject_cn[0] ? id.subject_cn : NULL,
+		.cn = id->subject_cn[0] ? id->subject_cn : NULL,
 		.cipher = SSL_get_cipher_name(c->tls.ssl),
 		.sig_alg = sig_alg,
 		.key_alg = key_alg,
 		.sni = SSL_get_servername(c->tls.ssl, TLSEXT_NAMETYPE_host_name),
 		.app_tlv_type = pc->proxy_tlv_type,
 		.partner = pc->name,
-		.serial_hex = id.serial_hex,
-		.sha256 = id.sha256,
-		.x5t_s256 = id.x5t_s256,
-		.spiffe_id = id.spiffe_id,
+		.serial_hex = id->serial_hex,
+		.sha256 = id->sha256,
+		.x5t_s256 = id->x5t_s256,
+		.spiffe_id = id->spiffe_id,
 	};
 	const unsigned char *alpn = NULL;
 	unsigned alpn_len = 0;
@@ -148,15 +161,7 @@ void conn_on_backend_connect(struct conn *c, int res)
 		backend_failed(c, why);
 		return;
 	}
-	if (c->partner->cfg->proxy_v2) {
-		int rc = queue_proxy_header(c);
-		if (rc < 0) {
-			log_err("conn %llu: partner '%s': cannot build the PROXY v2 header: %s",
-				(unsigned long long)c->id, conn_partner_name(c), strerror(-rc));
-			conn_close(c, CLOSE_NO_MEMORY);
-			return;
-		}
-	}
+	/* The PROXY v2 header (if any) is already queued: it goes first. */
 	conn_set_state(c, CONN_PROXY_HEADER);
 	conn_advance(c);
 }

@@ -14,8 +14,37 @@
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+/*
+ * SHA-256 and SHA-1 fetched once. EVP_sha256() is a legacy handle: every
+ * X509_digest() with it fetched the provider's implementation again (an
+ * ENGINE lookup, a method-store lookup under a lock). Kept for the life of
+ * the process; NULL (no such algorithm in the loaded providers) falls back
+ * to the legacy handle.
+ */
+static EVP_MD *fetched_sha256, *fetched_sha1;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_digests(void)
+{
+	fetched_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	fetched_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
+static const EVP_MD *md_sha256(void)
+{
+	pthread_once(&fetch_once, fetch_digests);
+	return fetched_sha256 ? fetched_sha256 : EVP_sha256();
+}
+
+static const EVP_MD *md_sha1(void)
+{
+	pthread_once(&fetch_once, fetch_digests);
+	return fetched_sha1 ? fetched_sha1 : EVP_sha1();
+}
 
 void hex_encode(const uint8_t *in, size_t len, char *out, int upper, char sep)
 {
@@ -160,21 +189,30 @@ static void copy_field(char *dst, size_t cap, const unsigned char *src, size_t l
  */
 #define NAME_PRINT_FLAGS (XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB)
 
-static int name_oneline(const X509_NAME *name, char *out, size_t cap)
+/* Print name into out through bio (a memory BIO, emptied first), so one
+ * BIO serves several names. */
+static int name_oneline_bio(BIO *bio, const X509_NAME *name, char *out, size_t cap)
 {
-	BIO *bio = BIO_new(BIO_s_mem());
 	char *data = NULL;
 	long len;
 
-	ENSURE_PTR(bio, ENOMEM);
-	if (X509_NAME_print_ex(bio, name, 0, NAME_PRINT_FLAGS) < 0) {
-		BIO_free(bio);
+	(void)BIO_reset(bio);
+	if (X509_NAME_print_ex(bio, name, 0, NAME_PRINT_FLAGS) < 0)
 		return -EINVAL;
-	}
 	len = BIO_get_mem_data(bio, &data);
 	copy_field(out, cap, (const unsigned char *)data, len > 0 ? (size_t)len : 0);
-	BIO_free(bio);
 	return 0;
+}
+
+static int name_oneline(const X509_NAME *name, char *out, size_t cap)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	int rc;
+
+	ENSURE_PTR(bio, ENOMEM);
+	rc = name_oneline_bio(bio, name, out, cap);
+	BIO_free(bio);
+	return rc;
 }
 
 /* The first CN as UTF-8. A CN holding a NUL byte is not reported at all:
@@ -247,7 +285,7 @@ static int fill_serial_and_issuer(X509 *x, struct cert_identity *out)
 		memcpy(out->issuer_id, ASN1_STRING_get0_data(akid), CERT_ISSUER_ID_LEN);
 	} else {
 		GUARD_OSSL(X509_NAME_get0_der(X509_get_issuer_name(x), &der, &der_len), EINVAL);
-		GUARD_OSSL(EVP_Digest(der, der_len, md, &md_len, EVP_sha1(), NULL), ENOMEM);
+		GUARD_OSSL(EVP_Digest(der, der_len, md, &md_len, md_sha1(), NULL), ENOMEM);
 		memcpy(out->issuer_id, md, CERT_ISSUER_ID_LEN);
 	}
 	hex_encode(out->issuer_id, CERT_ISSUER_ID_LEN, out->issuer_id_hex, 0, 0);
@@ -263,12 +301,17 @@ int certinfo_from_x509(X509 *x, struct cert_identity *out)
 	ENSURE_PTR(x, EINVAL);
 	memset(out, 0, sizeof(*out));
 	GUARD(fill_serial_and_issuer(x, out));
-	GUARD(name_oneline(X509_get_subject_name(x), out->subject, sizeof(out->subject)));
-	GUARD(name_oneline(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer)));
+	BIO *bio = BIO_new(BIO_s_mem());
+	ENSURE_PTR(bio, ENOMEM);
+	int rc = name_oneline_bio(bio, X509_get_subject_name(x), out->subject, sizeof(out->subject));
+	if (rc == 0)
+		rc = name_oneline_bio(bio, X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+	BIO_free(bio);
+	GUARD(rc);
 	first_cn(X509_get_subject_name(x), out->subject_cn, sizeof(out->subject_cn));
 	first_spiffe_id(x, out->spiffe_id, sizeof(out->spiffe_id));
 
-	GUARD_OSSL(X509_digest(x, EVP_sha256(), out->sha256, &md_len), ENOMEM);
+	GUARD_OSSL(X509_digest(x, md_sha256(), out->sha256, &md_len), ENOMEM);
 	ENSURE(md_len == sizeof(out->sha256), EINVAL);
 	hex_encode(out->sha256, sizeof(out->sha256), out->sha256_hex, 0, 0);
 	GUARD(base64url_encode(out->sha256, sizeof(out->sha256), out->x5t_s256, sizeof(out->x5t_s256)));
@@ -283,6 +326,26 @@ int certinfo_from_x509(X509 *x, struct cert_identity *out)
 	sig = OBJ_nid2ln(X509_get_signature_nid(x));
 	snprintf(out->sig_alg, sizeof(out->sig_alg), "%s", sig ? sig : "unknown");
 	return 0;
+}
+
+const struct cert_identity *certinfo_cached(uint64_t key, X509 *x)
+{
+	/* Static TLS, not the heap: nothing to free when a thread ends. */
+	static __thread struct {
+		uint64_t key;
+		const X509 *x;
+		int rc;
+		struct cert_identity id;
+	} last;
+
+	if (!x)
+		return NULL;
+	if (key == 0 || last.key != key || last.x != x) {
+		last.key = key;
+		last.x = x;
+		last.rc = certinfo_from_x509(x, &last.id);
+	}
+	return last.rc == 0 ? &last.id : NULL;
 }
 
 /* "IP:10.0.0.1" / "IP:2001:db8::1"; anything else as hex. */

@@ -39,6 +39,9 @@ struct policy_case;
 int policy_case_new(const char *fixtures_dir, struct policy_case **out);
 int policy_case_run(struct policy_case *pc);
 void policy_case_free(struct policy_case *pc);
+/* certinfo_from_x509() of the same leaf: what the audit line, the
+ * accounting and the PROXY header derive from a client certificate. */
+int certinfo_case_run(struct policy_case *pc);
 
 /* pp2_encode() of a typical header: TCP4, SSL TLVs, mtlsd identity TLV. */
 int pp2_case_run(void);

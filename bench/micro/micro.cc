@@ -44,6 +44,18 @@ static void policy_check(benchmark::State &st)
 }
 BENCHMARK(policy_check);
 
+static void certinfo_identity(benchmark::State &st)
+{
+	policy_case *pc = nullptr;
+	if (policy_case_new(fixtures().c_str(), &pc) < 0)
+		return st.SkipWithError("cannot load the fixture client certificate");
+	for (auto _ : st)
+		if (certinfo_case_run(pc) < 0)
+			return st.SkipWithError("certinfo_from_x509 failed");
+	policy_case_free(pc);
+}
+BENCHMARK(certinfo_identity);
+
 static void proxy_v2_encode(benchmark::State &st)
 {
 	for (auto _ : st)
