@@ -86,7 +86,7 @@ struct conn {
 	bool ktls;                     /* both directions are in the kernel */
 	bool ktls_filling;             /* an exact-size receive completes a partial record */
 	uint32_t client_len, client_off; /* offloaded: plaintext in client_bid not yet sent */
-	struct chunk *ktls_ctl;        /* our close_notify (struct ktls_txmsg) being sent */
+	struct chunk *ktls_ctl;        /* our close_notify (struct ktls_msg) being sent */
 
 	bool parked;                   /* on buf_waiters: a receive found no buffer */
 	bool want_client_recv, want_backend_recv;
@@ -182,5 +182,12 @@ void relay_ktls_backend_sent(struct conn *c, int res);
 void relay_ktls_close_notify(struct conn *c);
 void relay_submit_shutdown(struct conn *c, int fd, enum uring_op op);
 void relay_arm_backend_recv(struct conn *c);
+/* The end of each direction, shared by both relays: nothing is pending
+ * toward the other side. relay_client_idle: forwards the client's end, or
+ * says a client receive is already armed or parked (true: nothing more to
+ * do now; false: arm one). relay_backend_idle: forwards the backend's end
+ * (our close_notify, then FIN) or arms the next backend receive. */
+bool relay_client_idle(struct conn *c);
+void relay_backend_idle(struct conn *c);
 
 #endif

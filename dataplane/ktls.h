@@ -180,20 +180,25 @@ void ktls_conn_detach(struct ktls_conn *kc);
 void ktls_conn_clear(struct ktls_conn *kc);
 
 /*
- * recvmsg on an offloaded socket, for io_uring: a msghdr with room for the
- * record-type control message. ktls_rxmsg_init() before each submission,
- * ktls_rxmsg_type() on the completion (application data when absent).
+ * A msghdr with room for the record-type control message, for recvmsg or
+ * sendmsg on an offloaded socket (synchronously or as an io_uring request:
+ * it must then live until the completion).
+ * Receiving: ktls_rxmsg_init() before each submission, ktls_rxmsg_type() on
+ * the completion (application data when absent).
+ * Sending: ktls_txmsg_init() for a record of another content type;
+ * ktls_txmsg_close_notify() fills in the close_notify alert, body included.
  */
-struct ktls_rxmsg {
+struct ktls_msg {
 	struct msghdr msg;
 	struct iovec iov;
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(uint8_t))];
 	} control;
+	uint8_t body[2];
 };
-void ktls_rxmsg_init(struct ktls_rxmsg *m, void *buf, size_t len);
-uint8_t ktls_rxmsg_type(const struct ktls_rxmsg *m);
+void ktls_rxmsg_init(struct ktls_msg *m, void *buf, size_t len);
+uint8_t ktls_rxmsg_type(const struct ktls_msg *m);
 
 /*
  * Synchronous form (flags as for recvmsg, e.g. MSG_DONTWAIT after an
@@ -218,23 +223,8 @@ enum ktls_action {
 enum ktls_action ktls_on_control(struct ktls_conn *kc, int fd, uint8_t type,
 				 const uint8_t *rec, size_t len, enum ktls_event *why);
 
-/*
- * A record of another content type to send on an offloaded socket with
- * sendmsg (synchronously or as an io_uring SENDMSG: the structure must then
- * live until the completion). ktls_txmsg_close_notify fills in the
- * close_notify alert, body included.
- */
-struct ktls_txmsg {
-	struct msghdr msg;
-	struct iovec iov;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(uint8_t))];
-	} control;
-	uint8_t body[2];
-};
-void ktls_txmsg_init(struct ktls_txmsg *m, uint8_t type, const void *data, size_t len);
-void ktls_txmsg_close_notify(struct ktls_txmsg *m);
+void ktls_txmsg_init(struct ktls_msg *m, uint8_t type, const void *data, size_t len);
+void ktls_txmsg_close_notify(struct ktls_msg *m);
 
 /* Send a close_notify alert through the kernel, without blocking
  * (-EAGAIN when the socket's send buffer is full). */

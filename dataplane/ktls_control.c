@@ -21,7 +21,7 @@
 #define TLS_HS_NEW_SESSION_TICKET 4
 #define TLS_HS_KEY_UPDATE 24
 
-void ktls_rxmsg_init(struct ktls_rxmsg *m, void *buf, size_t len)
+void ktls_rxmsg_init(struct ktls_msg *m, void *buf, size_t len)
 {
 	memset(m, 0, sizeof(*m));
 	m->iov.iov_base = buf;
@@ -32,7 +32,7 @@ void ktls_rxmsg_init(struct ktls_rxmsg *m, void *buf, size_t len)
 	m->msg.msg_controllen = sizeof(m->control.buf);
 }
 
-uint8_t ktls_rxmsg_type(const struct ktls_rxmsg *m)
+uint8_t ktls_rxmsg_type(const struct ktls_msg *m)
 {
 	/* CMSG_NXTHDR takes a non-const msghdr; nothing is written. */
 	struct msghdr *msg = (struct msghdr *)&m->msg;
@@ -46,7 +46,7 @@ uint8_t ktls_rxmsg_type(const struct ktls_rxmsg *m)
 
 ssize_t ktls_recv_record(int fd, void *buf, size_t len, int flags, uint8_t *type)
 {
-	struct ktls_rxmsg m;
+	struct ktls_msg m;
 	ssize_t n;
 
 	ktls_rxmsg_init(&m, buf, len);
@@ -57,17 +57,11 @@ ssize_t ktls_recv_record(int fd, void *buf, size_t len, int flags, uint8_t *type
 	return n;
 }
 
-void ktls_txmsg_init(struct ktls_txmsg *m, uint8_t type, const void *data, size_t len)
+void ktls_txmsg_init(struct ktls_msg *m, uint8_t type, const void *data, size_t len)
 {
 	struct cmsghdr *c;
 
-	memset(m, 0, sizeof(*m));
-	m->iov.iov_base = (void *)data;
-	m->iov.iov_len = len;
-	m->msg.msg_iov = &m->iov;
-	m->msg.msg_iovlen = 1;
-	m->msg.msg_control = m->control.buf;
-	m->msg.msg_controllen = sizeof(m->control.buf);
+	ktls_rxmsg_init(m, (void *)data, len);
 	c = CMSG_FIRSTHDR(&m->msg);
 	c->cmsg_level = SOL_TLS;
 	c->cmsg_type = TLS_SET_RECORD_TYPE;
@@ -75,7 +69,7 @@ void ktls_txmsg_init(struct ktls_txmsg *m, uint8_t type, const void *data, size_
 	*CMSG_DATA(c) = type;
 }
 
-void ktls_txmsg_close_notify(struct ktls_txmsg *m)
+void ktls_txmsg_close_notify(struct ktls_msg *m)
 {
 	/* init clears the structure; the iovec points at body either way */
 	ktls_txmsg_init(m, KTLS_CT_ALERT, m->body, 2);
@@ -85,10 +79,10 @@ void ktls_txmsg_close_notify(struct ktls_txmsg *m)
 
 /* One record of the given content type through the kernel. Never blocks
  * the worker: a full send buffer is -EAGAIN (the relay sends its
- * close_notify through io_uring instead, see ktls_txmsg). */
+ * close_notify through io_uring instead, see ktls_txmsg_close_notify). */
 static int send_typed(int fd, uint8_t type, const void *data, size_t len)
 {
-	struct ktls_txmsg m;
+	struct ktls_msg m;
 	ssize_t n;
 
 	ktls_txmsg_init(&m, type, data, len);

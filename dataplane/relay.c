@@ -67,14 +67,10 @@ static void client_to_backend(struct conn *c)
 		return;
 	}
 	if (c->client_eof) {
-		/* Everything the client sent is at the backend: forward the end. */
 		tls_session_clear_input(&c->tls);
 		conn_release_consumed_input(c);
-		relay_submit_shutdown(c, c->bfd, OP_BACKEND_SHUTDOWN);
-		c->backend_shut = true;
-		return;
 	}
-	if (c->client_recv_armed || c->want_client_recv)
+	if (relay_client_idle(c))
 		return;
 	if (outq_reserve(&c->to_backend, &c->w->chunks) < 0) {
 		conn_close(c, CLOSE_NO_MEMORY);
@@ -143,14 +139,35 @@ static void backend_to_client(struct conn *c)
 		conn_submit_client_send(c);
 		return;
 	}
+	relay_backend_idle(c);
+}
+
+bool relay_client_idle(struct conn *c)
+{
+	if (c->client_eof) {
+		/* Everything the client sent is at the backend: forward the end. */
+		relay_submit_shutdown(c, c->bfd, OP_BACKEND_SHUTDOWN);
+		c->backend_shut = true;
+		return true;
+	}
+	return c->client_recv_armed || c->want_client_recv;
+}
+
+void relay_backend_idle(struct conn *c)
+{
 	if (c->backend_eof) {
+		/* Our close_notify first (user space: a record in tls.out;
+		 * offloaded: a SENDMSG the kernel turns into one), then FIN. */
 		if (!c->close_notify_queued) {
-			c->close_notify_queued = true;
-			(void)tls_session_shutdown(&c->tls);
-			if (outq_pending(&c->tls.out) > 0) {
+			if (c->ktls) {
+				relay_ktls_close_notify(c);
+			} else {
+				c->close_notify_queued = true;
+				(void)tls_session_shutdown(&c->tls);
 				conn_submit_client_send(c);
-				return;
 			}
+			if (c->client_send_armed)
+				return; /* the completion brings us back here */
 		}
 		relay_submit_shutdown(c, c->cfd, OP_CLIENT_SHUTDOWN);
 		c->client_shut = true;

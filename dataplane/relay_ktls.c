@@ -225,14 +225,8 @@ void relay_ktls_client_to_backend(struct conn *c)
 		worker_buf_return(c->w, (uint16_t)c->client_bid);
 		c->client_bid = NO_BUF;
 	}
-	if (c->client_eof) {
-		relay_submit_shutdown(c, c->bfd, OP_BACKEND_SHUTDOWN);
-		c->backend_shut = true;
-		return;
-	}
-	if (c->client_recv_armed || c->want_client_recv)
-		return;
-	relay_arm_client_recv(c);
+	if (!relay_client_idle(c))
+		relay_arm_client_recv(c);
 }
 
 void relay_ktls_close_notify(struct conn *c)
@@ -247,7 +241,7 @@ void relay_ktls_close_notify(struct conn *c)
 				  (unsigned long long)c->id);
 		return;
 	}
-	struct ktls_txmsg *m = (struct ktls_txmsg *)(void *)ch->data;
+	struct ktls_msg *m = (struct ktls_msg *)(void *)ch->data;
 	ktls_txmsg_close_notify(m);
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	io_uring_prep_sendmsg(sqe, c->cfd, &m->msg, MSG_NOSIGNAL);
@@ -269,19 +263,7 @@ void relay_ktls_backend_to_client(struct conn *c)
 		worker_buf_return(c->w, (uint16_t)c->backend_bid);
 		c->backend_bid = NO_BUF;
 	}
-	if (c->backend_eof) {
-		if (!c->close_notify_queued) {
-			relay_ktls_close_notify(c);
-			if (c->client_send_armed)
-				return; /* the completion brings us back here */
-		}
-		relay_submit_shutdown(c, c->cfd, OP_CLIENT_SHUTDOWN);
-		c->client_shut = true;
-		return;
-	}
-	if (c->backend_recv_armed || c->want_backend_recv)
-		return;
-	relay_arm_backend_recv(c);
+	relay_backend_idle(c);
 }
 
 void relay_ktls_client_sent(struct conn *c, int res)

@@ -760,7 +760,7 @@ static void test_ktls_recv_record_error_passes_through(void **state)
 
 static void test_ktls_rxmsg_without_cmsg_is_data(void **state)
 {
-	struct ktls_rxmsg m;
+	struct ktls_msg m;
 	uint8_t buf[4];
 
 	ktls_rxmsg_init(&m, buf, sizeof(buf));
