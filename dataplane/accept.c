@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -103,7 +104,12 @@ static void on_accepted(struct worker *w, int fd)
 	memset(&local, 0, sizeof(local));
 	if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&local, &local_len) < 0) {
-		close(fd); /* reset before we even looked at it */
+		/* Reset before we even looked at it: counted and audited, so
+		 * accepted connections always add up to their outcomes. */
+		snprintf(why, sizeof(why), "connection gone before it could be read (%s)", strerror(errno));
+		close(fd);
+		w->counters.closes[CLOSE_CLIENT_ERROR]++;
+		audit_event_simple("accept_reset", 0, NULL, NULL, why);
 		return;
 	}
 	refresh_generation(w);
