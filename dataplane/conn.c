@@ -155,8 +155,8 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	ev.duration_us = (now_ns() - c->hs_start_ns) / 1000;
 	audit_handshake(&ev);
 	c->w->counters.handshakes[outcome < HS_OUTCOME_MAX ? outcome : HS_OTHER]++;
-	c->w->counters.partner_handshakes[c->vr.partner >= 0 && c->vr.partner < CFG_MAX_PARTNERS
-						  ? c->vr.partner : CFG_MAX_PARTNERS]
+	c->w->counters.partner_handshakes[c->vr.partner >= 0 && (size_t)c->vr.partner < c->gen->n_partners
+						  ? c->gen->partners[c->vr.partner].stat_slot : CFG_MAX_PARTNERS]
 					 [outcome < HS_OUTCOME_MAX ? outcome : HS_OTHER]++;
 
 	struct acct_event aev = {

@@ -479,6 +479,32 @@ static int policy_error_line(const struct cfg_partner *cp)
 	return 0;
 }
 
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *slot_names[CFG_MAX_PARTNERS];
+static _Atomic unsigned n_slots;
+
+unsigned partner_stat_slot(const char *name)
+{
+	unsigned n, i;
+
+	pthread_mutex_lock(&slot_lock);
+	n = atomic_load(&n_slots);
+	for (i = 0; i < n && strcmp(slot_names[i], name) != 0; i++)
+		;
+	if (i == n && n < CFG_MAX_PARTNERS && (slot_names[n] = strdup(name)) != NULL)
+		atomic_store(&n_slots, n + 1); /* published after the name */
+	else if (i == n)
+		i = CFG_MAX_PARTNERS;
+	pthread_mutex_unlock(&slot_lock);
+	return i;
+}
+
+const char *partner_stat_name(unsigned slot)
+{
+	/* Slots below n_slots are written once, before n_slots moved. */
+	return slot < atomic_load(&n_slots) ? slot_names[slot] : NULL;
+}
+
 static int build_partner(struct build *b, size_t idx)
 {
 	struct partner *p = &b->g->partners[idx];
@@ -486,6 +512,7 @@ static int build_partner(struct build *b, size_t idx)
 
 	p->idx = (unsigned)idx;
 	p->cfg = &b->g->cfg.partners[idx];
+	p->stat_slot = partner_stat_slot(p->cfg->name);
 	p->store = X509_STORE_new();
 	p->anchors = sk_X509_new_null();
 	p->intermediates = sk_X509_new_null();

@@ -24,6 +24,7 @@
 
 struct partner {
 	unsigned idx;                 /* index in generation->partners */
+	unsigned stat_slot;           /* partner_stat_slot() of its name */
 	const struct cfg_partner *cfg;/* points into generation->cfg */
 	X509_STORE *store;            /* this partner's anchors + CRLs, flags set */
 	STACK_OF(X509) *anchors;      /* trust anchors from ca_path (refs) */
@@ -74,5 +75,16 @@ struct generation *generation_acquire(void);
 /* Id of the published generation, cheap (one atomic load), for workers that
  * cache a reference and refresh it only when this changes. */
 uint64_t generation_current_id(void);
+
+/*
+ * Counters that outlive generations (metrics per partner) are kept by a
+ * slot that belongs to a partner NAME for the life of the process, so a
+ * reload that reorders, adds or removes partners never moves a count to
+ * another name. partner_stat_slot() gives the name's slot (assigning the
+ * next free one), CFG_MAX_PARTNERS when all are taken (counted as "-");
+ * partner_stat_name() the name of a slot, NULL when unassigned.
+ */
+unsigned partner_stat_slot(const char *name);
+const char *partner_stat_name(unsigned slot);
 
 #endif

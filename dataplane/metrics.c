@@ -66,7 +66,10 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 	       "Handshakes ended, by partner and outcome. partner=\"-\": not attributed to a "
 	       "partner (no certificate, unknown CA). Per-certificate detail: mtlsctl stats.");
 	for (unsigned p = 0; p <= CFG_MAX_PARTNERS; p++) {
-		bool configured = p < np && p < CFG_MAX_PARTNERS;
+		const char *name = partner_stat_name(p);
+		bool configured = false;
+		for (size_t i = 0; i < np && !configured; i++)
+			configured = g->partners[i].stat_slot == p;
 		for (unsigned k = 0; k < HS_OUTCOME_MAX; k++) {
 			uint64_t v = s->partner_handshakes[p][k];
 			/* Every outcome of a configured partner, so rate() has a
@@ -74,10 +77,8 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 			if (!configured && v == 0)
 				continue;
 			fputs("mtlsd_partner_handshakes_total{partner=\"", out);
-			if (configured)
-				put_label(out, g->partners[p].cfg->name);
-			else if (p < CFG_MAX_PARTNERS)
-				fprintf(out, "#%u", p); /* removed by a reload */
+			if (name)
+				put_label(out, name); /* configured, or removed by a reload */
 			else
 				fputc('-', out); /* as the accounting families say it */
 			fprintf(out, "\",outcome=\"%s\"} %" PRIu64 "\n",

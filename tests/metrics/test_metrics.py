@@ -178,6 +178,41 @@ def metrics_reloads_applied_and_refused(ctx):
     assert reloads() == (2, 1, 1, 3), reloads()
 
 
+@case("metrics_partner_counts_follow_names_across_reload")
+def metrics_partner_counts_follow_names_across_reload(ctx):
+    """Per-partner counters belong to the partner's name, not its place in
+    the config: a reload that swaps the two partners must not move
+    partner's handshakes to partner2. The twin is the count before the
+    reload (the same numbers under the same names)."""
+    b1, b2 = ctx.backend("b1"), ctx.backend("b2")
+    admin = free_port()
+    config = two_partner_config(ctx, b1.addr, b2.addr)
+    mtlsd = Mtlsd(ctx, config, extra_flags=["--admin-listen", "127.0.0.1:%d" % admin])
+    probe = b"partner names\n"
+    for leaf, n in (("client-ec", 3), ("client-partner2", 1)):
+        for _ in range(n):
+            assert peers.s_client(ctx, mtlsd.port, leaf, send=probe, expect=probe).matched
+
+    def ok_counts():
+        s = parse(scrape(admin))
+        return (value(s, "mtlsd_partner_handshakes_total", partner="partner", outcome="ok"),
+                value(s, "mtlsd_partner_handshakes_total", partner="partner2", outcome="ok"))
+    mtlsd.wait_audit(4)
+    assert ok_counts() == (3, 1), ok_counts()
+    swapped = two_partner_config(ctx, b1.addr, b2.addr)
+    # sections: [mtlsd], server_cert, partner.partner, partner.partner2
+    heads = [i for i, (h, _) in enumerate(swapped.sections) if h.startswith("partner.")]
+    a, b = heads
+    swapped.sections[a], swapped.sections[b] = swapped.sections[b], swapped.sections[a]
+    reload_with(ctx, mtlsd, swapped, r"reload \(SIGHUP\): generation 2 published")
+    assert ok_counts() == (3, 1), "after swapping the partners: %r" % (ok_counts(),)
+    assert peers.s_client(ctx, mtlsd.port, "client-partner2", send=probe, expect=probe).matched
+    mtlsd.wait_audit(5)
+    assert ok_counts() == (3, 2), "a partner2 handshake after the swap: %r" % (ok_counts(),)
+    text = scrape(admin)
+    assert check_metrics(text)[0] == 0, text
+
+
 def referenced_metrics(srcdir):
     """Every mtlsd_* name the alert rules and the dashboard query."""
     names = set()
