@@ -32,6 +32,7 @@
 
 #include "acct.h"
 #include "certinfo.h"
+#include "audit.h"
 #include "conn.h"
 #include "ctlproto.h"
 #include "generation.h"
@@ -137,6 +138,11 @@ void control_on_worker_message(struct worker *w)
 		log_info("conn %llu: closed by `mtlsctl drop` (serial %s, partner %s, state %s)",
 			 (unsigned long long)c->id, drop.serial, conn_partner_name(c),
 			 conn_state_name(c->state));
+		char why[160];
+		snprintf(why, sizeof(why), "closed by mtlsctl drop (serial %s, state %s)", drop.serial,
+			 conn_state_name(c->state));
+		audit_event_simple("dropped", c->id, (const struct sockaddr *)&c->peer,
+				   conn_partner_name(c), why);
 		conn_close(c, CLOSE_DROPPED);
 		dropped++;
 	}

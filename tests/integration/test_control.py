@@ -365,10 +365,15 @@ def reload_revoked_then_drop(ctx):
     except (ssl.SSLError, OSError):
         closed = True
     assert closed, "the dropped connection still delivers data"
+    dropped = wait_until("the drop in the audit log", lambda: mtlsd.audit_events("dropped"),
+                         alive=mtlsd.check_alive)
+    assert len(dropped) == 1 and dropped[0].get("partner") == "partner" and \
+        "mtlsctl drop" in dropped[0].get("reason", ""), dropped
     echo_once(rsa_live, b"the other certificate keeps its connection\n")
     r = mtlsctl(ctx, "drop", "--serial", ec_serial, "--issuer", "CN=nobody")
     assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
     echo_once(rsa_live, b"still\n")
+    assert len(mtlsd.audit_events("dropped")) == 1, "a drop that matched nothing was audited"
 
     # A serial with an odd number of hex digits (0x0BADC0FFEE): OpenSSL
     # prints it padded, an operator types it without the zero.
