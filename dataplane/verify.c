@@ -774,8 +774,27 @@ static enum hs_outcome settle_resumed(SSL *ssl, struct generation *g, struct ver
 	return res->outcome = HS_OK;
 }
 
+/*
+ * The certificates the client sent after its leaf (its intermediates) are
+ * needed only while its chain is verified: the leaf stays (the session's
+ * and res->leaf), the verified chain holds the partner store's own
+ * copies, tickets were sealed during the handshake and hold the leaf
+ * only. Kept in the session for the connection's life they cost ~10 KiB
+ * per idle connection (two decoded EC certificates with their EC groups:
+ * bench/micro and docs/benchmarks.md); nothing in mtlsd reads them later.
+ */
+static void drop_client_intermediates(SSL *ssl)
+{
+	STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
+	X509 *x;
+
+	while ((x = sk_X509_pop(sent)) != NULL)
+		X509_free(x);
+}
+
 enum hs_outcome verify_settle_success(SSL *ssl, struct generation *g, struct verify_result *res)
 {
+	drop_client_intermediates(ssl);
 	if (SSL_session_reused(ssl))
 		return settle_resumed(ssl, g, res);
 	res->resumed = false;
