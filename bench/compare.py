@@ -103,7 +103,7 @@ class Bench:
         return res
 
 
-def metrics_of_round(bench, srv, rr_rate, a):
+def metrics_of_round(bench, srv, rr_rate, hs_rate, a):
     """The per-server numbers of one round (a dict metric -> value)."""
     m = {}
     hs = bench.run_load(srv, "handshake", "handshake", ["--concurrency", str(a.hs_concurrency)])
@@ -114,6 +114,13 @@ def metrics_of_round(bench, srv, rr_rate, a):
     m["resume_per_s"] = rs["handshakes_per_s"]
     m["resume_per_core"] = rs["handshakes_per_s"] / max(rs["server_util"], 1e-9)
     m["resumed_fraction"] = rs["resumed"] / rs["handshakes"] if rs["handshakes"] else 0.0
+    # Handshake latency at a fixed offered rate (open loop: connections are
+    # started on a schedule, latency runs from it), 70% of the reference
+    # server's closed-loop handshake maximum.
+    hl = bench.run_load(srv, "hs-rate", "handshake", ["--rate", f"{hs_rate:.0f}",
+                                                      "--concurrency", str(4 * a.hs_concurrency)])
+    m["hs_lat_p99_us"], m["hs_lat_p50_us"] = hl["handshake_latency_us"]["p99"], hl["handshake_latency_us"]["p50"]
+    m["hs_lat_util"] = hl["server_util"]
     rr = bench.run_load(srv, "rr", "rr", ["--concurrency", str(a.rr_concurrency), "--rate", f"{rr_rate:.0f}",
                                          "--size", str(a.rr_size)])
     m["rr_p50_us"], m["rr_p99_us"] = rr["latency_us"]["p50"], rr["latency_us"]["p99"]
@@ -130,6 +137,59 @@ def metrics_of_round(bench, srv, rr_rate, a):
         idle = bench.idle_memory(srv)
         m["idle_bytes_per_conn"] = idle["bytes_per_conn"]
     return m
+
+
+PROFILE_SKIP = {"clone3", "start_thread", "worker_main", "worker_loop", "dispatch", "entry_SYSCALL_64_after_hwframe",
+                "do_syscall_64", "[unknown]", "0xffffffffffffffff", "ret_from_fork", "ret_from_fork_asm"}
+
+
+def perf_top(data, children):
+    """Named symbols of a perf.data with their share of samples, largest first."""
+    argv = ["perf", "report", "-i", data, "--stdio", "--sort", "sym", "-g", "none", "--percent-limit", "0.5",
+            "--children" if children else "--no-children"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    rows = []
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 3 or not parts[0].endswith("%"):
+            continue
+        pct = float(parts[0].rstrip("%"))
+        sym = line.split("] ", 1)[-1].strip() if "] " in line else parts[-1]
+        sym = sym.replace(" (inlined)", "")
+        if sym in PROFILE_SKIP or sym.startswith("0x"):
+            continue
+        rows.append((pct, sym))
+    return rows
+
+
+def profile_mtlsd(bench, srv, a, work):
+    """perf record (DWARF call graphs) of mtlsd under each kind of load,
+    after the measured rounds: the top symbols, self and inclusive, that
+    docs/benchmarks.md shows for every target. Nothing measured here."""
+    if not a.profile or not shutil.which("perf"):
+        return None
+    out = {}
+    kinds = [("handshake", "handshake", ["--concurrency", str(a.hs_concurrency)]),
+             ("resume", "resume", ["--concurrency", str(a.hs_concurrency)]),
+             ("bulk-up", "bulk-up", ["--concurrency", str(a.bulk_concurrency)]),
+             ("bulk-down", "bulk-down", ["--concurrency", str(a.bulk_concurrency)])]
+    secs = max(2.0, min(a.duration, 5.0))
+    for kind, mode, extra in kinds:
+        data = os.path.join(work, f"perf-{kind}.data")
+        argv = bench.lg_argv(srv, mode, extra + ["--duration", str(secs + 2), "--warmup", "1"])
+        lg = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        rec = ["perf", "record", "-q", "-F", "999", "--call-graph", "dwarf,16384", "-o", data,
+               "-p", str(srv.pid), "--", "sleep", str(secs)]
+        r = subprocess.run(rec, capture_output=True, text=True, timeout=secs + 120)
+        lg.communicate(timeout=secs + 120)
+        if r.returncode != 0 or not os.path.exists(data):
+            print(f"compare: perf record failed: {r.stderr.strip()}", file=sys.stderr)
+            return None
+        out[kind] = {"self": perf_top(data, False)[:15], "children": perf_top(data, True)[:25]}
+        os.unlink(data)
+        bench.note_command("profile", rec)
+    return out
 
 
 def run_micro(bench, a):
@@ -172,6 +232,8 @@ def parse_args():
     p.add_argument("--idle-connections", type=int, default=10000)
     p.add_argument("--render", metavar="RAW_JSON", help="only rewrite the report from a saved run")
     p.add_argument("--no-micro", dest="micro", action="store_false", help="skip bench/micro")
+    p.add_argument("--no-profile", dest="profile", action="store_false",
+                   help="skip the perf profiles of mtlsd (taken after the measured rounds)")
     p.add_argument("--out", default=None, help="markdown report (default: docs/benchmarks.md of the source tree)")
     p.add_argument("--quick", action="store_true", help="1 round of 2 s, 1000 idle: checks the tooling, measures nothing")
     a = p.parse_args()
@@ -237,14 +299,20 @@ def main():
         rr_max = sorted(cal)[len(cal) // 2]
         rr_rate = 0.7 * rr_max
         print(f"{ref.name} closed-loop max {rr_max:.0f} req/s; offering {rr_rate:.0f} req/s", file=sys.stderr)
+        cal = [bench.run_load(ref, "hs-max", "handshake", ["--concurrency", str(a.hs_concurrency)])
+               ["handshakes_per_s"] for _ in range(a.rounds)]
+        hs_max = sorted(cal)[len(cal) // 2]
+        hs_rate = 0.7 * hs_max
+        print(f"{ref.name} closed-loop max {hs_max:.0f} handshakes/s; offering {hs_rate:.0f}/s", file=sys.stderr)
         rounds = {n: [] for n in names}
         for r in range(a.rounds):
             order = running[r % len(running):] + running[:r % len(running)]
             for srv in order:
                 print(f"round {r + 1}/{a.rounds}: {srv.name}", file=sys.stderr)
-                rounds[srv.name].append(metrics_of_round(bench, srv, rr_rate, a))
+                rounds[srv.name].append(metrics_of_round(bench, srv, rr_rate, hs_rate, a))
                 if not srv.alive():
                     raise RuntimeError(f"{srv.name} died during round {r + 1}: see {work}/{srv.name}.log")
+        profile = profile_mtlsd(bench, by_name["mtlsd"], a, work) if "mtlsd" in by_name else None
     except BaseException:
         print(f"compare: failed; server logs and configuration kept in {work}", file=sys.stderr)
         raise
@@ -258,7 +326,7 @@ def main():
     raw_path = os.path.join(bench.build, "bench-results.json")
     ctx = dict(args=vars(a), versions=servers.versions(bench.build), load_before=load_before,
                load_after=os.getloadavg(), commands=bench.commands, rr_ref=ref.name, rr_max=rr_max,
-               rr_rate=rr_rate, micro=micro, labels={s.name: s.label for s in running}, raw_path=raw_path,
+               rr_rate=rr_rate, hs_max=hs_max, hs_rate=hs_rate, micro=micro, profile=profile, labels={s.name: s.label for s in running}, raw_path=raw_path,
                server_argv={s.name: " ".join(s.argv).replace(bench.build, "$BUILD").replace(work, "$WORK")
                             for s in running})
     with open(raw_path, "w") as f:

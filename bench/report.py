@@ -20,6 +20,9 @@ METRICS = [
     ("resume_per_core", "resumed handshakes/s per server core", 1, True, "{:.0f}"),
     ("resume_per_s", "  wall-clock resumed handshakes/s", 1, True, "{:.0f}"),
     ("resumed_fraction", "  fraction the server actually resumed", 1, True, "{:.2f}"),
+    ("hs_lat_p99_us", "p99 handshake latency at 70% of {ref}'s max handshake rate (µs)", 1, False, "{:.0f}"),
+    ("hs_lat_p50_us", "  p50 at that rate (µs)", 1, False, "{:.0f}"),
+    ("hs_lat_util", "  server CPU use at that rate (cores)", 1, False, "{:.2f}"),
     ("rr_p99_us", "p99 request latency at 70% of {ref}'s max rate (µs)", 1, False, "{:.0f}"),
     ("rr_p50_us", "  p50 at that rate (µs)", 1, False, "{:.0f}"),
     ("bulk_up_mb_per_core", "bulk client→backend MB/s per server core", 1, True, "{:.0f}"),
@@ -29,8 +32,8 @@ METRICS = [
     ("idle_bytes_per_conn", "user memory per idle connection (KiB, {n} held)", 1024, False, "{:.1f}"),
     ("ceiling", "in-memory ceiling: idle connections in {mem} GiB", 1e6, True, "{:.1f} M"),
 ]
-NO_RATIO = {"hs_util", "resumed_fraction"}
-CHART_KEYS = ["hs_per_core", "resume_per_core", "rr_p99_us", "bulk_up_mb_per_core",
+NO_RATIO = {"hs_util", "resumed_fraction", "hs_lat_util"}
+CHART_KEYS = ["hs_per_core", "resume_per_core", "hs_lat_p99_us", "rr_p99_us", "bulk_up_mb_per_core",
               "bulk_down_mb_per_core", "idle_bytes_per_conn"]
 
 
@@ -158,6 +161,80 @@ def draw_chart(path, rounds, ctx):
     return True
 
 
+def med(rounds, name, key):
+    vals = [m[key] for m in rounds.get(name, []) if key in m]
+    return statistics.median(vals) if vals else None
+
+
+def micro_us(micro, case):
+    """Median CPU time of one bench/micro case in µs, or None."""
+    c = (micro or {}).get(case) or {}
+    m = c.get("median")
+    if c.get("error") or not m:
+        return None
+    key = "real_time" if case.endswith("manual_time") else "cpu_time"
+    return m[key] * {"ns": 1e-3, "us": 1, "ms": 1e3, "s": 1e6}[m["time_unit"]]
+
+
+# Issue 7's targets: (what, metric, higher is better, factor, against)
+TARGETS = [
+    ("full handshakes/s per core >= 1.25x nginx", "hs_per_core", True, 1.25, "nginx"),
+    ("full handshakes/s per core >= 1.25x HAProxy", "hs_per_core", True, 1.25, "haproxy"),
+    ("full handshakes/s per core >= 0.9x the in-memory OpenSSL ceiling (bench/micro)", "hs_per_core", True, 0.9,
+     "micro:handshake_server/tls1:3/rsa:0/resumed:0/manual_time"),
+    ("resumed handshakes/s per core >= 1.25x nginx", "resume_per_core", True, 1.25, "nginx"),
+    ("resumed handshakes/s per core >= 1.25x HAProxy", "resume_per_core", True, 1.25, "haproxy"),
+    ("p99 handshake latency at 70% of nginx's max handshake rate <= nginx's", "hs_lat_p99_us", False, 1.0, "nginx"),
+    ("relay throughput client→backend per core >= 1.1x nginx", "bulk_up_mb_per_core", True, 1.1, "nginx"),
+    ("relay throughput backend→client per core >= 1.1x nginx", "bulk_down_mb_per_core", True, 1.1, "nginx"),
+    ("idle memory per connection <= 1/4 nginx", "idle_bytes_per_conn", False, 0.25, "nginx"),
+]
+
+
+def targets_section(rounds, ctx):
+    lines = ["| target | mtlsd | reference | ratio | |", "|---|---|---|---|---|"]
+    for what, key, higher, factor, against in TARGETS:
+        mine = med(rounds, "mtlsd", key)
+        if against.startswith("micro:"):
+            us = micro_us(ctx.get("micro"), against[6:])
+            ref, ref_txt = (1e6 / us, f"{1e6 / us:.0f}/s ({us:.0f} µs)") if us else (None, "n/a")
+        else:
+            ref = med(rounds, against, key)
+            ref_txt = f"{ref:.0f}" if ref is not None else "n/a"
+        if mine is None or not ref:
+            lines.append(f"| {what} | n/a | {ref_txt} | | not measured |")
+            continue
+        r = mine / ref
+        met = r >= factor if higher else r <= factor
+        lines.append(f"| {what} | {mine:.0f} | {ref_txt} | {r:.2f} | {'**met**' if met else '**missed**'} |")
+    return "\n".join(lines)
+
+
+def profile_section(profile):
+    if not profile:
+        return "No profile in this run (perf missing, or --no-profile).\n"
+    out = []
+    for kind, p in profile.items():
+        out.append(f"**{kind}** — self time, top symbols:")
+        out.append(", ".join(f"{sym} {pct:.1f}%" for pct, sym in p["self"]) + ".")
+        out.append("")
+        out.append(f"**{kind}** — inclusive (a function and everything it calls):")
+        out.append(", ".join(f"{sym} {pct:.1f}%" for pct, sym in p["children"]) + ".")
+        out.append("")
+    return "\n".join(out)
+
+
+def notes_text():
+    """bench/notes.md, hand-written analysis kept next to the tools and
+    copied into the report verbatim (the rest of the report is generated)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def micro_section(micro, a):
     if not micro:
         return "bench/micro was not run (no C++ compiler or libbenchmark-dev, or --no-micro).\n"
@@ -200,8 +277,9 @@ def command_flags(a):
 
 
 def estimate_minutes(a):
-    per_server_round = 5 * (a["duration"] + a["warmup"] + 1) + 30
-    return round((3 * a["rounds"] * per_server_round + a["rounds"] * (a["duration"] + a["warmup"])) / 60 + 2)
+    per_server_round = 6 * (a["duration"] + a["warmup"] + 1) + 30
+    calibration = 2 * a["rounds"] * (a["duration"] + a["warmup"])
+    return round((3 * a["rounds"] * per_server_round + calibration) / 60 + 3)
 
 
 def caveat(ctx):
@@ -243,6 +321,20 @@ Kernel TLS throughput: {ktls}.
 
 {caveat(ctx)}
 {"".join(f"{chr(10)}Note: {n}{chr(10)}" for n in ctx.get("notes", []))}
+## Issue 7's targets in this run
+
+{targets_section(rounds, ctx)}
+
+## Where mtlsd's time goes in this run (perf)
+
+`perf record -F 999 --call-graph dwarf` of the mtlsd process under each
+kind of load, taken after the measured rounds (same pinning, one loadgen
+run each; OpenSSL's internal functions have no symbols here, only its
+exported ones, so their time shows up under the exported caller in the
+inclusive list). Percentages are of mtlsd's samples.
+
+{profile_section(ctx.get("profile"))}
+{notes_text()}
 
 ## Reproduce
 ```
@@ -256,7 +348,8 @@ other process on the two cores is noise in these numbers.
 ## The tools
 - `bench/loadgen` (C, io_uring, one ring per thread, TLS over memory BIOs):
   `--mode handshake|resume|rr|bulk-up|bulk-down|idle`, `--concurrency`,
-  `--duration`, `--warmup`, `--rate` (rr, open loop), `--size`,
+  `--duration`, `--warmup`, `--rate` (rr: requests/s; handshake and
+  resume: connections/s; open loop, latency from the schedule), `--size`,
   `--connections`/`--hold`/`--ready-file` (idle), `--tls 1.2|1.3`,
   `--cert/--key/--ca`, `--threads`. One JSON object on stdout: counts,
   rates, latency percentiles in µs (p50, p90, p99, p99.9, max), bytes, errors
@@ -278,7 +371,11 @@ other process on the two cores is noise in these numbers.
   server the single client core cannot saturate is still compared fairly.
 - **Resumed**: the same, each connection offering the newest ticket its slot
   received; the row below it says what fraction the server really resumed.
-- **Latency**: {a['rr_concurrency']} established connections, {a['rr_size']}-byte requests echoed by
+- **Handshake latency**: full handshakes started open-loop at 70% of
+  {ctx['rr_ref']}'s closed-loop handshake maximum ({ctx.get('hs_max', 0):.0f}/s measured in this
+  run, so {ctx.get('hs_rate', 0):.0f}/s), up to {4 * a['hs_concurrency']} in flight; latency runs from the
+  scheduled start to the server's first ticket.
+- **Request latency**: {a['rr_concurrency']} established connections, {a['rr_size']}-byte requests echoed by
   the backend, offered open-loop at 70% of {ctx['rr_ref']}'s closed-loop maximum
   ({ctx['rr_max']:.0f} req/s measured in this run, so {ctx['rr_rate']:.0f} req/s). Latency runs
   from the time a request was *scheduled*, so a stalled server pays for the

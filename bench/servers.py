@@ -122,16 +122,16 @@ class Server:
         self.log.close()
 
 
-def start_mtlsd(build, fx, backend_port, cpu, work):
+def start_mtlsd(build, fx, backend_port, cpu, work, binary=None, extra=(), name="mtlsd"):
     port = free_port()
-    argv = ["taskset", "-c", str(cpu), os.path.join(build, "dataplane/mtlsd"),
+    argv = ["taskset", "-c", str(cpu), binary or os.path.join(build, "dataplane/mtlsd"),
             "--listen", f"127.0.0.1:{port}", "--workers", "1",
             "--cert", f"{fx}/server/chain.pem", "--key", f"{fx}/server/key.pem",
             "--client-ca", f"{fx}/pki/ca-bundle.pem", "--verify-depth", "3",
             "--backend", f"127.0.0.1:{backend_port}", "--proxy-protocol", "v2",
             "--max-connections", str(fd_budget()), "--idle-timeout", "600s",
-            "--audit-log", os.path.join(work, "mtlsd-audit.log")]
-    return Server("mtlsd", "mtlsd", argv, port, work)
+            "--audit-log", os.path.join(work, f"{name}-audit.log")] + list(extra)
+    return Server(name, name, argv, port, work)
 
 
 NGINX_CONF = """load_module /usr/lib/nginx/modules/ngx_stream_module.so;

@@ -139,7 +139,8 @@ static void conn_release(struct lg_thread *t, struct lg_conn *c)
 		c->opening = false;
 		t->opening--;
 	}
-	bool replace = t->opt->mode != MODE_IDLE || t->to_open > 0;
+	/* Open loop: the schedule (thread.c) starts the next connection. */
+	bool replace = (t->opt->mode != MODE_IDLE || t->to_open > 0) && !lg_hs_open_loop(t->opt);
 	if (!t->stopping && replace)
 		lg_conn_start(t, c);
 }
@@ -294,7 +295,9 @@ static void conn_confirmed(struct lg_thread *t, struct lg_conn *c)
 	switch (t->opt->mode) {
 	case MODE_HANDSHAKE:
 	case MODE_RESUME:
-		if (t->measuring) {
+		/* Open loop: t_start is the scheduled start, and only the
+		 * connections scheduled inside the window count. */
+		if (t->measuring && (!lg_hs_open_loop(t->opt) || c->t_start >= t->t_measure)) {
 			t->st.handshakes++;
 			t->st.resumed += SSL_session_reused(c->ssl) ? 1 : 0;
 			hist_record(&t->st.hs_lat, now - c->t_start);

@@ -60,7 +60,8 @@ struct lg_options {
 	unsigned concurrency;   /* connections in flight (per run, split across threads) */
 	unsigned connections;   /* idle mode: how many to hold */
 	double duration_s, warmup_s, hold_s, timeout_s;
-	double rate;            /* rr: requests per second offered, 0 = closed loop */
+	double rate;            /* rr: requests per second offered; handshake, resume:
+				 * connections per second started; 0 = closed loop */
 	size_t size;            /* rr request size; bulk write/read chunk size */
 	const char *ready_file; /* idle mode: written once all are established */
 };
@@ -131,12 +132,21 @@ struct lg_thread {
 	uint64_t t_drain_end;   /* stopping: give up on in-flight handshakes then */
 	bool measuring, stopping, drained;
 	double rate;            /* this thread's share of --rate */
-	uint64_t next_due;      /* rr: scheduled time of the next request */
+	uint64_t next_due;      /* rr: scheduled time of the next request;
+				 * open-loop handshakes: of the next connection */
+	unsigned next_free;     /* open-loop handshakes: where the free-slot scan resumes */
 	struct lg_stats st;
 	int rc;
 };
 
 uint64_t lg_now_ns(void);
+
+/* handshake/resume with --rate: connections are started on a schedule
+ * (open loop) instead of replacing each other as they finish. */
+static inline bool lg_hs_open_loop(const struct lg_options *o)
+{
+	return (o->mode == MODE_HANDSHAKE || o->mode == MODE_RESUME) && o->rate > 0;
+}
 
 /* Set by SIGINT/SIGTERM; every thread polls it on its timer. */
 extern volatile sig_atomic_t lg_stop_requested;

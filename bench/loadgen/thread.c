@@ -5,7 +5,8 @@
  *
  * Phases: rr and bulk first ramp (every slot connected and handshaken),
  * then warm up, then measure for --duration. handshake and resume measure
- * from --warmup after the start. idle opens --connections at most
+ * from --warmup after the start; with --rate they start connections on a
+ * schedule (open loop) rather than one as soon as another finished. idle opens --connections at most
  * --concurrency at a time and holds them until --hold or a signal. Every
  * mode ends with a drain (drain_begin).
  */
@@ -89,7 +90,7 @@ static void sweep(struct lg_thread *t, uint64_t now)
 				lg_conn_fail(t, c, ERR_TIMEOUT);
 			break;
 		case ST_FREE: /* socket() failed earlier: try again */
-			if (!t->stopping && t->opt->mode != MODE_IDLE)
+			if (!t->stopping && t->opt->mode != MODE_IDLE && !lg_hs_open_loop(t->opt))
 				lg_conn_start(t, c);
 			break;
 		default:
@@ -112,6 +113,40 @@ static void pace(struct lg_thread *t, uint64_t now)
 		if (late > t->st.backlog_max)
 			t->st.backlog_max = late;
 	}
+}
+
+/*
+ * Open-loop handshakes: start every connection that is due on a free slot,
+ * stamped with its scheduled time, so a server that falls behind is
+ * charged for the queue it causes (latency runs from the schedule, not
+ * from the moment a slot was free). Returns true when connections are due
+ * but every slot is busy.
+ */
+static bool schedule_handshakes(struct lg_thread *t, uint64_t now)
+{
+	while (t->next_due && t->next_due <= now) {
+		struct lg_conn *c = NULL;
+		for (unsigned k = 0; k < t->nconns && !c; k++) {
+			struct lg_conn *x = &t->conns[(t->next_free + k) % t->nconns];
+			if (x->state == ST_FREE)
+				c = x;
+		}
+		if (!c) {
+			if (t->measuring) {
+				uint64_t late = (uint64_t)((double)(now - t->next_due) * t->rate / 1e9);
+				if (late > t->st.backlog_max)
+					t->st.backlog_max = late;
+			}
+			return true;
+		}
+		t->next_free = (c->idx + 1) % t->nconns;
+		uint64_t due = t->next_due;
+		t->next_due += (uint64_t)(1e9 / t->rate);
+		lg_conn_start(t, c);
+		if (c->state != ST_FREE)
+			c->t_start = due;
+	}
+	return false;
 }
 
 /*
@@ -173,6 +208,7 @@ static uint64_t pump(struct lg_thread *t)
 	}
 	if (o->mode == MODE_RR && t->rate > 0)
 		pace(t, now);
+	bool hs_backlog = lg_hs_open_loop(o) && schedule_handshakes(t, now);
 	while (o->mode == MODE_IDLE && t->to_open > 0 && t->opening < o->concurrency)
 		lg_conn_start(t, &t->conns[t->nconns - t->to_open]);
 	if (o->mode == MODE_IDLE && t->to_open == 0 && t->opening == 0 && t->st.established < t->nconns &&
@@ -192,6 +228,10 @@ static uint64_t pump(struct lg_thread *t)
 	if (t->t_measure > now && t->t_measure < wake)
 		wake = t->t_measure;
 	if (t->nready > 0 && t->next_due > now && t->next_due < wake)
+		wake = t->next_due;
+	/* Open-loop handshakes: the next start (a backlog waits for a slot
+	 * to free, which is a completion and wakes us anyway). */
+	if (lg_hs_open_loop(o) && !hs_backlog && t->next_due > now && t->next_due < wake)
 		wake = t->next_due;
 	return wake;
 }
@@ -243,6 +283,8 @@ int lg_thread_run(struct lg_thread *t)
 	}
 	if (o->mode == MODE_IDLE)
 		t->to_open = t->nconns;
+	else if (lg_hs_open_loop(o))
+		t->next_due = t->t_begin; /* the schedule starts them */
 	else
 		for (unsigned i = 0; i < t->nconns; i++)
 			lg_conn_start(t, &t->conns[i]);

@@ -86,6 +86,13 @@ def main():
         ok &= check("handshake: TLS 1.2", d["handshakes"] > 0 and d["errors_total"] == 0, d)
         d = run(port, "resume", "--concurrency", "4")
         ok &= check("resume: the server resumed sessions", d["resumed"] > 0 and d["errors_total"] == 0, d)
+        d = run(port, "handshake", "--concurrency", "8", "--rate", "40")
+        ok &= check("handshake: open loop, connections started at an offered rate",
+                    d["handshakes"] > 0 and d["offered_rate"] == 40 and d["errors_total"] == 0
+                    and d["handshake_latency_us"]["p99"] > 0, d)
+        d = run(port, "resume", "--concurrency", "8", "--rate", "40")
+        ok &= check("resume: open loop, the server resumed sessions",
+                    d["resumed"] > 0 and d["errors_total"] == 0, d)
         d = run(port, "rr", "--concurrency", "4", "--rate", "200", "--size", "300")
         ok &= check("rr: requests echoed at an offered rate", d["requests"] > 0 and d["errors_total"] == 0
                     and d["latency_us"]["p99"] > 0, d)
