@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench/hsprobe.py: handshake rate and server CPU use, servers side by side.
+"""bench/hsprobe.py: handshake rate (or relay MB/s) and server CPU use, servers side by side.
 
 The quick check behind docs/benchmarks.md's "what did not pay" notes: the
 same servers, certificates, echo backend and pinning as bench/compare.py,
@@ -9,7 +9,7 @@ servers taking turns, and per run the wall-clock rate, the server's CPU use
 handshake latency p50/p99. Prints one line per run and the medians.
 
 usage: bench/hsprobe.py BUILDDIR [--servers mtlsd,nginx] [--rounds 3]
-           [--duration 10] [--modes handshake,resume] [--mtlsd-bin PATH]
+           [--duration 10] [--modes handshake,resume,bulk-up,bulk-down] [--mtlsd-bin PATH]
            [--loadgen PATH] [--mtlsd-arg=--flag ...]
 A server may be given as mtlsd@/path/to/binary to compare two builds.
 """
@@ -44,7 +44,8 @@ def run_once(a, build, fx, srv, mode):
             "--connect", f"127.0.0.1:{srv.port}",
             "--cert", f"{fx}/client-ec/chain.pem", "--key", f"{fx}/client-ec/key.pem",
             "--ca", f"{fx}/pki/ca-bundle.pem", "--tls", a.tls, "--mode", mode,
-            "--concurrency", str(a.concurrency), "--duration", str(a.duration),
+            "--concurrency", str(a.bulk_concurrency if mode.startswith("bulk") else a.concurrency),
+            "--duration", str(a.duration),
             "--warmup", str(a.warmup)]
     cpu0, t0, b0 = servers.cpu_seconds(srv.pid), time.monotonic(), cpu_busy()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=a.duration + a.warmup + 120)
@@ -53,7 +54,8 @@ def run_once(a, build, fx, srv, mode):
         raise RuntimeError(f"loadgen against {srv.name} failed: {r.stderr.strip()}")
     out = json.loads(r.stdout)
     util = (cpu1 - cpu0) / (t1 - t0)
-    rate = out["handshakes_per_s"]
+    # bulk modes: the rate is MB/s through the relay (both directions summed)
+    rate = out["mb_per_s_up"] + out["mb_per_s_down"] if mode.startswith("bulk") else out["handshakes_per_s"]
     lat = out.get("handshake_latency_us") or out.get("latency_us") or {}
     cc = out.get("client_cpu_s", {})
     client = (cc.get("user", 0) + cc.get("sys", 0)) / (t1 - t0)
@@ -72,6 +74,7 @@ def main():
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--bulk-concurrency", type=int, default=4)
     p.add_argument("--tls", default="1.3")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
