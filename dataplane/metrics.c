@@ -79,6 +79,8 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 			fputs("mtlsd_partner_handshakes_total{partner=\"", out);
 			if (name)
 				put_label(out, name); /* configured, or removed by a reload */
+			else if (p < CFG_MAX_PARTNERS)
+				fprintf(out, "#%u", p); /* a slot no name owns: never counted */
 			else
 				fputc('-', out); /* as the accounting families say it */
 			fprintf(out, "\",outcome=\"%s\"} %" PRIu64 "\n",

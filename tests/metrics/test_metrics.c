@@ -90,13 +90,20 @@ static void test_metrics_sums_partner_handshakes_across_workers(void **state)
 	ws[1].counters.partner_handshakes[0][HS_EXPIRED] = 2;
 	ws[0].counters.partner_handshakes[CFG_MAX_PARTNERS][HS_NO_CERT] = 1;
 	ws[1].counters.partner_handshakes[CFG_MAX_PARTNERS][HS_NO_CERT] = 2;
-	ws[0].counters.partner_handshakes[3][HS_OK] = 6; /* a partner a reload removed */
+	ws[0].counters.partner_handshakes[3][HS_OK] = 6; /* a slot no partner name owns */
+	/* A partner a reload removed keeps its name (its slot is its own). */
+	unsigned gone = partner_stat_slot("removed-by-reload");
+	assert_true(gone > 0 && gone < CFG_MAX_PARTNERS && gone != 3);
+	ws[1].counters.partner_handshakes[gone][HS_REVOKED] = 7;
 	char *out = render(time(NULL));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"default\",outcome=\"ok\"} 9\n"));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"default\",outcome=\"expired\"} 2\n"));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"default\",outcome=\"revoked\"} 0\n"));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"-\",outcome=\"no_certificate\"} 3\n"));
 	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"#3\",outcome=\"ok\"} 6\n"));
+	assert_non_null(strstr(out, "mtlsd_partner_handshakes_total{partner=\"removed-by-reload\",outcome=\"revoked\"} 7\n"));
+	/* Only what it counted: a removed partner gets no zero rows. */
+	assert_null(strstr(out, "partner=\"removed-by-reload\",outcome=\"ok\""));
 	free(out);
 }
 
