@@ -336,9 +336,18 @@ void relay_ktls_recv_error(struct conn *c, int res)
 	case KTLS_ACT_CONTINUE:
 		break;
 	case KTLS_ACT_SHUTDOWN:
-		if (why != KTLS_EV_CLOSE_NOTIFY)
-			log_info("conn %llu: partner %s: %s; closing in order",
-				 (unsigned long long)c->id, conn_partner_name(c), ktls_event_name(why));
+		if (why == KTLS_EV_KEYUPDATE_UNSUPPORTED) {
+			/* What the client sends next is under a key this kernel
+			 * cannot take: the stream toward the backend is cut, so
+			 * it must not look like an orderly end. The client gets
+			 * our close_notify (our key did not change). */
+			log_info("conn %llu: partner %s: the client updated its TLS 1.3 keys and "
+				 "this kernel cannot rekey kTLS (needs Linux 6.14); connection closed "
+				 "(counted keyupdate_unsupported)", (unsigned long long)c->id,
+				 conn_partner_name(c));
+			conn_close_gracefully(c, CLOSE_TLS_ERROR);
+			return;
+		}
 		c->client_eof = true;
 		break;
 	case KTLS_ACT_ABORT:
