@@ -150,8 +150,12 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 		 * cache; TLS 1.2 uses session IDs. */
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		return 0;
 	case SESSION_CACHE_TICKETS:
+		/* session_tickets (default 1: each sealed ticket costs a
+		 * session re-encode, see verify_install) */
+		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		break;
 	default:
 		snprintf(err, errlen, "internal error: session cache mode %d", (int)cfg->session_cache);

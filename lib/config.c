@@ -49,6 +49,7 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("control_group", V_NAME, struct mtlsd_config, control_group),
 	KEY("ticket_key_file", V_PATH, struct mtlsd_config, ticket_key_file),
 	KEY("session_cache", V_SESSION_CACHE, struct mtlsd_config, session_cache),
+	KEY_RANGE("session_tickets", V_UINT, struct mtlsd_config, session_tickets, 0, 8),
 	KEY("instance", V_NAME, struct mtlsd_config, instance),
 	KEY("accounting", V_ACCOUNTING, struct mtlsd_config, bpf_accounting),
 	KEY("admin_listen", V_ADDR, struct mtlsd_config, admin_listen),
@@ -88,7 +89,7 @@ static const struct key_desc partner_keys[] = {
  * flag_resets, and keeps the top bit for the server certificates. */
 _Static_assert(ARRAY_SIZE(mtlsd_keys) <= MAX_SECTION_KEYS &&
 	       ARRAY_SIZE(server_cert_keys) <= MAX_SECTION_KEYS &&
-	       ARRAY_SIZE(partner_keys) < MAX_SECTION_KEYS,
+	       ARRAY_SIZE(partner_keys) <= MAX_PARTNER_KEYS,
 	       "flag_resets has one bit per key of [mtlsd] and of [partner], and one for the certs");
 
 void config_init(struct mtlsd_config *cfg)
@@ -101,6 +102,7 @@ void config_init(struct mtlsd_config *cfg)
 	cfg->max_connections = 10000;
 	cfg->max_handshakes = 1000;
 	cfg->ktls = KTLS_MODE_AUTO;
+	cfg->session_tickets = 1;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->bpf_accounting = true;
 }

@@ -42,10 +42,12 @@ struct key_desc {
 enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER };
 
 /*
- * The most keys one section may have: flag_resets packs one bit per key of
- * [mtlsd] (bits 0..31) and of [partner] (bits 32..62; 63 is the certs').
+ * The most keys one section may have. flag_resets packs one bit per key of
+ * [mtlsd] (bits 0..39) and of [partner] (bits 40..62; 63 is the certs'),
+ * so [partner] may have at most MAX_PARTNER_KEYS.
  */
-#define MAX_SECTION_KEYS 32
+#define MAX_SECTION_KEYS 40
+#define MAX_PARTNER_KEYS (63 - MAX_SECTION_KEYS)
 
 /* One parse: the file being read (path == NULL for flags) and where we are. */
 struct parse_state {

@@ -35,13 +35,12 @@ conn_close_reason() {
 
 # TLS 1.3 sends its session tickets in the application epoch, so the
 # kernel's TX sequence must start after them: a download proves TX (the
-# client decrypts the kernel's records), an upload RX. mtlsd has no setting
-# for the ticket count (lib/config.c): session_cache = off sends none,
-# tickets (the default) as many as mtlsd sets on its SSL_CTX (at least
-# one); a resumed session gets what OpenSSL sends on resumption. The client
-# counts the NewSessionTicket messages it received (s_client -msg).
-edge_tickets() { # CACHE MIN MAX
-	name="TLS1.3, session_cache = $1"
+# client decrypts the kernel's records), an upload RX. session_cache = off
+# sends none, session_tickets = N (default 1) N; a resumed session gets what
+# OpenSSL sends on resumption. The client counts the NewSessionTicket
+# messages it received (s_client -msg).
+edge_tickets() { # TAG MIN MAX [LABEL]
+	name="TLS1.3, ${4:-session_cache = $1}"
 	transfer "$name: download" "tickets-$1-down" openssl download 1.3 TLS_AES_128_GCM_SHA256 \
 		"$small_size" -msg -msgfile "$work/msg" -sess_out "$work/sess-$1"
 	got=$(grep -c '^<<< .*NewSessionTicket' "$work/msg")
@@ -237,10 +236,8 @@ mtlsd_edge_cases() {
 
 	start_mtlsd main || { echo "Bail out! mtlsd did not start:"; cat "$mlog"; exit 1; }
 	grep -o 'ktls: [^(]*([^)]*)' "$mlog" | sed 's/^/# mtlsd: /'
-	echo "# mtlsd has no setting for the number of TLS 1.3 session tickets:" \
-		"0/2/4 are covered by ktls_peer (ktls-vm-edge); here 0 and what mtlsd sends"
 	refused_without_certificate
-	edge_tickets tickets 1 8
+	edge_tickets tickets 1 1 "session_tickets = 1 (the default)"
 	edge_resumed
 	edge_burst 1.3 ""
 	edge_burst 1.2 ECDHE-ECDSA-AES256-GCM-SHA384
@@ -248,5 +245,12 @@ mtlsd_edge_cases() {
 	edge_key_update k
 	edge_key_update K
 	edge_corrupt_record
+	stop_mtlsd
+	for n in 2 4; do
+		start_mtlsd "tickets$n" "session_tickets = $n" ||
+			{ not_ok "session_tickets = $n: mtlsd did not start: $(cat "$mlog")"; continue; }
+		edge_tickets "tickets$n" "$n" "$n" "session_tickets = $n"
+		stop_mtlsd
+	done
 	stop_mtlsd
 }
