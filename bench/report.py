@@ -267,8 +267,8 @@ def command_flags(a):
     for k, val in a.items():
         if k in ("builddir", "out", "quick", "render", "idle_connections_asked") or val is None:
             continue
-        if k == "micro":
-            out += [] if val else ["--no-micro"]
+        if k in ("micro", "profile"):
+            out += [] if val else [f"--no-{k}"]
             continue
         if k == "idle_connections":
             val = a.get("idle_connections_asked") or val
