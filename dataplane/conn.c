@@ -167,9 +167,10 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 		.duration_ns = now_ns() - c->hs_start_ns,
 		.partner_name = ev.partner,
 	};
-	struct cert_identity id;
-	if (c->vr.leaf && certinfo_from_x509(c->vr.leaf, &id) == 0)
-		acct_event_set_cert(&aev, &id);
+	/* The identity audit_handshake() just derived (certinfo_cached). */
+	const struct cert_identity *id = certinfo_cached(c->id, c->vr.leaf);
+	if (id)
+		acct_event_set_cert(&aev, id);
 	acct_handshake_end(&aev);
 }
 
