@@ -70,7 +70,9 @@ static bool fill_record(struct conn *c, size_t missing)
 	if ((size_t)left + missing > CHUNK_SIZE)
 		/* Longer than any valid record: OpenSSL will refuse it. */
 		return stay_in_user_space(c, "a record longer than TLS allows");
-	if (c->tls.in != c->spill->data) {
+	/* The partial record must start the chunk: the receive appends right
+	 * behind it (after drain_record the slice may start further in). */
+	if (c->tls.in != c->spill->data || c->tls.in_off > 0) {
 		memmove(c->spill->data, c->tls.in + c->tls.in_off, left);
 		tls_session_set_input(&c->tls, c->spill->data, left);
 	}
