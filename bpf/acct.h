@@ -55,9 +55,11 @@ enum acct_bucket {
 
 /*
  * The key: (issuer id, serial). Serials are unique only per issuer, so two
- * CAs that happen to issue the same serial are two keys. A handshake without
- * a client certificate uses the all-zero key (serial_len 0), which no real
- * certificate can have (a DER serial is at least one octet).
+ * CAs that happen to issue the same serial are two keys. A handshake not
+ * attributed to a partner (no client certificate, or one whose chain did
+ * not verify up to a partner's CA: anyone can make those) uses the
+ * all-zero key (serial_len 0), which no real certificate can have (a DER
+ * serial is at least one octet), so strangers share one record.
  * This is also the exact memory the USDT probe points at (probes.h).
  */
 struct acct_key {

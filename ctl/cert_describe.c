@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pki_policy.h"
+#include "safetext.h"
 
 /* Append to a ", "-separated list in buf. */
 static void list_add(char *buf, size_t cap, const char *fmt, ...)
@@ -28,6 +29,7 @@ static void list_add(char *buf, size_t cap, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf + len, cap - len, fmt, ap);
 	va_end(ap);
+	utf8_trim_partial(buf); /* a full list is cut between two characters */
 }
 
 void cert_key_desc(X509 *x, char *buf, size_t cap, int *bits)
@@ -117,12 +119,16 @@ void cert_san_desc(X509 *x, char *buf, size_t cap)
 		switch (g->type) {
 		case GEN_DNS:
 		case GEN_URI:
-		case GEN_EMAIL:
-			list_add(buf, cap, "%s:%.*s",
-				 g->type == GEN_DNS ? "DNS" : g->type == GEN_URI ? "URI" : "email",
-				 ASN1_STRING_length(g->d.ia5),
-				 (const char *)ASN1_STRING_get0_data(g->d.ia5));
+		case GEN_EMAIL: {
+			/* Whoever made the certificate chose these bytes: controls
+			 * and bytes that are not UTF-8 are shown as \XX. */
+			char value[1024];
+			term_escape(value, sizeof(value), (const char *)ASN1_STRING_get0_data(g->d.ia5),
+				    (size_t)ASN1_STRING_length(g->d.ia5));
+			list_add(buf, cap, "%s:%s",
+				 g->type == GEN_DNS ? "DNS" : g->type == GEN_URI ? "URI" : "email", value);
 			break;
+		}
 		case GEN_IPADD:
 			ip_desc(g->d.ip, ip, sizeof(ip));
 			list_add(buf, cap, "IP:%s", ip);
@@ -170,5 +176,24 @@ void cert_name_desc(X509_NAME *n, char *buf, size_t cap)
 		int len = BIO_read(mem, buf, (int)cap - 1);
 		buf[len > 0 ? len : 0] = '\0';
 	}
+	BIO_free(mem);
+}
+
+void cert_name_display(X509_NAME *n, char *buf, size_t cap)
+{
+	BIO *mem = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+
+	buf[0] = '\0';
+	if (!mem)
+		return;
+	/* RFC 2253 with UTF-8 kept (OpenSSL still escapes C0 controls and the
+	 * RFC 2253 specials); what OpenSSL leaves raw and a terminal would
+	 * act on (C1 controls, bytes that are not UTF-8) term_escape shows
+	 * as \XX, and a long name is cut between two characters. */
+	if (X509_NAME_print_ex(mem, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
+	    (len = BIO_get_mem_data(mem, &data)) > 0)
+		term_escape(buf, cap, data, (size_t)len);
 	BIO_free(mem);
 }

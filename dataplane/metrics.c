@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "outcome.h"
 #include "reload.h"
+#include "safetext.h"
 #include "worker.h"
 
 /* The hook signature carries no context: the workers are process-wide. */
@@ -34,21 +35,6 @@ static struct {
 	struct worker *ws;
 	unsigned n;
 } metrics;
-
-/* A label value: \, " and newline escaped; other control characters
- * become '?' (a CN is chosen by whoever made the certificate). */
-static void put_label(FILE *out, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '\\' || ch == '"')
-			fprintf(out, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", out);
-		else
-			fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, out);
-	}
-}
 
 static void family(FILE *out, const char *name, const char *type, const char *help)
 {
@@ -78,7 +64,7 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 				continue;
 			fputs("mtlsd_partner_handshakes_total{partner=\"", out);
 			if (name)
-				put_label(out, name); /* configured, or removed by a reload */
+				prom_put_label_value(out, name); /* configured, or removed by a reload */
 			else if (p < CFG_MAX_PARTNERS)
 				fprintf(out, "#%u", p); /* a slot no name owns: never counted */
 			else
@@ -205,7 +191,7 @@ static char *labels_of(const char *first, ...)
 	va_start(ap, first);
 	for (const char *k = first; k; k = va_arg(ap, const char *)) {
 		fprintf(f, "%s%s=\"", k == first ? "" : ",", k);
-		put_label(f, va_arg(ap, const char *));
+		prom_put_label_value(f, va_arg(ap, const char *));
 		fputc('"', f);
 	}
 	va_end(ap);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "generation.h"
+#include "safetext.h"
 
 #define DEFAULT_VERIFY_DEPTH 3
 #define OPENSSL_AUTH_LEVEL 2 /* 112-bit security: RSA >= 2048, no SHA-1 signatures */
@@ -189,6 +190,9 @@ struct attempt {
 	enum hs_outcome outcome;
 	int x509_err;
 	bool crl_waived;          /* a missing/expired CRL was allowed by policy */
+	bool verified_to_ca;      /* the chain verified up to one of the partner's
+				   * CA certificates, every signature checked: only
+				   * then is the outcome (even a refusal) its own */
 	STACK_OF(X509) *chain;    /* verified chain on success (owned) */
 	const struct ca_links *links;       /* the generation's known CA links */
 	X509_STORE_CTX_verify_fn full_walk; /* OpenSSL's own chain walk */
@@ -208,14 +212,14 @@ static int chain_walk(X509_STORE_CTX *v)
 }
 
 /* How far a failed attempt got: a policy refusal after a good chain says
- * more than a chain error, which says more than "no issuer found". */
+ * more than a chain error on a chain that verified up to the partner's CA,
+ * which says more than a chain that did not (a bad signature), which says
+ * more than "no issuer found". */
 static int attempt_rank(const struct attempt *a)
 {
-	if (a->outcome == HS_UNKNOWN_CA)
-		return 1;
-	if (a->x509_err == X509_V_ERR_APPLICATION_VERIFICATION || a->chain)
-		return 3;
-	return 2;
+	if (!a->verified_to_ca)
+		return a->outcome == HS_UNKNOWN_CA ? 1 : 2;
+	return a->chain ? 4 : 3;
 }
 
 static bool name_issued_by_any(const X509_NAME *issuer, STACK_OF(X509) *cas)
@@ -269,6 +273,7 @@ static void name_text(const X509_NAME *name, char *out, size_t len)
 	if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
 		n = BIO_read(bio, out, (int)len - 1);
 	out[n > 0 ? n : 0] = '\0';
+	utf8_trim_partial(out); /* a long name is cut between two characters */
 	if (n <= 0)
 		snprintf(out, len, "?");
 	BIO_free(bio);
@@ -330,6 +335,99 @@ static void describe_chain_error(X509_STORE_CTX *v, const struct partner *p, str
 	snprintf(a->detail, sizeof(a->detail), "%s (depth %d, %s)%s%s",
 		 X509_verify_cert_error_string(a->x509_err), depth, subject, what,
 		 chain_error_hint(a->x509_err));
+}
+
+static bool is_ca_of(const struct partner *p, X509 *x)
+{
+	STACK_OF(X509) *sets[] = { p->anchors, p->intermediates };
+
+	for (size_t si = 0; si < ARRAY_SIZE(sets); si++)
+		for (int i = 0; i < sk_X509_num(sets[si]); i++)
+			if (X509_cmp(sk_X509_value(sets[si], i), x) == 0)
+				return true;
+	return false;
+}
+
+/* Whether issuer's key signed x: a link between two of the partners' own
+ * CAs was checked when the generation was built. */
+static bool signed_by(X509 *x, X509 *issuer, const struct ca_links *links)
+{
+	EVP_PKEY *key = X509_get0_pubkey(issuer);
+
+	if (ca_link_known(links, x, issuer))
+		return true;
+	if (key && X509_verify(x, key) == 1)
+		return true;
+	ERR_clear_error();
+	return false;
+}
+
+/* The one of the partner's CA certificates that issued x (names, key
+ * identifiers and signature), or NULL. *named is set when some CA of the
+ * partner fits x's issuer name and key identifier but none signed it. */
+static X509 *partner_issuer_of(const struct partner *p, X509 *x, const struct ca_links *links,
+			       bool *named)
+{
+	STACK_OF(X509) *sets[] = { p->intermediates, p->anchors };
+
+	for (size_t si = 0; si < ARRAY_SIZE(sets); si++) {
+		for (int i = 0; i < sk_X509_num(sets[si]); i++) {
+			X509 *ca = sk_X509_value(sets[si], i);
+
+			if (X509_check_issued(ca, x) != X509_V_OK)
+				continue;
+			*named = true;
+			if (signed_by(x, ca, links))
+				return ca;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * After OpenSSL refused the chain: does it still verify up to one of this
+ * partner's own CA certificates (its anchors and the intermediates of its
+ * `ca` bundle), every signature on the way checked? Only then is the
+ * refusal the partner's (its name in the audit line, its counters, a
+ * record of the certificate in the accounting). OpenSSL finds issuers by
+ * name and checks key sizes, purpose and revocation before any signature,
+ * so "the chain led to this partner's CA" is what anyone can claim with a
+ * self-made certificate that copies a CA's name.
+ *
+ * The walk follows the chain OpenSSL built as far as it got (a weak leaf
+ * key stops it at the leaf, verify_depth at an intermediate) and, where it
+ * ends short of the partner, looks for the issuer among the partner's CAs.
+ * A chain that reaches the partner's CAs by name through a signature that
+ * does not verify is a bad signature whatever OpenSSL found first: *a says
+ * so (which also keeps a forger from learning that a serial is revoked).
+ */
+static bool chain_reaches_partner_ca(X509_STORE_CTX *v, const struct partner *p,
+				     const struct ca_links *links, struct attempt *a)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(v);
+	int n = sk_X509_num(chain);
+
+	for (int i = 0; i < n; i++) {
+		X509 *x = sk_X509_value(chain, i);
+		bool named = false;
+		char subject[160];
+
+		if (is_ca_of(p, x))
+			return true;
+		if (i + 1 < n && signed_by(x, sk_X509_value(chain, i + 1), links))
+			continue;
+		if (i + 1 == n && partner_issuer_of(p, x, links, &named))
+			return true;
+		if (i + 1 == n && !named)
+			return false; /* leads nowhere this partner knows */
+		name_text(X509_get_subject_name(x), subject, sizeof(subject));
+		a->outcome = HS_BAD_SIGNATURE;
+		a->x509_err = X509_V_ERR_CERT_SIGNATURE_FAILURE;
+		snprintf(a->detail, sizeof(a->detail), "%s (depth %d, %s)",
+			 X509_verify_cert_error_string(a->x509_err), i, subject);
+		return false;
+	}
+	return false;
 }
 
 /* Every key of the chain, anchor included, must meet the partner minimum. */
@@ -394,8 +492,10 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 		a->x509_err = X509_STORE_CTX_get_error(v);
 		a->outcome = verify_outcome_from_x509(a->x509_err);
 		describe_chain_error(v, p, a);
+		a->verified_to_ca = chain_reaches_partner_ca(v, p, links, a);
 		goto out;
 	}
+	a->verified_to_ca = true;
 	a->chain = X509_STORE_CTX_get1_chain(v);
 	if (!a->chain) {
 		rc = -ENOMEM;
@@ -514,13 +614,28 @@ static SSL_TICKET_RETURN ticket_decrypt_cb(SSL *ssl, SSL_SESSION *sess, const un
 /* The certificate verify callback                                     */
 /* ------------------------------------------------------------------ */
 
+/* The verdict of the best attempt. A refusal whose chain did not verify up
+ * to the candidate's CA is attributed to no partner: the issuer name that
+ * made the partner a candidate is only a claim (the reason says so). */
 static void result_record(struct verify_result *res, const struct attempt *a)
 {
+	int idx = a->partner ? (int)a->partner->idx : -1;
+
 	res->chain_checked = true;
 	res->outcome = a->outcome;
 	res->x509_err = a->x509_err;
-	res->partner = a->partner ? (int)a->partner->idx : -1;
-	snprintf(res->detail, sizeof(res->detail), "%s", a->detail);
+	res->partner = a->verified_to_ca ? idx : -1;
+	res->claimed_partner = a->verified_to_ca ? -1 : idx;
+	int n = res->claimed_partner < 0
+		? snprintf(res->detail, sizeof(res->detail), "%s", a->detail)
+		: snprintf(res->detail, sizeof(res->detail),
+			   "%s; not attributed: the issuer name points at partner '%s', but the "
+			   "chain does not verify up to its CA", a->detail, a->partner->cfg->name);
+	if (n < 0)
+		res->detail[0] = '\0';
+	/* Where this or a->detail's snprintf cut a long name, the cut falls
+	 * between two characters. */
+	utf8_trim_partial(res->detail);
 }
 
 /* Try every candidate partner; the first that passes wins, else *best
@@ -687,6 +802,7 @@ int verify_attach(SSL *ssl, struct verify_result *res)
 	res->outcome = HS_OTHER;
 	res->x509_err = 0;
 	res->partner = -1;
+	res->claimed_partner = -1;
 	res->resumed = false;
 	res->chain_checked = false;
 	res->detail[0] = '\0';
@@ -702,6 +818,7 @@ void verify_result_clear(struct verify_result *res)
 	memset(res, 0, sizeof(*res));
 	res->outcome = HS_OTHER;
 	res->partner = -1;
+	res->claimed_partner = -1;
 }
 
 void verify_settle_failure(SSL *ssl, unsigned long ossl_err, struct verify_result *res)

@@ -11,7 +11,11 @@
  *  3. records the outcome, the precise reason and the partner in the
  *     connection's struct verify_result, including the leaf certificate
  *     even when verification fails (so audit and accounting can name it).
- * A connection is attributed to exactly one partner, or rejected.
+ * A connection is attributed to exactly one partner, or rejected. A
+ * refusal is attributed to a partner only when the chain verified up to
+ * one of its CA certificates (every signature checked): a certificate
+ * anyone can make, naming a partner's CA as its issuer, is attributed to
+ * nobody.
  *
  * Resumed sessions skip the chain check, so verify_install() also installs
  * session-ticket callbacks that bind a ticket to the generation and partner
@@ -48,8 +52,13 @@ struct verify_result {
 	enum hs_outcome outcome;  /* HS_OK only after chain + policy passed */
 	int x509_err;             /* X509_V_ERR_* behind the outcome, 0 if none */
 	int partner;              /* partner index, -1 if none; on a refusal, the
-				   * partner whose CA the chain led to (for the
-				   * audit line only: relay only when HS_OK) */
+				   * partner whose CA certificate the chain
+				   * verified up to, every signature checked
+				   * (audit, counters, accounting: relay only when
+				   * HS_OK) */
+	int claimed_partner;      /* on a refusal not attributed (partner -1):
+				   * the partner whose CA the chain's issuer names
+				   * pointed at, a claim only (-1 if none) */
 	bool resumed;             /* accepted through a session ticket / cache */
 	bool chain_checked;       /* the verify callback ran and decided outcome */
 	X509 *leaf;               /* presented leaf (own reference) or NULL */

@@ -352,7 +352,8 @@ static void expect(const char *client, enum hs_outcome want, int want_partner)
 	if (got != want)
 		fail_msg("%s: outcome %s (%s), expected %s", client ? client : "(no cert)",
 			 hs_outcome_name(got), res.detail, hs_outcome_name(want));
-	assert_int_equal(res.partner, want_partner);
+	if (res.partner != want_partner)
+		fail_msg("%s: partner %d (claimed %d), expected %d: %s", client ? client : "(no cert)", res.partner, res.claimed_partner, want_partner, res.detail);
 	assert_false(res.resumed);
 	/* The leaf is recorded even when it is refused. */
 	if (client)
@@ -637,7 +638,9 @@ static X509 *resigned_client_ec(const EVP_MD *md)
 }
 
 /* A certificate naming partner's issuing CA but signed by another key:
- * the candidate is found by name, the signature check refuses it. */
+ * the candidate is found by name, the signature check refuses it, and the
+ * refusal is nobody's (anyone can copy a CA's name): the partner it
+ * pointed at is a claim, in the reason too. */
 static void test_verify_forged_signature(void **state)
 {
 	struct client_opts o = { .name = "client-ec" };
@@ -647,9 +650,63 @@ static void test_verify_forged_signature(void **state)
 	o.leaf = resigned_client_ec_by("partner2-pki/issuing/ca.key", EVP_sha256());
 	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_BAD_SIGNATURE);
 	assert_int_equal(res.x509_err, X509_V_ERR_CERT_SIGNATURE_FAILURE);
-	assert_int_equal(res.partner, P_PARTNER);
+	assert_int_equal(res.partner, -1);
+	assert_int_equal(res.claimed_partner, P_PARTNER);
+	assert_non_null(strstr(res.detail, "not attributed: the issuer name points at partner 'partner'"));
 	verify_result_clear(&res);
 	X509_free(o.leaf);
+}
+
+/* A fixture leaf whose certificate is re-signed by a key that is not its
+ * issuer's: its names, serial and extensions are a partner's, the
+ * signature is a stranger's. Presented with the fixture's own key. */
+static void forged_case(const char *name, enum hs_outcome genuine)
+{
+	struct client_opts o = { .name = name };
+	struct verify_result res;
+	EVP_PKEY *stranger = load_key("partner2-pki/issuing/ca.key");
+
+	/* The twin first: the genuine certificate is refused for its own
+	 * reason and that refusal is the partner's. */
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), genuine);
+	assert_int_equal(res.partner, P_PARTNER);
+	assert_int_equal(res.claimed_partner, -1);
+	assert_null(strstr(res.detail, "not attributed"));
+	verify_result_clear(&res);
+
+	o.leaf = load_leaf(name);
+	assert_true(X509_sign(o.leaf, stranger, EVP_sha256()) > 0);
+	enum hs_outcome got = handshake(server_ctx1, &gen1, &o, &res);
+	if (got != HS_BAD_SIGNATURE)
+		fail_msg("forged %s: outcome %s (%s), expected bad_signature", name,
+			 hs_outcome_name(got), res.detail);
+	assert_int_equal(res.x509_err, X509_V_ERR_CERT_SIGNATURE_FAILURE);
+	assert_int_equal(res.partner, -1);
+	assert_int_equal(res.claimed_partner, P_PARTNER);
+	verify_result_clear(&res);
+	X509_free(o.leaf);
+	EVP_PKEY_free(stranger);
+}
+
+/* OpenSSL checks revocation, purpose and key size before signatures: a
+ * forged copy of a revoked, a serverAuth-only or a weak-keyed certificate
+ * must be neither charged to the partner nor told "revoked". */
+static void test_verify_forged_revoked_not_attributed(void **state)
+{
+	(void)state;
+	forged_case("client-revoked", HS_REVOKED);
+}
+
+static void test_verify_forged_bad_eku_not_attributed(void **state)
+{
+	(void)state;
+	forged_case("client-servereku", HS_BAD_EKU);
+}
+
+static void test_verify_forged_weak_key_not_attributed(void **state)
+{
+	(void)state;
+	forged_case("client-rsa1024", HS_WEAK_KEY);
 }
 
 static void test_verify_sha1_signature_refused(void **state)
@@ -806,6 +863,9 @@ int main(void)
 		cmocka_unit_test(test_verify_reasons_are_precise),
 		cmocka_unit_test(test_verify_sha1_signature_refused),
 		cmocka_unit_test(test_verify_forged_signature),
+		cmocka_unit_test(test_verify_forged_revoked_not_attributed),
+		cmocka_unit_test(test_verify_forged_bad_eku_not_attributed),
+		cmocka_unit_test(test_verify_forged_weak_key_not_attributed),
 		cmocka_unit_test(test_verify_resume_same_generation),
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
