@@ -40,7 +40,6 @@
 /* Sessions are only resumed by the context that made them; OpenSSL refuses
  * to resume client-certificate sessions at all without an id context. */
 #define SESSION_ID_CONTEXT "mtlsd"
-#define SESSION_TIMEOUT_S 3600
 
 #define MIN_SERVER_RSA_BITS 2048
 #define MIN_SERVER_EC_BITS 256
@@ -110,7 +109,7 @@ static const char *subject_of(X509 *x, char *buf, size_t len)
 
 /* ---- the server SSL_CTX ------------------------------------------------ */
 
-static int ctx_apply_policy(SSL_CTX *ctx)
+static int ctx_apply_policy(SSL_CTX *ctx, const struct mtlsd_config *cfg)
 {
 	GUARD_OSSL(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), EINVAL);
 	GUARD_OSSL(SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION), EINVAL);
@@ -122,7 +121,9 @@ static int ctx_apply_policy(SSL_CTX *ctx)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	GUARD_OSSL(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SESSION_ID_CONTEXT,
 						  sizeof(SESSION_ID_CONTEXT) - 1), EINVAL);
-	SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
+	/* The longest any session may live; verify.c shortens each one to
+	 * what its own verification allows (session_binding.h). */
+	SSL_CTX_set_timeout(ctx, (long)cfg->session_lifetime_s);
 	return 0;
 }
 
@@ -279,7 +280,7 @@ static int build_ssl_ctx(struct build *b)
 		return rc;
 	}
 	b->g->ssl_ctx = SSL_CTX_new(TLS_server_method());
-	if (!b->g->ssl_ctx || ctx_apply_policy(b->g->ssl_ctx) < 0) {
+	if (!b->g->ssl_ctx || ctx_apply_policy(b->g->ssl_ctx, cfg) < 0) {
 		snprintf(b->err, b->errlen, "cannot set up the TLS context: %s", ossl_errors_str(ossl, sizeof(ossl)));
 		return -ENOMEM;
 	}
