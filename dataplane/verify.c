@@ -404,11 +404,74 @@ static int x509_err_for_policy(enum hs_outcome o)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* CRLs of CAs the client presents (generation.h's struct chain_crl)   */
+/* ------------------------------------------------------------------ */
+
+/* Did the key of x verify c's CRL? Once a key did, its digest is kept
+ * (write-once, lock-free): the same issuer on later handshakes costs a
+ * digest, not a signature check. */
+static bool chain_crl_signed_by(struct chain_crl *c, X509 *x)
+{
+	unsigned char md[32];
+	unsigned mdlen = 0;
+	EVP_PKEY *key = X509_get0_pubkey(x);
+	int expected = 0;
+
+	if (!key || X509_pubkey_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != sizeof(md)) {
+		ERR_clear_error();
+		return false;
+	}
+	if (atomic_load_explicit(&c->key_state, memory_order_acquire) == 2)
+		return CRYPTO_memcmp(md, c->key_sha256, sizeof(md)) == 0 || X509_CRL_verify(c->crl, key) == 1;
+	if (X509_CRL_verify(c->crl, key) != 1) {
+		ERR_clear_error();
+		return false;
+	}
+	if (atomic_compare_exchange_strong_explicit(&c->key_state, &expected, 1, memory_order_acq_rel,
+						    memory_order_relaxed)) {
+		memcpy(c->key_sha256, md, sizeof(md));
+		atomic_store_explicit(&c->key_state, 2, memory_order_release);
+	}
+	return true;
+}
+
+/*
+ * The chain CRLs that may apply to this handshake: those whose issuer the
+ * client presented (same name, and its key verifies the CRL). A CRL of a
+ * foreign CA that only borrows the name is never among them, so it can
+ * neither revoke a client nor take the place of the real CRL (OpenSSL
+ * picks one CRL per issuer name, then checks its signature: a foreign one
+ * picked would refuse every client of that CA). The CRLs stay the
+ * partner's; *out holds references it does not own. NULL when none.
+ */
+static int chain_crls_for(const struct partner *p, STACK_OF(X509) *untrusted, STACK_OF(X509_CRL) **out)
+{
+	*out = NULL;
+	for (size_t i = 0; i < p->n_chain_crls; i++) {
+		struct chain_crl *c = &p->chain_crls[i];
+		const X509_NAME *issuer = X509_CRL_get_issuer(c->crl);
+
+		for (int k = 0; k < sk_X509_num(untrusted); k++) {
+			X509 *x = sk_X509_value(untrusted, k);
+
+			if (X509_NAME_cmp(X509_get_subject_name(x), issuer) != 0 || !chain_crl_signed_by(c, x))
+				continue;
+			if (!*out && !(*out = sk_X509_CRL_new_null()))
+				return -ENOMEM;
+			ENSURE(sk_X509_CRL_push(*out, c->crl) > 0, ENOMEM);
+			break;
+		}
+	}
+	return 0;
+}
+
 /* Verify the chain with this partner's store and limits, then its policy.
  * Fills *a; returns 0, or -ENOMEM when the attempt could not run at all. */
 static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X509) *untrusted,
 			       const struct ca_links *links, struct attempt *a)
 {
+	STACK_OF(X509_CRL) *chain_crls = NULL;
 	X509_STORE_CTX *v = X509_STORE_CTX_new();
 	X509_VERIFY_PARAM *param;
 	unsigned depth = p->cfg->verify_depth ? p->cfg->verify_depth : DEFAULT_VERIFY_DEPTH;
@@ -432,6 +495,10 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 	X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
 	if (p->cfg->crl_paths.n)
 		X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	if (chain_crls_for(p, untrusted, &chain_crls) < 0)
+		goto out;
+	if (chain_crls)
+		X509_STORE_CTX_set0_crls(v, chain_crls);
 	if (X509_STORE_CTX_set_purpose(v, X509_PURPOSE_SSL_CLIENT) != 1 ||
 	    X509_STORE_CTX_set_ex_data(v, store_attempt_idx, a) != 1)
 		goto out;
@@ -460,6 +527,7 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 		snprintf(a->detail, sizeof(a->detail), "ok (a CRL was missing or expired; allowed by crl_missing/crl_expired)");
 out:
 	X509_STORE_CTX_free(v);
+	sk_X509_CRL_free(chain_crls);
 	return rc;
 }
 
