@@ -262,26 +262,30 @@ static void put_certs(FILE *out, const struct generation *g, time_t now)
 	gauge_flush(out, "mtlsd_certificate_expiry_seconds", &set);
 }
 
-static void add_partner_crls(struct gauge_set *set, const struct partner *pt, time_t now)
+struct crl_gauges {
+	struct gauge_set *set;
+	const struct partner *pt;
+	time_t now;
+};
+
+static void add_crl(X509_CRL *crl, void *arg)
 {
-	X509_STORE *st = pt->store;
+	const struct crl_gauges *cg = arg;
 	char issuer[512];
 
-	/* The store is shared with handshakes that may add to its cache. */
-	if (!X509_STORE_lock(st))
-		return;
-	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
-	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
-		X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
-		if (!crl)
-			continue;
-		X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
-		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
-		/* No nextUpdate: the CRL never expires; report it far away. */
-		gauge_add(set, labels_of("partner", pt->cfg->name, "issuer", issuer, NULL),
-			  next ? (long long)(asn1_to_time(next) - now) : (long long)INT32_MAX);
-	}
-	X509_STORE_unlock(st);
+	X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+	/* No nextUpdate: the CRL never expires; report it far away. */
+	gauge_add(cg->set, labels_of("partner", cg->pt->cfg->name, "issuer", issuer, NULL),
+		  next ? (long long)(asn1_to_time(next) - cg->now) : (long long)INT32_MAX);
+}
+
+/* The store's CRLs and the chain CRLs (of CAs clients present). */
+static void add_partner_crls(struct gauge_set *set, const struct partner *pt, time_t now)
+{
+	struct crl_gauges cg = { set, pt, now };
+
+	partner_for_each_crl(pt, add_crl, &cg);
 }
 
 static void put_crls(FILE *out, const struct generation *g, time_t now)

@@ -19,8 +19,10 @@
  *
  * Resumed sessions skip the chain check, so verify_install() also installs
  * session-ticket callbacks that bind a ticket to the generation and partner
- * that verified it: after a reload (new CRLs, new allow-lists) old tickets
- * fall back to a full handshake.
+ * that verified it, and to the time of that verification and what bounds
+ * it (session_binding.h): after a reload (new CRLs, new allow-lists), after
+ * session_lifetime, or once a certificate of the chain or a CRL it was
+ * checked against has expired, old tickets fall back to a full handshake.
  *
  * verify.c holds the OpenSSL glue, verify_policy.c the pure policy. The
  * outcomes and the choices behind them (a CA certificate as leaf is
@@ -122,9 +124,10 @@ void verify_settle_failure(SSL *ssl, unsigned long ossl_err, struct verify_resul
 
 /*
  * After SSL_do_handshake succeeded: for a resumed session, re-check what can
- * change without a new chain check (leaf validity period, the partner still
- * exists in this generation). Sets res->resumed. Returns HS_OK or a failure
- * outcome (the caller then closes the connection without relaying).
+ * change without a new chain check (its binding is still resumable now, the
+ * leaf's validity period, the partner still exists in this generation).
+ * Sets res->resumed. Returns HS_OK or a failure outcome (the caller then
+ * closes the connection without relaying).
  */
 enum hs_outcome verify_settle_success(SSL *ssl, struct generation *g, struct verify_result *res);
 

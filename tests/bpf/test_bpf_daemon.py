@@ -97,7 +97,8 @@ def raw_counts():
     p = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", PIN_DIR + "/acct_stats"],
                        capture_output=True, text=True)
     buckets = ["ok", "no_certificate", "unknown_ca", "expired", "not_yet_valid", "revoked",
-               "bad_eku", "policy_denied", "bad_signature", "protocol_error", "timeout", "other"]
+               "bad_eku", "policy_denied", "bad_signature", "protocol_error", "timeout", "other",
+               "chain_too_deep", "weak_key", "crl_unavailable"]
     out = {}
     if p.returncode != 0:   # not pinned yet: every count is zero
         return out
