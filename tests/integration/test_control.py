@@ -658,6 +658,96 @@ def control_socket_garbage_gets_error(ctx):
     mtlsd.check_alive()
 
 
+def dribble(path, stop, interval=0.5):
+    """A control client that sends a status frame one byte per interval,
+    reconnecting whenever mtlsd closes it. Returns how often it connected."""
+    data, connections = frame(b"cmd=status\n" + b"x=" + b"y" * 60000 + b"\n"), 0
+    while not stop.is_set():
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(path)
+            except OSError:
+                stop.wait(0.1)
+                continue
+            connections += 1
+            try:
+                for i in range(len(data)):
+                    s.send(data[i:i + 1])
+                    if stop.wait(interval):
+                        break
+            except OSError:
+                pass  # cut off at the deadline
+    return connections
+
+
+@case("control_idle_clients_do_not_block_status")
+def control_idle_clients_do_not_block_status(ctx):
+    """Three clients connect to the control socket and send nothing, two
+    send a request a byte every 0.5 s: after 5 s of that, `mtlsctl status`
+    from another client still answers within 1 s, every time; the slow ones
+    were cut off at the 2 s request deadline (they had to reconnect)."""
+    backend = ctx.backend()
+    Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    path = ctl_path(ctx)
+    stop = threading.Event()
+    silent = []
+    counts = []
+    slow = [threading.Thread(target=lambda: counts.append(dribble(path, stop)), daemon=True)
+            for _ in range(2)]
+    try:
+        for _ in range(3):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            silent.append(s)
+        for t in slow:
+            t.start()
+        time.sleep(5)
+        times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            st = status(ctx)
+            times.append(time.monotonic() - t0)
+            assert st["generation"] == "1", st
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in slow:
+            t.join(10)
+        for s in silent:
+            s.close()
+    print("FIGURE control_slow_clients: silent=3 dribbling=2 status_calls=%d slowest_s=%.3f "
+          "dribbler_connections=%s" % (len(times), max(times), counts))
+    assert max(times) < 1.0, "mtlsctl status took %.2fs beside idle clients: %r" % (max(times), times)
+    assert min(counts) >= 2, "a dribbling client was never cut off: %r" % counts
+
+
+@case("control_prompt_client_answered_silent_cut")
+def control_prompt_client_answered_silent_cut(ctx):
+    """The twin: a request sent in three pieces within the deadline is
+    answered status=ok, and a client that sends nothing gets the timeout
+    error once the 2 s deadline has passed, not before."""
+    backend = ctx.backend()
+    Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    path = ctl_path(ctx)
+    data = frame(b"cmd=status\n")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        for piece in (data[:3], data[3:10], data[10:]):
+            s.sendall(piece)
+            time.sleep(0.3)
+        reply = s.recv(65536)
+    assert reply.startswith(b"MTC\x01") and b"status=ok" in reply, reply
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.settimeout(10)
+        silent.connect(path)
+        t0 = time.monotonic()
+        reply = silent.recv(65536)
+        waited = time.monotonic() - t0
+    assert b"status=error" in reply and b"timed out" in reply, reply
+    assert 1.5 <= waited < 6, "the silent client was answered after %.2fs (deadline 2s)" % waited
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in harness.CASES:
         print(__doc__, file=sys.stderr)
