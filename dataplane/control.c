@@ -306,6 +306,20 @@ static void cmd_reload(struct ctl_msg *reply)
 	}
 }
 
+static void cmd_reopen(struct ctl_msg *reply)
+{
+	char err[1024];
+
+	if (audit_reopen(err, sizeof(err)) == 0) {
+		log_info("control: audit log reopened");
+		ctlproto_add(reply, "status", "ok");
+	} else {
+		log_err("control: %s", err);
+		ctlproto_add(reply, "status", "error");
+		ctlproto_add(reply, "error", "%s", err);
+	}
+}
+
 static void cmd_certs(struct ctl_msg *reply)
 {
 	struct generation *g = generation_acquire();
@@ -359,9 +373,12 @@ static void dispatch_request(char *body, size_t len, struct ctl_msg *reply)
 		cmd_certs(reply);
 	} else if (strcmp(cmd, "drop") == 0) {
 		cmd_drop(fields, (size_t)n, reply);
+	} else if (strcmp(cmd, "reopen") == 0) {
+		cmd_reopen(reply);
 	} else {
 		ctlproto_add(reply, "status", "error");
-		ctlproto_add(reply, "error", "unknown command '%.64s' (status, reload, certs, drop)", cmd);
+		ctlproto_add(reply, "error", "unknown command '%.64s' (status, reload, certs, drop, reopen)",
+			     cmd);
 	}
 }
 

@@ -1,6 +1,6 @@
 /*
  * control.h: mtlsd's control socket (the server side of `mtlsctl reload |
- * status | certs | drop`).
+ * status | certs | drop | reopen`).
  *
  * A unix stream socket (default /run/mtlsd/control.sock, mode 0600, or
  * 0660 with control_group; its directory is created 0750 if missing),
