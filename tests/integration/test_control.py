@@ -855,6 +855,62 @@ def audit_reopen_failure_keeps_old_file(ctx):
     mtlsd.check_alive()
 
 
+@case("logrotate_snippet_rotates_without_loss")
+def logrotate_snippet_rotates_without_loss(ctx):
+    """tuning/logrotate.d/mtlsd as shipped (paths, user and mtlsctl's
+    socket adapted to the test) run twice by logrotate itself while
+    handshakes go on: the rotated files (one compressed by then) and the
+    live one together hold every handshake's line exactly once."""
+    import gzip
+    import pwd
+    logrotate = next((p for p in ("/usr/sbin/logrotate", "/usr/bin/logrotate")
+                      if os.access(p, os.X_OK)), None)
+    if not logrotate:
+        raise harness.Skip("logrotate missing (apt-get install logrotate; .ci/install-deps has it)")
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    live = mtlsd.audit_path
+    with open(os.path.join(ctx.srcdir, "tuning", "logrotate.d", "mtlsd")) as f:
+        snippet = f.read()
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for old, new in (("/var/log/mtlsd/audit.json", live),
+                     ("/usr/bin/mtlsctl reopen", "%s reopen --socket %s" % (ctx.mtlsctl_bin,
+                                                                          ctl_path(ctx))),
+                     ("create 0640 mtlsd mtlsd", "create 0640 %s %s" % (me, me))):
+        assert old in snippet, "tuning/logrotate.d/mtlsd no longer says %r" % old
+        snippet = snippet.replace(old, new)
+    conf = ctx.write("logrotate.conf", snippet)
+    state = os.path.join(ctx.dir, "logrotate.state")
+    load = HandshakeLoad(ctx, mtlsd.port)
+    try:
+        for rotation in (1, 2):
+            wait_until("audited handshakes before rotation %d" % rotation,
+                       lambda: len(handshake_ids(live)) >= 20)
+            r = subprocess.run([logrotate, "--force", "--state", state, conf],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, "logrotate failed:\n%s%s" % (r.stdout, r.stderr)
+        wait_until("lines after the second rotation", lambda: len(handshake_ids(live)) >= 20)
+    finally:
+        load.finish()
+    n = load.done + len(load.errors)
+
+    def all_ids():
+        out = handshake_ids(live) + handshake_ids(live + ".1")
+        if os.path.exists(live + ".2.gz"):
+            with gzip.open(live + ".2.gz", "rt") as f:
+                out += [json.loads(line)["conn"] for line in f
+                        if line.strip() and json.loads(line).get("event") == "handshake"]
+        return sorted(out)
+    wait_until("every handshake's line", lambda: len(all_ids()) >= n)
+    found = all_ids()
+    print("FIGURE logrotate: handshakes=%d files=%s" % (n, sorted(
+        f for f in os.listdir(ctx.dir) if f.startswith(os.path.basename(live)))))
+    assert not load.errors, load.errors[:5]
+    assert os.path.exists(live + ".2.gz"), os.listdir(ctx.dir)
+    assert found == list(range(1, n + 1)), "ids missing or twice: %r" % sorted(
+        set(range(1, n + 1)) ^ set(found))[:20]
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in harness.CASES:
         print(__doc__, file=sys.stderr)
