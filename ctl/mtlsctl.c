@@ -16,8 +16,8 @@
 #include "log.h"
 
 extern const struct ctl_command cmd_doctor; /* ctl/cmd_doctor.c */
-/* The control plane: ctl/cmd_{reload,status,certs,drop}.c over ctl_client.c. */
-extern const struct ctl_command cmd_reload, cmd_status, cmd_certs, cmd_drop;
+/* The control plane: ctl/cmd_{reload,status,certs,drop,reopen}.c over ctl_client.c. */
+extern const struct ctl_command cmd_reload, cmd_status, cmd_certs, cmd_drop, cmd_reopen;
 
 static const struct ctl_command *const commands[] = {
 	&cmd_pki_init,
@@ -33,6 +33,7 @@ static const struct ctl_command *const commands[] = {
 	&cmd_status,
 	&cmd_certs,
 	&cmd_drop,
+	&cmd_reopen,
 	&cmd_pki_fixtures, /* test-only, listed last */
 };
 

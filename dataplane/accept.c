@@ -4,9 +4,13 @@
  * The table is an array of slot pointers plus a stack of free indexes;
  * a slot gets its struct conn on first use and keeps it, and its
  * incarnation is bumped on every reuse so stale completions are told apart
- * (worker.h). Accept applies the process-wide limits before anything is
- * allocated: over a limit the socket is closed at once, counted and
- * audited, and established connections never notice.
+ * (worker.h). Accept applies the limits before anything is allocated: a
+ * source over max_handshakes_per_source is refused; at max_handshakes or
+ * max_connections the worker first tries to make room by evicting one of
+ * its own stalled handshakes (admission.h), and refuses only when it has
+ * none. A refused socket is closed at once, counted and audited (the
+ * rate-limited refusal lines, audit.h); established connections never
+ * notice.
  */
 #include "worker.h"
 
@@ -82,7 +86,58 @@ static void refuse(struct worker *w, int fd, const struct sockaddr *peer, const 
 {
 	close(fd);
 	w->counters.refused_limit++;
-	audit_event_simple("limit", 0, peer, NULL, why);
+	audit_refusal(AUDIT_REFUSAL_LIMIT, 0, peer, why);
+}
+
+/* Undo what on_accepted counted for a connection it then refused. */
+static void uncount(struct source_ticket *src)
+{
+	admission_source_put(src);
+	atomic_fetch_sub(&engine.handshakes, 1);
+	atomic_fetch_sub(&engine.conns, 1);
+}
+
+/*
+ * Count the newcomer against every limit. 0: admitted (the counts are its
+ * own from here). Otherwise -EBUSY with why saying which limit refused it
+ * and nothing left counted.
+ */
+static int admit(struct worker *w, const struct sockaddr *peer, struct source_ticket *src,
+		 char *why, size_t whylen)
+{
+	const struct mtlsd_config *cfg = &w->gen->cfg;
+	unsigned conns = atomic_fetch_add(&engine.conns, 1);
+	unsigned hs = atomic_fetch_add(&engine.handshakes, 1);
+	char limit[96], source[64];
+
+	if (admission_source_take(peer, cfg->max_handshakes_per_source, src) < 0) {
+		admission_source_text(peer, source, sizeof(source));
+		snprintf(why, whylen, "max_handshakes_per_source (%u) reached for %s: connection refused",
+			 cfg->max_handshakes_per_source, source);
+		w->counters.refused_source++;
+		atomic_fetch_sub(&engine.handshakes, 1);
+		atomic_fetch_sub(&engine.conns, 1);
+		return -EBUSY;
+	}
+	bool hs_full = hs >= cfg->max_handshakes, conns_full = conns >= cfg->max_connections;
+	admission_note_in_flight(hs_full ? cfg->max_handshakes : hs + 1, now_ns());
+	if (!hs_full && !conns_full)
+		return 0;
+	if (hs_full && conns_full)
+		snprintf(limit, sizeof(limit), "max_handshakes (%u) and max_connections (%u) reached",
+			 cfg->max_handshakes, cfg->max_connections);
+	else if (hs_full)
+		snprintf(limit, sizeof(limit), "max_handshakes (%u) reached", cfg->max_handshakes);
+	else
+		snprintf(limit, sizeof(limit), "max_connections (%u) reached", cfg->max_connections);
+	/* The evicted handshake's slot becomes the newcomer's: the counts
+	 * taken above stay, the victim gives its own back. */
+	if (admission_make_room(w, limit, now_ns()) == 0)
+		return 0;
+	uncount(src);
+	snprintf(why, whylen, "%s: connection refused (worker %u has no handshake that may be evicted)",
+		 limit, w->id);
+	return -EBUSY;
 }
 
 static void refresh_generation(struct worker *w)
@@ -97,7 +152,7 @@ static void on_accepted(struct worker *w, int fd)
 {
 	struct sockaddr_storage peer, local;
 	socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
-	char why[128];
+	char why[256];
 
 	w->counters.accepted++;
 	memset(&peer, 0, sizeof(peer));
@@ -109,33 +164,19 @@ static void on_accepted(struct worker *w, int fd)
 		snprintf(why, sizeof(why), "connection gone before it could be read (%s)", strerror(errno));
 		close(fd);
 		w->counters.closes[CLOSE_CLIENT_ERROR]++;
-		audit_event_simple("accept_reset", 0, NULL, NULL, why);
+		audit_refusal(AUDIT_REFUSAL_ACCEPT_RESET, 0, NULL, why);
 		return;
 	}
 	refresh_generation(w);
-	const struct mtlsd_config *cfg = &w->gen->cfg;
 
-	unsigned conns = atomic_fetch_add(&engine.conns, 1);
-	if (conns >= cfg->max_connections) {
-		atomic_fetch_sub(&engine.conns, 1);
-		snprintf(why, sizeof(why), "max_connections (%u) reached: connection refused",
-			 cfg->max_connections);
-		refuse(w, fd, (struct sockaddr *)&peer, why);
-		return;
-	}
-	unsigned hs = atomic_fetch_add(&engine.handshakes, 1);
-	if (hs >= cfg->max_handshakes) {
-		atomic_fetch_sub(&engine.handshakes, 1);
-		atomic_fetch_sub(&engine.conns, 1);
-		snprintf(why, sizeof(why), "max_handshakes (%u) in flight: connection refused",
-			 cfg->max_handshakes);
+	struct source_ticket src;
+	if (admit(w, (struct sockaddr *)&peer, &src, why, sizeof(why)) < 0) {
 		refuse(w, fd, (struct sockaddr *)&peer, why);
 		return;
 	}
 	struct conn *c = conn_alloc(w);
 	if (!c) {
-		atomic_fetch_sub(&engine.handshakes, 1);
-		atomic_fetch_sub(&engine.conns, 1);
+		uncount(&src);
 		snprintf(why, sizeof(why), "worker %u connection table full (%u slots)", w->id, w->cap);
 		refuse(w, fd, (struct sockaddr *)&peer, why);
 		return;
@@ -145,6 +186,7 @@ static void on_accepted(struct worker *w, int fd)
 	c->id = atomic_fetch_add(&engine.next_conn_id, 1) + 1;
 	c->cfd = fd;
 	c->holds_handshake_slot = true;
+	c->source = src;
 	c->gen = generation_ref(w->gen);
 	c->peer = peer;
 	c->peer_len = peer_len;

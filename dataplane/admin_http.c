@@ -2,8 +2,10 @@
  * admin_http.c: the admin listener (see admin_http.h).
  *
  * Deliberately small HTTP: one request per connection (Connection: close),
- * the request head read with a timeout and a size bound, GET and HEAD only,
- * two paths. Anything else gets the status that says why.
+ * the request head read under a whole-request deadline and a size bound,
+ * GET and HEAD only, two paths. Anything else gets the status that says
+ * why. Connections are served side by side by reqserve.c, so a slow
+ * client can never keep /healthz (a liveness probe) from answering.
  */
 #include "admin_http.h"
 
@@ -21,9 +23,16 @@
 #include "acct.h"
 #include "bpf/acct_prom.h"
 #include "log.h"
+#include "reqserve.h"
 
 #define REQUEST_MAX 8192
-#define IO_TIMEOUT_S 2
+/* The request head within 2 s of the accept, the reply (a large /metrics
+ * to a slow scraper) within 10 s. Whole deadlines, not per read: a client
+ * sending a byte a second cannot stretch them. */
+#define REQUEST_DEADLINE_MS 2000
+#define REPLY_DEADLINE_MS 10000
+/* Served at once; at the cap the oldest unfinished request makes room. */
+#define ADMIN_MAX_CONNS 16
 
 struct admin_http {
 	int listen_fd;
@@ -152,68 +161,44 @@ int admin_http_respond(const struct admin_http_hooks *hooks, const char *req, si
 	return status;
 }
 
-/* Read the request head: up to the blank line, REQUEST_MAX bytes, or the
- * timeout. Returns the bytes read (a full buffer means "too large"). */
-static size_t read_head(int fd, char *buf)
-{
-	size_t len = 0;
+/* ---- the listener thread (reqserve.h) ------------------------------------ */
 
-	while (len < REQUEST_MAX) {
-		ssize_t r = recv(fd, buf + len, REQUEST_MAX - len, 0);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (memmem(buf, len, "\r\n\r\n", 4))
-			break;
-	}
-	return len;
+static bool head_complete(const char *in, size_t len)
+{
+	return memmem(in, len, "\r\n\r\n", 4) != NULL;
 }
 
-static void serve_one(const struct admin_http *a, int fd)
+static void respond(void *arg, int fd, char *in, size_t len, enum reqserve_end end, char **reply,
+		    size_t *reply_len)
 {
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
-	char *req = malloc(REQUEST_MAX), *resp = NULL;
-	size_t resp_len = 0;
+	const struct admin_http *a = arg;
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	FILE *out = req ? open_memstream(&resp, &resp_len) : NULL;
-	if (out) {
-		size_t len = read_head(fd, req);
-		if (len > 0)
-			admin_http_respond(&a->hooks, req, len, out);
-		fclose(out);
-		for (size_t off = 0; off < resp_len;) {
-			ssize_t w = send(fd, resp + off, resp_len - off, MSG_NOSIGNAL);
-			if (w <= 0)
-				break;
-			off += (size_t)w;
-		}
+	(void)fd;
+	*reply = NULL;
+	/* A client that took too long, or sent nothing, gets no answer. */
+	if (end == REQSERVE_TIMEOUT || len == 0)
+		return;
+	FILE *out = open_memstream(reply, reply_len);
+	if (!out)
+		return;
+	admin_http_respond(&a->hooks, in, len, out);
+	if (fclose(out) != 0) {
+		free(*reply);
+		*reply = NULL;
 	}
-	free(resp);
-	free(req);
-	close(fd);
 }
 
 static void *admin_main(void *arg)
 {
 	struct admin_http *a = arg;
-	struct pollfd fds[2] = {
-		{ .fd = a->listen_fd, .events = POLLIN },
-		{ .fd = a->stop_fd, .events = POLLIN },
+	static const struct reqserve_ops ops = { .complete = head_complete, .respond = respond };
+	const struct reqserve_params params = {
+		.name = "admin listener", .max_conns = ADMIN_MAX_CONNS, .max_request = REQUEST_MAX,
+		.request_ms = REQUEST_DEADLINE_MS, .reply_ms = REPLY_DEADLINE_MS, .tick_ms = 1000,
 	};
 
-	for (;;) {
-		if (poll(fds, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (fds[1].revents)
-			break;
-		if (fds[0].revents & POLLIN) {
-			int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0)
-				serve_one(a, fd);
-		}
-	}
+	if (reqserve_run(a->listen_fd, a->stop_fd, &params, &ops, a) < 0)
+		log_err("admin listener stopped: /metrics and /healthz no longer answer");
 	return NULL;
 }
 

@@ -4,9 +4,10 @@
  *
  * Off unless configured; meant for loopback (a warning is logged for any
  * other address, since /metrics names partners, certificate serials and
- * subject CNs). It runs on a thread of its own with plain blocking
- * sockets, one request per connection, so a slow scraper can delay only
- * other scrapers, never a handshake. /metrics shows the handshake
+ * subject CNs). It runs on a thread of its own, one request per
+ * connection, up to 16 connections at once, each under a deadline from its
+ * accept (head within 2 s, reply within 10 s): a slow or silent client
+ * delays nobody, and never a handshake (reqserve.h). /metrics shows the handshake
  * accounting (acct.h) from whichever source is in use, plus whatever the
  * metrics hook adds.
  */

@@ -8,9 +8,14 @@
  * escaped by json_put_string() (lib/certinfo.c): certificate fields are
  * attacker-chosen bytes and must not be able to forge audit fields.
  *
- * Reopening (SIGHUP, log rotation) replaces the file behind the same
- * descriptor number with dup3(), so a worker writing concurrently writes
- * either to the old file or to the new one, never to a recycled descriptor.
+ * Reopening (SIGHUP, `mtlsctl reopen`, log rotation) replaces the file
+ * behind the same descriptor number with dup3(), so a worker writing
+ * concurrently writes either to the old file or to the new one, never to a
+ * recycled descriptor, and no line is lost or written twice.
+ *
+ * Refusals (limits, evictions) are the one kind of line a stranger can
+ * produce at will, so they are capped per second and the surplus is
+ * counted into one summary line (audit_refusal).
  */
 #include "audit.h"
 
@@ -18,7 +23,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
@@ -28,6 +35,8 @@
 
 static atomic_int audit_fd = -1;       /* -1: stderr */
 static atomic_uint_fast64_t audit_failed_writes;
+static pthread_mutex_t audit_open_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *audit_path;               /* what audit_open() opened; NULL: stderr */
 
 /* A JSON object under construction; the first failure (-ENOSPC) sticks. */
 struct jbuf {
@@ -240,7 +249,7 @@ static void audit_write(const char *line, size_t len)
 		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);
 }
 
-int audit_open(const char *path)
+static int open_locked(const char *path)
 {
 	int cur = atomic_load(&audit_fd);
 	int fd;
@@ -268,12 +277,49 @@ int audit_open(const char *path)
 	return 0;
 }
 
+int audit_open(const char *path)
+{
+	char *copy = path && strcmp(path, "-") != 0 ? strdup(path) : NULL;
+
+	ENSURE(copy || !path || strcmp(path, "-") == 0, ENOMEM);
+	pthread_mutex_lock(&audit_open_lock);
+	int rc = open_locked(path);
+	if (rc == 0) {
+		free(audit_path);
+		audit_path = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&audit_open_lock);
+	free(copy);
+	return rc;
+}
+
+int audit_reopen(char *err, size_t errlen)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&audit_open_lock);
+	if (audit_path) {
+		rc = open_locked(audit_path);
+		if (rc < 0)
+			snprintf(err, errlen, "cannot reopen the audit log %s: %s (lines keep going to "
+				 "the file open until now; mtlsd's user must be able to create it)",
+				 audit_path, strerror(-rc));
+	}
+	pthread_mutex_unlock(&audit_open_lock);
+	return rc;
+}
+
 void audit_close(void)
 {
 	int fd = atomic_exchange(&audit_fd, -1);
 
 	if (fd >= 0)
 		close(fd);
+	pthread_mutex_lock(&audit_open_lock);
+	free(audit_path);
+	audit_path = NULL;
+	pthread_mutex_unlock(&audit_open_lock);
 }
 
 uint64_t audit_write_errors(void)
@@ -316,4 +362,97 @@ void audit_event_simple(const char *event, uint64_t conn_id, const struct sockad
 		return;
 	}
 	audit_write(line, j.off);
+}
+
+/* ---- refusals: capped per second, the rest summed up ------------------- */
+
+static const char *const refusal_events[AUDIT_REFUSAL_MAX] = {
+	[AUDIT_REFUSAL_LIMIT] = "limit",
+	[AUDIT_REFUSAL_EVICTED] = "evicted",
+	[AUDIT_REFUSAL_ACCEPT_RESET] = "accept_reset",
+};
+
+static struct {
+	atomic_uint_fast64_t second;   /* CLOCK_MONOTONIC second being counted */
+	atomic_uint written;           /* refusal lines written in it */
+	atomic_uint_fast64_t held[AUDIT_REFUSAL_MAX]; /* not written, not yet summed up */
+} refusals;
+
+static uint64_t monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* One line for everything held back so far. The counts are taken with an
+ * exchange, so however many threads get here, each refusal is summed up
+ * exactly once (one that races the exchange lands in the next summary). */
+static void write_summary(void)
+{
+	uint64_t held[AUDIT_REFUSAL_MAX], total = 0;
+	char line[1024], text[160];
+	struct timespec now;
+	struct jbuf j = { .buf = line, .cap = sizeof(line), .first = true };
+
+	for (unsigned k = 0; k < AUDIT_REFUSAL_MAX; k++)
+		total += held[k] = atomic_exchange(&refusals.held[k], 0);
+	if (total == 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	j_head(&j, &now, "refusals_suppressed", 0, NULL);
+	j_u64(&j, "suppressed", total);
+	j_key(&j, "by_event");
+	j_raw(&j, "{", 1);
+	j.first = true;
+	for (unsigned k = 0; k < AUDIT_REFUSAL_MAX; k++)
+		if (held[k])
+			j_u64(&j, refusal_events[k], held[k]);
+	j_raw(&j, "}", 1);
+	j.first = false;
+	snprintf(text, sizeof(text), "%llu more refused in the last second (at most %d refusal "
+		 "lines a second are written)", (unsigned long long)total, AUDIT_REFUSALS_PER_S);
+	j_str(&j, "reason", text);
+	j_raw(&j, "}\n", 2);
+	if (j.rc < 0) {
+		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);
+		return;
+	}
+	audit_write(line, j.off);
+}
+
+/* A new second: the first thread to notice starts its count afresh and
+ * sums up the previous one. */
+static void refusals_roll(uint64_t second)
+{
+	uint_fast64_t seen = atomic_load(&refusals.second);
+
+	if (seen == second || !atomic_compare_exchange_strong(&refusals.second, &seen, second))
+		return;
+	atomic_store(&refusals.written, 0);
+	write_summary();
+}
+
+void audit_refusal(enum audit_refusal kind, uint64_t conn_id, const struct sockaddr *peer,
+		   const char *reason)
+{
+	if ((unsigned)kind >= AUDIT_REFUSAL_MAX)
+		kind = AUDIT_REFUSAL_LIMIT;
+	refusals_roll(monotonic_s());
+	if (atomic_fetch_add(&refusals.written, 1) >= AUDIT_REFUSALS_PER_S) {
+		atomic_fetch_add(&refusals.held[kind], 1);
+		return;
+	}
+	audit_event_simple(refusal_events[kind], conn_id, peer, NULL, reason);
+}
+
+void audit_refusals_flush(void)
+{
+	uint64_t held = 0;
+
+	for (unsigned k = 0; k < AUDIT_REFUSAL_MAX; k++)
+		held += atomic_load_explicit(&refusals.held[k], memory_order_relaxed);
+	if (held)
+		refusals_roll(monotonic_s());
 }

@@ -44,9 +44,19 @@ struct audit_event {
 };
 
 /* Open the sink: NULL or "-" = stderr, else a file opened O_APPEND|O_CREAT
- * 0640. Returns 0 or -errno. */
+ * 0640. Returns 0 or -errno. The path is kept for audit_reopen(). */
 int audit_open(const char *path) MUST_CHECK;
 void audit_close(void);
+
+/*
+ * Reopen the file audit_open() named (log rotation: SIGHUP, `mtlsctl
+ * reopen`): a new file is created if the old one was renamed away. The
+ * new file takes the old one's descriptor number (dup3), so every line
+ * goes to exactly one of them, none is lost. Any thread. 0 (also when the
+ * sink is stderr), or -errno with err naming the path; the old file then
+ * stays in use.
+ */
+int audit_reopen(char *err, size_t errlen) MUST_CHECK;
 
 /* Format ev as one JSON line (with trailing '\n') into buf. Returns length
  * or -ENOSPC. Pure: used by audit_handshake and by tests. */
@@ -58,9 +68,38 @@ void audit_handshake(const struct audit_event *ev);
 /* Lines that could not be formatted or written since start (for metrics). */
 uint64_t audit_write_errors(void);
 
-/* Other events worth one JSON line (limits hit, backend failures):
+/* Other events worth one JSON line (backend failures, drops):
  * {"ts":..,"event":NAME,"conn":..,"peer":..,"partner":..,"reason":..}. */
 void audit_event_simple(const char *event, uint64_t conn_id, const struct sockaddr *peer,
 			const char *partner, const char *reason);
+
+/* Connections mtlsd turned away or shed before a handshake could end:
+ * the events anyone on the internet can produce by the thousand. */
+enum audit_refusal {
+	AUDIT_REFUSAL_LIMIT = 0,     /* "limit": refused at accept */
+	AUDIT_REFUSAL_EVICTED,       /* "evicted": closed under pressure (admission.h) */
+	AUDIT_REFUSAL_ACCEPT_RESET,  /* "accept_reset": gone before it could be read */
+	AUDIT_REFUSAL_MAX
+};
+
+/* At most this many refusal lines a second; the rest are summed up. */
+#define AUDIT_REFUSALS_PER_S 100
+
+/*
+ * A refusal, written like audit_event_simple() while fewer than
+ * AUDIT_REFUSALS_PER_S were written in this second (CLOCK_MONOTONIC), else
+ * only counted: the first refusal of a later second, or
+ * audit_refusals_flush(), writes one summary line for what was held back,
+ * {"event":"refusals_suppressed","suppressed":N,"by_event":{"limit":N,..},
+ *  "reason":"N more refused in the last second ..."}
+ * so a connection flood costs at most that many write(2)s a second on the
+ * worker and every refusal is still accounted for. Any thread.
+ */
+void audit_refusal(enum audit_refusal kind, uint64_t conn_id, const struct sockaddr *peer,
+		   const char *reason);
+
+/* Write the summary of a second that has ended, if anything was held
+ * back (the workers' tick calls it). Cheap when there is nothing. */
+void audit_refusals_flush(void);
 
 #endif

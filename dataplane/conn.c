@@ -75,6 +75,7 @@ static void release_handshake_slot(struct conn *c)
 		return;
 	c->holds_handshake_slot = false;
 	atomic_fetch_sub(&engine.handshakes, 1);
+	admission_source_put(&c->source);
 }
 
 void conn_submit_client_send(struct conn *c)

@@ -59,6 +59,7 @@ struct conn {
 	struct tls_session tls;
 	struct verify_result vr;
 	bool holds_handshake_slot;     /* counted in engine.handshakes */
+	struct source_ticket source;   /* ... and against its source (admission.h) */
 	bool async_armed;              /* a poll on async_fd is in flight (ssl_async) */
 	int async_fd;                  /* the paused engine job's wait fd, while armed */
 

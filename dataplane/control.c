@@ -1,13 +1,16 @@
 /*
  * control.c: the control socket server (control.h).
  *
- * One thread: poll on the listening socket and a stop eventfd, with a
- * one-second timeout that also samples the handshake counter for the
- * handshakes-per-second figure of `status`. A client is accepted, one
- * frame read under SO_RCVTIMEO, its credentials checked, one reply written
- * under SO_SNDTIMEO, what it sent beyond the frame discarded (bounded), and
- * the connection closed. Clients are served one after the other: each holds
- * the thread for at most the two timeouts.
+ * One thread running reqserve.c: up to CONTROL_MAX_CLIENTS connections
+ * read side by side without blocking, each under whole deadlines (its frame
+ * within 2 s of the accept, its reply sent within 2 s), so a client that
+ * connects and sends nothing, or a byte now and then, delays no one else's
+ * `mtlsctl status`. A whole frame is answered at once: credentials
+ * checked, the command run (on this thread: a reload holds the others
+ * until it is built), one reply written, what the client sent beyond the
+ * frame discarded (bounded), the connection closed. A one-second tick
+ * samples the handshake counter for the handshakes-per-second figure of
+ * `status`.
  */
 #include "control.h"
 
@@ -38,10 +41,12 @@
 #include "generation.h"
 #include "log.h"
 #include "reload.h"
+#include "reqserve.h"
 #include "ticket_keys.h"
 #include "worker.h"
 
-#define IO_TIMEOUT_S 2
+#define IO_TIMEOUT_MS 2000
+#define CONTROL_MAX_CLIENTS 8
 #define DROP_WAIT_MS 5000
 #define RATE_SAMPLES 11 /* one per second: a 10-second window */
 
@@ -301,6 +306,20 @@ static void cmd_reload(struct ctl_msg *reply)
 	}
 }
 
+static void cmd_reopen(struct ctl_msg *reply)
+{
+	char err[1024];
+
+	if (audit_reopen(err, sizeof(err)) == 0) {
+		log_info("control: audit log reopened");
+		ctlproto_add(reply, "status", "ok");
+	} else {
+		log_err("control: %s", err);
+		ctlproto_add(reply, "status", "error");
+		ctlproto_add(reply, "error", "%s", err);
+	}
+}
+
 static void cmd_certs(struct ctl_msg *reply)
 {
 	struct generation *g = generation_acquire();
@@ -354,9 +373,12 @@ static void dispatch_request(char *body, size_t len, struct ctl_msg *reply)
 		cmd_certs(reply);
 	} else if (strcmp(cmd, "drop") == 0) {
 		cmd_drop(fields, (size_t)n, reply);
+	} else if (strcmp(cmd, "reopen") == 0) {
+		cmd_reopen(reply);
 	} else {
 		ctlproto_add(reply, "status", "error");
-		ctlproto_add(reply, "error", "unknown command '%.64s' (status, reload, certs, drop)", cmd);
+		ctlproto_add(reply, "error", "unknown command '%.64s' (status, reload, certs, drop, reopen)",
+			     cmd);
 	}
 }
 
@@ -373,22 +395,32 @@ static __attribute__((format(printf, 2, 3))) void reply_error(struct ctl_msg *re
 	ctlproto_add(reply, "error", "%s", text);
 }
 
-static void serve_client(int fd)
+static bool frame_complete(const char *in, size_t len)
 {
-	static char body[CTLPROTO_MAX_BODY + 1];
+	size_t frame_len;
+
+	/* A bad header is "complete" too: it is answered at once. */
+	return ctlproto_frame_status((const uint8_t *)in, len, &frame_len) != 0;
+}
+
+/* One request, read whole by reqserve.c (or cut short: end says how). */
+static void respond(void *arg, int fd, char *in, size_t len, enum reqserve_end end, char **out,
+		    size_t *out_len)
+{
 	static struct ctl_msg reply;
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_S };
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
-	size_t len = 0;
+	size_t frame_len = 0;
 
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	(void)arg;
+	*out = NULL;
 	ctlproto_init(&reply);
-	/* The request is read (bounded, with the timeout) before anything is
-	 * decided, so a refused peer's bytes are consumed and it still gets
-	 * its reply instead of a reset; nothing of it is acted on. */
-	int rc = ctlproto_read_frame(fd, body, sizeof(body), &len);
+	int rc = ctlproto_frame_status((const uint8_t *)in, len, &frame_len);
+	if (rc == 0)
+		rc = end == REQSERVE_TIMEOUT ? -EAGAIN : -ECONNRESET;
+	/* The request is read (bounded, under the deadline) before anything
+	 * is decided, so a refused peer still gets its reply instead of a
+	 * reset; nothing of it is acted on. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
 		reply_error(&reply, "cannot read peer credentials: %s", strerror(errno));
 	} else if (!peer_allowed(&cr)) {
@@ -400,54 +432,40 @@ static void serve_client(int fd)
 		log_warn("control: bad request from pid %ld: %s", (long)cr.pid, ctlproto_strerror(rc));
 		reply_error(&reply, "bad request: %s", ctlproto_strerror(rc));
 	} else {
-		dispatch_request(body, len, &reply);
+		dispatch_request(in + CTLPROTO_HEADER_LEN, frame_len - CTLPROTO_HEADER_LEN, &reply);
 	}
 	if (ctlproto_finish(&reply) < 0) {
 		reply_error(&reply, "reply larger than 64 KiB");
 		if (ctlproto_finish(&reply) < 0)
 			return;
 	}
-	rc = ctlproto_write_frame(fd, &reply);
-	if (rc < 0)
-		log_warn("control: cannot send the reply: %s", strerror(-rc));
+	*out = malloc(reply.len);
+	if (!*out)
+		return;
+	memcpy(*out, reply.data, reply.len);
+	*out_len = reply.len;
 }
 
-/* Closing a unix socket with unread bytes resets the peer, which may then
- * lose our reply: read what a garbage-sending client left, a bounded amount. */
-static void discard_unread(int fd)
+static void tick(void *arg)
 {
-	char sink[4096];
-	for (int i = 0; i < 64 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
-		;
+	(void)arg;
+	rate_sample();
 }
 
 static void *control_main(void *arg)
 {
+	static const struct reqserve_ops ops = { .complete = frame_complete, .respond = respond,
+						 .tick = tick };
+	const struct reqserve_params params = {
+		.name = "control", .max_conns = CONTROL_MAX_CLIENTS,
+		.max_request = CTLPROTO_HEADER_LEN + CTLPROTO_MAX_BODY,
+		.request_ms = IO_TIMEOUT_MS, .reply_ms = IO_TIMEOUT_MS, .tick_ms = 1000,
+	};
+
 	(void)arg;
 	rate_sample();
-	for (;;) {
-		struct pollfd p[2] = { { .fd = ctl.listen_fd, .events = POLLIN },
-				       { .fd = ctl.stop_fd, .events = POLLIN } };
-		int rc = poll(p, 2, 1000);
-		if (rc < 0 && errno != EINTR) {
-			log_err("control: poll: %s", strerror(errno));
-			break;
-		}
-		if (p[1].revents & POLLIN)
-			break;
-		rate_sample();
-		if (!(p[0].revents & POLLIN))
-			continue;
-		int fd = accept4(ctl.listen_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("control: accept: %s", strerror(errno));
-			continue;
-		}
-		serve_client(fd);
-		discard_unread(fd);
-		close(fd);
-	}
+	if (reqserve_run(ctl.listen_fd, ctl.stop_fd, &params, &ops, NULL) < 0)
+		log_err("control: the control socket no longer answers");
 	return NULL;
 }
 

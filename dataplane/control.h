@@ -1,12 +1,13 @@
 /*
  * control.h: mtlsd's control socket (the server side of `mtlsctl reload |
- * status | certs | drop`).
+ * status | certs | drop | reopen`).
  *
  * A unix stream socket (default /run/mtlsd/control.sock, mode 0600, or
  * 0660 with control_group; its directory is created 0750 if missing),
  * served by one thread of its own so that nothing a client does can stall
- * a worker: one client at a time, each with a 2-second budget per read
- * and write, requests bounded at 64 KiB (lib/ctlproto.h). Peer
+ * a worker: up to 8 clients at once, each with 2 s from its accept to send
+ * its whole request and 2 s to take its reply, so an idle or slow client
+ * blocks no other; requests bounded at 64 KiB (lib/ctlproto.h). Peer
  * credentials (SO_PEERCRED) decide who may talk: root, mtlsd's own user,
  * or a member of control_group; anyone else gets an error reply and is
  * logged.

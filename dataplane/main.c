@@ -3,8 +3,9 @@
  * audit sink, the worker threads, and signals.
  *
  * The main thread does no I/O for connections. After starting the workers
- * it waits on a signalfd (SIGTERM/SIGINT: drain; SIGHUP: reload, see
- * reload.h) and on an eventfd the workers write when they exit. No work is
+ * it waits on a signalfd (SIGTERM/SIGINT: drain; SIGHUP: reopen the audit
+ * log, then reload, see reload.h) and on an eventfd the workers write when
+ * they exit. No work is
  * done in signal handlers: the signals are blocked and read as data.
  *
  * Exit codes: 0 clean stop, 1 configuration or runtime error, 2 usage.
@@ -275,6 +276,10 @@ static unsigned wait_for_workers(struct worker *ws, unsigned n, int sfd)
 				if (si.ssi_signo == SIGHUP) {
 					char rerr[1024];
 					uint64_t id;
+					/* logrotate's postrotate may send it: the
+					 * renamed file is let go first. */
+					if (audit_reopen(rerr, sizeof(rerr)) < 0)
+						log_err("SIGHUP: %s", rerr);
 					/* reload_run logs the outcome and tells systemd. */
 					if (reload_run("SIGHUP", &id, rerr, sizeof(rerr)) < 0)
 						log_debug("SIGHUP: the running configuration stays");

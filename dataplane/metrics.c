@@ -84,8 +84,19 @@ static void put_connections(FILE *out, const struct worker_counters *s)
 	family(out, "mtlsd_connections_accepted_total", "counter", "Client connections accepted.");
 	fprintf(out, "mtlsd_connections_accepted_total %" PRIu64 "\n", s->accepted);
 	family(out, "mtlsd_connections_refused_total", "counter",
-	       "Client connections closed at accept because max_connections was reached.");
+	       "Client connections closed at accept because a limit was reached (max_connections, "
+	       "max_handshakes with nothing to evict, max_handshakes_per_source, a full table).");
 	fprintf(out, "mtlsd_connections_refused_total %" PRIu64 "\n", s->refused_limit);
+	family(out, "mtlsd_connections_refused_per_source_total", "counter",
+	       "Of mtlsd_connections_refused_total: refused by max_handshakes_per_source.");
+	fprintf(out, "mtlsd_connections_refused_per_source_total %" PRIu64 "\n", s->refused_source);
+	family(out, "mtlsd_handshakes_evicted_total", "counter",
+	       "Handshakes closed under pressure before they ended, by cause: limit (a newcomer "
+	       "took the slot of a stalled handshake), reduced_timeout (no complete ClientHello "
+	       "within the timeout shortened above 75% of max_handshakes).");
+	for (unsigned k = 0; k < EVICT_CAUSE_MAX; k++)
+		fprintf(out, "mtlsd_handshakes_evicted_total{cause=\"%s\"} %" PRIu64 "\n",
+			evict_cause_name((enum evict_cause)k), s->evicted[k]);
 	family(out, "mtlsd_connections_closed_total", "counter", "Client connections ended, by reason.");
 	for (unsigned k = 0; k < CLOSE_REASON_MAX; k++)
 		fprintf(out, "mtlsd_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n",

@@ -19,6 +19,7 @@
 #define MTLSD_TLS_SESSION_H
 
 #include <openssl/ssl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,12 +45,16 @@ struct tls_session {
 	uint64_t bytes_in;           /* ciphertext handed to OpenSSL, total */
 	uint64_t bytes_out;          /* ciphertext produced by OpenSSL, total */
 	unsigned long first_error;   /* ERR_peek_error() of the last TLS_IO_ERROR */
+	bool hello_received;         /* a whole ClientHello has arrived (admission.h) */
 };
 
 /*
  * Create the SSL for a server-side connection on ctx, with the slice BIO,
  * partial writes, moving write buffers and no read-ahead. pool supplies
- * output chunks and must outlive the session. Returns 0 or -ENOMEM.
+ * output chunks and must outlive the session. Until the handshake is done,
+ * the session watches for the client's ClientHello and sets hello_received
+ * once the whole message has arrived: under pressure, handshakes that never
+ * got that far are the first to go (admission.h). Returns 0 or -ENOMEM.
  */
 int tls_session_init(struct tls_session *ts, SSL_CTX *ctx, struct chunk_pool *pool) MUST_CHECK;
 

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "conn.h"
 #include "control.h"
 #include "generation.h"
@@ -56,6 +57,7 @@ static const char *const close_names[CLOSE_REASON_MAX] = {
 	[CLOSE_DRAIN] = "drain",
 	[CLOSE_NO_MEMORY] = "no_memory",
 	[CLOSE_DROPPED] = "dropped",
+	[CLOSE_HANDSHAKE_EVICTED] = "handshake_evicted",
 };
 
 const char *close_reason_name(enum close_reason r)
@@ -100,6 +102,9 @@ void workers_sum_counters(struct worker *ws, unsigned n, struct worker_counters 
 		const struct worker_counters *c = &ws[i].counters;
 		sum->accepted += c->accepted;
 		sum->refused_limit += c->refused_limit;
+		sum->refused_source += c->refused_source;
+		for (unsigned k = 0; k < EVICT_CAUSE_MAX; k++)
+			sum->evicted[k] += c->evicted[k];
 		for (unsigned k = 0; k < HS_OUTCOME_MAX; k++)
 			sum->handshakes[k] += c->handshakes[k];
 		sum->backend_connect_failed += c->backend_connect_failed;
@@ -188,21 +193,14 @@ static void on_tick(struct worker *w)
 {
 	const struct mtlsd_config *cfg = &w->gen->cfg;
 	uint64_t now = now_ns();
-	uint64_t hs_ns = (uint64_t)cfg->handshake_timeout_ms * 1000000ull;
 	uint64_t idle_ns = (uint64_t)cfg->idle_timeout_ms * 1000000ull;
 	struct list_node *n;
 
-	/* Handshakes are in start order with one fixed timeout: the head is
-	 * always the oldest, so the scan stops at the first one in time. */
-	while ((n = list_first(&w->handshakes))) {
-		struct conn *c = list_entry(n, struct conn, timer);
-		if (c->hs_start_ns + hs_ns > now)
-			break;
-		if (c->state == CONN_HANDSHAKE)
-			conn_handshake_timed_out(c);
-		else
-			conn_close(c, c->state == CONN_FLUSH_CLOSE ? c->close_reason : CLOSE_HANDSHAKE_TIMEOUT);
-	}
+	/* Handshakes are in start order: the scan stops at the first one in
+	 * time (shorter for those without a ClientHello under pressure). */
+	admission_expire_handshakes(w, now);
+	/* The summary of refusal lines held back in a second that has ended. */
+	audit_refusals_flush();
 	/* Established connections are in LRU order: the head is the idlest. */
 	while ((n = list_first(&w->established))) {
 		struct conn *c = list_entry(n, struct conn, timer);
@@ -382,8 +380,11 @@ static int worker_init(struct worker *w)
 	io_uring_buf_ring_advance(w->br, WORKER_BUF_COUNT);
 
 	w->gen = generation_acquire();
-	unsigned cap = w->gen->cfg.max_connections;
-	w->cap = cap < UD_INDEX_MAX ? cap : UD_INDEX_MAX;
+	/* Room beyond max_connections for handshakes evicted to make room:
+	 * their slot is free only once their cancelled requests completed,
+	 * while the newcomer already needs one (admission.h). */
+	uint64_t cap = (uint64_t)w->gen->cfg.max_connections + WORKER_EVICT_SLACK;
+	w->cap = cap < UD_INDEX_MAX ? (uint32_t)cap : UD_INDEX_MAX;
 	w->conns = calloc(w->cap, sizeof(*w->conns));
 	w->free_idx = calloc(w->cap, sizeof(*w->free_idx));
 	ENSURE(w->conns && w->free_idx, ENOMEM);

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "admission.h"
 #include "chunk.h"
 #include "config.h"
 #include "guard.h"
@@ -79,6 +80,7 @@ enum close_reason {
 	CLOSE_DRAIN,                 /* still open when the drain timeout ended */
 	CLOSE_NO_MEMORY,
 	CLOSE_DROPPED,               /* `mtlsctl drop`: its certificate was compromised */
+	CLOSE_HANDSHAKE_EVICTED,     /* closed under pressure to make room (admission.h) */
 	CLOSE_REASON_MAX
 };
 
@@ -86,7 +88,9 @@ const char *close_reason_name(enum close_reason r);
 
 struct worker_counters {
 	uint64_t accepted;
-	uint64_t refused_limit;
+	uint64_t refused_limit;            /* closed at accept: any limit (all below too) */
+	uint64_t refused_source;           /* ... of which max_handshakes_per_source */
+	uint64_t evicted[EVICT_CAUSE_MAX]; /* handshakes closed under pressure (admission.h) */
 	uint64_t handshakes[HS_OUTCOME_MAX];
 	uint64_t backend_connect_failed;
 	uint64_t closes[CLOSE_REASON_MAX];
@@ -107,6 +111,8 @@ struct worker_counters {
 #define WORKER_BUF_SIZE 16384
 #define WORKER_BGID 1
 #define WORKER_TICK_MS 250
+/* Table slots beyond max_connections, for evicted connections still closing. */
+#define WORKER_EVICT_SLACK 1024
 
 struct worker {
 	unsigned id;

@@ -38,6 +38,7 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY_RANGE("drain_timeout", V_DURATION, struct mtlsd_config, drain_timeout_ms, 0, 3600000),
 	KEY_RANGE("max_connections", V_UINT, struct mtlsd_config, max_connections, 1, 10000000),
 	KEY_RANGE("max_handshakes", V_UINT, struct mtlsd_config, max_handshakes, 1, 1000000),
+	KEY_RANGE("max_handshakes_per_source", V_UINT, struct mtlsd_config, max_handshakes_per_source, 0, 1000000),
 	KEY("audit_log", V_AUDIT, struct mtlsd_config, audit_path),
 	KEY("ktls", V_KTLS, struct mtlsd_config, ktls),
 	KEY("log_level", V_LOG_LEVEL, struct mtlsd_config, log_level),
@@ -103,6 +104,7 @@ void config_init(struct mtlsd_config *cfg)
 	cfg->drain_timeout_ms = 30000;
 	cfg->max_connections = 10000;
 	cfg->max_handshakes = 1000;
+	cfg->max_handshakes_per_source = 250;
 	cfg->ktls = KTLS_MODE_AUTO;
 	cfg->session_tickets = 1;
 	cfg->session_lifetime_s = 3600;

@@ -86,6 +86,7 @@ struct mtlsd_config {
 	unsigned drain_timeout_ms;     /* default 30000 */
 	unsigned max_connections;      /* default 10000 (whole process) */
 	unsigned max_handshakes;       /* default 1000 in flight (whole process) */
+	unsigned max_handshakes_per_source; /* default 250 per IPv4 address / IPv6 /64; 0 = no limit */
 	char *audit_path;              /* NULL or "-" = stderr */
 	enum ktls_mode ktls;           /* default auto */
 	enum log_level log_level;      /* default info */

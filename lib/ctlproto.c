@@ -91,6 +91,18 @@ int ctlproto_parse_header(const uint8_t hdr[CTLPROTO_HEADER_LEN], uint32_t *body
 	return 0;
 }
 
+int ctlproto_frame_status(const uint8_t *buf, size_t len, size_t *frame_len)
+{
+	uint32_t body;
+	uint8_t version;
+
+	if (len < CTLPROTO_HEADER_LEN)
+		return 0;
+	GUARD(ctlproto_parse_header(buf, &body, &version));
+	*frame_len = CTLPROTO_HEADER_LEN + (size_t)body;
+	return len >= *frame_len ? 1 : 0;
+}
+
 /* One "key=value" line (without its newline, NUL-terminated in place). */
 static int parse_line(char *line, struct ctl_field *f)
 {

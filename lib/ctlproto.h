@@ -79,6 +79,14 @@ int ctlproto_parse_header(const uint8_t hdr[CTLPROTO_HEADER_LEN], uint32_t *body
  */
 int ctlproto_parse_body(char *body, size_t len, struct ctl_field *fields, size_t max) MUST_CHECK;
 
+/*
+ * How a frame arriving in buf stands after len bytes: 0 while more are
+ * needed, 1 once buf holds all of it (*frame_len = header + body), or a
+ * ctlproto_parse_header error as soon as the header is known to be bad.
+ * Pure: for a server that reads without blocking.
+ */
+int ctlproto_frame_status(const uint8_t *buf, size_t len, size_t *frame_len) MUST_CHECK;
+
 /* The value of the first field named key, or NULL. */
 const char *ctlproto_get(const struct ctl_field *fields, size_t n, const char *key);
 

@@ -222,28 +222,57 @@ def case_connect_timeout():
     check(m2.stop() == 0, "exit 0")
 
 
+def closed_by_mtlsd(sock, timeout=5):
+    """True once mtlsd closed sock (EOF or reset) within timeout."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionError:
+        return True
+    except socket.timeout:
+        return False
+
+
 def case_max_handshakes():
-    """Handshakes in flight are limited; established connections are not."""
+    """Handshakes in flight are limited; established connections are not.
+    At the limit a handshake that has not even sent a ClientHello makes
+    room for the newcomer (evicted and audited); the twin: when nothing
+    may be evicted (every connection is established), the newcomer is
+    refused."""
     be = Echo()
     be.start()
-    m = Mtlsd(be.port, "--max-handshakes", "1", "--max-connections", "10")
+    m = Mtlsd(be.port, "--max-handshakes", "1", "--max-connections", "2")
     est = client(m.port)
     est.sendall(b"a")
     check(est.recv(1) == b"a", "an established connection")
     stall = socket.create_connection(("127.0.0.1", m.port))
     time.sleep(0.3)
+    check(roundtrip(m.port), "a second handshake while one stalls without a ClientHello is served")
+    check(closed_by_mtlsd(stall), "the stalled one was closed to make room")
+    check(m.log_has('"event":"evicted"', "max_handshakes (1)"), "and audited as evicted")
+    est.sendall(b"b")
+    check(est.recv(1) == b"b", "the established connection is untouched")
+    # The round trip's connection may take a moment to be gone in mtlsd.
+    est2, deadline = None, time.time() + 10
+    while est2 is None and time.time() < deadline:
+        try:
+            est2 = client(m.port)
+        except (OSError, ssl.SSLError):
+            time.sleep(0.1)
+    check(est2 is not None, "a second established connection")
+    est2.sendall(b"c")
+    check(est2.recv(1) == b"c", "the two established connections fill max_connections")
     try:
         refused = not roundtrip(m.port)
     except (OSError, ssl.SSLError):
         refused = True
-    check(refused, "a second handshake while one stalls is refused")
-    check(m.log_has('"event":"limit"', "max_handshakes (1)"), "and audited as a limit")
-    est.sendall(b"b")
-    check(est.recv(1) == b"b", "the established connection is untouched")
-    stall.close()
-    time.sleep(0.3)
-    check(roundtrip(m.port), "twin: once the stalled handshake is gone, the next is served")
+    check(refused, "twin: with nothing to evict, the next connection is refused")
+    check(m.log_has('"event":"limit"', "max_connections (2) reached"), "and audited as a limit")
+    est.sendall(b"d")
+    check(est.recv(1) == b"d", "the established connections are untouched")
     est.close()
+    est2.close()
+    stall.close()
     check(m.stop() == 0, "exit 0")
 
 

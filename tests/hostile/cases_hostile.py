@@ -17,8 +17,7 @@ import peers
 from hostile_util import (cpu_seconds, fd_count, figure, legit_batch, raise_nofile,
                           rss_kib)
 
-NAMES = ["stalled_hellos_5000_legit_keep_working", "stalled_hellos_beyond_max_handshakes_refused",
-         "oversized_record_closed", "malformed_records_closed", "alert_mid_handshake_closed",
+NAMES = ["stalled_hellos_5000_legit_keep_working", "oversized_record_closed", "malformed_records_closed", "alert_mid_handshake_closed",
          "never_reading_client_backpressure", "fd_exhaustion_backs_off_and_recovers"]
 
 STALLED = 5000
@@ -53,12 +52,16 @@ def stalled_hellos_5000_legit_keep_working(ctx):
     handshake) while legitimate clients keep handshaking. The limits are
     set above the attack (max_handshakes 8000) and the handshake timeout
     (60s) outlasts the test, so every stalled connection is held the whole
-    time: what is measured is mtlsd serving beside them, >= 99%."""
+    time: what is measured is mtlsd serving beside them, >= 99%. At 62.5%
+    of max_handshakes this is also the twin of cases_pressure's eviction
+    case: below the pressure threshold (75%) nothing is evicted. They all
+    come from 127.0.0.1 like the legitimate clients, so the per-source
+    limit is off here."""
     raise_nofile(3 * STALLED + 4096)
     backend = ctx.backend()
     mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr), extra_flags=[
         "--handshake-timeout", "60s", "--max-handshakes", "8000", "--max-connections", "12000",
-        "--log-level", "info"])
+        "--max-handshakes-per-source", "0", "--log-level", "info"])
     pid = mtlsd.proc.proc.pid
     rss_before = rss_kib(pid)
     socks = open_stalled(mtlsd.port, STALLED)
@@ -80,40 +83,6 @@ def stalled_hellos_5000_legit_keep_working(ctx):
     assert rate >= 0.99, "legitimate success %.4f < 0.99; errors: %r" % (rate, errors[:10])
     assert still_open == STALLED, "mtlsd closed %d stalled connections before their " \
         "timeout" % (STALLED - still_open)
-
-
-@case("stalled_hellos_beyond_max_handshakes_refused")
-def stalled_hellos_beyond_max_handshakes_refused(ctx):
-    """The twin: with max_handshakes 200, the stalled connections beyond
-    the limit are refused at accept (closed at once, audited as a `limit`
-    event, counted), not queued; once the stalled ones time out, mtlsd
-    serves again."""
-    n, limit = 1000, 200
-    raise_nofile(3 * n + 1024)
-    backend = ctx.backend()
-    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr), extra_flags=[
-        "--handshake-timeout", "10s", "--max-handshakes", str(limit), "--workers", "1",
-        "--log-level", "info"])
-    socks = open_stalled(mtlsd.port, n)
-    try:
-        refused = wait_until("mtlsd to refuse the stalled connections beyond %d" % limit,
-                             lambda: len(mtlsd.audit_events("limit")) >= n - limit
-                             and len(mtlsd.audit_events("limit")))
-        closed_now = sum(1 for s in socks if closed_by_peer(s))
-        # The held ones time out (10s), still connected: their slots free.
-        wait_until("the stalled handshakes to time out",
-                   lambda: sum(1 for e in mtlsd.audit() if e.get("outcome") == "timeout")
-                   >= limit)
-    finally:
-        for s in socks:
-            s.close()
-    figure("max_handshakes", stalled=n, limit=limit, refused_audited=refused,
-           closed_at_once=closed_now, timed_out=limit)
-    assert refused == n - limit, "refused %d, expected %d" % (refused, n - limit)
-    assert closed_now >= n - limit, "only %d of the refused were closed" % closed_now
-    why = mtlsd.audit_events("limit")[0]
-    assert "max_handshakes (200)" in str(why), why
-    valid_client_works(ctx, mtlsd, backend, audit_n=limit + 1, conn=1)
 
 
 def record(content_type, body, version=b"\x03\x03", length=None):

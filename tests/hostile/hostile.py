@@ -22,8 +22,9 @@ import it  # noqa: E402  (its run() and, on import, the integration cases)
 import cases_hostile  # noqa: E402,F401
 import cases_fault  # noqa: E402,F401
 import cases_secrets  # noqa: E402,F401
+import cases_pressure  # noqa: E402,F401
 
-MINE = cases_hostile.NAMES + cases_fault.NAMES + cases_secrets.NAMES
+MINE = cases_hostile.NAMES + cases_fault.NAMES + cases_secrets.NAMES + cases_pressure.NAMES
 
 
 def main(argv):

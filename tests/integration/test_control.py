@@ -741,6 +741,259 @@ def control_socket_garbage_gets_error(ctx):
     mtlsd.check_alive()
 
 
+def dribble(path, stop, interval=0.5):
+    """A control client that sends a status frame one byte per interval,
+    reconnecting whenever mtlsd closes it. Returns how often it connected."""
+    data, connections = frame(b"cmd=status\n" + b"x=" + b"y" * 60000 + b"\n"), 0
+    while not stop.is_set():
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(path)
+            except OSError:
+                stop.wait(0.1)
+                continue
+            connections += 1
+            try:
+                for i in range(len(data)):
+                    s.send(data[i:i + 1])
+                    if stop.wait(interval):
+                        break
+            except OSError:
+                pass  # cut off at the deadline
+    return connections
+
+
+@case("control_idle_clients_do_not_block_status")
+def control_idle_clients_do_not_block_status(ctx):
+    """Three clients connect to the control socket and send nothing, two
+    send a request a byte every 0.5 s: after 5 s of that, `mtlsctl status`
+    from another client still answers within 1 s, every time; the slow ones
+    were cut off at the 2 s request deadline (they had to reconnect)."""
+    backend = ctx.backend()
+    Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    path = ctl_path(ctx)
+    stop = threading.Event()
+    silent = []
+    counts = []
+    slow = [threading.Thread(target=lambda: counts.append(dribble(path, stop)), daemon=True)
+            for _ in range(2)]
+    try:
+        for _ in range(3):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            silent.append(s)
+        for t in slow:
+            t.start()
+        time.sleep(5)
+        times = []
+        for _ in range(5):
+            t0 = time.monotonic()
+            st = status(ctx)
+            times.append(time.monotonic() - t0)
+            assert st["generation"] == "1", st
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in slow:
+            t.join(10)
+        for s in silent:
+            s.close()
+    print("FIGURE control_slow_clients: silent=3 dribbling=2 status_calls=%d slowest_s=%.3f "
+          "dribbler_connections=%s" % (len(times), max(times), counts))
+    assert max(times) < 1.0, "mtlsctl status took %.2fs beside idle clients: %r" % (max(times), times)
+    assert min(counts) >= 2, "a dribbling client was never cut off: %r" % counts
+
+
+@case("control_prompt_client_answered_silent_cut")
+def control_prompt_client_answered_silent_cut(ctx):
+    """The twin: a request sent in three pieces within the deadline is
+    answered status=ok, and a client that sends nothing gets the timeout
+    error once the 2 s deadline has passed, not before."""
+    backend = ctx.backend()
+    Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    path = ctl_path(ctx)
+    data = frame(b"cmd=status\n")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        for piece in (data[:3], data[3:10], data[10:]):
+            s.sendall(piece)
+            time.sleep(0.3)
+        reply = s.recv(65536)
+    assert reply.startswith(b"MTC\x01") and b"status=ok" in reply, reply
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.settimeout(10)
+        silent.connect(path)
+        t0 = time.monotonic()
+        reply = silent.recv(65536)
+        waited = time.monotonic() - t0
+    assert b"status=error" in reply and b"timed out" in reply, reply
+    assert 1.5 <= waited < 6, "the silent client was answered after %.2fs (deadline 2s)" % waited
+
+
+# ---- the audit log's reopen (logrotate) ----------------------------------
+
+class HandshakeLoad:
+    """Threads doing full handshakes (each one audit line) until stopped."""
+
+    def __init__(self, ctx, port, threads=2):
+        self.cctx = client_context(ctx, "client-ec")
+        self.port = port
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.done, self.errors = 0, []
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 20) as raw:
+                    with self.cctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                        echo_once(tls, b"audited\n")
+                with self.lock:
+                    self.done += 1
+            except Exception as e:  # every failure is kept
+                with self.lock:
+                    self.errors.append(repr(e)[:120])
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def handshake_ids(path):
+    return [e["conn"] for e in harness.read_json_lines(path) if e.get("event") == "handshake"]
+
+
+def rotate(path, suffix):
+    """What logrotate does before its postrotate: rename the live file."""
+    os.rename(path, path + suffix)
+    return path + suffix
+
+
+@case("audit_reopen_under_load_loses_nothing")
+def audit_reopen_under_load_loses_nothing(ctx):
+    """Handshakes run without pause while the audit log is renamed twice,
+    once followed by `mtlsctl reopen`, once by SIGHUP (both what a
+    postrotate may do). mtlsd writes to the new file after each reopen, and
+    every handshake's line is in exactly one of the three files: the
+    connection ids found are exactly 1..N for the N handshakes made."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    live = mtlsd.audit_path
+    load = HandshakeLoad(ctx, mtlsd.port)
+    try:
+        wait_until("audited handshakes", lambda: len(handshake_ids(live)) >= 20)
+        first = rotate(live, ".1")
+        r = mtlsctl(ctx, "reopen")
+        assert r.returncode == 0 and "audit log reopened" in r.stdout, (r.stdout, r.stderr)
+        wait_until("lines in the reopened file", lambda: len(handshake_ids(live)) >= 20)
+        second = rotate(live, ".2")
+        mtlsd.signal(signal.SIGHUP)
+        wait_until("lines in the file reopened on SIGHUP", lambda: len(handshake_ids(live)) >= 20)
+    finally:
+        load.finish()
+    n = load.done + len(load.errors)
+    files = (first, second, live)
+    wait_until("every handshake's line", lambda: sum(len(handshake_ids(f)) for f in files) >= n)
+    ids = [handshake_ids(f) for f in files]
+    found = sorted(i for per_file in ids for i in per_file)
+    print("FIGURE audit_reopen: handshakes=%d errors=%d lines_per_file=%s" % (
+        n, len(load.errors), "/".join(str(len(x)) for x in ids)))
+    assert not load.errors, load.errors[:5]
+    assert found == list(range(1, n + 1)), "ids missing or twice: %r" % sorted(
+        set(range(1, n + 1)) ^ set(found))[:20]
+    assert all(ids), "a file got no line: %r" % [len(x) for x in ids]
+    assert "reload (SIGHUP): generation 2 published" in mtlsd.log(), "SIGHUP did not reload"
+
+
+@case("audit_reopen_failure_keeps_old_file")
+def audit_reopen_failure_keeps_old_file(ctx):
+    """The twin: when the audit path cannot be opened again (a directory
+    sits there), `mtlsctl reopen` exits 1 naming the path and the reason,
+    and mtlsd keeps writing to the file it had: no line is lost. Once the
+    path is usable again, reopen succeeds and lines go to the new file."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    live = mtlsd.audit_path
+    probe = b"audited\n"
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe), probe)
+    wait_until("the first line", lambda: handshake_ids(live) == [1])
+    old = rotate(live, ".1")
+    os.mkdir(live)
+    r = mtlsctl(ctx, "reopen")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert live in r.stderr and "Is a directory" in r.stderr, r.stderr
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe), probe)
+    wait_until("the second line in the old file", lambda: handshake_ids(old) == [1, 2])
+    os.rmdir(live)
+    r = mtlsctl(ctx, "reopen")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert_echoed(peers.s_client(ctx, mtlsd.port, "client-ec", send=probe, expect=probe), probe)
+    wait_until("the third line in the new file", lambda: handshake_ids(live) == [3])
+    assert handshake_ids(old) == [1, 2]
+    mtlsd.check_alive()
+
+
+@case("logrotate_snippet_rotates_without_loss")
+def logrotate_snippet_rotates_without_loss(ctx):
+    """tuning/logrotate.d/mtlsd as shipped (paths, user and mtlsctl's
+    socket adapted to the test) run twice by logrotate itself while
+    handshakes go on: the rotated files (one compressed by then) and the
+    live one together hold every handshake's line exactly once."""
+    import gzip
+    import pwd
+    logrotate = next((p for p in ("/usr/sbin/logrotate", "/usr/bin/logrotate")
+                      if os.access(p, os.X_OK)), None)
+    if not logrotate:
+        raise harness.Skip("logrotate missing (apt-get install logrotate; .ci/install-deps has it)")
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    live = mtlsd.audit_path
+    with open(os.path.join(ctx.srcdir, "tuning", "logrotate.d", "mtlsd")) as f:
+        snippet = f.read()
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for old, new in (("/var/log/mtlsd/audit.json", live),
+                     ("/usr/bin/mtlsctl reopen", "%s reopen --socket %s" % (ctx.mtlsctl_bin,
+                                                                          ctl_path(ctx))),
+                     ("create 0640 mtlsd mtlsd", "create 0640 %s %s" % (me, me))):
+        assert old in snippet, "tuning/logrotate.d/mtlsd no longer says %r" % old
+        snippet = snippet.replace(old, new)
+    conf = ctx.write("logrotate.conf", snippet)
+    state = os.path.join(ctx.dir, "logrotate.state")
+    load = HandshakeLoad(ctx, mtlsd.port)
+    try:
+        for rotation in (1, 2):
+            wait_until("audited handshakes before rotation %d" % rotation,
+                       lambda: len(handshake_ids(live)) >= 20)
+            r = subprocess.run([logrotate, "--force", "--state", state, conf],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, "logrotate failed:\n%s%s" % (r.stdout, r.stderr)
+        wait_until("lines after the second rotation", lambda: len(handshake_ids(live)) >= 20)
+    finally:
+        load.finish()
+    n = load.done + len(load.errors)
+
+    def all_ids():
+        out = handshake_ids(live) + handshake_ids(live + ".1")
+        if os.path.exists(live + ".2.gz"):
+            with gzip.open(live + ".2.gz", "rt") as f:
+                out += [json.loads(line)["conn"] for line in f
+                        if line.strip() and json.loads(line).get("event") == "handshake"]
+        return sorted(out)
+    wait_until("every handshake's line", lambda: len(all_ids()) >= n)
+    found = all_ids()
+    print("FIGURE logrotate: handshakes=%d files=%s" % (n, sorted(
+        f for f in os.listdir(ctx.dir) if f.startswith(os.path.basename(live)))))
+    assert not load.errors, load.errors[:5]
+    assert os.path.exists(live + ".2.gz"), os.listdir(ctx.dir)
+    assert found == list(range(1, n + 1)), "ids missing or twice: %r" % sorted(
+        set(range(1, n + 1)) ^ set(found))[:20]
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in harness.CASES:
         print(__doc__, file=sys.stderr)

@@ -12,8 +12,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -333,6 +336,111 @@ def shipped_files_use_exported_metrics(ctx):
     assert not missing, "queried but not exported: %r" % missing
     # The twin: a name mtlsd does not export is caught.
     assert unexported(names | {"mtlsd_not_a_family"}, samples) == ["mtlsd_not_a_family"]
+
+
+class Slowloris(threading.Thread):
+    """Connects to 127.0.0.1:port and sends one byte of a never-ending
+    request every interval; when mtlsd closes it, connects again. Stops
+    when told; counts its connections."""
+
+    def __init__(self, connect, head, interval=0.5):
+        super().__init__(daemon=True)
+        self.connect, self.head, self.interval = connect, head, interval
+        self.stop = threading.Event()
+        self.connections = 0
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                s = self.connect()
+            except OSError:
+                self.stop.wait(0.1)
+                continue
+            self.connections += 1
+            try:
+                for i in range(len(self.head)):
+                    s.send(self.head[i:i + 1])
+                    if self.stop.wait(self.interval):
+                        break
+            except OSError:
+                pass  # closed by mtlsd: its deadline passed
+            s.close()
+
+
+def slow_http(port):
+    return Slowloris(lambda: socket.create_connection(("127.0.0.1", port), 5),
+                     b"GET /healthz HTTP/1.1\r\nHost: mtlsd\r\nX-Slow: " + b"a" * 100000)
+
+
+def timed_healthz(port):
+    t0 = time.monotonic()
+    body = scrape(port, "/healthz")
+    return time.monotonic() - t0, body
+
+
+@case("admin_slowloris_healthz_still_answers")
+def admin_slowloris_healthz_still_answers(ctx):
+    """/healthz is a liveness probe: slow clients must never keep it from
+    answering. 8 clients sending a byte of a request head every 0.5 s (and
+    reconnecting when closed), then 40 of them, more than the listener
+    serves at once: after they have been at it for 5 s, every /healthz
+    answers within 1 s, and each slow connection was closed by mtlsd at
+    its whole-request deadline (they had to reconnect)."""
+    mtlsd, admin = start(ctx)
+    crowd = [slow_http(admin) for _ in range(8)]
+    try:
+        for t in crowd:
+            t.start()
+        times = []
+        for extra in (0, 32):
+            for _ in range(extra):
+                crowd.append(slow_http(admin))
+                crowd[-1].start()
+            time.sleep(5)
+            for _ in range(5):
+                took, body = timed_healthz(admin)
+                assert body == "ok\n", body
+                times.append(took)
+        reconnects = min(t.connections for t in crowd[:8])
+    finally:
+        for t in crowd:
+            t.stop.set()
+        for t in crowd:
+            t.join(10)
+    print("FIGURE admin_slowloris: slow_clients=%d healthz_probes=%d slowest_s=%.3f "
+          "min_connections_per_slow_client=%d" % (len(crowd), len(times), max(times), reconnects))
+    assert max(times) < 1.0, "a /healthz took %.2fs beside slow clients: %r" % (max(times), times)
+    assert reconnects >= 2, "a slow client was never cut off by the request deadline"
+    mtlsd.check_alive()
+
+
+@case("admin_prompt_clients_served_silent_cut")
+def admin_prompt_clients_served_silent_cut(ctx):
+    """The twin: a client that sends its request in three pieces within the
+    deadline gets its answer, a normal /metrics scrape works, and a client
+    that sends nothing is closed by mtlsd once the 2 s deadline passed, not
+    before."""
+    mtlsd, admin = start(ctx)
+    with socket.create_connection(("127.0.0.1", admin), 10) as s:
+        for piece in (b"GET /heal", b"thz HTTP/1.1\r\nHost: m", b"tlsd\r\n\r\n"):
+            s.sendall(piece)
+            time.sleep(0.3)
+        reply = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 OK") and reply.endswith(b"\r\n\r\nok\n"), reply
+    samples = parse(scrape(admin))
+    assert value(samples, "mtlsd_generation") == 1, "a normal /metrics scrape failed"
+    with socket.create_connection(("127.0.0.1", admin), 10) as silent:
+        silent.settimeout(10)
+        t0 = time.monotonic()
+        assert silent.recv(4096) == b"", "the silent client got a reply"
+        waited = time.monotonic() - t0
+    assert 1.5 <= waited < 6, "the silent client was closed after %.2fs (deadline 2s)" % waited
+    mtlsd.check_alive()
 
 
 if __name__ == "__main__":

@@ -121,6 +121,36 @@ static int parse_text(const char *text)
 	return ctlproto_parse_body(body, len, fields, ARRAY_SIZE(fields));
 }
 
+/* A server reading without blocking asks after every read whether the
+ * frame is whole: not until its last byte. */
+static void test_ctlproto_frame_status_complete_at_last_byte(void **state)
+{
+	size_t frame_len = 0;
+
+	(void)state;
+	ctlproto_init(&msg);
+	ctlproto_add(&msg, "cmd", "status");
+	assert_int_equal(ctlproto_finish(&msg), 0);
+	for (size_t len = 0; len < msg.len; len++)
+		assert_int_equal(ctlproto_frame_status(msg.data, len, &frame_len), 0);
+	assert_int_equal(ctlproto_frame_status(msg.data, msg.len, &frame_len), 1);
+	assert_int_equal(frame_len, msg.len);
+}
+
+/* Twin: a bad header is known as soon as its 8 bytes are in, so the
+ * client is answered at once instead of waiting for a body. */
+static void test_ctlproto_frame_status_bad_header_at_once(void **state)
+{
+	size_t frame_len = 0;
+
+	(void)state;
+	assert_int_equal(ctlproto_frame_status((const uint8_t *)"GET / HTTP/1.0\r\n", 8, &frame_len),
+			 -EPROTO);
+	assert_int_equal(ctlproto_frame_status((const uint8_t *)"MTC\x01\xff\xff\xff\xff", 8,
+					       &frame_len), -EMSGSIZE);
+	assert_int_equal(ctlproto_frame_status((const uint8_t *)"GET / H", 7, &frame_len), 0);
+}
+
 static void test_ctlproto_body_accepts_empty_value_and_empty_body(void **state)
 {
 	(void)state;
@@ -185,6 +215,8 @@ int main(void)
 		cmocka_unit_test(test_ctlproto_bad_key_refused),
 		cmocka_unit_test(test_ctlproto_oversized_body_refused_when_built),
 		cmocka_unit_test(test_ctlproto_header_checks),
+		cmocka_unit_test(test_ctlproto_frame_status_complete_at_last_byte),
+		cmocka_unit_test(test_ctlproto_frame_status_bad_header_at_once),
 		cmocka_unit_test(test_ctlproto_body_accepts_empty_value_and_empty_body),
 		cmocka_unit_test(test_ctlproto_body_malformed_refused),
 		cmocka_unit_test(test_ctlproto_body_too_many_fields_refused),

@@ -203,6 +203,41 @@ static void test_tls_session_partial_record_waits(void **state)
 	assert_int_equal(tls_session_input_left(&f->ts), 0);
 }
 
+/* Under pressure, handshakes without a whole ClientHello go first
+ * (admission.h): hello_received is set once the last byte of it arrived,
+ * not before, even when the message comes in pieces. */
+static void test_tls_session_hello_received_when_whole(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t hello[4096];
+
+	assert_int_equal(SSL_do_handshake(f->client), -1);
+	size_t len = client_take(f);
+	assert_true(len > 16 && len < sizeof(hello));
+	memcpy(hello, f->wire, len);
+	for (size_t off = 0; off + 1 < len; off += 7) {
+		size_t n = off + 7 < len - 1 ? 7 : len - 1 - off;
+		tls_session_set_input(&f->ts, hello + off, (uint32_t)n);
+		assert_int_equal(tls_session_handshake(&f->ts), TLS_IO_WANT_READ);
+		assert_false(f->ts.hello_received);
+	}
+	tls_session_set_input(&f->ts, hello + len - 1, 1);
+	assert_int_equal(tls_session_handshake(&f->ts), TLS_IO_WANT_READ);
+	assert_true(f->ts.hello_received);
+}
+
+/* Twin: garbage of the same size never counts as a ClientHello. */
+static void test_tls_session_garbage_is_no_hello(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t junk[300];
+
+	memset(junk, 0x16, sizeof(junk));
+	tls_session_set_input(&f->ts, junk, sizeof(junk));
+	assert_int_equal(tls_session_handshake(&f->ts), TLS_IO_ERROR);
+	assert_false(f->ts.hello_received);
+}
+
 /* The chunk holds whole records only: walk the 5-byte headers. */
 static void assert_whole_records(const struct outq *q)
 {
@@ -310,6 +345,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tls_session_garbage_is_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_reads_one_record_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_partial_record_waits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_session_hello_received_when_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_session_garbage_is_no_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_full_chunk_wants_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_full_chunk_keeps_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_close_notify_is_closed, setup, teardown),
