@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cert_name.h"
 #include "pki_policy.h"
 
 /* Append to a ", "-separated list in buf. */
@@ -162,13 +163,5 @@ time_t cert_not_after(X509 *x)
 
 void cert_name_desc(X509_NAME *n, char *buf, size_t cap)
 {
-	BIO *mem = BIO_new(BIO_s_mem());
-	buf[0] = '\0';
-	if (!mem)
-		return;
-	if (X509_NAME_print_ex(mem, n, 0, XN_FLAG_RFC2253) >= 0) {
-		int len = BIO_read(mem, buf, (int)cap - 1);
-		buf[len > 0 ? len : 0] = '\0';
-	}
-	BIO_free(mem);
+	cert_name_format(n, buf, cap); /* the one spelling: lib/cert_name.h */
 }

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cert_name.h"
 #include "crypto_accel.h"
 #include "keyref.h"
 #include "ktls.h"
@@ -102,9 +103,10 @@ static int partner_fail(struct build *b, int rc, const struct cfg_partner *cp, c
 	return rc;
 }
 
+/* Names in config errors as everywhere else: RFC 2253 (lib/cert_name.h). */
 static const char *subject_of(X509 *x, char *buf, size_t len)
 {
-	X509_NAME_oneline(X509_get_subject_name(x), buf, (int)len);
+	cert_name_format(X509_get_subject_name(x), buf, len);
 	return buf;
 }
 
@@ -366,7 +368,7 @@ static int add_partner_crl(struct build *b, struct partner *p, size_t file_idx, 
 	int line = cp->crl_paths.lines ? cp->crl_paths.lines[file_idx] : 0;
 	char issuer[256];
 
-	X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 	if (!crl_issuer_in(p->anchors, crl) && !crl_issuer_in(p->intermediates, crl))
 		return file_fail(b, -EINVAL, line, "crl", path, "CRL #%d (issuer '%s') is not signed by any "
 				 "CA of partner '%s'; give this partner's CRLs only", n, issuer, cp->name);

@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "cert_name.h"
 #include "certinfo.h"
 #include "generation.h"
 #include "ktls.h"
@@ -289,7 +290,7 @@ static void add_partner_crls(struct gauge_set *set, const struct partner *pt, ti
 		X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
 		if (!crl)
 			continue;
-		X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+		cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
 		/* No nextUpdate: the CRL never expires; report it far away. */
 		gauge_add(set, labels_of("partner", pt->cfg->name, "issuer", issuer, NULL),
