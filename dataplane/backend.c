@@ -113,7 +113,9 @@ static int queue_proxy_header(struct conn *c)
 		.client_flags = PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS |
 				(c->vr.resumed ? 0 : PP2_CLIENT_CERT_CONN),
 		.tls_version = SSL_get_version(c->tls.ssl),
-		.cn = id->subject_cn[0] ? id->subject_cn : NULL,
+		/* The names the allow-list checked (struct verify_result),
+		 * never the certificate's first ones. */
+		.cn = c->vr.identity.cn,
 		.cipher = SSL_get_cipher_name(c->tls.ssl),
 		.sig_alg = sig_alg,
 		.key_alg = key_alg,
@@ -123,7 +125,7 @@ static int queue_proxy_header(struct conn *c)
 		.serial_hex = id->serial_hex,
 		.sha256 = id->sha256,
 		.x5t_s256 = id->x5t_s256,
-		.spiffe_id = id->spiffe_id,
+		.spiffe_id = c->vr.identity.spiffe_id,
 	};
 	const unsigned char *alpn = NULL;
 	unsigned alpn_len = 0;

@@ -149,6 +149,10 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	ev.outcome = outcome;
 	ev.reason = c->vr.detail[0] ? c->vr.detail : NULL;
 	ev.leaf = c->vr.leaf;
+	if (outcome == HS_OK) {
+		ev.spiffe_id = c->vr.identity.spiffe_id;
+		ev.cn = c->vr.identity.cn;
+	}
 	ev.tls_version = done ? SSL_get_version(c->tls.ssl) : NULL;
 	ev.cipher = done ? SSL_get_cipher_name(c->tls.ssl) : NULL;
 	ev.resumed = c->vr.resumed;
@@ -171,6 +175,9 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	const struct cert_identity *id = certinfo_cached(c->id, c->vr.leaf);
 	if (id)
 		acct_event_set_cert(&aev, id);
+	/* An accepted client is counted under the CN its backend is told. */
+	if (outcome == HS_OK)
+		aev.subject_cn = c->vr.identity.cn;
 	acct_handshake_end(&aev);
 }
 

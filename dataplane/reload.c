@@ -93,8 +93,8 @@ static void digest_certs(EVP_MD_CTX *md, STACK_OF(X509) *certs)
 /*
  * generation.h's trust_id: SHA-256 over everything a verification decision
  * and a session's partner index depend on (partner order and names, the
- * DER of every CA and CRL loaded, allow-lists, depth, CRL policies), cut to
- * 64 bits. Two hosts with the same files get the same value, so a ticket
+ * DER of every CA and CRL loaded, allow-lists and multiple_identities, depth,
+ * CRL policies), cut to 64 bits. Two hosts with the same files get the same value, so a ticket
  * sealed by one resumes on the other; any change to trust makes every
  * older session do a full handshake and be verified again.
  */
@@ -113,7 +113,8 @@ static uint64_t trust_id_of(const struct generation *g)
 		const struct partner *p = &g->partners[i];
 		const struct cfg_partner *c = p->cfg;
 		digest_str(md, c->name);
-		unsigned policy[3] = { c->verify_depth, (unsigned)c->crl_missing, (unsigned)c->crl_expired };
+		unsigned policy[4] = { c->verify_depth, (unsigned)c->crl_missing, (unsigned)c->crl_expired,
+				       (unsigned)c->multiple_identities };
 		digest_bytes(md, policy, sizeof(policy));
 		digest_list(md, &c->allow_dns);
 		digest_list(md, &c->allow_uri);
