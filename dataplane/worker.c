@@ -56,6 +56,7 @@ static const char *const close_names[CLOSE_REASON_MAX] = {
 	[CLOSE_DRAIN] = "drain",
 	[CLOSE_NO_MEMORY] = "no_memory",
 	[CLOSE_DROPPED] = "dropped",
+	[CLOSE_PROXY_HEADER_TOO_LARGE] = "proxy_header_too_large",
 };
 
 const char *close_reason_name(enum close_reason r)

@@ -79,6 +79,7 @@ enum close_reason {
 	CLOSE_DRAIN,                 /* still open when the drain timeout ended */
 	CLOSE_NO_MEMORY,
 	CLOSE_DROPPED,               /* `mtlsctl drop`: its certificate was compromised */
+	CLOSE_PROXY_HEADER_TOO_LARGE, /* the PROXY v2 header would exceed 64 KiB */
 	CLOSE_REASON_MAX
 };
 
