@@ -149,7 +149,9 @@ def config_ca_bundle_holds_a_leaf(ctx):
                         ctx.fx.path("client-ec", "cert.pem"))
     c = standard_config(ctx, "127.0.0.1:9", ca=bundle)
     path, rc, out = run_config(ctx, c, "--check-config")
-    assert_refused(rc, out, bundle, at(path, c, "ca", "partner.partner"))
+    # The certificate named as everywhere else: RFC 2253 (lib/cert_name.h).
+    assert_refused(rc, out, bundle, at(path, c, "ca", "partner.partner"),
+                   "('CN=client-ec,O=partner')")
 
 
 @case("config_partner_without_backend")
@@ -184,3 +186,21 @@ def config_duplicate_section(ctx):
     c.sections.append(c.sections[-1])
     path, rc, out = run_config(ctx, c, "--check-config")
     assert_refused(rc, out, "[partner.partner]", path)
+
+
+@case("config_allow_uri_spiffe_rules")
+def config_allow_uri_spiffe_rules(ctx):
+    """allow_uri patterns of the spiffe scheme follow the SPIFFE ID rules,
+    scheme typos included: a pattern that could never match a valid SPIFFE
+    ID is refused at load, naming the line, the pattern and the rule. Its
+    lower-case twin loads."""
+    for pattern, rule in (("spiffe://Acme.Example/prod/*", "the trust domain must be lower case"),
+                          ("spifee://acme.example/prod/*", "the scheme is not 'spiffe'"),
+                          ("spiffe://acme.example/prod/", "no trailing '/'"),
+                          ("spiffe://acme.example/prod/a%20b", "percent-encoding")):
+        c = standard_config(ctx, "127.0.0.1:9", allow_uri=pattern)
+        path, rc, out = run_config(ctx, c, "--check-config")
+        assert_refused(rc, out, at(path, c, "allow_uri", "partner.partner"), pattern, rule)
+    c = standard_config(ctx, "127.0.0.1:9", allow_uri="spiffe://acme.example/prod/*")
+    _, rc, out = run_config(ctx, c, "--check-config")
+    assert rc == 0, "a valid SPIFFE pattern was refused (exit %d):\n%s" % (rc, out)
