@@ -16,7 +16,7 @@
 
 #include "outcome.h"
 
-#define ACCT_LAYOUT_VERSION 1
+#define ACCT_LAYOUT_VERSION 2 /* 2: fifteen buckets, one per outcome */
 
 #define ACCT_ISSUER_ID_LEN 20     /* same as CERT_ISSUER_ID_LEN (certinfo.h) */
 #define ACCT_SERIAL_MAX 20        /* same as CERT_SERIAL_MAX */
@@ -33,9 +33,10 @@
 #define ACCT_MAP_TOTALS "acct_totals"
 
 /*
- * The counters kept per certificate: the first twelve outcomes of
- * lib/outcome.h, one bucket each. The outcomes added after them are folded
- * into the closest bucket by acct_bucket_of() below.
+ * The counters kept per certificate: one bucket per outcome of
+ * lib/outcome.h, in the same order (an operator told a client is refused
+ * crl_unavailable must find crl_unavailable in the counts, not "other").
+ * An outcome newer than this header counts as other (acct_bucket_of).
  */
 enum acct_bucket {
 	ACCT_B_OK = 0,
@@ -50,14 +51,23 @@ enum acct_bucket {
 	ACCT_B_PROTOCOL_ERROR,
 	ACCT_B_TIMEOUT,
 	ACCT_B_OTHER,
+	ACCT_B_CHAIN_TOO_DEEP,
+	ACCT_B_WEAK_KEY,
+	ACCT_B_CRL_UNAVAILABLE,
 	ACCT_BUCKETS
 };
 
+_Static_assert((int)ACCT_BUCKETS == (int)HS_OUTCOME_MAX && (int)ACCT_B_OTHER == (int)HS_OTHER &&
+	       (int)ACCT_B_CRL_UNAVAILABLE == (int)HS_CRL_UNAVAILABLE,
+	       "one bucket per outcome, same order: add a bucket with every outcome");
+
 /*
  * The key: (issuer id, serial). Serials are unique only per issuer, so two
- * CAs that happen to issue the same serial are two keys. A handshake without
- * a client certificate uses the all-zero key (serial_len 0), which no real
- * certificate can have (a DER serial is at least one octet).
+ * CAs that happen to issue the same serial are two keys. A handshake not
+ * attributed to a partner (no client certificate, or one whose chain did
+ * not verify up to a partner's CA: anyone can make those) uses the
+ * all-zero key (serial_len 0), which no real certificate can have (a DER
+ * serial is at least one octet), so strangers share one record.
  * This is also the exact memory the USDT probe points at (probes.h).
  */
 struct acct_key {
@@ -103,32 +113,11 @@ struct acct_totals {
 	__u64 failures;                /* probe hits not counted (read/insert failed) */
 };
 
-/*
- * The bucket for an outcome. chain_too_deep and weak_key are mtlsd policy
- * decisions about an otherwise valid chain, so they count as policy_denied;
- * crl_unavailable says nothing about the certificate itself (revocation
- * status unknown), so it counts as other.
- */
+/* The bucket for an outcome: itself; a value this header does not know
+ * (a newer writer) is other, never an index past the array. */
 static inline __u32 acct_bucket_of(__u32 outcome)
 {
-	switch (outcome) {
-	case HS_OK: return ACCT_B_OK;
-	case HS_NO_CERT: return ACCT_B_NO_CERT;
-	case HS_UNKNOWN_CA: return ACCT_B_UNKNOWN_CA;
-	case HS_EXPIRED: return ACCT_B_EXPIRED;
-	case HS_NOT_YET_VALID: return ACCT_B_NOT_YET_VALID;
-	case HS_REVOKED: return ACCT_B_REVOKED;
-	case HS_BAD_EKU: return ACCT_B_BAD_EKU;
-	case HS_POLICY_DENIED: return ACCT_B_POLICY_DENIED;
-	case HS_BAD_SIGNATURE: return ACCT_B_BAD_SIGNATURE;
-	case HS_PROTOCOL_ERROR: return ACCT_B_PROTOCOL_ERROR;
-	case HS_TIMEOUT: return ACCT_B_TIMEOUT;
-	case HS_CHAIN_TOO_DEEP: return ACCT_B_POLICY_DENIED;
-	case HS_WEAK_KEY: return ACCT_B_POLICY_DENIED;
-	case HS_CRL_UNAVAILABLE: return ACCT_B_OTHER;
-	case HS_OTHER:
-	default: return ACCT_B_OTHER;
-	}
+	return outcome < ACCT_BUCKETS ? outcome : ACCT_B_OTHER;
 }
 
 /* Histogram slot of a duration: floor(log2(ns)), 0 for 0 and 1 ns, clamped

@@ -9,22 +9,14 @@
 #include <string.h>
 
 #include "outcome.h"
+#include "safetext.h"
 
-/* Label values escape backslash, double quote and newline; other control
- * characters (a CN is attacker-chosen) become '?'. */
+/* One label, name="value", the value escaped by the one Prometheus label
+ * escaper (safetext.h): a CN is chosen by whoever made the certificate. */
 static void label(FILE *out, const char *name, const char *value, bool first)
 {
 	fprintf(out, "%s%s=\"", first ? "" : ",", name);
-	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-		if (*p == '\\' || *p == '"')
-			fprintf(out, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", out);
-		else if (*p < 0x20 || *p == 0x7f)
-			fputc('?', out);
-		else
-			fputc(*p, out);
-	}
+	prom_put_label_value(out, value);
 	fputc('"', out);
 }
 

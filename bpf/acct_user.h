@@ -80,6 +80,8 @@ void acct_record_sanitize(struct acct_record *r);
 int acct_key_make(struct acct_key *key, const uint8_t *issuer_id, const uint8_t *serial,
 		  size_t serial_len) MUST_CHECK;
 
+/* The unattributed key: handshakes without a certificate, or whose chain
+ * did not verify up to a partner's CA (dataplane/acct.h). */
 bool acct_key_is_no_cert(const struct acct_key *key);
 
 /* "4F:A2:.." upper-case, or "-" for the no-certificate key. buf holds at

@@ -13,6 +13,7 @@
 
 #include "cert_name.h"
 #include "pki_policy.h"
+#include "safetext.h"
 
 /* Append to a ", "-separated list in buf. */
 static void list_add(char *buf, size_t cap, const char *fmt, ...)
@@ -29,6 +30,7 @@ static void list_add(char *buf, size_t cap, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf + len, cap - len, fmt, ap);
 	va_end(ap);
+	utf8_trim_partial(buf); /* a full list is cut between two characters */
 }
 
 void cert_key_desc(X509 *x, char *buf, size_t cap, int *bits)
@@ -118,12 +120,16 @@ void cert_san_desc(X509 *x, char *buf, size_t cap)
 		switch (g->type) {
 		case GEN_DNS:
 		case GEN_URI:
-		case GEN_EMAIL:
-			list_add(buf, cap, "%s:%.*s",
-				 g->type == GEN_DNS ? "DNS" : g->type == GEN_URI ? "URI" : "email",
-				 ASN1_STRING_length(g->d.ia5),
-				 (const char *)ASN1_STRING_get0_data(g->d.ia5));
+		case GEN_EMAIL: {
+			/* Whoever made the certificate chose these bytes: controls
+			 * and bytes that are not UTF-8 are shown as \XX. */
+			char value[1024];
+			term_escape(value, sizeof(value), (const char *)ASN1_STRING_get0_data(g->d.ia5),
+				    (size_t)ASN1_STRING_length(g->d.ia5));
+			list_add(buf, cap, "%s:%s",
+				 g->type == GEN_DNS ? "DNS" : g->type == GEN_URI ? "URI" : "email", value);
 			break;
+		}
 		case GEN_IPADD:
 			ip_desc(g->d.ip, ip, sizeof(ip));
 			list_add(buf, cap, "IP:%s", ip);
@@ -164,4 +170,18 @@ time_t cert_not_after(X509 *x)
 void cert_name_desc(X509_NAME *n, char *buf, size_t cap)
 {
 	cert_name_format(n, buf, cap); /* the one spelling: lib/cert_name.h */
+}
+
+void cert_name_display(X509_NAME *n, char *buf, size_t cap)
+{
+	char text[2048];
+
+	/* The one spelling (lib/cert_name.h: RFC 2253 with UTF-8 kept;
+	 * OpenSSL still escapes C0 controls and the RFC 2253 specials); what
+	 * OpenSSL leaves raw and a terminal would act on (C1 controls, bytes
+	 * that are not UTF-8) term_escape shows as \XX, and a long name is cut
+	 * between two characters. */
+	buf[0] = '\0';
+	if (cert_name_format(n, text, sizeof(text)) == 0)
+		term_escape(buf, cap, text, strlen(text));
 }

@@ -24,7 +24,8 @@ void cert_ku_desc(X509 *x, char *buf, size_t cap);
 /* "serverAuth, clientAuth" or "" when there is no extendedKeyUsage. */
 void cert_eku_desc(X509 *x, char *buf, size_t cap);
 
-/* "DNS:a.example, IP:127.0.0.1, URI:spiffe://x/y" or "". */
+/* "DNS:a.example, IP:127.0.0.1, URI:spiffe://x/y" or "". Controls and
+ * bytes that are not UTF-8 in a name are shown as \XX. */
 void cert_san_desc(X509 *x, char *buf, size_t cap);
 
 /* "2026-11-27 05:44:27 UTC" */
@@ -34,7 +35,12 @@ void cert_time_desc(const ASN1_TIME *t, char *buf, size_t cap);
 time_t cert_not_before(X509 *x);
 time_t cert_not_after(X509 *x);
 
-/* RFC 2253 subject / issuer. */
+/* RFC 2253 subject / issuer, every byte above 0x7f escaped ("Z\C3\BCrich"):
+ * ASCII only, as the PKI index stores names. */
 void cert_name_desc(X509_NAME *n, char *buf, size_t cap);
+
+/* The same for people at a terminal: UTF-8 kept ("L=Zürich"), C0 and C1
+ * controls and bytes that are not UTF-8 shown as \XX (safetext.h). */
+void cert_name_display(X509_NAME *n, char *buf, size_t cap);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * cmd_cert_inspect.c: `mtlsctl cert inspect FILE`, every certificate in a
- * PEM file, in the words `cert check` and mtlsd's logs use.
+ * PEM file, in the words `cert check` and mtlsd's logs use. Every field
+ * taken from a certificate is printed escaped for the terminal
+ * (cert_describe.h): the file may come from anyone.
  */
 #include <getopt.h>
 #include <openssl/x509v3.h>
@@ -66,9 +68,9 @@ static void print_cert(X509 *x)
 	char buf[2048], serial[CERT_SERIAL_TEXT_MAX];
 	struct cert_serial s;
 	int bits;
-	cert_name_desc(X509_get_subject_name(x), buf, sizeof(buf));
+	cert_name_display(X509_get_subject_name(x), buf, sizeof(buf));
 	printf("  subject        %s\n", buf);
-	cert_name_desc(X509_get_issuer_name(x), buf, sizeof(buf));
+	cert_name_display(X509_get_issuer_name(x), buf, sizeof(buf));
 	printf("  issuer         %s\n", buf);
 	/* As mtlsd's audit line and `mtlsctl drop` spell it, and why mtlsd
 	 * would refuse it (zero, negative, too long). */

@@ -6,7 +6,9 @@
  * Certificates are flagged at 30, 15 and 7 days left. CRLs are replaced
  * daily in most PKIs, so a CRL is flagged only when it expires within a
  * day or is already past its nextUpdate (with crl_expired = fail that
- * refuses every client under its CA).
+ * refuses every client under its CA). A CA that mtlsd reports without
+ * any CRL while its partner has crl_missing = fail (NOCRL) refuses every
+ * client under it: critical.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -24,11 +26,13 @@ enum cert_flag { FLAG_OK = 0, FLAG_WARN, FLAG_CRIT };
 
 struct cert_row {
 	char *col[7]; /* kind, owner, subject, serial, sha256, not_after, days_left */
+	const char *note; /* optional eighth field ("no_crl"), "" if absent */
 };
 
 /* Split one "cert=" value on tabs, in place. */
 static bool split_row(char *v, struct cert_row *r)
 {
+	r->note = "";
 	for (int i = 0; i < 7; i++) {
 		r->col[i] = v;
 		char *tab = strchr(v, '\t');
@@ -37,6 +41,12 @@ static bool split_row(char *v, struct cert_row *r)
 		if (tab) {
 			*tab = '\0';
 			v = tab + 1;
+			if (i == 6) {
+				/* A note, then whatever a newer mtlsd adds. */
+				r->note = v;
+				if ((tab = strchr(v, '\t')))
+					*tab = '\0';
+			}
 		}
 	}
 	return true;
@@ -45,6 +55,10 @@ static bool split_row(char *v, struct cert_row *r)
 static enum cert_flag judge(const struct cert_row *r, long long days, const char **label)
 {
 	bool crl = strcmp(r->col[0], "crl") == 0;
+	if (strcmp(r->note, "no_crl") == 0) {
+		*label = "NOCRL";
+		return FLAG_CRIT;
+	}
 	if (days < 0) {
 		*label = crl ? "STALE" : "EXPIRED";
 		return FLAG_CRIT;
@@ -119,8 +133,10 @@ const struct ctl_command cmd_certs = {
 		"                        else /run/mtlsd/control.sock)\n"
 		"\n"
 		"Certificates are flagged at 30, 15 and 7 days left; a CRL within a day of its\n"
-		"nextUpdate, or past it (STALE). Exit code: 0 nothing flagged, 1 a warning\n"
-		"(30 or 15 days, a CRL due within a day), 2 critical (7 days or less, expired,\n"
-		"stale CRL), mtlsd unreachable or bad usage.\n",
+		"nextUpdate, or past it (STALE); a partner CA without any CRL while the partner\n"
+		"has crl_missing = fail (NOCRL: every client under it is refused). Exit code:\n"
+		"0 nothing flagged, 1 a warning (30 or 15 days, a CRL due within a day),\n"
+		"2 critical (7 days or less, expired, stale CRL, NOCRL), mtlsd unreachable or\n"
+		"bad usage.\n",
 	.run = run_certs,
 };

@@ -11,7 +11,9 @@
 #include <time.h>
 
 #include "cert_serial.h"
+#include "certinfo.h"
 #include "outcome.h"
+#include "safetext.h"
 
 int stats_sort_parse(const char *s, enum stats_sort *out)
 {
@@ -195,15 +197,13 @@ static const struct {
 #define CELL_LEN 400
 
 /*
- * Names come from client certificates, which anyone can make: a CN with
- * terminal escape sequences must not reach the operator's terminal.
+ * Names come from client certificates, which anyone can make: C0 and C1
+ * controls (terminal escape sequences) and bytes that are not UTF-8 are
+ * shown as \XX (safetext.h), never sent to the operator's terminal.
  */
 static void cell_text(char *cell, const char *s)
 {
-	snprintf(cell, CELL_LEN, "%s", s);
-	for (char *p = cell; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
-			*p = '?';
+	(void)term_escape(cell, CELL_LEN, s, strlen(s));
 }
 
 static void table_row(const struct acct_record *r, char cells[TABLE_COLS][CELL_LEN])
@@ -213,7 +213,7 @@ static void table_row(const struct acct_record *r, char cells[TABLE_COLS][CELL_L
 
 	acct_record_partner(r, buf, sizeof(buf));
 	cell_text(cells[COL_PARTNER], buf);
-	cell_text(cells[COL_CN], acct_key_is_no_cert(&r->key) ? "(no certificate)" :
+	cell_text(cells[COL_CN], acct_key_is_no_cert(&r->key) ? "(not attributed)" :
 		  r->has_meta && r->meta.subject_cn[0] ? r->meta.subject_cn : "?");
 	acct_key_serial_hex(&r->key, cells[COL_SERIAL], CELL_LEN);
 	cell_text(cells[COL_ISSUER], r->has_meta && r->meta.issuer[0] ? r->meta.issuer : "-");
@@ -227,14 +227,24 @@ static void table_row(const struct acct_record *r, char cells[TABLE_COLS][CELL_L
 	failure_breakdown(&r->c, cells[COL_FAILURES], CELL_LEN);
 }
 
+/* Widths and cuts are in characters, not bytes: "Zürich" is six columns,
+ * and a cell is never cut inside a character. */
 static void table_print_row(FILE *out, const int width[TABLE_COLS], char cells[TABLE_COLS][CELL_LEN])
 {
 	for (int c = 0; c < TABLE_COLS; c++) {
-		if (c == TABLE_COLS - 1)
+		if (c == TABLE_COLS - 1) {
 			fprintf(out, "%s\n", cells[c]);
-		else
-			fprintf(out, table_cols[c].right ? "%*.*s " : "%-*.*s ", width[c], width[c],
-				cells[c]);
+			continue;
+		}
+		size_t len = utf8_prefix_columns(cells[c], (size_t)width[c]);
+		int pad = width[c] - (int)utf8_columns(cells[c]);
+
+		if (pad < 0)
+			pad = 0;
+		if (table_cols[c].right)
+			fprintf(out, "%*s", pad, "");
+		fwrite(cells[c], 1, len, out);
+		fprintf(out, "%*s ", table_cols[c].right ? 0 : pad, "");
 	}
 }
 
@@ -255,7 +265,7 @@ void stats_print_table(FILE *out, const struct stats_view *v)
 	for (size_t i = 0; i < v->n; i++) {
 		table_row(&v->recs[i], cells);
 		for (int c = 0; c < TABLE_COLS; c++) {
-			int len = (int)strlen(cells[c]);
+			int len = (int)utf8_columns(cells[c]);
 			if (len > width[c])
 				width[c] = table_cols[c].max && len > table_cols[c].max ? table_cols[c].max : len;
 		}
@@ -269,18 +279,19 @@ void stats_print_table(FILE *out, const struct stats_view *v)
 	}
 }
 
+/* A JSON string by the one JSON escaper (certinfo.h): valid UTF-8 as is,
+ * every byte that is not UTF-8 and every control as \u00XX. The strings
+ * here are bounded fields of a record or a path (JSON_FIELD_MAX). */
+#define JSON_FIELD_MAX 1024
+
 static void json_string(FILE *out, const char *s)
 {
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(out, "\\u%04x", *p);
-		else
-			fputc(*p, out);
-	}
-	fputc('"', out);
+	char buf[JSON_FIELD_MAX * 6 + 3];
+	size_t off = 0;
+
+	if (json_put_string(buf, sizeof(buf), &off, s, strnlen(s, JSON_FIELD_MAX)) < 0)
+		snprintf(buf, sizeof(buf), "\"\"");
+	fputs(buf, out);
 }
 
 static void json_record(FILE *out, const struct acct_record *r)

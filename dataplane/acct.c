@@ -21,6 +21,7 @@
 #include "bpf_loader.h"
 #include "log.h"
 #include "probes.h"
+#include "safetext.h"
 
 #define META_CACHE_SLOTS 64    /* per thread, direct-mapped */
 /* acct_meta is an LRU map the BPF program never touches, so an entry ages
@@ -153,9 +154,11 @@ static void meta_fill(struct acct_meta *m, const struct acct_event *ev)
 	memset(m, 0, sizeof(*m));
 	m->not_after = ev->not_after;
 	m->partner = ev->partner;
-	snprintf(m->partner_name, sizeof(m->partner_name), "%s", ev->partner_name ? ev->partner_name : "");
-	snprintf(m->subject_cn, sizeof(m->subject_cn), "%s", ev->subject_cn ? ev->subject_cn : "");
-	snprintf(m->issuer, sizeof(m->issuer), "%s", ev->issuer ? ev->issuer : "");
+	/* Fixed-size fields: cut between two characters and valid UTF-8, so
+	 * every reader (mtlsctl, /metrics, bpftool) gets text it can print. */
+	utf8_copy_valid(m->partner_name, sizeof(m->partner_name), ev->partner_name);
+	utf8_copy_valid(m->subject_cn, sizeof(m->subject_cn), ev->subject_cn);
+	utf8_copy_valid(m->issuer, sizeof(m->issuer), ev->issuer);
 }
 
 /* Names go to the map once per identity per thread and then once every
@@ -193,9 +196,14 @@ void acct_handshake_end(const struct acct_event *ev)
 {
 	struct acct_key key;
 
-	/* A serial longer than RFC 5280 allows cannot come from certinfo;
-	 * count it rather than drop it, under the no-certificate key. */
-	if (acct_key_make(&key, ev->issuer_id, ev->serial, ev->serial_len) < 0)
+	/* Only a handshake attributed to a partner (its chain verified up to
+	 * one of that partner's CAs) is counted under its certificate. The
+	 * rest (no certificate, an unknown CA, a bad signature, garbage) is
+	 * counted per outcome under the one unattributed key: anyone can make
+	 * certificates, and a record for each would evict the partners' own
+	 * from the bounded tables. A serial longer than RFC 5280 allows
+	 * cannot come from certinfo; count it there too rather than drop it. */
+	if (ev->partner < 0 || acct_key_make(&key, ev->issuer_id, ev->serial, ev->serial_len) < 0)
 		memset(&key, 0, sizeof(key));
 	/* The probe hands the tracer a pointer: make sure the key is in memory
 	 * before the probe's nop, whatever the optimizer thinks of it. */

@@ -35,12 +35,15 @@
 /* What the connection knows when a handshake ends. */
 struct acct_event {
 	/* The presented leaf's identity (certinfo.h), even when the handshake
-	 * failed; serial_len 0 means no certificate was presented. */
+	 * failed; serial_len 0 means no certificate was presented. Used only
+	 * when partner >= 0: an unattributed handshake is counted per outcome
+	 * under the unattributed key, never under the certificate it sent. */
 	uint8_t issuer_id[CERT_ISSUER_ID_LEN];
 	uint8_t serial[CERT_SERIAL_MAX];
 	size_t serial_len;
 	enum hs_outcome outcome;
-	int partner;               /* partner index, -1 when not attributed */
+	int partner;               /* partner index, -1 when not attributed (the
+				    * chain did not verify up to a partner's CA) */
 	uint16_t tls_version;      /* SSL_version(): 0x0303, 0x0304; 0 if none */
 	uint16_t cipher;           /* SSL_CIPHER_get_protocol_id(); 0 if none */
 	uint64_t duration_ns;      /* accept to handshake end */
@@ -82,7 +85,9 @@ int acct_start(void) MUST_CHECK;
  */
 void acct_event_set_cert(struct acct_event *ev, const struct cert_identity *id);
 
-/* Account one finished handshake. Never fails, never blocks on I/O. */
+/* Account one finished handshake: under its certificate when ev->partner
+ * >= 0, else under the unattributed key (acct_key_is_no_cert). Never
+ * fails, never blocks on I/O. */
 void acct_handshake_end(const struct acct_event *ev);
 
 enum acct_source acct_source(void);

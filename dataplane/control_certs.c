@@ -8,7 +8,10 @@
  * OWNER is "-" for server certificates, else the partner's name. For a
  * CRL, SUBJECT is its issuer, SERIAL its CRL number, SHA256 the digest of
  * its DER and NOT_AFTER its nextUpdate. NOT_AFTER is Unix time; DAYS_LEFT
- * may be negative. mtlsctl does the flagging (30, 15, 7 days).
+ * may be negative. mtlsctl does the flagging (30, 15, 7 days). An eighth
+ * field, when present, is a note: "no_crl" on a CA of a partner with
+ * crl_missing = fail that no loaded CRL is from (every client under it is
+ * refused). Older mtlsctl versions ignore it.
  */
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -28,19 +31,39 @@ static long long days_left(time_t t)
 	return (long long)(d < 0 ? d - 1 : d); /* floor: expired 1 hour ago is -1 */
 }
 
-static void add_cert(struct ctl_msg *reply, const char *kind, const char *owner, X509 *x)
+static void add_cert(struct ctl_msg *reply, const char *kind, const char *owner, X509 *x, const char *note)
 {
 	struct cert_identity id;
 	if (certinfo_from_x509(x, &id) < 0) {
-		ctlproto_add(reply, "cert", "%s\t%s\t(unreadable)\t-\t-\t0\t0", kind, owner);
+		ctlproto_add(reply, "cert", "%s\t%s\t(unreadable)\t-\t-\t0\t0%s%s", kind, owner,
+			     note ? "\t" : "", note ? note : "");
 		return;
 	}
-	ctlproto_add(reply, "cert", "%s\t%s\t%s\t%s\t%s\t%lld\t%lld", kind, owner, id.subject,
-		     id.serial_hex, id.sha256_hex, (long long)id.not_after, days_left(id.not_after));
+	ctlproto_add(reply, "cert", "%s\t%s\t%s\t%s\t%s\t%lld\t%lld%s%s", kind, owner, id.subject,
+		     id.serial_hex, id.sha256_hex, (long long)id.not_after, days_left(id.not_after),
+		     note ? "\t" : "", note ? note : "");
 }
 
-static void add_crl(struct ctl_msg *reply, const char *owner, X509_CRL *crl)
+/* "no_crl" when p refuses every client under ca for want of its CRL. */
+static const char *ca_note(const struct partner *p, X509 *ca)
 {
+	if (p->cfg->crl_missing != CRL_POLICY_FAIL || p->cfg->crl_paths.n == 0)
+		return NULL;
+	for (int i = 0; i < sk_X509_num(p->cas_without_crl); i++)
+		if (sk_X509_value(p->cas_without_crl, i) == ca)
+			return "no_crl";
+	return NULL;
+}
+
+struct crl_reply {
+	struct ctl_msg *reply;
+	const char *owner;
+};
+
+static void add_crl(X509_CRL *crl, void *arg)
+{
+	struct ctl_msg *reply = ((struct crl_reply *)arg)->reply;
+	const char *owner = ((struct crl_reply *)arg)->owner;
 	char issuer[512] = "", number[64] = "-", hex[65];
 	unsigned char md[32];
 	unsigned mdlen = 0;
@@ -83,7 +106,7 @@ static void add_server_certs(const struct generation *g, struct ctl_msg *reply)
 	     rc = SSL_set_current_cert(ssl, SSL_CERT_SET_NEXT)) {
 		X509 *x = SSL_get_certificate(ssl);
 		if (x)
-			add_cert(reply, "server", "-", x);
+			add_cert(reply, "server", "-", x, NULL);
 	}
 	SSL_free(ssl);
 }
@@ -94,15 +117,15 @@ void control_certs_reply(const struct generation *g, struct ctl_msg *reply)
 	for (size_t i = 0; i < g->n_partners; i++) {
 		const struct partner *p = &g->partners[i];
 		const char *name = p->cfg->name;
-		for (int k = 0; k < sk_X509_num(p->anchors); k++)
-			add_cert(reply, "ca", name, sk_X509_value(p->anchors, k));
-		for (int k = 0; k < sk_X509_num(p->intermediates); k++)
-			add_cert(reply, "intermediate", name, sk_X509_value(p->intermediates, k));
-		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(p->store);
-		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
-			X509_OBJECT *o = sk_X509_OBJECT_value(objs, k);
-			if (X509_OBJECT_get_type(o) == X509_LU_CRL)
-				add_crl(reply, name, X509_OBJECT_get0_X509_CRL(o));
+		for (int k = 0; k < sk_X509_num(p->anchors); k++) {
+			X509 *x = sk_X509_value(p->anchors, k);
+			add_cert(reply, "ca", name, x, ca_note(p, x));
 		}
+		for (int k = 0; k < sk_X509_num(p->intermediates); k++) {
+			X509 *x = sk_X509_value(p->intermediates, k);
+			add_cert(reply, "intermediate", name, x, ca_note(p, x));
+		}
+		struct crl_reply cr = { reply, name };
+		partner_for_each_crl(p, add_crl, &cr);
 	}
 }

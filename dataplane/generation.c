@@ -29,6 +29,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "pemutil.h"
+#include "server_chain.h"
 
 /* TLS 1.2: forward secrecy and AEAD only; ECDSA first, AES-128 first (fast
  * everywhere), ChaCha20 for clients without AES hardware. */
@@ -41,7 +42,6 @@
 /* Sessions are only resumed by the context that made them; OpenSSL refuses
  * to resume client-certificate sessions at all without an id context. */
 #define SESSION_ID_CONTEXT "mtlsd"
-#define SESSION_TIMEOUT_S 3600
 
 #define MIN_SERVER_RSA_BITS 2048
 #define MIN_SERVER_EC_BITS 256
@@ -112,7 +112,7 @@ static const char *subject_of(X509 *x, char *buf, size_t len)
 
 /* ---- the server SSL_CTX ------------------------------------------------ */
 
-static int ctx_apply_policy(SSL_CTX *ctx)
+static int ctx_apply_policy(SSL_CTX *ctx, const struct mtlsd_config *cfg)
 {
 	GUARD_OSSL(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), EINVAL);
 	GUARD_OSSL(SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION), EINVAL);
@@ -124,7 +124,9 @@ static int ctx_apply_policy(SSL_CTX *ctx)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	GUARD_OSSL(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SESSION_ID_CONTEXT,
 						  sizeof(SESSION_ID_CONTEXT) - 1), EINVAL);
-	SSL_CTX_set_timeout(ctx, SESSION_TIMEOUT_S);
+	/* The longest any session may live; verify.c shortens each one to
+	 * what its own verification allows (session_binding.h). */
+	SSL_CTX_set_timeout(ctx, (long)cfg->session_lifetime_s);
 	return 0;
 }
 
@@ -281,7 +283,7 @@ static int build_ssl_ctx(struct build *b)
 		return rc;
 	}
 	b->g->ssl_ctx = SSL_CTX_new(TLS_server_method());
-	if (!b->g->ssl_ctx || ctx_apply_policy(b->g->ssl_ctx) < 0) {
+	if (!b->g->ssl_ctx || ctx_apply_policy(b->g->ssl_ctx, cfg) < 0) {
 		snprintf(b->err, b->errlen, "cannot set up the TLS context: %s", ossl_errors_str(ossl, sizeof(ossl)));
 		return -ENOMEM;
 	}
@@ -361,30 +363,77 @@ static X509 *crl_issuer_in(STACK_OF(X509) *cas, X509_CRL *crl)
 	return NULL;
 }
 
+static bool name_is_ca_of(const struct partner *p, const X509_NAME *name)
+{
+	STACK_OF(X509) *sets[] = { p->anchors, p->intermediates };
+
+	for (size_t s = 0; s < ARRAY_SIZE(sets); s++)
+		for (int i = 0; i < sk_X509_num(sets[s]); i++)
+			if (X509_NAME_cmp(X509_get_subject_name(sk_X509_value(sets[s], i)), name) == 0)
+				return true;
+	return false;
+}
+
+static int add_chain_crl(struct partner *p, X509_CRL *crl, size_t file_idx, int n)
+{
+	struct chain_crl *v = realloc(p->chain_crls, (p->n_chain_crls + 1) * sizeof(*v));
+
+	ENSURE_PTR(v, ENOMEM);
+	p->chain_crls = v;
+	v = &p->chain_crls[p->n_chain_crls++];
+	memset(v, 0, sizeof(*v));
+	atomic_init(&v->key_state, 0);
+	X509_CRL_up_ref(crl);
+	v->crl = crl;
+	v->file_idx = file_idx;
+	v->n = n;
+	return 0;
+}
+
+/*
+ * A CRL signed by one of the partner's CAs goes into its store. One that
+ * names a CA of the partner but is not signed by it is refused (forged, or
+ * the CA was re-keyed and its new certificate is missing from ca). One
+ * that names no CA of the partner is the CRL of a CA below them, which
+ * clients present: kept as a chain CRL (generation.h).
+ */
 static int add_partner_crl(struct build *b, struct partner *p, size_t file_idx, int n, X509_CRL *crl)
 {
 	const struct cfg_partner *cp = p->cfg;
 	const char *path = cp->crl_paths.v[file_idx];
 	int line = cp->crl_paths.lines ? cp->crl_paths.lines[file_idx] : 0;
 	char issuer[256];
+	bool chain = false;
 
 	cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
-	if (!crl_issuer_in(p->anchors, crl) && !crl_issuer_in(p->intermediates, crl))
-		return file_fail(b, -EINVAL, line, "crl", path, "CRL #%d (issuer '%s') is not signed by any "
-				 "CA of partner '%s'; give this partner's CRLs only", n, issuer, cp->name);
+	if (!crl_issuer_in(p->anchors, crl) && !crl_issuer_in(p->intermediates, crl)) {
+		if (name_is_ca_of(p, X509_CRL_get_issuer(crl)))
+			return file_fail(b, -EINVAL, line, "crl", path, "CRL #%d names CA '%s' of partner '%s' "
+					 "(%s) but is not signed by its key; give that CA's own CRL, or add its "
+					 "current certificate to ca if it was re-keyed", n, issuer, cp->name,
+					 cp->ca_path);
+		chain = true;
+	}
 	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
 	if (next && X509_cmp_current_time(next) < 0)
 		log_warn("%s: CRL #%d of '%s' is past its nextUpdate; with crl_expired = %s clients under "
 			 "this CA are %s until it is refreshed", path, n, issuer,
 			 cp->crl_expired == CRL_POLICY_FAIL ? "fail" : "allow",
 			 cp->crl_expired == CRL_POLICY_FAIL ? "refused" : "accepted");
-	ENSURE(X509_STORE_add_crl(p->store, crl) == 1, ENOMEM);
-	return 0;
+	if (!chain) {
+		ENSURE(X509_STORE_add_crl(p->store, crl) == 1, ENOMEM);
+		return 0;
+	}
+	log_info("%s: CRL #%d of '%s', a CA not in %s: it applies to clients that present that CA "
+		 "in their chain, checked against the certificate they present", path, n, issuer,
+		 cp->ca_path);
+	return add_chain_crl(p, crl, file_idx, n);
 }
 
-/* CRL_CHECK_ALL checks every CA of the chain, the root included: say which
- * CAs have no CRL before the first client finds out. */
-static void warn_cas_without_crl(const struct partner *p, STACK_OF(X509_CRL) *all)
+/* CRL_CHECK_ALL checks every CA of the chain, the root included: note
+ * which CAs have no CRL (reload refuses that with crl_missing = fail,
+ * reload.c) and say so before the first client finds out. */
+static int find_cas_without_crl(struct partner *p, STACK_OF(X509_CRL) *all)
 {
 	STACK_OF(X509) *sets[] = { p->anchors, p->intermediates };
 	char name[256];
@@ -396,13 +445,16 @@ static void warn_cas_without_crl(const struct partner *p, STACK_OF(X509_CRL) *al
 			for (int j = 0; j < sk_X509_CRL_num(all) && !found; j++)
 				found = X509_NAME_cmp(X509_CRL_get_issuer(sk_X509_CRL_value(all, j)),
 						      X509_get_subject_name(ca)) == 0;
-			if (!found)
-				log_warn("partner '%s': no CRL for CA '%s'; with crl_missing = %s its clients are %s",
-					 p->cfg->name, subject_of(ca, name, sizeof(name)),
-					 p->cfg->crl_missing == CRL_POLICY_FAIL ? "fail" : "allow",
-					 p->cfg->crl_missing == CRL_POLICY_FAIL ? "refused" : "accepted");
+			if (found)
+				continue;
+			GUARD(stack_push_ref(p->cas_without_crl, ca));
+			log_warn("partner '%s': no CRL for CA '%s'; with crl_missing = %s its clients are %s",
+				 p->cfg->name, subject_of(ca, name, sizeof(name)),
+				 p->cfg->crl_missing == CRL_POLICY_FAIL ? "fail" : "allow",
+				 p->cfg->crl_missing == CRL_POLICY_FAIL ? "refused" : "accepted");
 		}
 	}
+	return 0;
 }
 
 static int load_partner_crls(struct build *b, struct partner *p)
@@ -435,7 +487,7 @@ static int load_partner_crls(struct build *b, struct partner *p)
 			break;
 	}
 	if (rc == 0)
-		warn_cas_without_crl(p, all);
+		rc = find_cas_without_crl(p, all);
 	sk_X509_CRL_pop_free(all, X509_CRL_free);
 	return rc;
 }
@@ -518,7 +570,8 @@ static int build_partner(struct build *b, size_t idx)
 	p->store = X509_STORE_new();
 	p->anchors = sk_X509_new_null();
 	p->intermediates = sk_X509_new_null();
-	ENSURE(p->store && p->anchors && p->intermediates, ENOMEM);
+	p->cas_without_crl = sk_X509_new_null();
+	ENSURE(p->store && p->anchors && p->intermediates && p->cas_without_crl, ENOMEM);
 	GUARD(partner_store_params(p));
 	GUARD(load_partner_cas(b, p));
 	GUARD(load_partner_crls(b, p));
@@ -596,6 +649,97 @@ static int check_shared_cas(struct build *b)
 	return 0;
 }
 
+void partner_for_each_crl(const struct partner *p, void (*fn)(X509_CRL *crl, void *arg), void *arg)
+{
+	/* The store is shared with handshakes that may add to its cache. */
+	if (X509_STORE_lock(p->store)) {
+		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(p->store);
+		for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+			X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+			if (crl)
+				fn(crl, arg);
+		}
+		X509_STORE_unlock(p->store);
+	}
+	for (size_t i = 0; i < p->n_chain_crls; i++)
+		fn(p->chain_crls[i].crl, arg);
+}
+
+/*
+ * A chain CRL signed by a CA of another partner is a mix-up (the CRL file
+ * of one partner given to another): it would revoke nothing where it is,
+ * and what it revokes would stay admitted. Refused at the crl line.
+ */
+static int check_chain_crls_foreign(struct build *b)
+{
+	const struct generation *g = b->g;
+	char issuer[256];
+
+	for (size_t i = 0; i < g->n_partners; i++) {
+		const struct partner *p = &g->partners[i];
+		const struct cfg_strlist *files = &p->cfg->crl_paths;
+
+		for (size_t k = 0; k < p->n_chain_crls; k++) {
+			const struct chain_crl *c = &p->chain_crls[k];
+
+			for (size_t j = 0; j < g->n_partners; j++) {
+				const struct partner *q = &g->partners[j];
+
+				if (j == i || (!crl_issuer_in(q->anchors, c->crl) &&
+					       !crl_issuer_in(q->intermediates, c->crl)))
+					continue;
+				cert_name_format(X509_CRL_get_issuer(c->crl), issuer, sizeof(issuer));
+				return file_fail(b, -EINVAL, files->lines ? files->lines[c->file_idx] : 0, "crl",
+						 files->v[c->file_idx], "CRL #%d (issuer '%s') is signed by a CA "
+						 "of partner '%s', not of partner '%s'; give each partner its own "
+						 "CRLs", c->n, issuer, q->cfg->name, p->cfg->name);
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- the presented chain, once every CA is known ------------------------ */
+
+/*
+ * A cert file without an intermediate loads fine and fails only on the
+ * clients' side: warn, naming the file and the missing issuer
+ * (server_chain.h). The partners' CAs count as known (a server PKI is
+ * often a partner's too); the system trust store is read only when they
+ * do not settle it.
+ */
+static void warn_incomplete_server_chains(const struct generation *g)
+{
+	STACK_OF(X509) *known = sk_X509_new_null();
+	char why[1024];
+
+	for (size_t i = 0; known && i < g->n_partners; i++) {
+		STACK_OF(X509) *sets[] = { g->partners[i].anchors, g->partners[i].intermediates };
+		for (size_t s = 0; s < ARRAY_SIZE(sets); s++)
+			for (int k = 0; k < sk_X509_num(sets[s]); k++)
+				(void)sk_X509_push(known, sk_X509_value(sets[s], k)); /* borrowed */
+	}
+	for (size_t i = 0; i < g->cfg.n_certs; i++) {
+		const char *path = g->cfg.certs[i].cert_path;
+		STACK_OF(X509) *certs = NULL;
+
+		if (pem_load_certs(path, &certs, why, sizeof(why)) < 0)
+			continue; /* it loaded a moment ago; a race with an editor */
+		bool complete = server_chain_check(certs, known, NULL, why, sizeof(why));
+		if (!complete) {
+			X509_STORE *roots = X509_STORE_new();
+			if (roots && X509_STORE_set_default_paths(roots) == 1)
+				complete = server_chain_check(certs, known, roots, why, sizeof(why));
+			X509_STORE_free(roots);
+			ERR_clear_error();
+		}
+		if (!complete)
+			log_warn("%s: %s", path, why);
+		sk_X509_pop_free(certs, X509_free);
+	}
+	sk_X509_free(known);
+}
+
 /* ---- lifetime ----------------------------------------------------------- */
 
 static void generation_free(struct generation *g)
@@ -611,6 +755,10 @@ static void generation_free(struct generation *g)
 		X509_STORE_free(p->store);
 		sk_X509_pop_free(p->anchors, X509_free);
 		sk_X509_pop_free(p->intermediates, X509_free);
+		sk_X509_pop_free(p->cas_without_crl, X509_free);
+		for (size_t k = 0; k < p->n_chain_crls; k++)
+			X509_CRL_free(p->chain_crls[k].crl);
+		free(p->chain_crls);
 	}
 	free(g->partners);
 	config_free(&g->cfg);
@@ -644,6 +792,8 @@ int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **
 	for (size_t i = 0; i < g->n_partners; i++)
 		GUARD_GOTO(build_partner(&b, i), rc, fail);
 	GUARD_GOTO(check_shared_cas(&b), rc, fail);
+	GUARD_GOTO(check_chain_crls_foreign(&b), rc, fail);
+	warn_incomplete_server_chains(g);
 	rc = verify_install(g->ssl_ctx, g);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot install client certificate verification: %s",

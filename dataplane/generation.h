@@ -22,6 +22,24 @@
 #include "guard.h"
 #include "verify.h"
 
+/*
+ * A CRL whose issuer is not among the partner's CAs: the CRL of an issuing
+ * CA that clients present in their chain (a trust package that gives the
+ * root and policy CA in `ca` and the CRLs of every level). It cannot be
+ * checked at load, so it is applied only to a handshake whose client sent
+ * a certificate with its issuer's name whose key verifies its signature
+ * (verify.c); OpenSSL then checks it against the verified chain as it
+ * checks every CRL. The key that verified it is remembered, once, so later
+ * handshakes with the same issuer skip that check.
+ */
+struct chain_crl {
+	X509_CRL *crl;                   /* own reference */
+	size_t file_idx;                 /* in cfg->crl_paths, and its rank there (from 1), */
+	int n;                           /* for messages */
+	_Atomic int key_state;           /* 0 unknown, 1 being written, 2 key_sha256 set */
+	unsigned char key_sha256[32];    /* SHA-256 of the issuer key that verified it */
+};
+
 struct partner {
 	unsigned idx;                 /* index in generation->partners */
 	unsigned stat_slot;           /* partner_stat_slot() of its name */
@@ -30,6 +48,10 @@ struct partner {
 	STACK_OF(X509) *anchors;      /* trust anchors from ca_path (refs) */
 	STACK_OF(X509) *intermediates;/* non-self-signed CAs from ca_path (refs) */
 	struct partner_policy policy; /* compiled allow-list + limits (verify.h) */
+	struct chain_crl *chain_crls; /* CRLs of CAs not in ca_path (see above) */
+	size_t n_chain_crls;
+	STACK_OF(X509) *cas_without_crl; /* CAs of ca_path no loaded CRL is from (refs),
+	                               * empty unless crl checking is on */
 };
 
 struct generation {
@@ -51,7 +73,8 @@ struct generation {
  * moved into the generation and zeroed in the caller) on success and on
  * failure. Opens and checks every file: certificates parse, each key matches
  * its certificate and its file is not group/other-readable, CA bundles hold
- * at least one CA, CRLs parse and are signed by a CA of that partner.
+ * at least one CA, CRLs parse; a CRL naming a CA of that partner is signed
+ * by it, one naming no CA of it becomes a chain CRL (struct chain_crl).
  * On failure err gets "FILE: reason" (and the config line when known).
  */
 int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out,
@@ -86,5 +109,12 @@ uint64_t generation_current_id(void);
  */
 unsigned partner_stat_slot(const char *name);
 const char *partner_stat_name(unsigned slot);
+
+/*
+ * Every CRL partner p loaded, the store's then the chain CRLs:
+ * fn(crl, arg) for each. For readers off the hot
+ * path (status, metrics, the trust digest); takes the store's lock.
+ */
+void partner_for_each_crl(const struct partner *p, void (*fn)(X509_CRL *crl, void *arg), void *arg);
 
 #endif

@@ -432,6 +432,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cli.check_only) {
+		/* What a reload would refuse, a check refuses: it is how an
+		 * operator tries a change before reloading it. */
+		if (reload_check_admits(gen, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			generation_unref(gen);
+			return 1;
+		}
 		printf("configuration OK\n");
 		generation_unref(gen);
 		return 0;

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "outcome.h"
 #include "reload.h"
+#include "safetext.h"
 #include "worker.h"
 
 /* The hook signature carries no context: the workers are process-wide. */
@@ -35,21 +36,6 @@ static struct {
 	struct worker *ws;
 	unsigned n;
 } metrics;
-
-/* A label value: \, " and newline escaped; other control characters
- * become '?' (a CN is chosen by whoever made the certificate). */
-static void put_label(FILE *out, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '\\' || ch == '"')
-			fprintf(out, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", out);
-		else
-			fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, out);
-	}
-}
 
 static void family(FILE *out, const char *name, const char *type, const char *help)
 {
@@ -79,7 +65,7 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 				continue;
 			fputs("mtlsd_partner_handshakes_total{partner=\"", out);
 			if (name)
-				put_label(out, name); /* configured, or removed by a reload */
+				prom_put_label_value(out, name); /* configured, or removed by a reload */
 			else if (p < CFG_MAX_PARTNERS)
 				fprintf(out, "#%u", p); /* a slot no name owns: never counted */
 			else
@@ -206,7 +192,7 @@ static char *labels_of(const char *first, ...)
 	va_start(ap, first);
 	for (const char *k = first; k; k = va_arg(ap, const char *)) {
 		fprintf(f, "%s%s=\"", k == first ? "" : ",", k);
-		put_label(f, va_arg(ap, const char *));
+		prom_put_label_value(f, va_arg(ap, const char *));
 		fputc('"', f);
 	}
 	va_end(ap);
@@ -277,26 +263,30 @@ static void put_certs(FILE *out, const struct generation *g, time_t now)
 	gauge_flush(out, "mtlsd_certificate_expiry_seconds", &set);
 }
 
-static void add_partner_crls(struct gauge_set *set, const struct partner *pt, time_t now)
+struct crl_gauges {
+	struct gauge_set *set;
+	const struct partner *pt;
+	time_t now;
+};
+
+static void add_crl(X509_CRL *crl, void *arg)
 {
-	X509_STORE *st = pt->store;
+	const struct crl_gauges *cg = arg;
 	char issuer[512];
 
-	/* The store is shared with handshakes that may add to its cache. */
-	if (!X509_STORE_lock(st))
-		return;
-	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
-	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
-		X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
-		if (!crl)
-			continue;
-		cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
-		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
-		/* No nextUpdate: the CRL never expires; report it far away. */
-		gauge_add(set, labels_of("partner", pt->cfg->name, "issuer", issuer, NULL),
-			  next ? (long long)(asn1_to_time(next) - now) : (long long)INT32_MAX);
-	}
-	X509_STORE_unlock(st);
+	cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+	/* No nextUpdate: the CRL never expires; report it far away. */
+	gauge_add(cg->set, labels_of("partner", cg->pt->cfg->name, "issuer", issuer, NULL),
+		  next ? (long long)(asn1_to_time(next) - cg->now) : (long long)INT32_MAX);
+}
+
+/* The store's CRLs and the chain CRLs (of CAs clients present). */
+static void add_partner_crls(struct gauge_set *set, const struct partner *pt, time_t now)
+{
+	struct crl_gauges cg = { set, pt, now };
+
+	partner_for_each_crl(pt, add_crl, &cg);
 }
 
 static void put_crls(FILE *out, const struct generation *g, time_t now)

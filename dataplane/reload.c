@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cert_name.h"
 #include "generation.h"
 #include "log.h"
 #include "pemutil.h"
@@ -59,6 +60,43 @@ static int check_crls_current(const struct mtlsd_config *cfg, char *err, size_t 
 	return 0;
 }
 
+/* With crl_missing = fail a CA of the partner that no loaded CRL is from
+ * refuses every client under it (CRL_CHECK_ALL): an anchor without one
+ * refuses the whole partner. Named with the partner's crl line. */
+static int check_cas_have_crls(const struct generation *g, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < g->n_partners; i++) {
+		const struct partner *p = &g->partners[i];
+		const struct cfg_partner *c = p->cfg;
+		char ca[256];
+
+		if (c->crl_missing != CRL_POLICY_FAIL || c->crl_paths.n == 0 ||
+		    sk_X509_num(p->cas_without_crl) == 0)
+			continue;
+		X509 *x = sk_X509_value(p->cas_without_crl, 0);
+		cert_name_format(X509_get_subject_name(x), ca, sizeof(ca));
+		int line = c->crl_paths.lines ? c->crl_paths.lines[0] : 0;
+		int off = g->cfg.path && line > 0
+			? snprintf(err, errlen, "%s:%d: crl %s: ", g->cfg.path, line, c->crl_paths.v[0])
+			: snprintf(err, errlen, "--crl %s: ", c->crl_paths.v[0]);
+		if (off < 0 || (size_t)off >= errlen)
+			off = 0;
+		snprintf(err + off, errlen - (size_t)off, "partner '%s': no CRL of CA '%s' (from %s) in its crl "
+			 "files; with crl_missing = fail every client under that CA would be refused "
+			 "(crl_unavailable)%s: add that CA's current CRL, or set crl_missing = allow",
+			 c->name, ca, c->ca_path,
+			 x509_is_self_signed(x) ? ", that is every client of the partner" : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int reload_check_admits(const struct generation *g, char *err, size_t errlen)
+{
+	GUARD(check_cas_have_crls(g, err, errlen));
+	return check_crls_current(&g->cfg, err, errlen);
+}
+
 static void digest_bytes(EVP_MD_CTX *md, const void *p, size_t len)
 {
 	uint8_t lenbuf[4] = { (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len };
@@ -88,6 +126,16 @@ static void digest_certs(EVP_MD_CTX *md, STACK_OF(X509) *certs)
 			digest_bytes(md, der, (size_t)len);
 		OPENSSL_free(der);
 	}
+}
+
+static void digest_crl(X509_CRL *crl, void *md)
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509_CRL(crl, &der);
+
+	if (len > 0)
+		digest_bytes(md, der, (size_t)len);
+	OPENSSL_free(der);
 }
 
 /*
@@ -122,15 +170,7 @@ static uint64_t trust_id_of(const struct generation *g)
 		digest_list(md, &c->allow_ou);
 		digest_certs(md, p->anchors);
 		digest_certs(md, p->intermediates);
-		STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(p->store);
-		for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
-			X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, k));
-			unsigned char *der = NULL;
-			int len = crl ? i2d_X509_CRL(crl, &der) : 0;
-			if (len > 0)
-				digest_bytes(md, der, (size_t)len);
-			OPENSSL_free(der);
-		}
+		partner_for_each_crl(p, digest_crl, md);
 	}
 	if (EVP_DigestFinal_ex(md, d, &dlen) == 1 && dlen >= 8)
 		for (int i = 0; i < 8; i++)
@@ -214,10 +254,11 @@ static int reload_prepare(struct generation *cur, struct generation **out, char 
 		return -EINVAL;
 	}
 	GUARD(reload_build(&cfg, cur->id + 1, out, err, errlen));
-	/* Only a reload refuses a stale CRL: at start-up there is nothing
-	 * better to fall back to, and one partner's stale CRL must not keep
-	 * every other partner down (generation_build warns instead). */
-	rc = check_crls_current(&(*out)->cfg, err, errlen);
+	/* Only a reload refuses a generation that would admit nobody under
+	 * some CA: at start-up there is nothing better to fall back to, and
+	 * one partner's stale or missing CRL must not keep every other
+	 * partner down (generation_build warns instead). */
+	rc = reload_check_admits(*out, err, errlen);
 	if (rc < 0) {
 		generation_unref(*out);
 		*out = NULL;

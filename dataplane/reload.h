@@ -44,11 +44,20 @@ struct reload_status {
  * Build a generation from cfg (ownership moves as with generation_build)
  * with its session-resumption setup (ticket_keys.h) and its trust_id.
  * Used for the first generation too, so start-up and reload accept the
- * same files. (A reload also refuses a CRL past its nextUpdate when
- * crl_expired = fail; start-up only warns, see reload.c.)
+ * same files. (A reload also applies reload_check_admits(); start-up
+ * only warns, see reload.c.)
  */
 int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out, char *err,
 		 size_t errlen) MUST_CHECK;
+
+/*
+ * The checks a reload makes on top of the build (and --check-config with
+ * it): refused, with the file, line and CA, when a partner would refuse
+ * every client under one of its CAs because of its CRL settings:
+ * crl_missing = fail and a CA of its `ca` without a CRL, or
+ * crl_expired = fail and a CRL past its nextUpdate. Start-up only warns.
+ */
+int reload_check_admits(const struct generation *g, char *err, size_t errlen) MUST_CHECK;
 
 /* Remember how to re-read the configuration and the first generation
  * (already published). Call once, before the control server starts. */

@@ -12,28 +12,36 @@
  * from the X509_V_ERR code) and to the connection's struct verify_result,
  * which the audit line and accounting read.
  *
- * Resumption skips the callback, so sessions carry a binding (trust id,
- * partner index) as ticket app data; a ticket from a generation with other
- * trust material (other CAs, CRLs, allow-lists, partners) falls back to a
- * full handshake. See verify.h and generation.h's trust_id.
+ * Resumption skips the callback, so sessions carry a binding as ticket app
+ * data (session_binding.h: trust id, partner index, when the chain was
+ * verified and until when that verification holds); a session from a
+ * generation with other trust material (other CAs, CRLs, allow-lists,
+ * partners), older than session_lifetime or past a notAfter / nextUpdate
+ * it relied on falls back to a full handshake. See verify.h and
+ * generation.h's trust_id.
  */
 #include "verify.h"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cert_name.h"
 #include "generation.h"
+#include "safetext.h"
+#include "session_binding.h"
 
 #define DEFAULT_VERIFY_DEPTH 3
 #define OPENSSL_AUTH_LEVEL 2 /* 112-bit security: RSA >= 2048, no SHA-1 signatures */
 
 static int ssl_result_idx = -1;   /* SSL ex_data: struct verify_result * */
 static int store_attempt_idx = -1; /* X509_STORE_CTX ex_data: struct attempt * */
+static X509_STORE_CTX_check_crl_fn openssl_check_crl; /* OpenSSL's CRL check, found once */
 static int ctx_links_idx = -1;     /* SSL_CTX ex_data: struct ca_links * */
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
 
@@ -44,12 +52,20 @@ static void index_init(void)
 	ssl_result_idx = SSL_get_ex_new_index(0, "mtlsd verify_result", NULL, NULL, NULL);
 	store_attempt_idx = X509_STORE_CTX_get_ex_new_index(0, "mtlsd attempt", NULL, NULL, NULL);
 	ctx_links_idx = SSL_CTX_get_ex_new_index(0, "mtlsd ca links", NULL, NULL, ca_links_free_ex);
+	/* A context on a store without a check_crl hook holds OpenSSL's. */
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *v = X509_STORE_CTX_new();
+	if (st && v && X509_STORE_CTX_init(v, st, NULL, NULL) == 1)
+		openssl_check_crl = X509_STORE_CTX_get_check_crl(v);
+	X509_STORE_CTX_free(v);
+	X509_STORE_free(st);
 }
 
 static int index_ready(void)
 {
 	pthread_once(&index_once, index_init);
-	ENSURE(ssl_result_idx >= 0 && store_attempt_idx >= 0 && ctx_links_idx >= 0, ENOMEM);
+	ENSURE(ssl_result_idx >= 0 && store_attempt_idx >= 0 && ctx_links_idx >= 0 && openssl_check_crl,
+	       ENOMEM);
 	return 0;
 }
 
@@ -190,6 +206,11 @@ struct attempt {
 	enum hs_outcome outcome;
 	int x509_err;
 	bool crl_waived;          /* a missing/expired CRL was allowed by policy */
+	bool verified_to_ca;      /* the chain verified up to one of the partner's
+				   * CA certificates, every signature checked: only
+				   * then is the outcome (even a refusal) its own */
+	int64_t valid_until;      /* earliest notAfter of the chain and nextUpdate of
+				   * the CRLs applied (session_binding.h) */
 	STACK_OF(X509) *chain;    /* verified chain on success (owned) */
 	struct verified_identity identity; /* on success: what the allow-list vouches for */
 	const struct ca_links *links;       /* the generation's known CA links */
@@ -210,14 +231,14 @@ static int chain_walk(X509_STORE_CTX *v)
 }
 
 /* How far a failed attempt got: a policy refusal after a good chain says
- * more than a chain error, which says more than "no issuer found". */
+ * more than a chain error on a chain that verified up to the partner's CA,
+ * which says more than a chain that did not (a bad signature), which says
+ * more than "no issuer found". */
 static int attempt_rank(const struct attempt *a)
 {
-	if (a->outcome == HS_UNKNOWN_CA)
-		return 1;
-	if (a->x509_err == X509_V_ERR_APPLICATION_VERIFICATION || a->chain)
-		return 3;
-	return 2;
+	if (!a->verified_to_ca)
+		return a->outcome == HS_UNKNOWN_CA ? 1 : 2;
+	return a->chain ? 4 : 3;
 }
 
 static bool name_issued_by_any(const X509_NAME *issuer, STACK_OF(X509) *cas)
@@ -261,8 +282,39 @@ static int crl_policy_cb(int ok, X509_STORE_CTX *v)
 	return 0;
 }
 
+/* Lower *bound to t (an ASN.1 time) when t is earlier. A time that does
+ * not convert bounds at once: whatever relied on it is re-verified. */
+static void bound_by(int64_t *bound, const ASN1_TIME *t)
+{
+	struct tm tm;
+	int64_t secs;
+
+	if (!t)
+		return;
+	secs = ASN1_TIME_to_tm(t, &tm) == 1 ? (int64_t)timegm(&tm) : INT64_MIN;
+	if (secs < *bound)
+		*bound = secs;
+}
+
+/*
+ * The CRL check of every partner store: OpenSSL's, then, for a CRL it
+ * accepted, note its nextUpdate in the attempt: a session must not be
+ * resumed past it (session_binding.h). With crl_expired = allow an
+ * expired CRL is accepted anyway, so there it bounds nothing.
+ */
+static int recording_check_crl(X509_STORE_CTX *v, X509_CRL *crl)
+{
+	struct attempt *a = X509_STORE_CTX_get_ex_data(v, store_attempt_idx);
+	int ok = openssl_check_crl(v, crl);
+
+	if (ok && a && a->partner->cfg->crl_expired == CRL_POLICY_FAIL)
+		bound_by(&a->valid_until, X509_CRL_get0_nextUpdate(crl));
+	return ok;
+}
+
 /* A name as the audit line's subject/issuer fields show it (RFC 2253,
- * lib/cert_name.h); "?" when it cannot be printed. */
+ * lib/cert_name.h, cut between two characters); "?" when it cannot be
+ * printed. */
 static void name_text(const X509_NAME *name, char *out, size_t len)
 {
 	(void)cert_name_format(name, out, len);
@@ -327,6 +379,99 @@ static void describe_chain_error(X509_STORE_CTX *v, const struct partner *p, str
 		 chain_error_hint(a->x509_err));
 }
 
+static bool is_ca_of(const struct partner *p, X509 *x)
+{
+	STACK_OF(X509) *sets[] = { p->anchors, p->intermediates };
+
+	for (size_t si = 0; si < ARRAY_SIZE(sets); si++)
+		for (int i = 0; i < sk_X509_num(sets[si]); i++)
+			if (X509_cmp(sk_X509_value(sets[si], i), x) == 0)
+				return true;
+	return false;
+}
+
+/* Whether issuer's key signed x: a link between two of the partners' own
+ * CAs was checked when the generation was built. */
+static bool signed_by(X509 *x, X509 *issuer, const struct ca_links *links)
+{
+	EVP_PKEY *key = X509_get0_pubkey(issuer);
+
+	if (ca_link_known(links, x, issuer))
+		return true;
+	if (key && X509_verify(x, key) == 1)
+		return true;
+	ERR_clear_error();
+	return false;
+}
+
+/* The one of the partner's CA certificates that issued x (names, key
+ * identifiers and signature), or NULL. *named is set when some CA of the
+ * partner fits x's issuer name and key identifier but none signed it. */
+static X509 *partner_issuer_of(const struct partner *p, X509 *x, const struct ca_links *links,
+			       bool *named)
+{
+	STACK_OF(X509) *sets[] = { p->intermediates, p->anchors };
+
+	for (size_t si = 0; si < ARRAY_SIZE(sets); si++) {
+		for (int i = 0; i < sk_X509_num(sets[si]); i++) {
+			X509 *ca = sk_X509_value(sets[si], i);
+
+			if (X509_check_issued(ca, x) != X509_V_OK)
+				continue;
+			*named = true;
+			if (signed_by(x, ca, links))
+				return ca;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * After OpenSSL refused the chain: does it still verify up to one of this
+ * partner's own CA certificates (its anchors and the intermediates of its
+ * `ca` bundle), every signature on the way checked? Only then is the
+ * refusal the partner's (its name in the audit line, its counters, a
+ * record of the certificate in the accounting). OpenSSL finds issuers by
+ * name and checks key sizes, purpose and revocation before any signature,
+ * so "the chain led to this partner's CA" is what anyone can claim with a
+ * self-made certificate that copies a CA's name.
+ *
+ * The walk follows the chain OpenSSL built as far as it got (a weak leaf
+ * key stops it at the leaf, verify_depth at an intermediate) and, where it
+ * ends short of the partner, looks for the issuer among the partner's CAs.
+ * A chain that reaches the partner's CAs by name through a signature that
+ * does not verify is a bad signature whatever OpenSSL found first: *a says
+ * so (which also keeps a forger from learning that a serial is revoked).
+ */
+static bool chain_reaches_partner_ca(X509_STORE_CTX *v, const struct partner *p,
+				     const struct ca_links *links, struct attempt *a)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(v);
+	int n = sk_X509_num(chain);
+
+	for (int i = 0; i < n; i++) {
+		X509 *x = sk_X509_value(chain, i);
+		bool named = false;
+		char subject[160];
+
+		if (is_ca_of(p, x))
+			return true;
+		if (i + 1 < n && signed_by(x, sk_X509_value(chain, i + 1), links))
+			continue;
+		if (i + 1 == n && partner_issuer_of(p, x, links, &named))
+			return true;
+		if (i + 1 == n && !named)
+			return false; /* leads nowhere this partner knows */
+		name_text(X509_get_subject_name(x), subject, sizeof(subject));
+		a->outcome = HS_BAD_SIGNATURE;
+		a->x509_err = X509_V_ERR_CERT_SIGNATURE_FAILURE;
+		snprintf(a->detail, sizeof(a->detail), "%s (depth %d, %s)",
+			 X509_verify_cert_error_string(a->x509_err), i, subject);
+		return false;
+	}
+	return false;
+}
+
 /* Every key of the chain, anchor included, must meet the partner minimum. */
 static bool chain_keys_ok(STACK_OF(X509) *chain, const struct partner_policy *p, struct attempt *a)
 {
@@ -352,11 +497,74 @@ static int x509_err_for_policy(enum hs_outcome o)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* CRLs of CAs the client presents (generation.h's struct chain_crl)   */
+/* ------------------------------------------------------------------ */
+
+/* Did the key of x verify c's CRL? Once a key did, its digest is kept
+ * (write-once, lock-free): the same issuer on later handshakes costs a
+ * digest, not a signature check. */
+static bool chain_crl_signed_by(struct chain_crl *c, X509 *x)
+{
+	unsigned char md[32];
+	unsigned mdlen = 0;
+	EVP_PKEY *key = X509_get0_pubkey(x);
+	int expected = 0;
+
+	if (!key || X509_pubkey_digest(x, EVP_sha256(), md, &mdlen) != 1 || mdlen != sizeof(md)) {
+		ERR_clear_error();
+		return false;
+	}
+	if (atomic_load_explicit(&c->key_state, memory_order_acquire) == 2)
+		return CRYPTO_memcmp(md, c->key_sha256, sizeof(md)) == 0 || X509_CRL_verify(c->crl, key) == 1;
+	if (X509_CRL_verify(c->crl, key) != 1) {
+		ERR_clear_error();
+		return false;
+	}
+	if (atomic_compare_exchange_strong_explicit(&c->key_state, &expected, 1, memory_order_acq_rel,
+						    memory_order_relaxed)) {
+		memcpy(c->key_sha256, md, sizeof(md));
+		atomic_store_explicit(&c->key_state, 2, memory_order_release);
+	}
+	return true;
+}
+
+/*
+ * The chain CRLs that may apply to this handshake: those whose issuer the
+ * client presented (same name, and its key verifies the CRL). A CRL of a
+ * foreign CA that only borrows the name is never among them, so it can
+ * neither revoke a client nor take the place of the real CRL (OpenSSL
+ * picks one CRL per issuer name, then checks its signature: a foreign one
+ * picked would refuse every client of that CA). The CRLs stay the
+ * partner's; *out holds references it does not own. NULL when none.
+ */
+static int chain_crls_for(const struct partner *p, STACK_OF(X509) *untrusted, STACK_OF(X509_CRL) **out)
+{
+	*out = NULL;
+	for (size_t i = 0; i < p->n_chain_crls; i++) {
+		struct chain_crl *c = &p->chain_crls[i];
+		const X509_NAME *issuer = X509_CRL_get_issuer(c->crl);
+
+		for (int k = 0; k < sk_X509_num(untrusted); k++) {
+			X509 *x = sk_X509_value(untrusted, k);
+
+			if (X509_NAME_cmp(X509_get_subject_name(x), issuer) != 0 || !chain_crl_signed_by(c, x))
+				continue;
+			if (!*out && !(*out = sk_X509_CRL_new_null()))
+				return -ENOMEM;
+			ENSURE(sk_X509_CRL_push(*out, c->crl) > 0, ENOMEM);
+			break;
+		}
+	}
+	return 0;
+}
+
 /* Verify the chain with this partner's store and limits, then its policy.
  * Fills *a; returns 0, or -ENOMEM when the attempt could not run at all. */
 static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X509) *untrusted,
 			       const struct ca_links *links, struct attempt *a)
 {
+	STACK_OF(X509_CRL) *chain_crls = NULL;
 	X509_STORE_CTX *v = X509_STORE_CTX_new();
 	X509_VERIFY_PARAM *param;
 	unsigned depth = p->cfg->verify_depth ? p->cfg->verify_depth : DEFAULT_VERIFY_DEPTH;
@@ -365,6 +573,7 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 	memset(a, 0, sizeof(*a));
 	a->partner = p;
 	a->outcome = HS_OTHER;
+	a->valid_until = SESSION_NO_BOUND;
 	if (!v || X509_STORE_CTX_init(v, p->store, leaf, untrusted) != 1)
 		goto out;
 	a->links = links;
@@ -379,6 +588,10 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 	X509_VERIFY_PARAM_clear_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
 	if (p->cfg->crl_paths.n)
 		X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+	if (chain_crls_for(p, untrusted, &chain_crls) < 0)
+		goto out;
+	if (chain_crls)
+		X509_STORE_CTX_set0_crls(v, chain_crls);
 	if (X509_STORE_CTX_set_purpose(v, X509_PURPOSE_SSL_CLIENT) != 1 ||
 	    X509_STORE_CTX_set_ex_data(v, store_attempt_idx, a) != 1)
 		goto out;
@@ -389,13 +602,17 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 		a->x509_err = X509_STORE_CTX_get_error(v);
 		a->outcome = verify_outcome_from_x509(a->x509_err);
 		describe_chain_error(v, p, a);
+		a->verified_to_ca = chain_reaches_partner_ca(v, p, links, a);
 		goto out;
 	}
+	a->verified_to_ca = true;
 	a->chain = X509_STORE_CTX_get1_chain(v);
 	if (!a->chain) {
 		rc = -ENOMEM;
 		goto out;
 	}
+	for (int i = 0; i < sk_X509_num(a->chain); i++)
+		bound_by(&a->valid_until, X509_get0_notAfter(sk_X509_value(a->chain, i)));
 	if (!chain_keys_ok(a->chain, &p->policy, a))
 		goto out;
 	a->outcome = verify_policy_check(&p->policy, leaf, &a->identity, a->detail, sizeof(a->detail));
@@ -405,6 +622,7 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 		snprintf(a->detail, sizeof(a->detail), "ok (a CRL was missing or expired; allowed by crl_missing/crl_expired)");
 out:
 	X509_STORE_CTX_free(v);
+	sk_X509_CRL_free(chain_crls);
 	return rc;
 }
 
@@ -416,11 +634,8 @@ static void attempt_release(struct attempt *a)
 }
 
 /* ------------------------------------------------------------------ */
-/* Session binding: (trust id, partner index) as ticket app data       */
+/* Session binding (session_binding.h) as ticket app data              */
 /* ------------------------------------------------------------------ */
-
-#define BINDING_MAGIC "mtb1"
-#define BINDING_LEN 16 /* magic[4] | generation id, 8 bytes BE | partner, 4 bytes BE */
 
 /* What a session is bound to: the digest of the generation's trust
  * material when reload_build computed one (identical files on another
@@ -430,71 +645,56 @@ static uint64_t binding_id(const struct generation *g)
 	return g->trust_id ? g->trust_id : g->id;
 }
 
-static int binding_store(SSL_SESSION *sess, uint64_t gen_id, uint32_t partner)
-{
-	uint8_t b[BINDING_LEN];
-
-	memcpy(b, BINDING_MAGIC, 4);
-	for (int i = 0; i < 8; i++)
-		b[4 + i] = (uint8_t)(gen_id >> (56 - 8 * i));
-	for (int i = 0; i < 4; i++)
-		b[12 + i] = (uint8_t)(partner >> (24 - 8 * i));
-	ENSURE_PTR(sess, EINVAL);
-	GUARD_OSSL(SSL_SESSION_set1_ticket_appdata(sess, b, sizeof(b)), ENOMEM);
-	return 0;
-}
-
-/* The binding of sess when it belongs to generation g and names one of
- * its partners; -ENOENT otherwise (absent, foreign, stale). */
-static int binding_load(SSL_SESSION *sess, const struct generation *g, uint32_t *partner)
-{
-	void *data = NULL;
-	size_t len = 0;
-	const uint8_t *b;
-	uint64_t gen_id = 0;
-	uint32_t idx = 0;
-
-	ENSURE(sess && SSL_SESSION_get0_ticket_appdata(sess, &data, &len) == 1, ENOENT);
-	ENSURE(data && len == BINDING_LEN && memcmp(data, BINDING_MAGIC, 4) == 0, ENOENT);
-	b = data;
-	for (int i = 0; i < 8; i++)
-		gen_id = (gen_id << 8) | b[4 + i];
-	for (int i = 0; i < 4; i++)
-		idx = (idx << 8) | b[12 + i];
-	ENSURE(gen_id == binding_id(g) && idx < g->n_partners, ENOENT);
-	*partner = idx;
-	return 0;
-}
-
 static struct verify_result *result_of(SSL *ssl)
 {
 	return ssl && ssl_result_idx >= 0 ? SSL_get_ex_data(ssl, ssl_result_idx) : NULL;
 }
 
-/* Called before a ticket is encrypted: bind it to what this connection
- * verified (a resumed session keeps the binding it was accepted with). */
+/* Whether sess may be resumed in g now; *b gets its binding (partner). */
+static enum session_verdict binding_verdict(SSL_SESSION *sess, const struct generation *g,
+					    struct session_binding *b)
+{
+	if (session_binding_load(sess, b) < 0)
+		return SESSION_FOREIGN;
+	return session_binding_judge(b, binding_id(g), g->n_partners, session_clock_now(),
+				     (int64_t)g->cfg.session_lifetime_s);
+}
+
+/*
+ * Called before a ticket is sealed, for full and resumed handshakes alike
+ * (and for TLS 1.3 stateful "tickets", before the session enters the
+ * cache). The binding is already in the session: the verify callback put
+ * it there, or the resumed session brought it, its verification time
+ * untouched. What OpenSSL just changed is the session's own time (it
+ * re-stamps it for every new ticket): bring its timeout back to the
+ * binding's expiry, so the ticket's lifetime hint and OpenSSL's own
+ * expiry check say what the binding says.
+ */
 static int ticket_generate_cb(SSL *ssl, void *arg)
 {
 	struct generation *g = arg;
-	struct verify_result *res = result_of(ssl);
+	SSL_SESSION *sess = SSL_get0_session(ssl);
+	struct session_binding b;
 
-	if (res && res->chain_checked && res->outcome == HS_OK && res->partner >= 0)
-		return binding_store(SSL_get0_session(ssl), binding_id(g), (uint32_t)res->partner) == 0;
-	return 1;
+	if (session_binding_load(sess, &b) < 0)
+		return 1; /* unbound: it will never resume (ticket_decrypt_cb) */
+	return session_binding_bound_timeout(sess, &b, (int64_t)g->cfg.session_lifetime_s) == 0;
 }
 
 static SSL_TICKET_RETURN ticket_decrypt_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
 					   size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
 {
 	struct generation *g = arg;
-	uint32_t partner;
+	struct session_binding b;
 
 	switch (status) {
 	case SSL_TICKET_SUCCESS:
 	case SSL_TICKET_SUCCESS_RENEW:
-		/* Stale generation (reload: new CRLs, new allow-lists) or no
-		 * binding: run the full handshake and verify again. */
-		if (binding_load(sess, g, &partner) < 0)
+		/* Stale generation (reload: new CRLs, new allow-lists), no
+		 * binding, or a verification that no longer holds by itself
+		 * (too old, or something it relied on expired): run the full
+		 * handshake and verify again. The client is not refused. */
+		if (binding_verdict(sess, g, &b) != SESSION_RESUMABLE)
 			return SSL_TICKET_RETURN_IGNORE_RENEW;
 		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
 						    : SSL_TICKET_RETURN_USE_RENEW;
@@ -510,13 +710,28 @@ static SSL_TICKET_RETURN ticket_decrypt_cb(SSL *ssl, SSL_SESSION *sess, const un
 /* The certificate verify callback                                     */
 /* ------------------------------------------------------------------ */
 
+/* The verdict of the best attempt. A refusal whose chain did not verify up
+ * to the candidate's CA is attributed to no partner: the issuer name that
+ * made the partner a candidate is only a claim (the reason says so). */
 static void result_record(struct verify_result *res, const struct attempt *a)
 {
+	int idx = a->partner ? (int)a->partner->idx : -1;
+
 	res->chain_checked = true;
 	res->outcome = a->outcome;
 	res->x509_err = a->x509_err;
-	res->partner = a->partner ? (int)a->partner->idx : -1;
-	snprintf(res->detail, sizeof(res->detail), "%s", a->detail);
+	res->partner = a->verified_to_ca ? idx : -1;
+	res->claimed_partner = a->verified_to_ca ? -1 : idx;
+	int n = res->claimed_partner < 0
+		? snprintf(res->detail, sizeof(res->detail), "%s", a->detail)
+		: snprintf(res->detail, sizeof(res->detail),
+			   "%s; not attributed: the issuer name points at partner '%s', but the "
+			   "chain does not verify up to its CA", a->detail, a->partner->cfg->name);
+	if (n < 0)
+		res->detail[0] = '\0';
+	/* Where this or a->detail's snprintf cut a long name, the cut falls
+	 * between two characters. */
+	utf8_trim_partial(res->detail);
 }
 
 /* Try every candidate partner; the first that passes wins, else *best
@@ -558,6 +773,24 @@ static int verify_candidates(const struct generation *g, X509 *leaf, STACK_OF(X5
 	return 0;
 }
 
+/*
+ * Bind a session that was just verified in full: now is its verification
+ * time, for good (resumptions carry it over unchanged). Its timeout is set
+ * here too, for TLS 1.2 sessions that enter the stateful cache without a
+ * ticket being sealed (ticket_generate_cb does it for the others).
+ */
+static int bind_session(SSL_SESSION *sess, const struct generation *g, uint32_t partner,
+			int64_t valid_until)
+{
+	const struct session_binding b = {
+		.trust_id = binding_id(g), .partner = partner,
+		.verified_at = session_clock_now(), .valid_until = valid_until,
+	};
+
+	GUARD(session_binding_store(sess, &b));
+	return session_binding_bound_timeout(sess, &b, (int64_t)g->cfg.session_lifetime_s);
+}
+
 static int mtlsd_cert_verify(X509_STORE_CTX *ctx, void *arg)
 {
 	const struct generation *g = arg;
@@ -597,7 +830,7 @@ static int mtlsd_cert_verify(X509_STORE_CTX *ctx, void *arg)
 	res->identity = best.identity;
 	best.identity = (struct verified_identity){ NULL, NULL };
 	X509_STORE_CTX_set_error(ctx, X509_V_OK);
-	if (binding_store(SSL_get0_session(ssl), binding_id(g), (uint32_t)res->partner) < 0) {
+	if (bind_session(SSL_get0_session(ssl), g, (uint32_t)res->partner, best.valid_until) < 0) {
 		res->outcome = HS_OTHER;
 		snprintf(res->detail, sizeof(res->detail), "out of memory binding the session");
 		X509_STORE_CTX_set_error(ctx, X509_V_ERR_OUT_OF_MEM);
@@ -670,6 +903,9 @@ int verify_install(SSL_CTX *ctx, struct generation *g)
 	GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, 1), EINVAL);
 	GUARD(build_ca_list(g, &names));
 	SSL_CTX_set0_CA_list(ctx, names);
+	/* Every CRL a verification accepts bounds the session it makes. */
+	for (size_t i = 0; i < g->n_partners; i++)
+		X509_STORE_set_check_crl(g->partners[i].store, recording_check_crl);
 	struct ca_links *links = NULL;
 	GUARD(ca_links_build(g, &links));
 	free(SSL_CTX_get_ex_data(ctx, ctx_links_idx));
@@ -686,6 +922,7 @@ int verify_attach(SSL *ssl, struct verify_result *res)
 	res->outcome = HS_OTHER;
 	res->x509_err = 0;
 	res->partner = -1;
+	res->claimed_partner = -1;
 	res->resumed = false;
 	res->chain_checked = false;
 	verified_identity_clear(&res->identity);
@@ -703,6 +940,7 @@ void verify_result_clear(struct verify_result *res)
 	memset(res, 0, sizeof(*res));
 	res->outcome = HS_OTHER;
 	res->partner = -1;
+	res->claimed_partner = -1;
 }
 
 void verify_settle_failure(SSL *ssl, unsigned long ossl_err, struct verify_result *res)
@@ -739,11 +977,16 @@ void verify_settle_failure(SSL *ssl, unsigned long ossl_err, struct verify_resul
 }
 
 /* A resumed session: the chain was verified in this generation (the ticket
- * binding says so); what can have changed since is the clock. */
+ * binding says so); what can have changed since is the clock. OpenSSL and
+ * ticket_decrypt_cb already refuse a session past its binding's expiry
+ * (the client then does a full handshake); judging it again here closes
+ * the window of a session that expired during its own handshake and
+ * covers every resumption path, the stateful cache's included. */
 static enum hs_outcome settle_resumed(SSL *ssl, struct generation *g, struct verify_result *res)
 {
 	X509 *leaf = SSL_get0_peer_certificate(ssl);
-	uint32_t partner;
+	struct session_binding b;
+	enum session_verdict v;
 
 	res->resumed = true;
 	res->chain_checked = true;
@@ -751,12 +994,19 @@ static enum hs_outcome settle_resumed(SSL *ssl, struct generation *g, struct ver
 		X509_up_ref(leaf);
 		res->leaf = leaf;
 	}
-	if (binding_load(SSL_get0_session(ssl), g, &partner) < 0) {
+	v = binding_verdict(SSL_get0_session(ssl), g, &b);
+	if (v == SESSION_FOREIGN) {
 		snprintf(res->detail, sizeof(res->detail),
 			 "resumed session is not bound to this configuration generation");
 		return res->outcome = HS_OTHER;
 	}
-	res->partner = (int)partner;
+	res->partner = (int)b.partner;
+	if (v != SESSION_RESUMABLE) {
+		res->x509_err = X509_V_ERR_CERT_HAS_EXPIRED;
+		snprintf(res->detail, sizeof(res->detail), "resumed session refused: %s; the client must "
+			 "reconnect and be verified in full", session_verdict_text(v));
+		return res->outcome = HS_EXPIRED;
+	}
 	if (!leaf) {
 		snprintf(res->detail, sizeof(res->detail), "resumed session carries no client certificate");
 		return res->outcome = HS_NO_CERT;
@@ -773,7 +1023,7 @@ static enum hs_outcome settle_resumed(SSL *ssl, struct generation *g, struct ver
 	}
 	/* The identity is the allow-list's decision on this leaf: the ticket
 	 * binding guarantees the same allow-list, so the same names. */
-	enum hs_outcome o = verify_policy_check(&g->partners[partner].policy, leaf, &res->identity,
+	enum hs_outcome o = verify_policy_check(&g->partners[b.partner].policy, leaf, &res->identity,
 						res->detail, sizeof(res->detail));
 	if (o != HS_OK)
 		return res->outcome = o;

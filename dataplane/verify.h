@@ -11,12 +11,18 @@
  *  3. records the outcome, the precise reason and the partner in the
  *     connection's struct verify_result, including the leaf certificate
  *     even when verification fails (so audit and accounting can name it).
- * A connection is attributed to exactly one partner, or rejected.
+ * A connection is attributed to exactly one partner, or rejected. A
+ * refusal is attributed to a partner only when the chain verified up to
+ * one of its CA certificates (every signature checked): a certificate
+ * anyone can make, naming a partner's CA as its issuer, is attributed to
+ * nobody.
  *
  * Resumed sessions skip the chain check, so verify_install() also installs
  * session-ticket callbacks that bind a ticket to the generation and partner
- * that verified it: after a reload (new CRLs, new allow-lists) old tickets
- * fall back to a full handshake.
+ * that verified it, and to the time of that verification and what bounds
+ * it (session_binding.h): after a reload (new CRLs, new allow-lists), after
+ * session_lifetime, or once a certificate of the chain or a CRL it was
+ * checked against has expired, old tickets fall back to a full handshake.
  *
  * verify.c holds the OpenSSL glue, verify_policy.c the pure policy. The
  * outcomes and the choices behind them (a CA certificate as leaf is
@@ -59,8 +65,13 @@ struct verify_result {
 	enum hs_outcome outcome;  /* HS_OK only after chain + policy passed */
 	int x509_err;             /* X509_V_ERR_* behind the outcome, 0 if none */
 	int partner;              /* partner index, -1 if none; on a refusal, the
-				   * partner whose CA the chain led to (for the
-				   * audit line only: relay only when HS_OK) */
+				   * partner whose CA certificate the chain
+				   * verified up to, every signature checked
+				   * (audit, counters, accounting: relay only when
+				   * HS_OK) */
+	int claimed_partner;      /* on a refusal not attributed (partner -1):
+				   * the partner whose CA the chain's issuer names
+				   * pointed at, a claim only (-1 if none) */
 	bool resumed;             /* accepted through a session ticket / cache */
 	bool chain_checked;       /* the verify callback ran and decided outcome */
 	X509 *leaf;               /* presented leaf (own reference) or NULL */
@@ -140,9 +151,10 @@ void verify_settle_failure(SSL *ssl, unsigned long ossl_err, struct verify_resul
 
 /*
  * After SSL_do_handshake succeeded: for a resumed session, re-check what can
- * change without a new chain check (leaf validity period, the partner still
- * exists in this generation). Sets res->resumed. Returns HS_OK or a failure
- * outcome (the caller then closes the connection without relaying).
+ * change without a new chain check (its binding is still resumable now, the
+ * leaf's validity period, the partner still exists in this generation).
+ * Sets res->resumed. Returns HS_OK or a failure outcome (the caller then
+ * closes the connection without relaying).
  */
 enum hs_outcome verify_settle_success(SSL *ssl, struct generation *g, struct verify_result *res);
 

@@ -17,23 +17,20 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "safetext.h"
+
 /* RFC 2253, non-ASCII kept as UTF-8 instead of "\C3\A9" escapes. */
 #define NAME_PRINT_FLAGS (XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB)
 #define MAX_AVAS 32
 #define MAX_TYPE 64
 #define MAX_VALUE 1024
 
-/* Copy at most cap-1 bytes of src, stopping at a NUL, and never ending in
- * the middle of a UTF-8 sequence when the copy was cut short. */
+/* Copy at most cap-1 bytes of src, stopping at a NUL, cut between two
+ * characters (lib/safetext.h's one way to cut text). */
 static void copy_cut(char *dst, size_t cap, const char *src, size_t len)
 {
-	size_t n = 0;
+	size_t n = utf8_cut(src, strnlen(src, len), cap - 1);
 
-	while (n < len && n + 1 < cap && src[n] != '\0')
-		n++;
-	if (n < len && src[n] != '\0')
-		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-			n--; /* src[n] continues a character: cut before it starts */
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 }

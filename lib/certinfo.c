@@ -24,6 +24,8 @@
 #include "cert_name.h"
 #include "spiffe_id.h"
 
+#include "safetext.h"
+
 /*
  * SHA-256 and SHA-1 fetched once. EVP_sha256() is a legacy handle: every
  * X509_digest() with it fetched the provider's implementation again (an
@@ -93,42 +95,6 @@ int base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 	return (int)o;
 }
 
-/* Length of the valid UTF-8 sequence starting at s (1..4), or 0 when the
- * bytes there are not valid UTF-8 (stray continuation, overlong form,
- * surrogate, beyond U+10FFFF, truncated). */
-static size_t utf8_seq_len(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-	size_t n;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -160,6 +126,18 @@ int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t le
 			for (int k = 0; k < 6; k++)
 				PUT(hex[k]);
 			i++;
+		} else if ((n == 2 && c == 0xc2 && u[i + 1] <= 0x9f) ||
+			   (n == 3 && c == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] | 1) == 0xa9)) {
+			/* C1 controls (NEL, CSI...) and U+2028/U+2029 are valid
+			 * JSON, but terminals act on them and line readers
+			 * (Python's splitlines, some log shippers) break lines
+			 * there: a CN could forge a second audit line. */
+			char hex[7];
+
+			snprintf(hex, sizeof(hex), "\\u%04x", n == 2 ? u[i + 1] : 0x2000 + (u[i + 2] - 0x80));
+			for (int k = 0; k < 6; k++)
+				PUT(hex[k]);
+			i += n;
 		} else {
 			for (size_t k = 0; k < n; k++)
 				PUT(u[i + k]);
@@ -175,15 +153,17 @@ int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t le
 
 /* Copy at most cap-1 bytes, stopping at an embedded NUL: the identity
  * strings are C strings, and a NUL inside a certificate field must not
- * make a shorter name appear (it is shown in full, escaped, in the SANs). */
+ * make a shorter name appear (it is shown in full, escaped, in the SANs).
+ * A name longer than the field is cut between two characters, never
+ * inside one. */
 static void copy_field(char *dst, size_t cap, const unsigned char *src, size_t len)
 {
-	size_t n = 0;
+	const unsigned char *nul = len ? memchr(src, '\0', len) : NULL;
+	size_t n = nul ? (size_t)(nul - src) : len;
 
-	while (n < len && n + 1 < cap && src[n] != '\0') {
-		dst[n] = (char)src[n];
-		n++;
-	}
+	n = utf8_cut((const char *)src, n, cap - 1);
+	if (n)
+		memcpy(dst, src, n);
 	dst[n] = '\0';
 }
 

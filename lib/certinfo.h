@@ -81,10 +81,11 @@ int base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap) MUST_
 
 /*
  * Append len bytes of s to buf at *off as a quoted JSON string: quotes,
- * backslashes and control characters escaped, valid UTF-8 copied, every byte
- * that is not part of valid UTF-8 written as \u00XX (certificate fields are
- * attacker-chosen bytes). Keeps buf NUL-terminated. Returns 0 or -ENOSPC
- * (then *off is unchanged).
+ * backslashes and control characters (C0, DEL, C1, and U+2028/U+2029,
+ * which some line readers take for line ends) escaped, valid UTF-8
+ * copied, every byte that is not part of valid UTF-8 written as \u00XX
+ * (certificate fields are attacker-chosen bytes). Keeps buf
+ * NUL-terminated. Returns 0 or -ENOSPC (then *off is unchanged).
  */
 int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t len) MUST_CHECK;
 

@@ -50,6 +50,8 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("ticket_key_file", V_PATH, struct mtlsd_config, ticket_key_file),
 	KEY("session_cache", V_SESSION_CACHE, struct mtlsd_config, session_cache),
 	KEY_RANGE("session_tickets", V_UINT, struct mtlsd_config, session_tickets, 0, 8),
+	/* 1 s..7 days: a TLS 1.3 ticket may not live longer (RFC 8446 4.6.1). */
+	KEY_RANGE("session_lifetime", V_SECONDS, struct mtlsd_config, session_lifetime_s, 1, 604800),
 	KEY("instance", V_NAME, struct mtlsd_config, instance),
 	KEY("accounting", V_ACCOUNTING, struct mtlsd_config, bpf_accounting),
 	KEY("admin_listen", V_ADDR, struct mtlsd_config, admin_listen),
@@ -104,6 +106,7 @@ void config_init(struct mtlsd_config *cfg)
 	cfg->max_handshakes = 1000;
 	cfg->ktls = KTLS_MODE_AUTO;
 	cfg->session_tickets = 1;
+	cfg->session_lifetime_s = 3600;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->bpf_accounting = true;
 }

@@ -100,6 +100,8 @@ struct mtlsd_config {
 	char *ticket_key_file;         /* 80-byte session-ticket keys; NULL = random per generation */
 	enum session_cache_mode session_cache; /* default tickets */
 	unsigned session_tickets;      /* TLS 1.3 tickets per full handshake (default 1) */
+	unsigned session_lifetime_s;   /* a session resumes at most this long after its full
+	                                * verification (default 3600) */
 	/* handshake accounting (dataplane/acct.h) and the admin listener */
 	char *instance;                /* names /sys/fs/bpf/mtlsd/<instance>; NULL = "default" */
 	bool bpf_accounting;           /* accounting = auto (BPF when allowed) | off; default auto */

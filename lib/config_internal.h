@@ -22,7 +22,7 @@
 enum value_kind {
 	V_BOOL, V_UINT, V_DURATION, V_PATH, V_PATH_LIST, V_STR_LIST, V_LISTEN,
 	V_ADDR, V_CRL_POLICY, V_KTLS, V_LOG_LEVEL, V_PROXY, V_TLV_TYPE, V_AUDIT,
-	V_NAME, V_CAPS, V_SESSION_CACHE, V_KEY, V_ACCOUNTING, V_MULTI_IDENTITY,
+	V_NAME, V_CAPS, V_SESSION_CACHE, V_KEY, V_ACCOUNTING, V_SECONDS, V_MULTI_IDENTITY,
 };
 
 struct key_desc {
@@ -30,7 +30,7 @@ struct key_desc {
 	enum value_kind kind;
 	size_t offset;      /* of the value in its section's struct */
 	size_t line_offset; /* of an int receiving the line, or NO_LINE_FIELD */
-	unsigned min, max;  /* V_UINT, V_DURATION (ms) */
+	unsigned min, max;  /* V_UINT, V_DURATION (ms), V_SECONDS (s) */
 	bool repeatable;
 };
 

@@ -384,6 +384,20 @@ static int apply_number(const struct key_desc *k, void *field, const char *value
 		}
 		*(unsigned *)field = ms;
 		return 0;
+	case V_SECONDS:
+		/* Session times are whole seconds (SSL_SESSION, the binding):
+		 * refuse what would silently be rounded. */
+		if (config_parse_duration_ms(value, &ms) < 0 || ms % 1000 != 0) {
+			snprintf(why, wl, "'%s' is not a duration in whole seconds; write e.g. 90s, 30m, "
+				 "1h (a plain number means seconds)", value);
+			return -EINVAL;
+		}
+		if (ms / 1000 < k->min || ms / 1000 > k->max) {
+			snprintf(why, wl, "'%s' is out of range; give %us..%us", value, k->min, k->max);
+			return -EINVAL;
+		}
+		*(unsigned *)field = ms / 1000;
+		return 0;
 	case V_TLV_TYPE:
 		if (parse_uint(value, 0xFF, &n) < 0 || n < 0xE0 || n > 0xEF) {
 			snprintf(why, wl, "'%s' is not in 0xE0..0xEF (the PROXY v2 range for custom TLVs)",
@@ -442,6 +456,7 @@ int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *o
 		return 0;
 	case V_UINT:
 	case V_DURATION:
+	case V_SECONDS:
 	case V_TLV_TYPE:
 		return apply_number(k, field, value, why, wl);
 	case V_CRL_POLICY:

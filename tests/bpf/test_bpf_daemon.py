@@ -42,10 +42,12 @@ SENT = [
     ("client-partner2", "ok", 2),
     ("client-expired", "expired", 2),
     ("client-revoked", "revoked", 1),
-    ("client-unknownca", "unknown_ca", 1),
     ("client-servereku", "bad_eku", 1),
     ("client-badsan", "policy_denied", 1),
 ]
+# Not attributed to a partner: counted per outcome under the shared
+# unattributed key, never under the certificate sent (an unknown CA's).
+UNATTRIBUTED = [("client-unknownca", "unknown_ca", 1)]
 NO_CERT = 2
 
 failures = []
@@ -95,7 +97,8 @@ def raw_counts():
     p = subprocess.run(["bpftool", "-j", "map", "dump", "pinned", PIN_DIR + "/acct_stats"],
                        capture_output=True, text=True)
     buckets = ["ok", "no_certificate", "unknown_ca", "expired", "not_yet_valid", "revoked",
-               "bad_eku", "policy_denied", "bad_signature", "protocol_error", "timeout", "other"]
+               "bad_eku", "policy_denied", "bad_signature", "protocol_error", "timeout", "other",
+               "chain_too_deep", "weak_key", "crl_unavailable"]
     out = {}
     if p.returncode != 0:   # not pinned yet: every count is zero
         return out
@@ -111,13 +114,13 @@ def raw_counts():
 
 
 def run_handshakes(ctx, d):
-    for leaf, outcome, n in SENT:
+    for leaf, outcome, n in SENT + UNATTRIBUTED:
         for _ in range(n):
             expect = b"ping\n" if outcome == "ok" else None
             peers.s_client(ctx, d.port, leaf=leaf, send=b"ping\n", expect=expect)
     for _ in range(NO_CERT):
         peers.s_client(ctx, d.port, leaf=None, send=b"ping\n")
-    total = sum(n for _, _, n in SENT) + NO_CERT
+    total = sum(n for _, _, n in SENT + UNATTRIBUTED) + NO_CERT
     d.wait_audit(total)
 
 
@@ -134,6 +137,11 @@ def delta_ok(before, after, keys, times, label):
     na = after.get("none", {}).get("no_certificate", 0)
     check(ok, "%s: every fixture certificate grew by exactly what was sent" % label)
     check(na - nb >= NO_CERT * times, "%s: no-certificate handshakes counted" % label)
+    for leaf, outcome, n in UNATTRIBUTED:
+        grew = after.get("none", {}).get(outcome, 0) - before.get("none", {}).get(outcome, 0)
+        check(grew >= n * times and after.get(keys[leaf]) == before.get(keys[leaf]),
+              "%s: %s counted as %s under the unattributed key, no record of its own"
+              % (label, leaf, outcome))
 
 
 class UnprivilegedMtlsd(Mtlsd):
@@ -154,7 +162,7 @@ def main():
         stack.callback(ctx.remove)
         runtime = os.path.join(ctx.dir, "run")
         os.environ["RUNTIME_DIRECTORY"] = runtime
-        keys = {leaf: identity(ctx.fx.path(leaf, "cert.pem")) for leaf, _, _ in SENT}
+        keys = {leaf: identity(ctx.fx.path(leaf, "cert.pem")) for leaf, _, _ in SENT + UNATTRIBUTED}
         check(keys["client-ec"][1] == keys["client-partner2"][1] and
               keys["client-ec"][0] != keys["client-partner2"][0],
               "client-ec and client-partner2 share a serial under two issuers")
@@ -186,7 +194,7 @@ def main():
         # The fallback publishes at most once a second: wait for the snapshot
         # that holds every handshake (the daemon keeps running meanwhile).
         # The no-certificate handshakes run last, so wait for them too.
-        total = sum(n for _, _, n in SENT) + NO_CERT
+        total = sum(n for _, _, n in SENT + UNATTRIBUTED) + NO_CERT
         fixture_keys = set(keys.values()) | {"none"}
         harness.wait_until("the fallback snapshot to hold %d handshakes" % total,
                            lambda: sum(sum(c.values()) for k, c in

@@ -1,7 +1,8 @@
 /*
  * test_stats.c: mtlsctl stats' choice and order of records
  * (ctl/stats_render.c) without any source: serial matching, partner
- * filter, sort orders, option words.
+ * filter, sort orders, option words; what the table and JSON make of
+ * names a certificate's maker chose.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "safetext.h"
 #include "stats_render.h"
 
 static void test_stats_serial_normalize_accepts_forms(void **state)
@@ -158,7 +160,7 @@ static void test_stats_table_shows_names(void **state)
 	char *text = render_table(&v);
 	assert_non_null(strstr(text, "client-ec"));
 	assert_non_null(strstr(text, "acme"));
-	assert_non_null(strstr(text, "(no certificate)"));
+	assert_non_null(strstr(text, "(not attributed)"));
 	free(text);
 	stats_view_free(&v);
 }
@@ -175,7 +177,102 @@ static void test_stats_table_neutralizes_control_characters(void **state)
 	assert_null(strchr(text, '\033'));
 	assert_null(strchr(text, '\007'));
 	assert_null(strchr(text, '\r'));
-	assert_non_null(strstr(text, "?[2Jevil?"));
+	assert_non_null(strstr(text, "\\1B[2Jevil\\0D"));
+	assert_non_null(strstr(text, "glo\\07bex"));
+	free(text);
+	stats_view_free(&v);
+}
+
+/* C1 controls are valid UTF-8, and terminals act on them (U+009B is CSI):
+ * escaped like C0. Bytes that are not UTF-8 too; the table stays valid
+ * UTF-8 whatever the maps hold (anyone with CAP_BPF can write them). */
+static void test_stats_table_escapes_c1_and_invalid_utf8(void **state)
+{
+	struct stats_view v = view();
+	(void)state;
+
+	snprintf(v.recs[0].meta.subject_cn, sizeof(v.recs[0].meta.subject_cn), "a\xc2\x9b" "31mb\xff\xc3(");
+	snprintf(v.recs[0].meta.issuer, sizeof(v.recs[0].meta.issuer), "CN=\xc2\x85x");
+	char *text = render_table(&v);
+	assert_null(strstr(text, "\xc2\x9b"));
+	assert_null(strstr(text, "\xc2\x85"));
+	assert_true(utf8_valid(text, strlen(text)));
+	assert_non_null(strstr(text, "a\\C2\\9B31mb\\FF\\C3("));
+	assert_non_null(strstr(text, "CN=\\C2\\85x"));
+	free(text);
+	stats_view_free(&v);
+}
+
+/* Columns of the text line of a row, in characters, where needle starts. */
+static size_t column_of(const char *text, const char *row_marker, const char *needle)
+{
+	const char *row = strstr(text, row_marker);
+	assert_non_null(row);
+	while (row > text && row[-1] != '\n')
+		row--;
+	const char *at = strstr(row, needle);
+	assert_non_null(at);
+	char prefix[1024];
+	snprintf(prefix, sizeof(prefix), "%.*s", (int)(at - row), row);
+	return utf8_columns(prefix);
+}
+
+/* The twin: UTF-8 text is shown as is, columns stay aligned by characters,
+ * and a cell longer than its column is cut between two characters. */
+static void test_stats_table_keeps_utf8_aligned(void **state)
+{
+	struct stats_view v = view();
+	char long_cn[64];
+	(void)state;
+
+	snprintf(v.recs[0].meta.subject_cn, sizeof(v.recs[0].meta.subject_cn), "Z\xc3\xbcrich");
+	snprintf(v.recs[1].meta.subject_cn, sizeof(v.recs[1].meta.subject_cn), "Zurich");
+	v.recs[1].has_meta = 1;
+	char *text = render_table(&v);
+	assert_non_null(strstr(text, "Z\xc3\xbcrich "));
+	assert_int_equal(column_of(text, "Z\xc3\xbcrich", "4F"), column_of(text, "Zurich", "4F"));
+	free(text);
+
+	/* 31 ASCII bytes then two-byte characters: the CN column (32
+	 * characters at most) ends after the first "é", never inside it. */
+	memset(long_cn, 'a', 31);
+	for (int i = 0; i < 16; i++)
+		memcpy(long_cn + 31 + 2 * i, "\xc3\xa9", 2);
+	long_cn[63] = '\0';
+	snprintf(v.recs[0].meta.subject_cn, sizeof(v.recs[0].meta.subject_cn), "%s", long_cn);
+	text = render_table(&v);
+	assert_true(utf8_valid(text, strlen(text)));
+	assert_non_null(strstr(text, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9 "));
+	free(text);
+	stats_view_free(&v);
+}
+
+static char *render_json(struct stats_view *v)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	stats_print_json(f, v);
+	fclose(f);
+	return text;
+}
+
+/* JSON carries the exact bytes, escaped: a byte that is not UTF-8 becomes
+ * \u00XX, so the document is valid UTF-8 (json.loads accepts it); the
+ * twin: valid UTF-8 is kept as is. */
+static void test_stats_json_escapes_invalid_utf8(void **state)
+{
+	struct stats_view v = view();
+	(void)state;
+
+	snprintf(v.recs[0].meta.subject_cn, sizeof(v.recs[0].meta.subject_cn), "x\xff\"\\\n\x1b");
+	snprintf(v.recs[1].meta.subject_cn, sizeof(v.recs[1].meta.subject_cn), "Z\xc3\xbcrich");
+	char *text = render_json(&v);
+	assert_true(utf8_valid(text, strlen(text)));
+	assert_non_null(strstr(text, "\"subject_cn\":\"x\\u00ff\\\"\\\\\\n\\u001b\""));
+	assert_non_null(strstr(text, "\"subject_cn\":\"Z\xc3\xbcrich\""));
 	free(text);
 	stats_view_free(&v);
 }
@@ -191,6 +288,9 @@ int main(void)
 		cmocka_unit_test(test_stats_select_filters_reject_the_rest),
 		cmocka_unit_test(test_stats_table_shows_names),
 		cmocka_unit_test(test_stats_table_neutralizes_control_characters),
+		cmocka_unit_test(test_stats_table_escapes_c1_and_invalid_utf8),
+		cmocka_unit_test(test_stats_table_keeps_utf8_aligned),
+		cmocka_unit_test(test_stats_json_escapes_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,6 +119,69 @@ def check_config_bad(ctx):
     assert_refused(rc, out, path, "frobnicate")
 
 
+def crls_without_issuing(ctx):
+    """pki/'s CRLs without the issuing CA's: that CA of the partner's ca
+    has no CRL."""
+    fx = ctx.fx
+    return ctx.concat("crls-no-issuing.pem", fx.path("pki", "root", "crl.pem"),
+                      fx.path("pki", "intermediate", "crl.pem"))
+
+
+@case("check_config_refuses_ca_without_crl")
+def check_config_refuses_ca_without_crl(ctx):
+    """crl_missing = fail (the default) and a CA of the partner without its
+    CRL: every client under that CA would be refused crl_unavailable.
+    --check-config refuses it as a reload would, naming the CA and the crl
+    line."""
+    crl = crls_without_issuing(ctx)
+    c = standard_config(ctx, "127.0.0.1:9", crl=crl)
+    path, rc, out = run_config(ctx, c, "--check-config")
+    assert_refused(rc, out, at(path, c, "crl", "partner.partner"), crl, "partner Issuing CA",
+                   "crl_missing")
+    assert "configuration OK" not in out, out
+
+
+@case("check_config_ca_without_crl_allowed")
+def check_config_ca_without_crl_allowed(ctx):
+    """The twin: the same files with crl_missing = allow admit the CA's
+    clients, so the configuration is fine (a warning says so)."""
+    c = standard_config(ctx, "127.0.0.1:9", crl=crls_without_issuing(ctx), crl_missing="allow")
+    _, rc, out = run_config(ctx, c, "--check-config")
+    assert rc == 0 and "configuration OK" in out, "exit %d:\n%s" % (rc, out)
+    assert "no CRL for CA 'CN=partner Issuing CA,O=partner'" in out, out
+
+
+LOCAL_ISSUER = "unable to get local issuer certificate"
+
+
+@case("check_config_warns_server_chain_incomplete")
+def check_config_warns_server_chain_incomplete(ctx):
+    """A cert file holding the server certificate without its
+    intermediates loads, and would fail on every client: --check-config
+    warns, naming the file and the missing issuer."""
+    cert = ctx.fx.path("server", "cert.pem")
+    c = config_with_server_files(ctx, cert, ctx.fx.path("server", "key.pem"))
+    _, rc, out = run_config(ctx, c, "--check-config")
+    assert rc == 0, "exit %d:\n%s" % (rc, out)
+    warning = next((line for line in out.splitlines() if LOCAL_ISSUER in line), None)
+    assert warning and "warning" in warning and cert in warning, out
+    assert "issued by 'CN=partner Issuing CA,O=partner'" in warning, warning
+
+
+@case("check_config_complete_server_chain_silent")
+def check_config_complete_server_chain_silent(ctx):
+    """The twins: the full chain (leaf, issuing, intermediate), and the
+    same with the root at the end, give no such warning."""
+    fx = ctx.fx
+    with_root = ctx.concat("chain-with-root.pem", fx.path("server", "chain.pem"),
+                           fx.path("pki", "root", "ca.crt"))
+    for cert in (fx.path("server", "chain.pem"), with_root):
+        c = config_with_server_files(ctx, cert, fx.path("server", "key.pem"))
+        _, rc, out = run_config(ctx, c, "--check-config")
+        assert rc == 0 and "configuration OK" in out, "exit %d:\n%s" % (rc, out)
+        assert LOCAL_ISSUER not in out, "a complete chain got a warning:\n%s" % out
+
+
 @case("key_file_mode_0644_refused")
 def key_file_mode_0644_refused(ctx):
     key = private_key_copy(ctx, "server", 0o644)

@@ -10,6 +10,7 @@ daemon.py, peers.py); one meson test per case:
 import datetime
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import certgen
 import harness
@@ -25,7 +27,7 @@ import it
 from harness import case, wait_until
 from daemon import Mtlsd, standard_config
 from expect import (assert_audit_ok, assert_audit_rejected, assert_echoed, assert_not_relayed,
-                    leaf_facts)
+                    leaf_facts, valid_client_works)
 import peers
 from cases_server import resume, session_from
 
@@ -245,6 +247,8 @@ def reload_variants(ctx, backend, crl_a, crl_b, crl_expired):
                         "-----END CERTIFICATE-----\n")
     both_cas = ctx.concat("old-and-new-ca.pem", fx.path("pki", "ca-bundle.pem"),
                           fx.path("partner2-pki", "ca-bundle.pem"))
+    # As the rotation runbook does it: the new CA comes with its CRLs.
+    both_crls = ctx.concat("old-and-new-crls.pem", crl_b, fx.path("partner2-pki", "crls.pem"))
     missing = os.path.join(ctx.dir, "missing-ca.pem")
 
     def base(**kw):
@@ -253,7 +257,7 @@ def reload_variants(ctx, backend, crl_a, crl_b, crl_expired):
     valid = [
         base(crl=crl_a),
         base(crl=crl_a).server_cert(fx, name="rsa", leaf="server-rsa"),  # ECDSA + RSA at once
-        base(ca=both_cas, crl=crl_b),                                      # old and new CA at once
+        base(ca=both_cas, crl=both_crls),                                  # old and new CA at once
         base(crl=crl_b, allow_dns="*.partner.example"),
     ]
     mismatched = with_control(standard_config(ctx, backend.addr, crl=crl_a), ctx)
@@ -264,6 +268,7 @@ def reload_variants(ctx, backend, crl_a, crl_b, crl_expired):
         (mismatched, "does not match"),
         (base(crl=crl_expired), crl_expired),
         (base(ca=garbage, crl=crl_a), "garbage-ca.pem"),
+        (base(ca=both_cas, crl=crl_b), "partner2 Root CA"),               # a new CA without its CRL
     ]
     for i in range(RELOADS):
         if i % 2 == 0:
@@ -634,6 +639,84 @@ def certs_flags_expiry_with_exit_codes(ctx):
     assert mtlsctl(ctx, "reload").returncode == 0
     r = mtlsctl(ctx, "certs")
     assert r.returncode == 2 and "STALE" in r.stdout, r.stdout
+
+
+def crls_without_issuing(ctx):
+    """pki/'s CRLs without the issuing CA's (a CA of the partner's ca)."""
+    fx = ctx.fx
+    return ctx.concat("crls-no-issuing.pem", fx.path("pki", "root", "crl.pem"),
+                      fx.path("pki", "intermediate", "crl.pem"))
+
+
+@case("reload_refuses_ca_without_crl")
+def reload_refuses_ca_without_crl(ctx):
+    """Removing a CA's CRL under crl_missing = fail would refuse every
+    client under that CA: the reload is refused, naming the CA and the crl
+    file, and the running generation keeps serving. The twin: the same
+    change with that CA's (new) CRL reloads."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    before = int(status(ctx)["generation"])
+    missing = crls_without_issuing(ctx)
+    rewrite(ctx, mtlsd, with_control(standard_config(ctx, backend.addr, crl=missing), ctx))
+    r = mtlsctl(ctx, "reload")
+    assert r.returncode == 1, "a reload that admits nobody under a CA was applied:\n" + r.stdout
+    for needle in ("partner Issuing CA", missing, "crl_missing"):
+        assert needle in r.stderr, "the refusal does not name %r:\n%s" % (needle, r.stderr)
+    assert int(status(ctx)["generation"]) == before
+    valid_client_works(ctx, mtlsd, backend, 1, 1)
+
+    rewrite(ctx, mtlsd, with_control(standard_config(ctx, backend.addr,
+                                                     crl=issuing_crl_set(ctx, "fresh")), ctx))
+    r = mtlsctl(ctx, "reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert int(status(ctx)["generation"]) == before + 1
+    valid_client_works(ctx, mtlsd, backend, 2, 2)
+
+
+def per_cert_outcomes(text, cn):
+    """{outcome: count} of mtlsd_handshakes_total for the certificate cn."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("mtlsd_handshakes_total{") and 'subject_cn="%s"' % cn in line:
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            out[outcome] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+@case("certs_flags_ca_without_crl")
+def certs_flags_ca_without_crl(ctx):
+    """Started (start-up only warns) with a CA of the partner lacking its
+    CRL under crl_missing = fail: `mtlsctl certs` flags that CA (NOCRL,
+    exit 2); its client is refused crl_unavailable, and the per-certificate
+    counters say crl_unavailable, not other. The twin: with the CRL back
+    nothing is flagged."""
+    backend = ctx.backend()
+    instance = "it-nocrl-%d" % os.getpid()
+    ctx.stack.callback(shutil.rmtree, os.path.join("/run/mtlsd", instance), True)
+    admin = harness.free_port()
+    keys = dict(admin_listen="127.0.0.1:%d" % admin, accounting="off", instance=instance)
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr, crl=crls_without_issuing(ctx)),
+                                    ctx, **keys))
+    assert "no CRL for CA 'CN=partner Issuing CA,O=partner'" in mtlsd.log(), mtlsd.log()
+    r = mtlsctl(ctx, "certs")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    flagged = [l for l in r.stdout.splitlines() if "NOCRL" in l]
+    assert len(flagged) == 1 and "CN=partner Issuing CA" in flagged[0], r.stdout
+
+    probe = b"refused for want of a CRL\n"
+    assert_not_relayed(peers.s_client(ctx, mtlsd.port, "client-ec", send=probe), probe)
+    assert_audit_rejected(ctx, mtlsd.wait_audit(1), "crl_unavailable", "client-ec")
+    url = "http://127.0.0.1:%d/metrics" % admin
+    scrape = lambda: urllib.request.urlopen(url, timeout=10).read().decode()
+    counts = wait_until("client-ec's refusal in /metrics",
+                        lambda: per_cert_outcomes(scrape(), "client-ec"), alive=mtlsd.check_alive)
+    assert counts == {"crl_unavailable": 1}, counts
+
+    rewrite(ctx, mtlsd, with_control(standard_config(ctx, backend.addr), ctx, **keys))
+    assert mtlsctl(ctx, "reload").returncode == 0
+    r = mtlsctl(ctx, "certs")
+    assert "NOCRL" not in r.stdout and r.returncode == 0, (r.returncode, r.stdout)
 
 
 def as_nobody():

@@ -7,8 +7,10 @@ Uses the integration harness (tests/integration); one meson test per case:
     python3 test_metrics.py metrics_match_traffic   (meson sets MTLSD, ...)
 """
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -58,7 +60,8 @@ def scrape(port, path="/metrics"):
 
 
 def check_metrics(text):
-    p = subprocess.run([promtool(), "check", "metrics"], input=text.encode(),
+    p = subprocess.run([promtool(), "check", "metrics"],
+                       input=text if isinstance(text, bytes) else text.encode(),
                        capture_output=True, timeout=60, check=False)
     return p.returncode, (p.stdout + p.stderr).decode(errors="replace")
 
@@ -211,6 +214,93 @@ def metrics_partner_counts_follow_names_across_reload(ctx):
     assert ok_counts() == (3, 2), "a partner2 handshake after the swap: %r" % (ok_counts(),)
     text = scrape(admin)
     assert check_metrics(text)[0] == 0, text
+
+
+# Subject CNs a partner's CA issued (a partner's CSR chooses them): what a
+# label, a fixed-size record field and a terminal must survive, and the
+# twin, plain UTF-8, shown as is. (CN given to client_flood, \xNN decoded;
+# the label value /metrics must carry; the table cell mtlsctl prints.)
+HOSTILE_CNS = [
+    # 62 bytes, then a two-byte character across the 63 bytes the record keeps
+    ("a" * 62 + "\\xc3\\xa9", "a" * 62, "a" * 32),
+    ("c1\\xc2\\x85\\xc2\\x9b" "31m", "c1??31m", "c1\\C2\\85\\C2\\9B31m"),
+    ('q"uo\\\\te\\x0anl', 'q\\"uo\\\\te\\nnl', "q\"uo\\te\\0Anl"),
+    ("\\x1b[2J\\x1b]0;pwned\\x07", "?[2J?]0;pwned?", "\\1B[2J\\1B]0;pwned\\07"),
+    ("Z\\xc3\\xbcrich", "Z\u00fcrich", "Z\u00fcrich"),
+]
+
+
+@case("metrics_hostile_names_parse")
+def metrics_hostile_names_parse(ctx):
+    """A partner's clients whose CNs hold a multi-byte character at the cut,
+    C1 controls, quotes, backslashes, newlines, terminal escapes: /metrics
+    and `mtlsctl stats --prometheus` still pass promtool, every label is
+    valid UTF-8 and says what it should; `mtlsctl stats` prints them escaped
+    (no control byte reaches the terminal) and `--json` carries them exactly
+    as stored. The twin: "Zürich" goes through as is everywhere."""
+    promtool()
+    instance = "metrics-hostile-%d" % os.getpid()
+    runtime = os.path.join(ctx.dir, "run")
+    os.environ["RUNTIME_DIRECTORY"] = runtime
+    ctx.stack.callback(shutil.rmtree, "/sys/fs/bpf/mtlsd/" + instance, True)
+    b1, b2 = ctx.backend("b1"), ctx.backend("b2")
+    admin = free_port()
+    mtlsd = Mtlsd(ctx, two_partner_config(ctx, b1.addr, b2.addr),
+                  extra_flags=["--admin-listen", "127.0.0.1:%d" % admin, "--instance", instance])
+    fx = ctx.fx
+    argv = [os.environ["CLIENT_FLOOD"], "--connect", "127.0.0.1:%d" % mtlsd.port,
+            "--count", str(len(HOSTILE_CNS)), "--threads", "1",
+            "--issuer", fx.path("pki", "issuing", "ca.crt"),
+            "--issuer-key", fx.path("pki", "issuing", "ca.key"),
+            "--uri", "spiffe://partner.example/prod/hostile%d"]
+    for cn, _, _ in HOSTILE_CNS:
+        argv += ["--cn", cn]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and '"accepted":%d' % len(HOSTILE_CNS) in p.stdout, p
+
+    def ctl_stats(*args):
+        r = subprocess.run([ctx.mtlsctl_bin, "stats", "--instance", instance,
+                            "--runtime-dir", runtime] + list(args), capture_output=True,
+                           timeout=60)
+        assert r.returncode == 0, r
+        return r.stdout
+
+    def scrape_bytes():
+        return urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin, timeout=10).read()
+
+    def counted():
+        text = scrape_bytes().decode(errors="replace")
+        return re.search(r'^mtlsd_partner_handshakes_total\{partner="partner",outcome="ok"\} %d$'
+                         % len(HOSTILE_CNS), text, re.M)
+    wait_until("every hostile client counted", counted, alive=mtlsd.check_alive)
+    raw = scrape_bytes()
+    rc, why = check_metrics(raw)  # the bytes as served
+    assert rc == 0, "promtool check metrics failed after hostile CNs:\n%s" % why
+    text = raw.decode("utf-8")  # raises on a byte that is not UTF-8
+    labels = set(re.findall(r'^mtlsd_handshakes_total\{.*subject_cn="((?:[^"\\]|\\.)*)"', text,
+                            re.M))
+    for _, label, _ in HOSTILE_CNS:
+        assert label in labels, "label %r not in %r" % (label, labels)
+    prom = ctl_stats("--prometheus")
+    rc, why = check_metrics(prom)
+    assert rc == 0, "mtlsctl stats --prometheus failed promtool:\n%s" % why
+    prom = prom.decode("utf-8")
+    for text_ in (text, prom):
+        assert "\x1b" not in text_ and "\u0085" not in text_ and "\u009b" not in text_
+
+    stored = ("a" * 62, "c1\u0085\u009b31m", 'q"uo\\te\nnl', "\x1b[2J\x1b]0;pwned\x07",
+              "Z\u00fcrich")
+    # The fallback (not root) publishes its snapshot once a second.
+    doc = wait_until("mtlsctl stats to show every hostile CN", lambda: (lambda d: all(
+        cn in {c["subject_cn"] for c in d["certificates"]} for cn in stored) and d)(
+        json.loads(ctl_stats("--json").decode("utf-8"))), alive=mtlsd.check_alive)
+    assert doc["evicted"] == 0, doc
+    table = ctl_stats().decode("utf-8")
+    for ch in table:
+        assert ch == "\n" or not (ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f), \
+            "control character %r in the stats table:\n%s" % (ch, table)
+    for _, _, cell in HOSTILE_CNS:
+        assert cell in table, "%r not in the stats table:\n%s" % (cell, table)
 
 
 def referenced_metrics(srcdir):

@@ -190,6 +190,41 @@ static void test_certinfo_utf8_names_readable(void **state)
 	X509_free(x);
 }
 
+/* A subject longer than its field is cut between two characters: "O="
+ * and 508 bytes of 'a' put a two-byte "é" across the 511-byte limit of
+ * cert_identity.subject. The twin: a name that fits is kept whole. */
+static void test_certinfo_long_name_cut_on_character(void **state)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	struct cert_identity id;
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	unsigned char o[508 + 20];
+
+	(void)state;
+	memset(o, 'a', 508);
+	for (int i = 0; i < 10; i++)
+		memcpy(o + 508 + 2 * i, "\xc3\xa9", 2);
+	/* V_ASN1_UTF8STRING: set as is, past the 64-byte limit of O. */
+	X509_NAME_add_entry_by_NID(name, NID_organizationName, V_ASN1_UTF8STRING, o, sizeof(o), -1, 0);
+	X509_set_subject_name(x, name);
+	X509_NAME_free(name);
+	name = X509_NAME_new();
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)"Z\xc3\xbcrich", -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 60);
+	X509_set_pubkey(x, key);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	assert_int_equal(certinfo_from_x509(x, &id), 0);
+	assert_int_equal(strlen(id.subject), 510);
+	assert_int_equal(strspn(id.subject + 2, "a"), 508);
+	assert_string_equal(id.issuer, "CN=Z\xc3\xbcrich");
+	X509_NAME_free(name);
+	EVP_PKEY_free(key);
+	X509_free(x);
+}
+
 /* A CN with an embedded NUL is never reported truncated (it would reach
  * the backend as a different, shorter name). */
 static void test_certinfo_cn_with_nul_not_reported(void **state)
@@ -261,6 +296,8 @@ static void test_certinfo_json_escaping(void **state)
 		{ "\x01\x1f\x7f", 3, "\"\\u0001\\u001f\\u007f\"" },
 		{ "a\0b", 3, "\"a\\u0000b\"" },
 		{ "\xc3\xa9", 2, "\"\xc3\xa9\"" },                 /* é: valid UTF-8 kept */
+		{ "\xc2\x85\xc2\x9b\xc2\xa0", 6, "\"\\u0085\\u009b\xc2\xa0\"" }, /* C1 escaped, U+00A0 kept */
+		{ "\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\xa7", 9, "\"\\u2028\\u2029\xe2\x80\xa7\"" }, /* line/para sep */
 		{ "\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"" }, /* 4-byte sequence kept */
 		{ "\xff", 1, "\"\\u00ff\"" },                      /* never valid */
 		{ "\xc0\xaf", 2, "\"\\u00c0\\u00af\"" },           /* overlong '/' */
@@ -305,6 +342,7 @@ int main(void)
 		cmocka_unit_test(test_certinfo_hostile_fields_escaped),
 		cmocka_unit_test(test_certinfo_utf8_names_readable),
 		cmocka_unit_test(test_certinfo_cn_with_nul_not_reported),
+		cmocka_unit_test(test_certinfo_long_name_cut_on_character),
 		cmocka_unit_test(test_certinfo_base64url_vectors),
 		cmocka_unit_test(test_certinfo_hex_encode),
 		cmocka_unit_test(test_certinfo_json_escaping),

@@ -92,6 +92,7 @@ static void test_config_defaults(void **state)
 	assert_int_equal(cfg.log_level, LOG_LVL_INFO);
 	assert_false(cfg.allow_insecure_key_perms);
 	assert_null(cfg.audit_path);
+	assert_int_equal(cfg.session_lifetime_s, 3600);
 	config_free(&cfg);
 
 	assert_int_equal(load(&cfg, BASE), 0);
@@ -284,6 +285,30 @@ static void test_config_bad_values(void **state)
 	expect_load_error("[mtlsd]\nlisten = unix:/run/x.sock\n", 2, "key 'listen': 'unix:/run/x.sock' is not a TCP address", NULL);
 	expect_load_error("[mtlsd]\nlisten = 127.0.0.1:1, :2\n", 2, "key 'listen': ':2'", NULL);
 	expect_load_error("[mtlsd]\naudit_log =\n", 2, "key 'audit_log': empty value", NULL);
+}
+
+/* session_lifetime: whole seconds, 1 s to 7 days (a TLS 1.3 ticket's
+ * limit); sub-second values would be rounded, so they are refused. */
+static void test_config_session_lifetime(void **state)
+{
+	struct mtlsd_config cfg;
+
+	(void)state;
+	assert_int_equal(load(&cfg, "[mtlsd]\nsession_lifetime = 90m\n"), 0);
+	assert_int_equal(cfg.session_lifetime_s, 5400);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[mtlsd]\nsession_lifetime = 2000ms\n"), 0);
+	assert_int_equal(cfg.session_lifetime_s, 2);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, "[mtlsd]\nsession_lifetime = 168h\n"), 0);
+	assert_int_equal(cfg.session_lifetime_s, 604800);
+	config_free(&cfg);
+	expect_load_error("[mtlsd]\nsession_lifetime = 1500ms\n", 2,
+			  "key 'session_lifetime': '1500ms' is not a duration in whole seconds", NULL);
+	expect_load_error("[mtlsd]\nsession_lifetime = 0\n", 2,
+			  "key 'session_lifetime': '0' is out of range; give 1s..604800s", NULL);
+	expect_load_error("[mtlsd]\nsession_lifetime = 169h\n", 2, "key 'session_lifetime': '169h' is out of range", NULL);
+	expect_load_error("[mtlsd]\nsession_lifetime = soon\n", 2, "key 'session_lifetime': 'soon' is not a duration", NULL);
 }
 
 static void test_config_syntax_error_line(void **state)
@@ -615,6 +640,7 @@ int main(void)
 		cmocka_unit_test(test_config_repeated_key_names_both_lines),
 		cmocka_unit_test(test_config_repeated_section),
 		cmocka_unit_test(test_config_bad_values),
+		cmocka_unit_test(test_config_session_lifetime),
 		cmocka_unit_test(test_config_syntax_error_line),
 		cmocka_unit_test(test_config_indented_continuation_refused),
 		cmocka_unit_test(test_config_long_line_refused),

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -248,8 +249,64 @@ static void test_generation_own_crl_accepted_foreign_refused(void **state)
 		fail_msg("build failed: %s", err);
 	generation_unref(g);
 
-	write_conf(HEAD PARTNER1 "crl = %1$s/partner2-pki/crls.pem\n", fx());
-	expect_build_error(-EINVAL, 10, "crl ", "is not signed by any CA of partner 'partner'");
+	/* Another partner's CRLs given to this one: a mix-up, named. */
+	write_conf(HEAD PARTNER1 "crl = %1$s/partner2-pki/crls.pem\n" PARTNER2, fx());
+	expect_build_error(-EINVAL, 10, "crl ", "is signed by a CA of partner 'partner2', not of partner 'partner'");
+}
+
+/* The seed-style trust package: ca = root + policy CA, crl = the CRLs of
+ * every level. The issuing CA's CRL (its CA is not in ca) is kept as a
+ * chain CRL, and every CA of ca has its CRL. */
+static void test_generation_trust_package_issuing_crl_kept(void **state)
+{
+	struct generation *g;
+	(void)state;
+	write_conf(HEAD "[partner.partner]\nca = %1$s/pki/trust-package/ca-bundle.pem\n"
+		   "crl = %1$s/pki/trust-package/crls.pem\nbackend = 127.0.0.1:9000\n", fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	const struct partner *p = &g->partners[0];
+	assert_int_equal(p->n_chain_crls, 1);
+	char issuer[256];
+	X509_NAME_oneline(X509_CRL_get_issuer(p->chain_crls[0].crl), issuer, sizeof(issuer));
+	assert_string_equal(issuer, "/O=partner/CN=partner Issuing CA");
+	assert_int_equal(sk_X509_num(p->cas_without_crl), 0);
+	generation_unref(g);
+}
+
+/* A CRL that names the issuing CA of pki/ (in ca) but is signed by another
+ * key: forged, or the CA was re-keyed; refused, naming both remedies. */
+static void test_generation_crl_naming_partner_ca_unsigned_refused(void **state)
+{
+	STACK_OF(X509) *ca = NULL;
+	char path[700], why[256];
+	X509_CRL *crl = X509_CRL_new();
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	ASN1_TIME *now = ASN1_TIME_adj(NULL, time(NULL), 0, 0), *next = ASN1_TIME_adj(NULL, time(NULL), 7, 0);
+	(void)state;
+	snprintf(path, sizeof(path), "%s/pki/issuing/ca.crt", fx());
+	assert_int_equal(pem_load_certs(path, &ca, why, sizeof(why)), 0);
+	assert_non_null(crl);
+	assert_non_null(key);
+	assert_int_equal(X509_CRL_set_version(crl, 1), 1);
+	assert_int_equal(X509_CRL_set_issuer_name(crl, X509_get_subject_name(sk_X509_value(ca, 0))), 1);
+	assert_int_equal(X509_CRL_set1_lastUpdate(crl, now), 1);
+	assert_int_equal(X509_CRL_set1_nextUpdate(crl, next), 1);
+	assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+	snprintf(path, sizeof(path), "%s/forged-issuing.crl.pem", scratch);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509_CRL(f, crl), 1);
+	fclose(f);
+	write_conf(HEAD PARTNER1 "crl = forged-issuing.crl.pem\n", fx());
+	expect_build_error(-EINVAL, 10, "crl ", "names CA 'CN=partner Issuing CA,O=partner' of partner "
+			   "'partner'");
+	assert_non_null(strstr(err, "not signed by its key"));
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
+	EVP_PKEY_free(key);
+	X509_CRL_free(crl);
+	sk_X509_pop_free(ca, X509_free);
 }
 
 static void test_generation_key_mismatch_refused(void **state)
@@ -627,6 +684,8 @@ int main(void)
 		cmocka_unit_test(test_generation_shared_anchor_refused),
 		cmocka_unit_test(test_generation_cross_signed_ca_refused),
 		cmocka_unit_test(test_generation_own_crl_accepted_foreign_refused),
+		cmocka_unit_test(test_generation_trust_package_issuing_crl_kept),
+		cmocka_unit_test(test_generation_crl_naming_partner_ca_unsigned_refused),
 		cmocka_unit_test(test_generation_key_mismatch_refused),
 		cmocka_unit_test(test_generation_client_cert_as_server_cert_refused),
 		cmocka_unit_test(test_generation_missing_cert_file),

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "generation.h"
+#include "session_binding.h"
 #include "verify.h"
 
 enum { P_PARTNER = 0, P_PARTNER2, P_DEEP, N_PARTNERS };
@@ -192,6 +193,7 @@ static int group_setup(void **state)
 	cfgs[P_PARTNER2].crl_paths = strlist(1, "partner2-pki/crls.pem");
 
 	gen1.id = 1;
+	gen1.cfg.session_lifetime_s = 3600; /* config_init's default */
 	gen1.partners = partners;
 	gen1.n_partners = N_PARTNERS;
 	gen2 = gen1;
@@ -227,6 +229,7 @@ struct client_opts {
 	const char *garbage;    /* send this instead of a ClientHello */
 	X509 *leaf;             /* present this leaf instead of name's (same key) */
 	bool no_ticket;         /* TLS 1.2 session-ID resumption only */
+	SSL_SESSION **server_keep; /* store the server's session (its binding) */
 };
 
 static SSL_CTX *make_client_ctx(const struct client_opts *o)
@@ -331,6 +334,8 @@ static enum hs_outcome handshake(SSL_CTX *sctx, struct generation *g, const stru
 		*o->keep = SSL_get1_session(c);
 		assert_true(SSL_SESSION_is_resumable(*o->keep));
 	}
+	if (out == HS_OK && o->server_keep)
+		*o->server_keep = SSL_get1_session(s);
 	/* A clean close: SSL_free() after an unclean one marks the session
 	 * not resumable (OpenSSL's bad-session rule). */
 	if (out == HS_OK) {
@@ -352,7 +357,8 @@ static void expect(const char *client, enum hs_outcome want, int want_partner)
 	if (got != want)
 		fail_msg("%s: outcome %s (%s), expected %s", client ? client : "(no cert)",
 			 hs_outcome_name(got), res.detail, hs_outcome_name(want));
-	assert_int_equal(res.partner, want_partner);
+	if (res.partner != want_partner)
+		fail_msg("%s: partner %d (claimed %d), expected %d: %s", client ? client : "(no cert)", res.partner, res.claimed_partner, want_partner, res.detail);
 	assert_false(res.resumed);
 	/* The leaf is recorded even when it is refused. */
 	if (client)
@@ -510,7 +516,7 @@ static void test_verify_crl_expired_fails_closed(void **state)
 	struct cfg_partner cfg = { .name = "expired-crl", .verify_depth = 3,
 				   .crl_paths = strlist(1, "expired") };
 	struct partner p = { .idx = 0, .cfg = &cfg };
-	struct generation g = { .id = 3, .partners = &p, .n_partners = 1 };
+	struct generation g = { .id = 3, .cfg.session_lifetime_s = 3600, .partners = &p, .n_partners = 1 };
 	STACK_OF(X509) *bundle = load_certs("pki/ca-bundle.pem");
 	X509_CRL *crl = expired_issuing_crl();
 	struct client_opts o = { .name = "client-ec" };
@@ -637,7 +643,9 @@ static X509 *resigned_client_ec(const EVP_MD *md)
 }
 
 /* A certificate naming partner's issuing CA but signed by another key:
- * the candidate is found by name, the signature check refuses it. */
+ * the candidate is found by name, the signature check refuses it, and the
+ * refusal is nobody's (anyone can copy a CA's name): the partner it
+ * pointed at is a claim, in the reason too. */
 static void test_verify_forged_signature(void **state)
 {
 	struct client_opts o = { .name = "client-ec" };
@@ -647,9 +655,63 @@ static void test_verify_forged_signature(void **state)
 	o.leaf = resigned_client_ec_by("partner2-pki/issuing/ca.key", EVP_sha256());
 	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_BAD_SIGNATURE);
 	assert_int_equal(res.x509_err, X509_V_ERR_CERT_SIGNATURE_FAILURE);
-	assert_int_equal(res.partner, P_PARTNER);
+	assert_int_equal(res.partner, -1);
+	assert_int_equal(res.claimed_partner, P_PARTNER);
+	assert_non_null(strstr(res.detail, "not attributed: the issuer name points at partner 'partner'"));
 	verify_result_clear(&res);
 	X509_free(o.leaf);
+}
+
+/* A fixture leaf whose certificate is re-signed by a key that is not its
+ * issuer's: its names, serial and extensions are a partner's, the
+ * signature is a stranger's. Presented with the fixture's own key. */
+static void forged_case(const char *name, enum hs_outcome genuine)
+{
+	struct client_opts o = { .name = name };
+	struct verify_result res;
+	EVP_PKEY *stranger = load_key("partner2-pki/issuing/ca.key");
+
+	/* The twin first: the genuine certificate is refused for its own
+	 * reason and that refusal is the partner's. */
+	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), genuine);
+	assert_int_equal(res.partner, P_PARTNER);
+	assert_int_equal(res.claimed_partner, -1);
+	assert_null(strstr(res.detail, "not attributed"));
+	verify_result_clear(&res);
+
+	o.leaf = load_leaf(name);
+	assert_true(X509_sign(o.leaf, stranger, EVP_sha256()) > 0);
+	enum hs_outcome got = handshake(server_ctx1, &gen1, &o, &res);
+	if (got != HS_BAD_SIGNATURE)
+		fail_msg("forged %s: outcome %s (%s), expected bad_signature", name,
+			 hs_outcome_name(got), res.detail);
+	assert_int_equal(res.x509_err, X509_V_ERR_CERT_SIGNATURE_FAILURE);
+	assert_int_equal(res.partner, -1);
+	assert_int_equal(res.claimed_partner, P_PARTNER);
+	verify_result_clear(&res);
+	X509_free(o.leaf);
+	EVP_PKEY_free(stranger);
+}
+
+/* OpenSSL checks revocation, purpose and key size before signatures: a
+ * forged copy of a revoked, a serverAuth-only or a weak-keyed certificate
+ * must be neither charged to the partner nor told "revoked". */
+static void test_verify_forged_revoked_not_attributed(void **state)
+{
+	(void)state;
+	forged_case("client-revoked", HS_REVOKED);
+}
+
+static void test_verify_forged_bad_eku_not_attributed(void **state)
+{
+	(void)state;
+	forged_case("client-servereku", HS_BAD_EKU);
+}
+
+static void test_verify_forged_weak_key_not_attributed(void **state)
+{
+	(void)state;
+	forged_case("client-rsa1024", HS_WEAK_KEY);
 }
 
 static void test_verify_sha1_signature_refused(void **state)
@@ -710,9 +772,9 @@ static X509 *short_lived_client(long seconds)
 	return x;
 }
 
-/* A resumed session is re-checked against the clock: once the leaf has
- * expired, resumption is refused as expired (the twin: it resumes while
- * the leaf is still valid). */
+/* A session does not outlive its leaf: once the leaf has expired, the
+ * ticket is not used and the full handshake refuses the client as
+ * expired (the twin: it resumes while the leaf is still valid). */
 static void test_verify_resumed_session_leaf_expired(void **state)
 {
 	SSL_SESSION *sess = NULL;
@@ -736,9 +798,9 @@ static void test_verify_resumed_session_leaf_expired(void **state)
 	while (time(NULL) <= expires + 1)
 		sleep(1);
 	assert_int_equal(handshake(server_ctx1, &gen1, &o, &res), HS_EXPIRED);
-	assert_true(res.resumed);
+	assert_false(res.resumed);
 	assert_int_equal(res.partner, P_PARTNER);
-	assert_non_null(strstr(res.detail, "expired since the session was established"));
+	assert_non_null(strstr(res.detail, "CN=client-ec"));
 	verify_result_clear(&res);
 	SSL_SESSION_free(sess);
 	X509_free(o.leaf);
@@ -777,6 +839,276 @@ static void test_verify_resume_tls12_other_generation_full(void **state) { (void
 static void test_verify_resume_tls12_session_id(void **state) { (void)state; resume_case(TLS1_2_VERSION, true, true); }
 static void test_verify_resume_tls12_session_id_other_generation_full(void **state) { (void)state; resume_case(TLS1_2_VERSION, false, true); }
 
+/* ---- session lifetime: the binding's clock (session_binding.h) ---------- */
+
+static int64_t fake_now;
+
+static int64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+/* Every binding decision (verification time, resumption) now happens at t;
+ * OpenSSL's own clock and the chain check keep the real time. */
+static void clock_at(int64_t t)
+{
+	fake_now = t;
+	session_clock_override(fake_clock);
+}
+
+static int64_t asn1_secs(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	assert_int_equal(ASN1_TIME_to_tm(t, &tm), 1);
+	return (int64_t)timegm(&tm);
+}
+
+/* One handshake offering sess (NULL: none) at binding time t; returns
+ * whether it resumed, fails the test unless it was accepted. keep and
+ * server_keep as in struct client_opts. */
+static bool accepted_resumed(SSL_CTX *ctx, struct generation *g, X509 *leaf, SSL_SESSION *sess,
+			     int64_t t, SSL_SESSION **keep, SSL_SESSION **server_keep)
+{
+	struct client_opts o = { .name = "client-ec", .leaf = leaf, .resume = sess, .keep = keep,
+				 .server_keep = server_keep };
+	struct verify_result res;
+	enum hs_outcome got;
+	bool resumed;
+
+	clock_at(t);
+	got = handshake(ctx, g, &o, &res);
+	if (got != HS_OK)
+		fail_msg("at %+lld s: outcome %s (%s), expected ok", (long long)(t - time(NULL)),
+			 hs_outcome_name(got), res.detail);
+	resumed = res.resumed;
+	verify_result_clear(&res);
+	return resumed;
+}
+
+static struct session_binding binding_of(SSL_SESSION *server_sess)
+{
+	struct session_binding b;
+
+	assert_non_null(server_sess);
+	assert_int_equal(session_binding_load(server_sess, &b), 0);
+	return b;
+}
+
+/*
+ * session_lifetime counts from the full verification, and a resumption
+ * never restarts it: the ticket a resumed handshake issues carries the
+ * original verification time. Resumed at +1800 s and +3599 s, refused
+ * (a full handshake, accepted) at +3600 s with the ticket of the last
+ * resumption.
+ */
+static void test_verify_session_lifetime_from_full_verification(void **state)
+{
+	SSL_SESSION *first = NULL, *second = NULL, *third = NULL, *srv = NULL;
+	int64_t t0 = (int64_t)time(NULL);
+
+	(void)state;
+	assert_false(accepted_resumed(server_ctx1, &gen1, NULL, NULL, t0, &first, &srv));
+	assert_int_equal(binding_of(srv).verified_at, t0);
+	SSL_SESSION_free(srv);
+
+	assert_true(accepted_resumed(server_ctx1, &gen1, NULL, first, t0 + 1800, &second, &srv));
+	assert_int_equal(binding_of(srv).verified_at, t0);
+	SSL_SESSION_free(srv);
+	assert_true(accepted_resumed(server_ctx1, &gen1, NULL, second, t0 + 3599, &third, NULL));
+	assert_false(accepted_resumed(server_ctx1, &gen1, NULL, third, t0 + 3600, NULL, NULL));
+	/* The twin of the refusal: the same ticket one second earlier. */
+	assert_true(accepted_resumed(server_ctx1, &gen1, NULL, third, t0 + 3599, NULL, NULL));
+	session_clock_override(NULL);
+	SSL_SESSION_free(first);
+	SSL_SESSION_free(second);
+	SSL_SESSION_free(third);
+}
+
+/* The earliest nextUpdate of every CRL in a fixture file. */
+static int64_t earliest_next_update(const char *rel)
+{
+	BIO *bio = BIO_new_file(fixture_path(rel), "r");
+	X509_CRL *crl;
+	int64_t min = INT64_MAX;
+
+	assert_non_null(bio);
+	while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))) {
+		int64_t t = asn1_secs(X509_CRL_get0_nextUpdate(crl));
+		min = t < min ? t : min;
+		X509_CRL_free(crl);
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	return min;
+}
+
+/*
+ * With crl_expired = fail a session is not resumed past the nextUpdate of
+ * a CRL its chain was checked against, however young it is: partner's
+ * CRLs expire (7 days) before client-ec (30 days). The twins: one second
+ * before it resumes; with crl_expired = allow (an expired CRL refuses
+ * nothing) the CRL does not bound it.
+ */
+static void test_verify_session_not_resumed_past_crl_next_update(void **state)
+{
+	SSL_SESSION *sess = NULL, *srv = NULL;
+	int64_t t0 = (int64_t)time(NULL), next = earliest_next_update("pki/crls.pem");
+	unsigned saved = gen1.cfg.session_lifetime_s;
+
+	(void)state;
+	gen1.cfg.session_lifetime_s = 60 * 86400; /* only the CRL bounds it here */
+	assert_false(accepted_resumed(server_ctx1, &gen1, NULL, NULL, t0, &sess, &srv));
+	assert_int_equal(binding_of(srv).valid_until, next);
+	SSL_SESSION_free(srv);
+	assert_true(accepted_resumed(server_ctx1, &gen1, NULL, sess, next - 1, NULL, NULL));
+	assert_false(accepted_resumed(server_ctx1, &gen1, NULL, sess, next, NULL, NULL));
+	SSL_SESSION_free(sess);
+
+	cfgs[P_PARTNER].crl_expired = CRL_POLICY_ALLOW;
+	assert_false(accepted_resumed(server_ctx1, &gen1, NULL, NULL, t0, &sess, &srv));
+	assert_true(binding_of(srv).valid_until > next);
+	SSL_SESSION_free(srv);
+	assert_true(accepted_resumed(server_ctx1, &gen1, NULL, sess, next, NULL, NULL));
+	cfgs[P_PARTNER].crl_expired = CRL_POLICY_FAIL;
+	gen1.cfg.session_lifetime_s = saved;
+	session_clock_override(NULL);
+	SSL_SESSION_free(sess);
+}
+
+/* A certificate signed by issuer_key, valid from a minute ago for
+ * `seconds`: a CA (pathlen 0) or a client leaf of partner.example. */
+static X509 *make_cert(X509 *issuer, EVP_PKEY *issuer_key, const char *cn, EVP_PKEY *key,
+		       long seconds, bool ca)
+{
+	static long serial = 7000;
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX v3;
+	const struct { int nid; const char *value; } ca_exts[] = {
+		{ NID_basic_constraints, "critical,CA:TRUE,pathlen:0" },
+		{ NID_key_usage, "critical,keyCertSign,cRLSign" },
+		{ NID_subject_key_identifier, "hash" },
+		{ NID_authority_key_identifier, "keyid" },
+	}, leaf_exts[] = {
+		{ NID_basic_constraints, "critical,CA:FALSE" },
+		{ NID_key_usage, "critical,digitalSignature" },
+		{ NID_ext_key_usage, "clientAuth" },
+		{ NID_subject_alt_name, "URI:spiffe://partner.example/prod/short" },
+		{ NID_authority_key_identifier, "keyid" },
+	};
+
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0), 1);
+	assert_int_equal(X509_set_version(x, 2), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), serial++), 1);
+	assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(issuer)), 1);
+	assert_int_equal(X509_set_subject_name(x, name), 1);
+	assert_int_equal(X509_set_pubkey(x, key), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), seconds));
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	for (size_t i = 0; i < (ca ? ARRAY_SIZE(ca_exts) : ARRAY_SIZE(leaf_exts)); i++) {
+		X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &v3, ca ? ca_exts[i].nid : leaf_exts[i].nid,
+							ca ? ca_exts[i].value : leaf_exts[i].value);
+
+		assert_non_null(e);
+		assert_int_equal(X509_add_ext(x, e, -1), 1);
+		X509_EXTENSION_free(e);
+	}
+	assert_true(X509_sign(x, issuer_key, EVP_sha256()) > 0);
+	X509_NAME_free(name);
+	return x;
+}
+
+/*
+ * A chain whose intermediate expires before the leaf: the session is
+ * bounded by the intermediate's notAfter, not only the leaf's. Partner
+ * "short" trusts pki's root and a CA valid for 100 s that issued a
+ * one-day client-ec certificate; resumed at +50 s, a full handshake at
+ * +100 s (accepted: only the binding's clock moved).
+ */
+static void test_verify_session_not_resumed_past_intermediate_not_after(void **state)
+{
+	struct cfg_partner cfg = { .name = "short", .verify_depth = 3 };
+	struct partner p = { .idx = 0, .cfg = &cfg };
+	struct generation g = { .id = 4, .cfg.session_lifetime_s = 3600, .partners = &p, .n_partners = 1 };
+	STACK_OF(X509) *roots = load_certs("pki/root/ca.crt");
+	X509 *root = sk_X509_value(roots, 0), *model = load_leaf("client-ec");
+	EVP_PKEY *root_key = load_key("pki/root/ca.key"), *ca_key = EVP_EC_gen("P-256");
+	SSL_SESSION *sess = NULL, *srv = NULL;
+	int64_t t0 = (int64_t)time(NULL);
+	char err[256];
+
+	(void)state;
+	assert_non_null(ca_key);
+	X509 *ca = make_cert(root, root_key, "short-lived issuing CA", ca_key, 100, true);
+	X509 *leaf = make_cert(ca, ca_key, "client-ec", X509_get0_pubkey(model), 86400, false);
+	p.store = X509_STORE_new();
+	assert_int_equal(X509_STORE_set_flags(p.store, X509_V_FLAG_X509_STRICT), 1);
+	assert_int_equal(X509_STORE_add_cert(p.store, root), 1);
+	assert_int_equal(X509_STORE_add_cert(p.store, ca), 1);
+	p.anchors = sk_X509_new_null();
+	p.intermediates = sk_X509_new_null();
+	X509_up_ref(root);
+	sk_X509_push(p.anchors, root);
+	X509_up_ref(ca);
+	sk_X509_push(p.intermediates, ca);
+	assert_int_equal(partner_policy_compile(&cfg, &p.policy, err, sizeof(err)), 0);
+	SSL_CTX *ctx = make_server_ctx(&g);
+
+	assert_false(accepted_resumed(ctx, &g, leaf, NULL, t0, &sess, &srv));
+	assert_int_equal(binding_of(srv).valid_until, asn1_secs(X509_get0_notAfter(ca)));
+	SSL_SESSION_free(srv);
+	assert_true(accepted_resumed(ctx, &g, leaf, sess, t0 + 50, NULL, NULL));
+	assert_false(accepted_resumed(ctx, &g, leaf, sess, asn1_secs(X509_get0_notAfter(ca)), NULL, NULL));
+	session_clock_override(NULL);
+
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(ctx);
+	X509_STORE_free(p.store);
+	sk_X509_pop_free(p.anchors, X509_free);
+	sk_X509_pop_free(p.intermediates, X509_free);
+	partner_policy_free(&p.policy);
+	X509_free(leaf);
+	X509_free(ca);
+	X509_free(model);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(root_key);
+	sk_X509_pop_free(roots, X509_free);
+}
+
+/*
+ * OpenSSL's own session timer says what the binding says, so the paths no
+ * ticket callback sees (the stateful cache) obey it too: a TLS 1.2
+ * session-ID session and a TLS 1.3 ticket (its lifetime hint) time out at
+ * session_lifetime after the verification, not at OpenSSL's default.
+ */
+static void test_verify_session_timeout_is_the_binding_expiry(void **state)
+{
+	SSL_SESSION *client = NULL, *srv = NULL;
+	struct verify_result res;
+	unsigned saved = gen1.cfg.session_lifetime_s;
+
+	(void)state;
+	gen1.cfg.session_lifetime_s = 90;
+	struct client_opts tls12 = { .name = "client-ec", .max_version = TLS1_2_VERSION, .no_ticket = true,
+				     .keep = &client, .server_keep = &srv };
+	assert_int_equal(handshake(server_ctx1, &gen1, &tls12, &res), HS_OK);
+	verify_result_clear(&res);
+	assert_true(SSL_SESSION_get_timeout(srv) <= 90 && SSL_SESSION_get_timeout(srv) >= 89);
+	SSL_SESSION_free(srv);
+	SSL_SESSION_free(client);
+
+	struct client_opts tls13 = { .name = "client-ec", .keep = &client, .server_keep = &srv };
+	assert_int_equal(handshake(server_ctx1, &gen1, &tls13, &res), HS_OK);
+	verify_result_clear(&res);
+	assert_true(SSL_SESSION_get_timeout(srv) <= 90 && SSL_SESSION_get_timeout(srv) >= 89);
+	assert_true(SSL_SESSION_get_ticket_lifetime_hint(client) <= 90);
+	SSL_SESSION_free(srv);
+	SSL_SESSION_free(client);
+	gen1.cfg.session_lifetime_s = saved;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -806,6 +1138,9 @@ int main(void)
 		cmocka_unit_test(test_verify_reasons_are_precise),
 		cmocka_unit_test(test_verify_sha1_signature_refused),
 		cmocka_unit_test(test_verify_forged_signature),
+		cmocka_unit_test(test_verify_forged_revoked_not_attributed),
+		cmocka_unit_test(test_verify_forged_bad_eku_not_attributed),
+		cmocka_unit_test(test_verify_forged_weak_key_not_attributed),
 		cmocka_unit_test(test_verify_resume_same_generation),
 		cmocka_unit_test(test_verify_resume_other_generation_full),
 		cmocka_unit_test(test_verify_resume_tls12_same_generation),
@@ -813,6 +1148,10 @@ int main(void)
 		cmocka_unit_test(test_verify_resume_tls12_session_id),
 		cmocka_unit_test(test_verify_resume_tls12_session_id_other_generation_full),
 		cmocka_unit_test(test_verify_resumed_session_leaf_expired),
+		cmocka_unit_test(test_verify_session_lifetime_from_full_verification),
+		cmocka_unit_test(test_verify_session_not_resumed_past_crl_next_update),
+		cmocka_unit_test(test_verify_session_not_resumed_past_intermediate_not_after),
+		cmocka_unit_test(test_verify_session_timeout_is_the_binding_expiry),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
