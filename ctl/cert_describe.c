@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cert_name.h"
 #include "pki_policy.h"
 #include "safetext.h"
 
@@ -168,32 +169,19 @@ time_t cert_not_after(X509 *x)
 
 void cert_name_desc(X509_NAME *n, char *buf, size_t cap)
 {
-	BIO *mem = BIO_new(BIO_s_mem());
-	buf[0] = '\0';
-	if (!mem)
-		return;
-	if (X509_NAME_print_ex(mem, n, 0, XN_FLAG_RFC2253) >= 0) {
-		int len = BIO_read(mem, buf, (int)cap - 1);
-		buf[len > 0 ? len : 0] = '\0';
-	}
-	BIO_free(mem);
+	cert_name_format(n, buf, cap); /* the one spelling: lib/cert_name.h */
 }
 
 void cert_name_display(X509_NAME *n, char *buf, size_t cap)
 {
-	BIO *mem = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long len;
+	char text[2048];
 
+	/* The one spelling (lib/cert_name.h: RFC 2253 with UTF-8 kept;
+	 * OpenSSL still escapes C0 controls and the RFC 2253 specials); what
+	 * OpenSSL leaves raw and a terminal would act on (C1 controls, bytes
+	 * that are not UTF-8) term_escape shows as \XX, and a long name is cut
+	 * between two characters. */
 	buf[0] = '\0';
-	if (!mem)
-		return;
-	/* RFC 2253 with UTF-8 kept (OpenSSL still escapes C0 controls and the
-	 * RFC 2253 specials); what OpenSSL leaves raw and a terminal would
-	 * act on (C1 controls, bytes that are not UTF-8) term_escape shows
-	 * as \XX, and a long name is cut between two characters. */
-	if (X509_NAME_print_ex(mem, n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0 &&
-	    (len = BIO_get_mem_data(mem, &data)) > 0)
-		term_escape(buf, cap, data, (size_t)len);
-	BIO_free(mem);
+	if (cert_name_format(n, text, sizeof(text)) == 0)
+		term_escape(buf, cap, text, strlen(text));
 }

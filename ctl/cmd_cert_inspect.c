@@ -17,6 +17,7 @@
 #include "pemutil.h"
 #include "pki_cert.h"
 #include "pki_policy.h"
+#include "cert_serial.h"
 #include "pki_serial.h"
 
 static void print_validity(X509 *x)
@@ -64,18 +65,23 @@ static void print_ids(X509 *x)
 
 static void print_cert(X509 *x)
 {
-	char buf[2048], serial[PKI_SERIAL_HEX_MAX + 1];
-	struct pki_serial s;
+	char buf[2048], serial[CERT_SERIAL_TEXT_MAX];
+	struct cert_serial s;
 	int bits;
 	cert_name_display(X509_get_subject_name(x), buf, sizeof(buf));
 	printf("  subject        %s\n", buf);
 	cert_name_display(X509_get_issuer_name(x), buf, sizeof(buf));
 	printf("  issuer         %s\n", buf);
-	if (pki_serial_from_asn1(X509_get0_serialNumber(x), &s) == 0)
-		pki_serial_format(&s, serial, sizeof(serial));
-	else
-		snprintf(serial, sizeof(serial), "(not a valid positive serial)");
-	printf("  serial         %s\n", serial);
+	/* As mtlsd's audit line and `mtlsctl drop` spell it, and why mtlsd
+	 * would refuse it (zero, negative, too long). */
+	if (cert_serial_from_asn1(X509_get0_serialNumber(x), &s) == 0) {
+		const char *why = cert_serial_problem(&s);
+		cert_serial_format(&s, serial, sizeof(serial));
+		printf("  serial         %s%s%s%s\n", serial, why ? " (" : "", why ? why : "",
+		       why ? ": mtlsd refuses it)" : "");
+	} else {
+		printf("  serial         (longer than %d octets: mtlsd refuses it)\n", CERT_SERIAL_HELD_MAX);
+	}
 	print_validity(x);
 	cert_key_desc(x, buf, sizeof(buf), &bits);
 	printf("  key            %s%s\n", buf, cert_key_strong(x) ? "" : " (too weak for mtlsd)");

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cert_name.h"
+#include "cert_serial.h"
 #include "cmd.h"
 #include "ctl_client.h"
 #include "log.h"
@@ -40,6 +42,21 @@ static int run_drop(int argc, char **argv)
 		log_err("drop needs --serial HEX (as `mtlsctl cert inspect` or the audit log print it)");
 		return ctl_usage(&cmd_drop);
 	}
+	/* The same readers as mtlsd's, so bad input is bad usage here (2),
+	 * not a failure of mtlsd (1). */
+	struct cert_serial sn;
+	if (cert_serial_parse(serial, &sn) < 0) {
+		log_err("--serial '%s': not a serial; give its hex digits, e.g. 09:6E:D7 or 096ed7", serial);
+		return CTL_EXIT_USAGE;
+	}
+	if (issuer && !(strlen(issuer) == 40 && strspn(issuer, "0123456789abcdefABCDEF") == 40)) {
+		X509_NAME *name = cert_name_parse(issuer, err, sizeof(err));
+		if (!name) {
+			log_err("--issuer '%s': %s", issuer, err);
+			return CTL_EXIT_USAGE;
+		}
+		X509_NAME_free(name);
+	}
 	ctlproto_init(&req);
 	ctlproto_add(&req, "cmd", "drop");
 	ctlproto_add(&req, "serial", "%s", serial);
@@ -59,7 +76,10 @@ static int run_drop(int argc, char **argv)
 			n ? n : "0");
 		return CTL_EXIT_CHECK_FAILED;
 	}
-	printf("dropped %s connection(s) of serial %s%s%s\n", n ? n : "0", serial,
+	/* The serial in its one spelling (as mtlsd's reply and audit give it). */
+	char canonical[CERT_SERIAL_TEXT_MAX];
+	cert_serial_format(&sn, canonical, sizeof(canonical));
+	printf("dropped %s connection(s) of serial %s%s%s\n", n ? n : "0", canonical,
 	       issuer ? " issued by " : "", issuer ? issuer : "");
 	return CTL_EXIT_OK;
 }
@@ -70,9 +90,11 @@ const struct ctl_command cmd_drop = {
 	.args = "--serial HEX [--issuer NAME|ISSUER_ID] [--socket PATH]",
 	.summary = "close the live connections of one client certificate (key compromise)",
 	.help =
-		"  -S, --serial HEX      the certificate's serial (colons and case do not matter)\n"
-		"  -I, --issuer NAME     only when issued by this CA: its RFC 2253 name or the\n"
-		"                        issuer_id that `mtlsctl cert inspect` and the audit log print\n"
+		"  -S, --serial HEX      the certificate's serial (colons, case and leading zeros\n"
+		"                        do not matter: 00:96:ED = 96ed)\n"
+		"  -I, --issuer NAME     only when issued by this CA: its name as the audit log\n"
+		"                        prints it (CN=..,O=..) or in openssl's /O=../CN=.. form,\n"
+		"                        or the issuer_id of `mtlsctl cert inspect` and the audit log\n"
 		"  -s, --socket PATH     mtlsd's control socket (default $MTLSD_CONTROL_SOCKET,\n"
 		"                        else /run/mtlsd/control.sock)\n"
 		"\n"

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cert_name.h"
 #include "keyref.h"
 #include "pemutil.h"
 
@@ -225,7 +226,7 @@ static void gather_cert(struct doctor_facts *f, const char *path, const char *ro
 		time_t t = timegm(&tm);
 		if (i == 0 || t < c->not_after) {
 			c->not_after = t;
-			X509_NAME_oneline(X509_get_subject_name(x), c->subject, sizeof(c->subject));
+			cert_name_format(X509_get_subject_name(x), c->subject, sizeof(c->subject));
 		}
 	}
 	sk_X509_pop_free(certs, X509_free);
@@ -255,7 +256,7 @@ static void gather_crl(struct doctor_facts *f, const char *path, const struct cf
 		time_t t = timegm(&tm);
 		if (!c->subject[0] || t < c->not_after) {
 			c->not_after = t;
-			X509_NAME_oneline(X509_CRL_get_issuer(crl), c->subject, sizeof(c->subject));
+			cert_name_format(X509_CRL_get_issuer(crl), c->subject, sizeof(c->subject));
 		}
 	}
 	if (c->load_rc == 0 && !c->subject[0])

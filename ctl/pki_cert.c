@@ -17,6 +17,7 @@
 
 #include "fsutil.h"
 #include "pki_key.h"
+#include "spiffe_id.h"
 
 bool pki_dns_name_ok(const char *name, char *err, size_t errlen)
 {
@@ -52,16 +53,19 @@ bool pki_uri_ok(const char *uri, char *err, size_t errlen)
 {
 	const char *colon = strchr(uri, ':');
 	bool ok = colon && colon != uri;
+
+	/* A SPIFFE ID (or a typo of one, "spifee://"): mtlsd's own rules, so
+	 * nothing is issued that mtlsd would then refuse. */
+	if (spiffe_id_intended(uri)) {
+		const char *why = spiffe_id_problem(uri, SPIFFE_ID_NEED_PATH);
+		if (why)
+			snprintf(err, errlen, "'%s' is not a SPIFFE ID: %s", uri, why);
+		return why == NULL;
+	}
 	for (const char *p = uri; ok && p < colon; p++)
 		ok = isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.';
 	for (const char *p = uri; ok && *p; p++)
 		ok = (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f;
-	if (ok && strncmp(uri, "spiffe://", 9) == 0) {
-		/* SPIFFE: a trust domain, then a non-empty path, no query/fragment. */
-		const char *slash = strchr(uri + 9, '/');
-		ok = slash && slash > uri + 9 && slash[1] != '\0' && !strpbrk(uri, "?#") &&
-		     uri[strlen(uri) - 1] != '/';
-	}
 	if (!ok)
 		snprintf(err, errlen, "'%s' is not a URI (a SPIFFE ID looks like "
 			 "spiffe://trust.domain/path)", uri);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cert_describe.h"
 #include "cmd.h"
@@ -98,22 +99,39 @@ static int output_paths(const struct pki_issue_opts *o, char *dir, size_t cap, c
 	return 0;
 }
 
+/*
+ * cert.pem is what makes NAME taken (output_paths), so it is written last:
+ * a failure before it leaves the name free, and for a new name the files
+ * this run wrote are removed again, so a retry needs no --replace.
+ */
 static int write_leaf(const char *dir, const struct pki_hierarchy *h, X509 *leaf, EVP_PKEY *key,
-		      char *path, size_t cap)
+		      bool replace, char *path, size_t cap)
 {
+	static const char *const names[] = { "key.pem", "chain.pem", "cert.pem" };
 	X509 *chain[PKI_MAX_TIERS];
-	size_t n = 0;
+	size_t n = 0, done = 0;
+	int rc;
+
 	chain[n++] = leaf;
 	for (size_t i = h->n - 1; i > 0; i--)
 		chain[n++] = h->tier[i].cert;
 	GUARD(fs_path(path, cap, "%s", dir));
 	GUARD(fs_mkdir_p(path, 0755));
-	GUARD(fs_path(path, cap, "%s/key.pem", dir));
-	GUARD(pki_key_save(path, key, NULL));
-	GUARD(fs_path(path, cap, "%s/cert.pem", dir));
-	GUARD(pki_certs_save(path, &leaf, 1));
-	GUARD(fs_path(path, cap, "%s/chain.pem", dir));
-	return pki_certs_save(path, chain, n);
+	for (; done < ARRAY_SIZE(names); done++) {
+		GUARD_GOTO(fs_path(path, cap, "%s/%s", dir, names[done]), rc, fail);
+		rc = done == 0 ? pki_key_save(path, key, NULL)
+		     : done == 1 ? pki_certs_save(path, chain, n) : pki_certs_save(path, &leaf, 1);
+		if (rc < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	for (size_t i = 0; !replace && i < done; i++) {
+		char written[PKI_PATH_MAX];
+		if (fs_path(written, sizeof(written), "%s/%s", dir, names[i]) == 0)
+			(void)unlink(written);
+	}
+	return rc;
 }
 
 static int build_leaf(const struct pki_issue_opts *o, struct pki_hierarchy *h, EVP_PKEY **key,
@@ -191,12 +209,15 @@ int pki_issue_run(const struct pki_issue_opts *o, struct pki_serial *serial, cha
 	GUARD_GOTO(output_paths(o, out_dir, sizeof(out_dir), err, errlen), rc, out);
 	GUARD_GOTO(build_leaf(o, &h, &key, &leaf, serial, err, errlen), rc, out);
 	GUARD_GOTO(record_leaf(&h, leaf, serial, err, errlen), rc, out);
-	rc = write_leaf(out_dir, &h, leaf, key, path, sizeof(path));
+	rc = write_leaf(out_dir, &h, leaf, key, o->replace, path, sizeof(path));
 	if (rc < 0) {
 		char hex[PKI_SERIAL_HEX_MAX + 1];
 		pki_serial_format(serial, hex, sizeof(hex));
-		snprintf(err, errlen, "%s: cannot write: %s; serial %s is recorded as issued, "
-			 "revoke it with mtlsctl pki revoke %s", path, strerror(-rc), hex, hex);
+		snprintf(err, errlen, "%s: cannot write: %s; %s; serial %s is recorded as issued: "
+			 "revoke it with mtlsctl pki revoke %s --reason superseded", path, strerror(-rc),
+			 o->replace ? "some files may be new, others old: issue again with --replace"
+				    : "nothing was left behind, the name is free to issue again",
+			 hex, hex);
 	}
 out:
 	X509_free(leaf);

@@ -1,14 +1,14 @@
 /*
- * pki_serial.c: random serials and their text form (see pki_serial.h).
+ * pki_serial.c: random serials (see pki_serial.h); their value and text
+ * are lib/cert_serial.h's, the same as mtlsd's.
  */
 #include "pki_serial.h"
 
-#include <ctype.h>
-#include <openssl/bn.h>
 #include <openssl/rand.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "cert_serial.h"
 #include "certinfo.h"
 
 int pki_serial_random(struct pki_serial *out)
@@ -23,57 +23,29 @@ int pki_serial_random(struct pki_serial *out)
 	return 0;
 }
 
-static int hexval(char c)
+/* The shared serial (lib/cert_serial.h) as a pki_serial: mtlsctl issues,
+ * revokes and records only what RFC 5280 allows. */
+static int from_cert_serial(const struct cert_serial *cs, struct pki_serial *out)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
+	ENSURE(cert_serial_problem(cs) == NULL, EINVAL);
+	_Static_assert(PKI_SERIAL_MAX == CERT_SERIAL_RFC5280_MAX, "same bound as verification");
+	memcpy(out->b, cs->b, cs->len);
+	out->len = cs->len;
+	return 0;
+}
+
+static void to_cert_serial(const struct pki_serial *s, struct cert_serial *out)
+{
+	out->len = s->len <= PKI_SERIAL_MAX ? s->len : PKI_SERIAL_MAX;
+	memcpy(out->b, s->b, out->len);
 }
 
 int pki_serial_parse(const char *text, struct pki_serial *out)
 {
-	uint8_t raw[PKI_SERIAL_MAX + 1];
-	size_t n = 0;
-	bool colons = strchr(text, ':') != NULL;
-	size_t tlen = strlen(text);
+	struct cert_serial cs;
 
-	ENSURE(tlen > 0, EINVAL);
-	if (colons) {
-		/* "AB:CD:EF": pairs separated by single colons. */
-		ENSURE((tlen + 1) % 3 == 0, EINVAL);
-		for (size_t i = 0; i < tlen; i += 3) {
-			int hi = hexval(text[i]), lo = hexval(text[i + 1]);
-			ENSURE(hi >= 0 && lo >= 0, EINVAL);
-			ENSURE(i + 2 == tlen || text[i + 2] == ':', EINVAL);
-			ENSURE(n < sizeof(raw), EINVAL);
-			raw[n++] = (uint8_t)(hi << 4 | lo);
-		}
-	} else {
-		/* Plain hex; an odd count means an implied leading zero. */
-		for (size_t i = 0; i < tlen; i++)
-			ENSURE(hexval(text[i]) >= 0, EINVAL);
-		size_t i = 0;
-		if (tlen % 2) {
-			raw[n++] = (uint8_t)hexval(text[0]);
-			i = 1;
-		}
-		for (; i < tlen; i += 2) {
-			ENSURE(n < sizeof(raw), EINVAL);
-			raw[n++] = (uint8_t)(hexval(text[i]) << 4 | hexval(text[i + 1]));
-		}
-	}
-
-	size_t skip = 0;
-	while (skip < n && raw[skip] == 0)
-		skip++;
-	ENSURE(skip < n, EINVAL); /* zero is not a serial */
-	ENSURE(n - skip <= PKI_SERIAL_MAX, EINVAL);
-	out->len = n - skip;
-	memcpy(out->b, raw + skip, out->len);
-	return 0;
+	GUARD(cert_serial_parse(text, &cs));
+	return from_cert_serial(&cs, out);
 }
 
 void pki_hex_colon(const uint8_t *b, size_t len, char *buf, size_t cap)
@@ -87,7 +59,10 @@ void pki_hex_colon(const uint8_t *b, size_t len, char *buf, size_t cap)
 
 void pki_serial_format(const struct pki_serial *s, char *buf, size_t cap)
 {
-	pki_hex_colon(s->b, s->len, buf, cap);
+	struct cert_serial cs;
+
+	to_cert_serial(s, &cs);
+	cert_serial_format(&cs, buf, cap);
 }
 
 int pki_serial_equal(const struct pki_serial *a, const struct pki_serial *b)
@@ -97,24 +72,16 @@ int pki_serial_equal(const struct pki_serial *a, const struct pki_serial *b)
 
 int pki_serial_from_asn1(const ASN1_INTEGER *ai, struct pki_serial *out)
 {
-	BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
-	ENSURE_PTR(bn, ENOMEM);
-	int rc = 0;
-	int len = BN_num_bytes(bn);
-	if (BN_is_negative(bn) || len <= 0 || len > PKI_SERIAL_MAX)
-		rc = -EINVAL;
-	else
-		out->len = (size_t)BN_bn2bin(bn, out->b);
-	BN_free(bn);
-	return rc;
+	struct cert_serial cs;
+
+	GUARD(cert_serial_from_asn1(ai, &cs));
+	return from_cert_serial(&cs, out);
 }
 
 ASN1_INTEGER *pki_serial_to_asn1(const struct pki_serial *s)
 {
-	BIGNUM *bn = BN_bin2bn(s->b, (int)s->len, NULL);
-	if (!bn)
-		return NULL;
-	ASN1_INTEGER *ai = BN_to_ASN1_INTEGER(bn, NULL);
-	BN_free(bn);
-	return ai;
+	struct cert_serial cs;
+
+	to_cert_serial(s, &cs);
+	return cert_serial_to_asn1(&cs);
 }

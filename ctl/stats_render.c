@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cert_serial.h"
 #include "certinfo.h"
 #include "outcome.h"
 #include "safetext.h"
@@ -64,12 +65,11 @@ static bool record_matches(const struct acct_record *r, const struct stats_filte
 			return false;
 	}
 	if (f->serial) {
-		char want[128], have[128], hex[ACCT_SERIAL_MAX * 3 + 1];
-		if (acct_key_is_no_cert(&r->key))
-			return false;
-		acct_key_serial_hex(&r->key, hex, sizeof(hex));
-		if (stats_serial_normalize(f->serial, want, sizeof(want)) < 0 ||
-		    stats_serial_normalize(hex, have, sizeof(have)) < 0 || strcmp(want, have) != 0)
+		/* As DER integers (lib/cert_serial.h): the key holds the
+		 * serial's DER content, sign included. */
+		struct cert_serial want;
+		if (acct_key_is_no_cert(&r->key) || cert_serial_parse(f->serial, &want) < 0 ||
+		    want.len != r->key.serial_len || memcmp(want.b, r->key.serial, want.len) != 0)
 			return false;
 	}
 	return true;

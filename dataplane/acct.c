@@ -135,7 +135,10 @@ int acct_start(void)
 
 void acct_event_set_cert(struct acct_event *ev, const struct cert_identity *id)
 {
-	size_t len = id->serial_len <= CERT_SERIAL_MAX ? id->serial_len : CERT_SERIAL_MAX;
+	/* The key is the serial's DER content (lib/cert_serial.h), sign
+	 * included, never cut: one longer than RFC 5280 allows (refused at
+	 * verification) is counted under the no-certificate key. */
+	size_t len = id->serial_len <= CERT_SERIAL_MAX ? id->serial_len : 0;
 
 	memcpy(ev->issuer_id, id->issuer_id, sizeof(ev->issuer_id));
 	memset(ev->serial, 0, sizeof(ev->serial));

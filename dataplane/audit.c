@@ -185,8 +185,6 @@ static void j_certificate(struct jbuf *j, X509 *leaf, const struct cert_identity
 	j_str(j, "serial", id->serial_hex);
 	j_str(j, "issuer_id", id->issuer_id_hex);
 	j_str(j, "sha256", id->sha256_hex);
-	if (id->spiffe_id[0])
-		j_str(j, "spiffe_id", id->spiffe_id);
 	j_key(j, "sans");
 	if (with_sans && j->rc == 0) {
 		int n = certinfo_sans_json(leaf, j->buf + j->off, j->cap - j->off);
@@ -217,6 +215,10 @@ static int format_handshake(const struct audit_event *ev, char *buf, size_t cap,
 	j_str(&j, "reason", ev->reason);
 	if (ev->leaf)
 		j_certificate(&j, ev->leaf, ev->id, with_sans);
+	/* The identity the backend is told, exactly: the names the allow-list
+	 * checked (verify_identity.c), never the certificate's first ones. */
+	j_str(&j, "spiffe_id", ev->spiffe_id);
+	j_str(&j, "cn", ev->cn);
 	j_str(&j, "tls_version", ev->tls_version);
 	j_str(&j, "cipher", ev->cipher);
 	j_bool(&j, "resumed", ev->resumed);
@@ -348,6 +350,12 @@ void audit_handshake(const struct audit_event *ev)
 void audit_event_simple(const char *event, uint64_t conn_id, const struct sockaddr *peer,
 			const char *partner, const char *reason)
 {
+	audit_event_cert(event, conn_id, peer, partner, reason, NULL, NULL);
+}
+
+void audit_event_cert(const char *event, uint64_t conn_id, const struct sockaddr *peer,
+		      const char *partner, const char *reason, const char *serial, const char *issuer)
+{
 	char line[4096];
 	struct timespec now;
 	struct jbuf j = { .buf = line, .cap = sizeof(line), .first = true };
@@ -356,6 +364,8 @@ void audit_event_simple(const char *event, uint64_t conn_id, const struct sockad
 	j_head(&j, &now, event, conn_id, peer);
 	j_str(&j, "partner", partner);
 	j_str(&j, "reason", reason);
+	j_str(&j, "serial", serial);
+	j_str(&j, "issuer", issuer);
 	j_raw(&j, "}\n", 2);
 	if (j.rc < 0) {
 		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);

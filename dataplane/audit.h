@@ -6,7 +6,7 @@
  *  "reason":"certificate has expired (notAfter 2026-10-01T00:00:00Z)",
  *  "subject":"CN=client1,O=Acme","issuer":"CN=Acme Issuing CA",
  *  "serial":"4F:A2:..","sha256":"..","sans":["DNS:a","URI:spiffe://.."],
- *  "not_after":"2026-12-27T00:00:00Z","tls_version":"TLSv1.3",
+ *  "not_after":"2026-12-27T00:00:00Z","spiffe_id":"..","cn":"..","tls_version":"TLSv1.3",
  *  "cipher":"TLS_AES_128_GCM_SHA256","resumed":false,"duration_us":912}
  * Certificate fields are omitted when no certificate was presented. Never
  * any key material. Written with one write(2) per line (O_APPEND), so lines
@@ -37,6 +37,10 @@ struct audit_event {
 	X509 *leaf;                   /* NULL when none presented */
 	const struct cert_identity *id; /* leaf's identity if the caller has it, else
 				       * NULL: audit_handshake() derives it (certinfo_cached) */
+	/* What the backend is told (struct verified_identity, on an accepted
+	 * handshake only): written as "spiffe_id" and "cn"; NULL = omitted. */
+	const char *spiffe_id;
+	const char *cn;
 	const char *tls_version;      /* NULL if not negotiated */
 	const char *cipher;
 	bool resumed;
@@ -101,5 +105,11 @@ void audit_refusal(enum audit_refusal kind, uint64_t conn_id, const struct socka
 /* Write the summary of a second that has ended, if anything was held
  * back (the workers' tick calls it). Cheap when there is nothing. */
 void audit_refusals_flush(void);
+/* The same, naming the client certificate an action was about (`dropped`):
+ * ..,"reason":..,"serial":"09:6E:..","issuer":"CN=..,O=.."}. serial and
+ * issuer are in their one spelling (lib/cert_serial.h, lib/cert_name.h);
+ * NULL omits them. */
+void audit_event_cert(const char *event, uint64_t conn_id, const struct sockaddr *peer,
+		      const char *partner, const char *reason, const char *serial, const char *issuer);
 
 #endif

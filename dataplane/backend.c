@@ -37,7 +37,27 @@ static void backend_failed(struct conn *c, const char *why)
 	conn_flush_close(c, CLOSE_BACKEND_CONNECT_FAILED);
 }
 
-static int queue_proxy_header(struct conn *c);
+static int queue_proxy_header(struct conn *c, size_t *size);
+
+/* The header cannot be sent at all: the PROXY v2 length field is 16 bits.
+ * Said once, where the reason is known, and the client gets a clean close
+ * (it did nothing wrong; the partner's certificates are too big for
+ * proxy_send_cert). */
+static void proxy_header_too_large(struct conn *c, size_t size)
+{
+	char reason[256];
+
+	snprintf(reason, sizeof(reason), "the PROXY v2 header would be %zu bytes after its fixed %d, over "
+		 "the protocol's 65535 (client certificate of %d bytes with proxy_send_cert = yes)",
+		 size - PP2_FIXED_LEN, PP2_FIXED_LEN, i2d_X509(c->vr.leaf, NULL));
+	log_warn("conn %llu: partner '%s': %s: closed (proxy_header_too_large)", (unsigned long long)c->id,
+		 conn_partner_name(c), reason);
+	audit_event_simple("proxy_header_too_large", c->id, (const struct sockaddr *)&c->peer,
+			   conn_partner_name(c), reason);
+	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
+		c->close_notify_queued = true;
+	conn_flush_close(c, CLOSE_PROXY_HEADER_TOO_LARGE);
+}
 
 void conn_backend_connect(struct conn *c)
 {
@@ -49,7 +69,12 @@ void conn_backend_connect(struct conn *c)
 	 * handshake, while the client's identity the audit line just derived
 	 * is at hand (certinfo_cached); it leaves once the connect completed. */
 	if (c->partner->cfg->proxy_v2) {
-		int rc = queue_proxy_header(c);
+		size_t size = 0;
+		int rc = queue_proxy_header(c, &size);
+		if (rc == -EMSGSIZE) {
+			proxy_header_too_large(c, size);
+			return;
+		}
 		if (rc < 0) {
 			log_err("conn %llu: partner '%s': cannot build the PROXY v2 header: %s",
 				(unsigned long long)c->id, conn_partner_name(c), strerror(-rc));
@@ -95,8 +120,14 @@ static void server_cert_algs(SSL *ssl, char *sig, size_t sig_len, char *key, siz
 		 pkey ? EVP_PKEY_get_bits(pkey) : 0);
 }
 
-/* Encode the PROXY v2 header into the to-backend queue. */
-static int queue_proxy_header(struct conn *c)
+/*
+ * Encode the PROXY v2 header into the to-backend queue: into its chunk when
+ * it fits (every header without a certificate, and certificates up to
+ * ~16 KiB), else into an allocation of its exact size (conn.h big_header)
+ * up to the protocol's limit. -EMSGSIZE beyond it, *size saying how big it
+ * would have been.
+ */
+static int queue_proxy_header(struct conn *c, size_t *size)
 {
 	const struct cfg_partner *pc = c->partner->cfg;
 	const struct cert_identity *id = certinfo_cached(c->id, c->vr.leaf);
@@ -113,7 +144,9 @@ static int queue_proxy_header(struct conn *c)
 		.client_flags = PP2_CLIENT_SSL | PP2_CLIENT_CERT_SESS |
 				(c->vr.resumed ? 0 : PP2_CLIENT_CERT_CONN),
 		.tls_version = SSL_get_version(c->tls.ssl),
-		.cn = id->subject_cn[0] ? id->subject_cn : NULL,
+		/* The names the allow-list checked (struct verify_result),
+		 * never the certificate's first ones. */
+		.cn = c->vr.identity.cn,
 		.cipher = SSL_get_cipher_name(c->tls.ssl),
 		.sig_alg = sig_alg,
 		.key_alg = key_alg,
@@ -123,7 +156,7 @@ static int queue_proxy_header(struct conn *c)
 		.serial_hex = id->serial_hex,
 		.sha256 = id->sha256,
 		.x5t_s256 = id->x5t_s256,
-		.spiffe_id = id->spiffe_id,
+		.spiffe_id = c->vr.identity.spiffe_id,
 	};
 	const unsigned char *alpn = NULL;
 	unsigned alpn_len = 0;
@@ -138,9 +171,30 @@ static int queue_proxy_header(struct conn *c)
 	}
 
 	GUARD_GOTO(outq_reserve(&c->to_backend, &c->w->chunks), rc, out);
-	GUARD_GOTO(pp2_encode(&info, c->to_backend.chunk->data, CHUNK_SIZE), rc, out);
-	c->to_backend.off = 0;
-	c->to_backend.len = (uint32_t)rc;
+	rc = pp2_encode(&info, c->to_backend.chunk->data, CHUNK_SIZE);
+	if (rc >= 0) {
+		c->to_backend.off = 0;
+		c->to_backend.len = (uint32_t)rc;
+		rc = 0;
+		goto out;
+	}
+	if (rc != -ENOSPC)
+		goto out;
+	/* Bigger than a chunk: give the chunk back, size the header exactly. */
+	outq_release(&c->to_backend, &c->w->chunks);
+	*size = pp2_encoded_size(&info);
+	ENSURE_GOTO(*size > 0, rc, EINVAL, out);
+	ENSURE_GOTO(*size <= PP2_MAX_HEADER, rc, EMSGSIZE, out);
+	c->big_header.data = malloc(*size);
+	ENSURE_GOTO(c->big_header.data, rc, ENOMEM, out);
+	rc = pp2_encode(&info, c->big_header.data, *size);
+	if (rc < 0) {
+		free(c->big_header.data);
+		c->big_header.data = NULL;
+		goto out;
+	}
+	c->big_header.off = 0;
+	c->big_header.len = (uint32_t)rc;
 	rc = 0;
 out:
 	OPENSSL_free(der);

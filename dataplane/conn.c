@@ -150,6 +150,10 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	ev.outcome = outcome;
 	ev.reason = c->vr.detail[0] ? c->vr.detail : NULL;
 	ev.leaf = c->vr.leaf;
+	if (outcome == HS_OK) {
+		ev.spiffe_id = c->vr.identity.spiffe_id;
+		ev.cn = c->vr.identity.cn;
+	}
 	ev.tls_version = done ? SSL_get_version(c->tls.ssl) : NULL;
 	ev.cipher = done ? SSL_get_cipher_name(c->tls.ssl) : NULL;
 	ev.resumed = c->vr.resumed;
@@ -172,6 +176,9 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	const struct cert_identity *id = certinfo_cached(c->id, c->vr.leaf);
 	if (id)
 		acct_event_set_cert(&aev, id);
+	/* An accepted client is counted under the CN its backend is told. */
+	if (outcome == HS_OK)
+		aev.subject_cn = c->vr.identity.cn;
 	acct_handshake_end(&aev);
 }
 
@@ -436,10 +443,17 @@ void conn_on_backend_send(struct conn *c, int res)
 		conn_close(c, CLOSE_BACKEND_ERROR);
 		return;
 	}
-	if (c->ktls && outq_pending(&c->to_backend) == 0)
+	if (c->big_header.data) {
+		c->big_header.off += (uint32_t)res;
+		if (c->big_header.off == c->big_header.len) {
+			free(c->big_header.data);
+			c->big_header.data = NULL;
+		}
+	} else if (c->ktls && outq_pending(&c->to_backend) == 0) {
 		relay_ktls_backend_sent(c, res); /* straight from a client buffer */
-	else
+	} else {
 		outq_consume(&c->to_backend, &c->w->chunks, (uint32_t)res);
+	}
 	conn_touch(c);
 	conn_advance(c);
 }
@@ -457,13 +471,21 @@ void conn_on_shutdown(struct conn *c, bool client_side, int res)
 /* ------------------------------------------------------------------ */
 /* The one place that decides the next step                            */
 
+/* What is left to send toward the backend: a big PROXY header first. */
+static uint32_t backend_pending(const struct conn *c)
+{
+	return c->big_header.data ? c->big_header.len - c->big_header.off : outq_pending(&c->to_backend);
+}
+
 void conn_submit_backend_send(struct conn *c)
 {
 	struct outq *q = &c->to_backend;
-	if (c->backend_send_armed || outq_pending(q) == 0)
+	if (c->backend_send_armed || backend_pending(c) == 0)
 		return;
+	const uint8_t *from = c->big_header.data ? c->big_header.data + c->big_header.off
+						 : q->chunk->data + q->off;
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_send(sqe, c->bfd, q->chunk->data + q->off, outq_pending(q), MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, c->bfd, from, backend_pending(c), MSG_NOSIGNAL);
 	conn_prep(c, sqe, OP_BACKEND_SEND);
 	c->backend_send_armed = true;
 }
@@ -476,7 +498,7 @@ void conn_advance(struct conn *c)
 			drive_handshake(c);
 		break;
 	case CONN_PROXY_HEADER:
-		if (outq_pending(&c->to_backend) > 0) {
+		if (backend_pending(c) > 0) {
 			conn_submit_backend_send(c);
 		} else if (!c->backend_send_armed) {
 			conn_set_state(c, CONN_RELAY);
@@ -568,6 +590,8 @@ void conn_release(struct conn *c)
 	tls_session_free(&c->tls);
 	verify_result_clear(&c->vr);
 	outq_release(&c->to_backend, &c->w->chunks);
+	free(c->big_header.data);
+	c->big_header.data = NULL;
 	chunk_put(&c->w->chunks, c->spill);
 	c->spill = NULL;
 	if (c->client_bid != NO_BUF)

@@ -67,6 +67,13 @@ struct conn {
 	int client_bid;                /* ring buffer behind the TLS input slice */
 	struct chunk *spill;           /* or the chunk it was copied to (conn_spill_input) */
 	struct outq to_backend;        /* plaintext (or PROXY header) to send */
+	/* A PROXY header larger than a chunk (a big client certificate with
+	 * proxy_send_cert, up to the protocol's 64 KiB): its own allocation,
+	 * sent before anything in to_backend and freed once sent. */
+	struct {
+		uint8_t *data;
+		uint32_t off, len;
+	} big_header;
 	bool client_recv_armed, backend_send_armed;
 	bool client_eof;               /* close_notify or FIN from the client */
 	bool backend_shut;             /* SHUT_WR submitted toward the backend */

@@ -14,12 +14,10 @@
  */
 #include "control.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <liburing.h>
-#include <openssl/bn.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -34,8 +32,10 @@
 #include <unistd.h>
 
 #include "acct.h"
-#include "certinfo.h"
 #include "audit.h"
+#include "cert_name.h"
+#include "cert_serial.h"
+#include "certinfo.h"
 #include "conn.h"
 #include "ctlproto.h"
 #include "generation.h"
@@ -77,51 +77,32 @@ static struct {
 static struct {
 	pthread_mutex_t lock;
 	bool active;
-	char serial[CERT_SERIAL_MAX * 2 + 1]; /* upper-case hex, no colons, no leading zeros */
-	char issuer[512];                     /* "" = any issuer */
+	struct cert_serial serial;            /* compared as a DER INTEGER (lib/cert_serial.h) */
+	char serial_text[CERT_SERIAL_TEXT_MAX]; /* its one spelling, for the log and audit */
+	X509_NAME *issuer;                    /* issuer by name; NULL = not by name */
+	bool by_issuer_id;                    /* issuer by certinfo's issuer_id */
+	char issuer_id_hex[CERT_ISSUER_ID_LEN * 2 + 1];
+	char issuer_text[512];                /* as the operator typed it, for the log */
 	unsigned dropped, answered;
 } drop = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- the worker side of drop ------------------------------------------- */
 
-/* "4f:A2:00" -> "4FA200", leading zeros removed; false if not hex. */
-static bool normalize_serial(const char *in, char *out, size_t cap)
-{
-	size_t n = 0;
-	for (; *in; in++) {
-		if (*in == ':' || *in == ' ')
-			continue;
-		if (!isxdigit((unsigned char)*in) || n + 1 >= cap)
-			return false;
-		if (n == 0 && *in == '0')
-			continue;
-		out[n++] = (char)toupper((unsigned char)*in);
-	}
-	if (n == 0 && cap > 1)
-		out[n++] = '0';
-	out[n] = '\0';
-	return true;
-}
-
 /* The serial is compared first and cheaply (a worker may hold thousands
- * of connections); the issuer's names are only computed for a match. */
+ * of connections); the issuer only for a match. */
 static bool leaf_matches(X509 *leaf)
 {
+	struct cert_serial sn;
 	struct cert_identity id;
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-	char serial[sizeof(drop.serial)];
-	/* BN_bn2hex pads to whole bytes ("08B6..."): compare normalized. */
-	bool same = hex && normalize_serial(hex, serial, sizeof(serial)) && strcmp(serial, drop.serial) == 0;
 
-	OPENSSL_free(hex);
-	BN_free(bn);
-	if (!same)
+	if (cert_serial_from_asn1(X509_get0_serialNumber(leaf), &sn) < 0 ||
+	    !cert_serial_equal(&sn, &drop.serial))
 		return false;
-	if (!drop.issuer[0])
-		return true;
-	return certinfo_from_x509(leaf, &id) == 0 &&
-	       (strcasecmp(drop.issuer, id.issuer) == 0 || strcasecmp(drop.issuer, id.issuer_id_hex) == 0);
+	if (drop.issuer)
+		return cert_name_equal(drop.issuer, X509_get_issuer_name(leaf));
+	if (drop.by_issuer_id)
+		return certinfo_from_x509(leaf, &id) == 0 && strcasecmp(drop.issuer_id_hex, id.issuer_id_hex) == 0;
+	return true;
 }
 
 void control_on_worker_message(struct worker *w)
@@ -141,13 +122,14 @@ void control_on_worker_message(struct worker *w)
 		if (!leaf_matches(c->vr.leaf))
 			continue;
 		log_info("conn %llu: closed by `mtlsctl drop` (serial %s, partner %s, state %s)",
-			 (unsigned long long)c->id, drop.serial, conn_partner_name(c),
+			 (unsigned long long)c->id, drop.serial_text, conn_partner_name(c),
 			 conn_state_name(c->state));
-		char why[160];
-		snprintf(why, sizeof(why), "closed by mtlsctl drop (serial %s, state %s)", drop.serial,
+		char why[160], issuer[512];
+		snprintf(why, sizeof(why), "closed by mtlsctl drop (serial %s, state %s)", drop.serial_text,
 			 conn_state_name(c->state));
-		audit_event_simple("dropped", c->id, (const struct sockaddr *)&c->peer,
-				   conn_partner_name(c), why);
+		cert_name_format(X509_get_issuer_name(c->vr.leaf), issuer, sizeof(issuer));
+		audit_event_cert("dropped", c->id, (const struct sockaddr *)&c->peer,
+				 conn_partner_name(c), why, drop.serial_text, issuer);
 		conn_close(c, CLOSE_DROPPED);
 		dropped++;
 	}
@@ -193,20 +175,46 @@ static unsigned run_on_workers(void)
 	return answered;
 }
 
+/* An issuer as typed: 40 hex digits are certinfo's issuer_id, anything
+ * else a DN in RFC 2253 or one-line form (lib/cert_name.h). */
+static int drop_set_issuer(const char *text, char *why, size_t wl)
+{
+	X509_NAME_free(drop.issuer);
+	drop.issuer = NULL;
+	drop.by_issuer_id = false;
+	snprintf(drop.issuer_text, sizeof(drop.issuer_text), "%s", text ? text : "");
+	if (!text || !*text)
+		return 0;
+	if (strlen(text) == CERT_ISSUER_ID_LEN * 2 && strspn(text, "0123456789abcdefABCDEF") == strlen(text)) {
+		snprintf(drop.issuer_id_hex, sizeof(drop.issuer_id_hex), "%s", text);
+		drop.by_issuer_id = true;
+		return 0;
+	}
+	drop.issuer = cert_name_parse(text, why, wl);
+	return drop.issuer ? 0 : -EINVAL;
+}
+
 static void cmd_drop(const struct ctl_field *f, size_t n, struct ctl_msg *reply)
 {
 	const char *serial = ctlproto_get(f, n, "serial");
 	const char *issuer = ctlproto_get(f, n, "issuer");
+	char why[200] = "";
 
 	pthread_mutex_lock(&drop.lock);
-	bool ok = serial && normalize_serial(serial, drop.serial, sizeof(drop.serial));
-	snprintf(drop.issuer, sizeof(drop.issuer), "%s", issuer ? issuer : "");
+	bool serial_ok = serial && cert_serial_parse(serial, &drop.serial) == 0;
+	bool ok = serial_ok && drop_set_issuer(issuer, why, sizeof(why)) == 0;
+	if (serial_ok)
+		cert_serial_format(&drop.serial, drop.serial_text, sizeof(drop.serial_text));
 	drop.dropped = drop.answered = 0;
 	drop.active = ok;
 	pthread_mutex_unlock(&drop.lock);
 	if (!ok) {
 		ctlproto_add(reply, "status", "error");
-		ctlproto_add(reply, "error", "drop needs serial=HEX (colons allowed, at most 20 bytes)");
+		if (!serial_ok)
+			ctlproto_add(reply, "error", "drop needs serial=HEX (colons and case do not matter, "
+				     "at most %d octets)", CERT_SERIAL_HELD_MAX);
+		else
+			ctlproto_add(reply, "error", "issuer '%s': %s", issuer, why);
 		return;
 	}
 	unsigned answered = run_on_workers();
@@ -215,12 +223,14 @@ static void cmd_drop(const struct ctl_field *f, size_t n, struct ctl_msg *reply)
 	unsigned dropped = drop.dropped;
 	pthread_mutex_unlock(&drop.lock);
 	log_info("control: drop serial %s%s%s: %u connections closed (%u of %u workers answered)",
-		 drop.serial, drop.issuer[0] ? " issuer " : "", drop.issuer, dropped, answered, ctl.n);
+		 drop.serial_text, drop.issuer_text[0] ? " issuer " : "", drop.issuer_text, dropped,
+		 answered, ctl.n);
 	ctlproto_add(reply, "status", answered == ctl.n ? "ok" : "error");
 	if (answered != ctl.n)
 		ctlproto_add(reply, "error", "%u of %u workers did not answer within %d ms",
 			     ctl.n - answered, ctl.n, DROP_WAIT_MS);
 	ctlproto_add(reply, "dropped", "%u", dropped);
+	ctlproto_add(reply, "serial", "%s", drop.serial_text);
 }
 
 /* ---- status, reload, certs -------------------------------------------- */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cert_name.h"
 #include "certinfo.h"
 #include "control.h"
 #include "ctlproto.h"
@@ -69,13 +70,7 @@ static void add_crl(X509_CRL *crl, void *arg)
 	time_t next = 0;
 	struct tm tm;
 
-	BIO *b = BIO_new(BIO_s_mem());
-	if (b) {
-		X509_NAME_print_ex(b, X509_CRL_get_issuer(crl), 0, XN_FLAG_RFC2253);
-		int n = BIO_read(b, issuer, sizeof(issuer) - 1);
-		issuer[n > 0 ? n : 0] = '\0';
-		BIO_free(b);
-	}
+	cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 	ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
 	if (num) {
 		BIGNUM *bn = ASN1_INTEGER_to_BN(num, NULL);

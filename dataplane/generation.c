@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cert_name.h"
 #include "crypto_accel.h"
 #include "keyref.h"
 #include "ktls.h"
@@ -102,9 +103,10 @@ static int partner_fail(struct build *b, int rc, const struct cfg_partner *cp, c
 	return rc;
 }
 
+/* Names in config errors as everywhere else: RFC 2253 (lib/cert_name.h). */
 static const char *subject_of(X509 *x, char *buf, size_t len)
 {
-	X509_NAME_oneline(X509_get_subject_name(x), buf, (int)len);
+	cert_name_format(X509_get_subject_name(x), buf, len);
 	return buf;
 }
 
@@ -403,7 +405,7 @@ static int add_partner_crl(struct build *b, struct partner *p, size_t file_idx, 
 	char issuer[256];
 	bool chain = false;
 
-	X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 	if (!crl_issuer_in(p->anchors, crl) && !crl_issuer_in(p->intermediates, crl)) {
 		if (name_is_ca_of(p, X509_CRL_get_issuer(crl)))
 			return file_fail(b, -EINVAL, line, "crl", path, "CRL #%d names CA '%s' of partner '%s' "
@@ -686,7 +688,7 @@ static int check_chain_crls_foreign(struct build *b)
 				if (j == i || (!crl_issuer_in(q->anchors, c->crl) &&
 					       !crl_issuer_in(q->intermediates, c->crl)))
 					continue;
-				X509_NAME_oneline(X509_CRL_get_issuer(c->crl), issuer, sizeof(issuer));
+				cert_name_format(X509_CRL_get_issuer(c->crl), issuer, sizeof(issuer));
 				return file_fail(b, -EINVAL, files->lines ? files->lines[c->file_idx] : 0, "crl",
 						 files->v[c->file_idx], "CRL #%d (issuer '%s') is signed by a CA "
 						 "of partner '%s', not of partner '%s'; give each partner its own "

@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "cert_name.h"
 #include "certinfo.h"
 #include "generation.h"
 #include "ktls.h"
@@ -284,7 +285,7 @@ static void add_crl(X509_CRL *crl, void *arg)
 	const struct crl_gauges *cg = arg;
 	char issuer[512];
 
-	X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
 	/* No nextUpdate: the CRL never expires; report it far away. */
 	gauge_add(cg->set, labels_of("partner", cg->pt->cfg->name, "issuer", issuer, NULL),

@@ -22,12 +22,12 @@ static const uint8_t pp2_signature[12] = {
 #define PP2_FAM_UNSPEC    0x00
 #define PP2_FAM_TCP4      0x11
 #define PP2_FAM_TCP6      0x21
-#define PP2_FIXED_LEN     16
 
 /*
  * A cursor over the output buffer. The first failure sticks (rc), so the
  * encoder is written as a straight sequence of puts and checked once per
- * TLV instead of after every byte.
+ * TLV instead of after every byte. Without a buffer (buf NULL) it only
+ * counts: pp2_encoded_size() runs the same sequence.
  */
 struct pp2_writer {
 	uint8_t *buf;
@@ -40,6 +40,10 @@ static void put_bytes(struct pp2_writer *w, const void *p, size_t len)
 {
 	if (w->rc < 0)
 		return;
+	if (!w->buf) {
+		w->off += len;
+		return;
+	}
 	if (len > w->cap - w->off) {
 		w->rc = -ENOSPC;
 		return;
@@ -74,16 +78,16 @@ static size_t tlv_open(struct pp2_writer *w, uint8_t type)
 }
 
 /* Patch the length of the TLV opened at len_at; a value over 65535 is not
- * representable and makes the whole header -EINVAL. */
+ * representable and makes the whole header -EMSGSIZE. */
 static void tlv_close(struct pp2_writer *w, size_t len_at)
 {
 	size_t len;
 
-	if (w->rc < 0)
+	if (w->rc < 0 || !w->buf)
 		return;
 	len = w->off - (len_at + 2);
 	if (len > UINT16_MAX) {
-		w->rc = -EINVAL;
+		w->rc = -EMSGSIZE;
 		return;
 	}
 	w->buf[len_at] = (uint8_t)(len >> 8);
@@ -92,8 +96,8 @@ static void tlv_close(struct pp2_writer *w, size_t len_at)
 
 static void put_tlv(struct pp2_writer *w, uint8_t type, const void *value, size_t len)
 {
-	if (len > UINT16_MAX && w->rc == 0)
-		w->rc = -EINVAL;
+	if (len > UINT16_MAX && w->rc == 0 && w->buf)
+		w->rc = -EMSGSIZE;
 	put_u8(w, type);
 	put_be16(w, (uint16_t)len);
 	put_bytes(w, value, len);
@@ -178,6 +182,33 @@ static void put_app_tlv(struct pp2_writer *w, const struct pp2_info *info)
 	tlv_close(w, at);
 }
 
+/* The whole header through w (writing, or only counting). */
+static int put_header(struct pp2_writer *w, const struct pp2_info *info, size_t *family_at)
+{
+	ENSURE(info->app_tlv_type == 0 ||
+	       (info->app_tlv_type >= 0xe0 && info->app_tlv_type <= 0xef), EINVAL);
+	put_bytes(w, pp2_signature, sizeof(pp2_signature));
+	put_u8(w, PP2_VERSION_PROXY);
+	GUARD(put_addresses(w, info->src, info->dst, family_at));
+	if (info->alpn && info->alpn_len)
+		put_tlv(w, PP2_TYPE_ALPN, info->alpn, info->alpn_len);
+	put_tlv_str(w, PP2_TYPE_AUTHORITY, info->sni);
+	put_ssl_tlv(w, info);
+	if (info->app_tlv_type)
+		put_app_tlv(w, info);
+	return w->rc;
+}
+
+size_t pp2_encoded_size(const struct pp2_info *info)
+{
+	struct pp2_writer w = { .buf = NULL };
+	size_t family_at;
+
+	if (!info || put_header(&w, info, &family_at) < 0)
+		return 0;
+	return w.off;
+}
+
 int pp2_encode(const struct pp2_info *info, uint8_t *buf, size_t cap)
 {
 	struct pp2_writer w = { .buf = buf, .cap = cap, .off = 0, .rc = 0 };
@@ -185,23 +216,11 @@ int pp2_encode(const struct pp2_info *info, uint8_t *buf, size_t cap)
 	size_t payload;
 
 	ENSURE(info && buf, EINVAL);
-	ENSURE(info->app_tlv_type == 0 ||
-	       (info->app_tlv_type >= 0xe0 && info->app_tlv_type <= 0xef), EINVAL);
-
-	put_bytes(&w, pp2_signature, sizeof(pp2_signature));
-	put_u8(&w, PP2_VERSION_PROXY);
-	GUARD(put_addresses(&w, info->src, info->dst, &family_at));
-	if (info->alpn && info->alpn_len)
-		put_tlv(&w, PP2_TYPE_ALPN, info->alpn, info->alpn_len);
-	put_tlv_str(&w, PP2_TYPE_AUTHORITY, info->sni);
-	put_ssl_tlv(&w, info);
-	if (info->app_tlv_type)
-		put_app_tlv(&w, info);
-	GUARD(w.rc);
+	GUARD(put_header(&w, info, &family_at));
 
 	/* The length field counts everything after the 16 fixed bytes. */
 	payload = w.off - PP2_FIXED_LEN;
-	ENSURE(payload <= UINT16_MAX, EINVAL);
+	ENSURE(payload <= UINT16_MAX, EMSGSIZE);
 	buf[family_at + 1] = (uint8_t)(payload >> 8);
 	buf[family_at + 2] = (uint8_t)payload;
 	return (int)w.off;

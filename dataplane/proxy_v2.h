@@ -50,6 +50,9 @@
 
 /* Upper bound of a header without the certificate; add cert_der_len. */
 #define PP2_MAX_HEADER_NO_CERT 4096
+/* The protocol's own limit: 16 fixed bytes, then a 16-bit length. */
+#define PP2_FIXED_LEN 16
+#define PP2_MAX_HEADER (PP2_FIXED_LEN + 65535)
 
 struct pp2_info {
 	const struct sockaddr *src;  /* the client, as accepted */
@@ -74,9 +77,15 @@ struct pp2_info {
 };
 
 /* Encode the header into buf. Returns its length, or -ENOSPC when cap is too
- * small, -EINVAL for inconsistent input (mixed address families, a TLV
- * longer than 65535). */
+ * small, -EMSGSIZE when the header would exceed the protocol's limit
+ * (PP2_MAX_HEADER: its length field, and each TLV's, is 16 bits), -EINVAL
+ * for inconsistent input (mixed address families, a bad TLV type). */
 int pp2_encode(const struct pp2_info *info, uint8_t *buf, size_t cap) MUST_CHECK;
+
+/* The bytes pp2_encode() would write for info, whatever the protocol's
+ * limit (compare with PP2_MAX_HEADER); 0 for input pp2_encode refuses as
+ * -EINVAL. Writes nothing. */
+size_t pp2_encoded_size(const struct pp2_info *info);
 
 /*
  * The client field for a verified connection, with the meaning the PROXY

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cert_name.h"
 #include "generation.h"
 #include "log.h"
 #include "pemutil.h"
@@ -73,7 +74,7 @@ static int check_cas_have_crls(const struct generation *g, char *err, size_t err
 		    sk_X509_num(p->cas_without_crl) == 0)
 			continue;
 		X509 *x = sk_X509_value(p->cas_without_crl, 0);
-		X509_NAME_oneline(X509_get_subject_name(x), ca, sizeof(ca));
+		cert_name_format(X509_get_subject_name(x), ca, sizeof(ca));
 		int line = c->crl_paths.lines ? c->crl_paths.lines[0] : 0;
 		int off = g->cfg.path && line > 0
 			? snprintf(err, errlen, "%s:%d: crl %s: ", g->cfg.path, line, c->crl_paths.v[0])
@@ -140,8 +141,8 @@ static void digest_crl(X509_CRL *crl, void *md)
 /*
  * generation.h's trust_id: SHA-256 over everything a verification decision
  * and a session's partner index depend on (partner order and names, the
- * DER of every CA and CRL loaded, allow-lists, depth, CRL policies), cut to
- * 64 bits. Two hosts with the same files get the same value, so a ticket
+ * DER of every CA and CRL loaded, allow-lists and multiple_identities, depth,
+ * CRL policies), cut to 64 bits. Two hosts with the same files get the same value, so a ticket
  * sealed by one resumes on the other; any change to trust makes every
  * older session do a full handshake and be verified again.
  */
@@ -160,7 +161,8 @@ static uint64_t trust_id_of(const struct generation *g)
 		const struct partner *p = &g->partners[i];
 		const struct cfg_partner *c = p->cfg;
 		digest_str(md, c->name);
-		unsigned policy[3] = { c->verify_depth, (unsigned)c->crl_missing, (unsigned)c->crl_expired };
+		unsigned policy[4] = { c->verify_depth, (unsigned)c->crl_missing, (unsigned)c->crl_expired,
+				       (unsigned)c->multiple_identities };
 		digest_bytes(md, policy, sizeof(policy));
 		digest_list(md, &c->allow_dns);
 		digest_list(md, &c->allow_uri);

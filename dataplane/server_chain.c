@@ -13,6 +13,8 @@
 #include <openssl/x509v3.h>
 #include <stdio.h>
 
+#include "cert_name.h"
+
 static X509 *issuer_in(STACK_OF(X509) *set, X509 *x)
 {
 	for (int i = 0; i < sk_X509_num(set); i++)
@@ -39,9 +41,10 @@ static bool self_issued(X509 *x)
 	return X509_check_issued(x, x) == X509_V_OK;
 }
 
+/* In warnings as everywhere: RFC 2253 (lib/cert_name.h). */
 static void name_of(const X509_NAME *n, char *buf, size_t len)
 {
-	X509_NAME_oneline(n, buf, (int)len);
+	cert_name_format(n, buf, len);
 }
 
 bool server_chain_check(STACK_OF(X509) *certs, STACK_OF(X509) *known, X509_STORE *roots,

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cert_name.h"
 #include "generation.h"
 #include "safetext.h"
 #include "session_binding.h"
@@ -211,6 +212,7 @@ struct attempt {
 	int64_t valid_until;      /* earliest notAfter of the chain and nextUpdate of
 				   * the CRLs applied (session_binding.h) */
 	STACK_OF(X509) *chain;    /* verified chain on success (owned) */
+	struct verified_identity identity; /* on success: what the allow-list vouches for */
 	const struct ca_links *links;       /* the generation's known CA links */
 	X509_STORE_CTX_verify_fn full_walk; /* OpenSSL's own chain walk */
 	char detail[256];
@@ -310,20 +312,12 @@ static int recording_check_crl(X509_STORE_CTX *v, X509_CRL *crl)
 	return ok;
 }
 
-/* A name as the audit line's subject/issuer fields show it (RFC 2253, one
- * line, UTF-8 kept, control bytes escaped by OpenSSL; see certinfo.c). */
+/* A name as the audit line's subject/issuer fields show it (RFC 2253,
+ * lib/cert_name.h, cut between two characters); "?" when it cannot be
+ * printed. */
 static void name_text(const X509_NAME *name, char *out, size_t len)
 {
-	BIO *bio = BIO_new(BIO_s_mem());
-	int n = 0;
-
-	if (bio && X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
-		n = BIO_read(bio, out, (int)len - 1);
-	out[n > 0 ? n : 0] = '\0';
-	utf8_trim_partial(out); /* a long name is cut between two characters */
-	if (n <= 0)
-		snprintf(out, len, "?");
-	BIO_free(bio);
+	(void)cert_name_format(name, out, len);
 }
 
 /* What an operator can do about a chain error, appended to the reason. */
@@ -371,7 +365,8 @@ static void describe_chain_error(X509_STORE_CTX *v, const struct partner *p, str
 		break;
 	case X509_V_ERR_INVALID_PURPOSE:
 		/* Say which rule the leaf breaks (EKU, CA used as leaf...). */
-		if (depth == 0 && at && verify_policy_check(&p->policy, at, what + 2, sizeof(what) - 2) == HS_BAD_EKU)
+		if (depth == 0 && at &&
+		    verify_policy_check(&p->policy, at, NULL, what + 2, sizeof(what) - 2) == HS_BAD_EKU)
 			memcpy(what, ": ", 2);
 		else
 			what[0] = '\0';
@@ -620,7 +615,7 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 		bound_by(&a->valid_until, X509_get0_notAfter(sk_X509_value(a->chain, i)));
 	if (!chain_keys_ok(a->chain, &p->policy, a))
 		goto out;
-	a->outcome = verify_policy_check(&p->policy, leaf, a->detail, sizeof(a->detail));
+	a->outcome = verify_policy_check(&p->policy, leaf, &a->identity, a->detail, sizeof(a->detail));
 	if (a->outcome != HS_OK)
 		a->x509_err = x509_err_for_policy(a->outcome);
 	else if (a->crl_waived)
@@ -635,6 +630,7 @@ static void attempt_release(struct attempt *a)
 {
 	sk_X509_pop_free(a->chain, X509_free);
 	a->chain = NULL;
+	verified_identity_clear(&a->identity);
 }
 
 /* ------------------------------------------------------------------ */
@@ -830,6 +826,9 @@ static int mtlsd_cert_verify(X509_STORE_CTX *ctx, void *arg)
 	 * bind the session for the session-ID cache and tickets. */
 	X509_STORE_CTX_set0_verified_chain(ctx, best.chain);
 	best.chain = NULL;
+	verified_identity_clear(&res->identity);
+	res->identity = best.identity;
+	best.identity = (struct verified_identity){ NULL, NULL };
 	X509_STORE_CTX_set_error(ctx, X509_V_OK);
 	if (bind_session(SSL_get0_session(ssl), g, (uint32_t)res->partner, best.valid_until) < 0) {
 		res->outcome = HS_OTHER;
@@ -926,6 +925,7 @@ int verify_attach(SSL *ssl, struct verify_result *res)
 	res->claimed_partner = -1;
 	res->resumed = false;
 	res->chain_checked = false;
+	verified_identity_clear(&res->identity);
 	res->detail[0] = '\0';
 	GUARD_OSSL(SSL_set_ex_data(ssl, ssl_result_idx, res), ENOMEM);
 	return 0;
@@ -936,6 +936,7 @@ void verify_result_clear(struct verify_result *res)
 	if (!res)
 		return;
 	X509_free(res->leaf);
+	verified_identity_clear(&res->identity);
 	memset(res, 0, sizeof(*res));
 	res->outcome = HS_OTHER;
 	res->partner = -1;
@@ -1020,6 +1021,12 @@ static enum hs_outcome settle_resumed(SSL *ssl, struct generation *g, struct ver
 		snprintf(res->detail, sizeof(res->detail), "client certificate is not yet valid");
 		return res->outcome = HS_NOT_YET_VALID;
 	}
+	/* The identity is the allow-list's decision on this leaf: the ticket
+	 * binding guarantees the same allow-list, so the same names. */
+	enum hs_outcome o = verify_policy_check(&g->partners[b.partner].policy, leaf, &res->identity,
+						res->detail, sizeof(res->detail));
+	if (o != HS_OK)
+		return res->outcome = o;
 	snprintf(res->detail, sizeof(res->detail), "ok (resumed)");
 	return res->outcome = HS_OK;
 }

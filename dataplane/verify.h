@@ -46,8 +46,19 @@ struct generation;
 struct partner_policy {
 	struct cfg_strlist dns, uri, cn, ou; /* patterns (owned copies) */
 	bool any_allowed;                    /* no allow_* configured: any identity */
+	bool multiple_identities;            /* several SPIFFE IDs / CNs may pass */
 	int min_rsa_bits;                    /* 2048 */
 	int min_ec_bits;                     /* 256 */
+};
+
+/*
+ * The identity mtlsd vouches for to a backend: the SPIFFE ID and the CN the
+ * partner's allow-list checked (verify_identity.c says exactly which), each
+ * NULL when there is none to report. Owned; verified_identity_clear().
+ */
+struct verified_identity {
+	char *spiffe_id;
+	char *cn;
 };
 
 struct verify_result {
@@ -64,6 +75,8 @@ struct verify_result {
 	bool resumed;             /* accepted through a session ticket / cache */
 	bool chain_checked;       /* the verify callback ran and decided outcome */
 	X509 *leaf;               /* presented leaf (own reference) or NULL */
+	struct verified_identity identity; /* set with HS_OK only: what the PROXY
+				   * header, audit line and accounting report */
 	char detail[256];         /* precise, loggable reason */
 };
 
@@ -79,11 +92,25 @@ void partner_policy_free(struct partner_policy *p);
 
 /*
  * Pure policy check of a leaf whose chain already verified: EKU, key
- * strength of the leaf, allow-list. Returns HS_OK or the outcome and fills
- * detail.
+ * strength of the leaf, its serial (positive, at most 20 octets), then
+ * verify_identity_check(). Returns HS_OK or the outcome and fills detail;
+ * with HS_OK and id non-NULL, *id gets the verified identity (replacing
+ * what it held).
  */
 enum hs_outcome verify_policy_check(const struct partner_policy *p, X509 *leaf,
-				    char *detail, size_t len);
+				    struct verified_identity *id, char *detail, size_t len);
+
+/*
+ * The allow-list on the leaf's names (verify_identity.c): the multiplicity
+ * rule (at most one SPIFFE ID and one CN unless multiple_identities),
+ * admission, and the SPIFFE ID and CN a backend may be told: per kind, the
+ * first value that matched the partner's patterns of that kind, or, when
+ * the partner has none of that kind, the certificate's only value of it.
+ * HS_OK, HS_POLICY_DENIED (detail names the rule), HS_OTHER (no memory).
+ */
+enum hs_outcome verify_identity_check(const struct partner_policy *p, X509 *leaf,
+				      struct verified_identity *out, char *detail, size_t len);
+void verified_identity_clear(struct verified_identity *id);
 
 /*
  * Key strength rule applied to every certificate of a verified chain: RSA

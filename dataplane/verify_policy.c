@@ -8,8 +8,9 @@
  *
  * Allow-list semantics (docs in verify.h): no allow_* key means any
  * identity chaining to the partner's CA; otherwise at least one pattern of
- * any kind must match. Certificate strings are attacker-chosen: a SAN or
- * name entry holding a NUL never matches anything.
+ * any kind must match. Which names that makes the client's identity is
+ * verify_identity.c's part. Certificate strings are attacker-chosen: a SAN
+ * or name entry holding a NUL never matches anything.
  */
 #include "verify.h"
 
@@ -18,6 +19,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "cert_serial.h"
+#include "spiffe_id.h"
 
 /* ------------------------------------------------------------------ */
 /* Allow-list patterns                                                 */
@@ -177,6 +181,10 @@ static const char *uri_pattern_problem(const char *pat)
 	size_t pre = uri_prefix_len(pat);
 	const char *path;
 
+	/* spiffe:// patterns follow the SPIFFE ID rules, typos included
+	 * ("spifee://"), so a pattern that can never match says so now. */
+	if (spiffe_id_intended(pat))
+		return spiffe_id_problem(pat, SPIFFE_ID_PATTERN);
 	if (!strchr(pat, '*'))
 		return strchr(pat, ' ') ? "spaces are not allowed" : NULL;
 	if (pre == 0)
@@ -264,6 +272,7 @@ int partner_policy_compile(const struct cfg_partner *cp, struct partner_policy *
 	GUARD_GOTO(strlist_copy_checked(&cp->allow_ou, &out->ou, "allow_ou",
 					name_pattern_problem, err, errlen), rc, fail);
 	out->any_allowed = !out->dns.n && !out->uri.n && !out->cn.n && !out->ou.n;
+	out->multiple_identities = cp->multiple_identities == MULTIPLE_IDENTITIES_ALLOW;
 	return 0;
 fail:
 	if (rc == -ENOMEM)
@@ -315,63 +324,6 @@ bool verify_key_strong_enough(const struct partner_policy *p, X509 *x, char *why
 	}
 }
 
-/* A name entry as UTF-8; false (and nothing to free) when it holds a NUL. */
-static bool entry_utf8(const X509_NAME_ENTRY *e, unsigned char **out)
-{
-	int len = ASN1_STRING_to_UTF8(out, X509_NAME_ENTRY_get_data(e));
-
-	if (len < 0)
-		return false;
-	if (memchr(*out, '\0', (size_t)len)) {
-		OPENSSL_free(*out);
-		return false;
-	}
-	return true;
-}
-
-/* Does any subject entry of type nid match any pattern of l? */
-static bool subject_matches(X509 *leaf, int nid, const struct cfg_strlist *l)
-{
-	const X509_NAME *name = X509_get_subject_name(leaf);
-	bool hit = false;
-
-	for (int i = -1; !hit && (i = X509_NAME_get_index_by_NID(name, nid, i)) >= 0;) {
-		unsigned char *v;
-
-		if (!entry_utf8(X509_NAME_get_entry(name, i), &v))
-			continue;
-		for (size_t k = 0; !hit && k < l->n; k++)
-			hit = verify_match_glob(l->v[k], (const char *)v);
-		OPENSSL_free(v);
-	}
-	return hit;
-}
-
-static bool san_matches(X509 *leaf, const struct partner_policy *p)
-{
-	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
-	bool hit = false;
-
-	for (int i = 0; !hit && i < sk_GENERAL_NAME_num(gens); i++) {
-		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		const ASN1_STRING *s = g->type == GEN_DNS ? g->d.dNSName :
-				       g->type == GEN_URI ? g->d.uniformResourceIdentifier : NULL;
-		const struct cfg_strlist *l = g->type == GEN_DNS ? &p->dns : &p->uri;
-		const char *v;
-
-		/* A NUL inside a SAN would let "a.example\0.evil" pass as
-		 * "a.example": such names never match. */
-		if (!s || memchr(ASN1_STRING_get0_data(s), '\0', (size_t)ASN1_STRING_length(s)))
-			continue;
-		v = (const char *)ASN1_STRING_get0_data(s);
-		for (size_t k = 0; !hit && k < l->n; k++)
-			hit = g->type == GEN_DNS ? verify_match_dns(l->v[k], v)
-						 : verify_match_uri(l->v[k], v);
-	}
-	GENERAL_NAMES_free(gens);
-	return hit;
-}
-
 static enum hs_outcome check_usage(X509 *leaf, char *detail, size_t len)
 {
 	uint32_t flags = X509_get_extension_flags(leaf);
@@ -397,8 +349,31 @@ static enum hs_outcome check_usage(X509 *leaf, char *detail, size_t len)
 	return HS_OK;
 }
 
+/* RFC 5280 4.1.2.2: a positive serial of at most 20 octets. A zero or
+ * negative serial printed without its sign collides with a positive one
+ * ("20:03"), so it could be neither dropped nor counted apart. */
+static enum hs_outcome check_serial(X509 *leaf, char *detail, size_t len)
+{
+	struct cert_serial sn;
+	char text[CERT_SERIAL_TEXT_MAX];
+	const char *why;
+
+	if (cert_serial_from_asn1(X509_get0_serialNumber(leaf), &sn) < 0) {
+		snprintf(detail, len, "serial number longer than %d octets; RFC 5280 requires a positive "
+			 "serial of at most 20 octets", CERT_SERIAL_HELD_MAX);
+		return HS_POLICY_DENIED;
+	}
+	why = cert_serial_problem(&sn);
+	if (!why)
+		return HS_OK;
+	cert_serial_format(&sn, text, sizeof(text));
+	snprintf(detail, len, "%s (DER %s); RFC 5280 requires a positive serial of at most 20 octets",
+		 why, text);
+	return HS_POLICY_DENIED;
+}
+
 enum hs_outcome verify_policy_check(const struct partner_policy *p, X509 *leaf,
-				    char *detail, size_t len)
+				    struct verified_identity *id, char *detail, size_t len)
 {
 	char why[128];
 	enum hs_outcome o = check_usage(leaf, detail, len);
@@ -409,14 +384,10 @@ enum hs_outcome verify_policy_check(const struct partner_policy *p, X509 *leaf,
 		snprintf(detail, len, "client key too weak: %s", why);
 		return HS_WEAK_KEY;
 	}
-	if (p->any_allowed || san_matches(leaf, p) ||
-	    (p->cn.n && subject_matches(leaf, NID_commonName, &p->cn)) ||
-	    (p->ou.n && subject_matches(leaf, NID_organizationalUnitName, &p->ou))) {
-		snprintf(detail, len, "ok");
-		return HS_OK;
-	}
-	snprintf(detail, len, "no SAN DNS/URI, CN or OU of the certificate matches the partner's allow-list");
-	return HS_POLICY_DENIED;
+	o = check_serial(leaf, detail, len);
+	if (o != HS_OK)
+		return o;
+	return verify_identity_check(p, leaf, id, detail, len);
 }
 
 enum hs_outcome verify_outcome_from_x509(int x509_err)

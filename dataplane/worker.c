@@ -58,6 +58,7 @@ static const char *const close_names[CLOSE_REASON_MAX] = {
 	[CLOSE_NO_MEMORY] = "no_memory",
 	[CLOSE_DROPPED] = "dropped",
 	[CLOSE_HANDSHAKE_EVICTED] = "handshake_evicted",
+	[CLOSE_PROXY_HEADER_TOO_LARGE] = "proxy_header_too_large",
 };
 
 const char *close_reason_name(enum close_reason r)

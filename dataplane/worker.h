@@ -81,6 +81,7 @@ enum close_reason {
 	CLOSE_NO_MEMORY,
 	CLOSE_DROPPED,               /* `mtlsctl drop`: its certificate was compromised */
 	CLOSE_HANDSHAKE_EVICTED,     /* closed under pressure to make room (admission.h) */
+	CLOSE_PROXY_HEADER_TOO_LARGE, /* the PROXY v2 header would exceed 64 KiB */
 	CLOSE_REASON_MAX
 };
 

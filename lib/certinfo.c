@@ -1,9 +1,11 @@
 /*
  * certinfo.c: the loggable identity of an X.509 certificate.
  *
- * Everything the audit line, the PROXY v2 TLVs and the accounting say about
- * a client certificate is computed here, once per handshake, from the
- * certificate alone. Certificate fields are attacker-chosen bytes: every
+ * What the audit line, the PROXY v2 TLVs and the accounting say about a
+ * client certificate is computed here, once per handshake, from the
+ * certificate alone; which of its names is the client's identity (the
+ * SPIFFE ID and CN a backend is told) is the allow-list's decision, in
+ * struct verify_result. Certificate fields are attacker-chosen bytes: every
  * string leaves this file either bounded and NUL-free (struct cert_identity)
  * or JSON-escaped (json_put_string), never raw.
  */
@@ -17,6 +19,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+#include "cert_name.h"
+#include "spiffe_id.h"
 
 #include "safetext.h"
 
@@ -161,50 +167,17 @@ static void copy_field(char *dst, size_t cap, const unsigned char *src, size_t l
 	dst[n] = '\0';
 }
 
-/*
- * RFC 2253 one-line form, but non-ASCII characters are kept as UTF-8
- * ("O=Société") instead of "\\C3\\A9" escapes: readable in the audit line,
- * where the JSON writer escapes whatever is not valid UTF-8. Control
- * characters and RFC 2253 specials are still escaped by OpenSSL.
- */
-#define NAME_PRINT_FLAGS (XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB)
-
-/* Print name into out through bio (a memory BIO, emptied first), so one
- * BIO serves several names. */
-static int name_oneline_bio(BIO *bio, const X509_NAME *name, char *out, size_t cap)
-{
-	char *data = NULL;
-	long len;
-
-	(void)BIO_reset(bio);
-	if (X509_NAME_print_ex(bio, name, 0, NAME_PRINT_FLAGS) < 0)
-		return -EINVAL;
-	len = BIO_get_mem_data(bio, &data);
-	copy_field(out, cap, (const unsigned char *)data, len > 0 ? (size_t)len : 0);
-	return 0;
-}
-
-static int name_oneline(const X509_NAME *name, char *out, size_t cap)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	int rc;
-
-	ENSURE_PTR(bio, ENOMEM);
-	rc = name_oneline_bio(bio, name, out, cap);
-	BIO_free(bio);
-	return rc;
-}
-
-/* The first CN as UTF-8. A CN holding a NUL byte is not reported at all:
- * "admin\0.evil" must not reach a backend as CN "admin". */
-static void first_cn(const X509_NAME *name, char *out, size_t cap)
+/* The CN when the subject has exactly one, as UTF-8. A CN holding a NUL
+ * byte is not reported at all: "admin\0.evil" must not reach a backend as
+ * CN "admin". */
+static void only_cn(const X509_NAME *name, char *out, size_t cap)
 {
 	int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
 	unsigned char *utf8 = NULL;
 	int len;
 
 	out[0] = '\0';
-	if (i < 0)
+	if (i < 0 || X509_NAME_get_index_by_NID(name, NID_commonName, i) >= 0)
 		return;
 	len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
 	if (len < 0)
@@ -214,24 +187,34 @@ static void first_cn(const X509_NAME *name, char *out, size_t cap)
 	OPENSSL_free(utf8);
 }
 
-static void first_spiffe_id(X509 *x, char *out, size_t cap)
+/* The SPIFFE ID when the certificate carries exactly one URI SAN of the
+ * spiffe scheme (any case: "SPIFFE://" counts as one too) and it is a
+ * valid SPIFFE ID. */
+static void only_spiffe_id(X509 *x, char *out, size_t cap)
 {
 	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	const ASN1_STRING *only = NULL;
+	int n = 0;
 
 	out[0] = '\0';
 	for (int i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
 		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-		const unsigned char *s;
-		int len;
+		const ASN1_STRING *s = g->type == GEN_URI ? g->d.uniformResourceIdentifier : NULL;
 
-		if (g->type != GEN_URI)
-			continue;
-		s = ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
-		len = ASN1_STRING_length(g->d.uniformResourceIdentifier);
-		if (len > 9 && (size_t)len < cap && memcmp(s, "spiffe://", 9) == 0 &&
-		    memchr(s, '\0', (size_t)len) == NULL) {
-			copy_field(out, cap, s, (size_t)len);
-			break;
+		if (s && ASN1_STRING_length(s) >= 7 &&
+		    strncasecmp((const char *)ASN1_STRING_get0_data(s), "spiffe:", 7) == 0) {
+			only = s;
+			n++;
+		}
+	}
+	if (n == 1) {
+		const unsigned char *v = ASN1_STRING_get0_data(only);
+		size_t len = (size_t)ASN1_STRING_length(only);
+
+		if (len < cap && !memchr(v, '\0', len)) {
+			copy_field(out, cap, v, len);
+			if (spiffe_id_problem(out, 0))
+				out[0] = '\0';
 		}
 	}
 	GENERAL_NAMES_free(gens);
@@ -248,18 +231,18 @@ static int asn1_time_to_time_t(const ASN1_TIME *t, time_t *out)
 
 static int fill_serial_and_issuer(X509 *x, struct cert_identity *out)
 {
-	const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
 	const ASN1_OCTET_STRING *akid = X509_get0_authority_key_id(x);
 	const unsigned char *der;
 	size_t der_len;
 	unsigned int md_len;
 	uint8_t md[EVP_MAX_MD_SIZE];
+	struct cert_serial sn;
 
-	ENSURE(ASN1_STRING_length(sn) <= CERT_SERIAL_MAX, EINVAL);
-	out->serial_len = (size_t)ASN1_STRING_length(sn);
-	if (out->serial_len) /* an empty serial has no data pointer at all */
-		memcpy(out->serial, ASN1_STRING_get0_data(sn), out->serial_len);
-	hex_encode(out->serial, out->serial_len, out->serial_hex, 1, ':');
+	GUARD(cert_serial_from_asn1(X509_get0_serialNumber(x), &sn));
+	_Static_assert(sizeof(out->serial) == sizeof(sn.b), "cert_identity holds any cert_serial");
+	memcpy(out->serial, sn.b, sn.len);
+	out->serial_len = sn.len;
+	cert_serial_format(&sn, out->serial_hex, sizeof(out->serial_hex));
 
 	if (akid && ASN1_STRING_length(akid) == CERT_ISSUER_ID_LEN) {
 		memcpy(out->issuer_id, ASN1_STRING_get0_data(akid), CERT_ISSUER_ID_LEN);
@@ -283,13 +266,13 @@ int certinfo_from_x509(X509 *x, struct cert_identity *out)
 	GUARD(fill_serial_and_issuer(x, out));
 	BIO *bio = BIO_new(BIO_s_mem());
 	ENSURE_PTR(bio, ENOMEM);
-	int rc = name_oneline_bio(bio, X509_get_subject_name(x), out->subject, sizeof(out->subject));
+	int rc = cert_name_format_bio(bio, X509_get_subject_name(x), out->subject, sizeof(out->subject));
 	if (rc == 0)
-		rc = name_oneline_bio(bio, X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+		rc = cert_name_format_bio(bio, X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
 	BIO_free(bio);
 	GUARD(rc);
-	first_cn(X509_get_subject_name(x), out->subject_cn, sizeof(out->subject_cn));
-	first_spiffe_id(x, out->spiffe_id, sizeof(out->spiffe_id));
+	only_cn(X509_get_subject_name(x), out->subject_cn, sizeof(out->subject_cn));
+	only_spiffe_id(x, out->spiffe_id, sizeof(out->spiffe_id));
 
 	GUARD_OSSL(X509_digest(x, md_sha256(), out->sha256, &md_len), ENOMEM);
 	ENSURE(md_len == sizeof(out->sha256), EINVAL);
@@ -367,7 +350,7 @@ static size_t format_san(const GENERAL_NAME *g, char *out, size_t cap)
 		return strnlen(out, cap - 1);
 	case GEN_DIRNAME:
 		memcpy(out, "DirName:", 8);
-		if (name_oneline(g->d.directoryName, out + 8, cap - 8) < 0)
+		if (cert_name_format(g->d.directoryName, out + 8, cap - 8) < 0)
 			out[8] = '\0';
 		return strlen(out);
 	default:

@@ -13,15 +13,18 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "cert_serial.h"
 #include "guard.h"
 
-#define CERT_SERIAL_MAX 20      /* RFC 5280: at most 20 octets */
+#define CERT_SERIAL_MAX CERT_SERIAL_RFC5280_MAX /* what the accounting key holds */
 #define CERT_ISSUER_ID_LEN 20   /* see issuer_id below */
 
 struct cert_identity {
-	/* Serial as colon-separated upper-case hex, "4F:A2:...". */
-	char serial_hex[CERT_SERIAL_MAX * 3 + 1];
-	uint8_t serial[CERT_SERIAL_MAX];
+	/* The serial as DER INTEGER content octets and their one spelling,
+	 * "09:6E:D7:..." (lib/cert_serial.h): sign-exact, so a negative
+	 * serial never reads as a positive one. */
+	char serial_hex[CERT_SERIAL_TEXT_MAX];
+	uint8_t serial[CERT_SERIAL_HELD_MAX];
 	size_t serial_len;
 	/*
 	 * Issuer identity: the authorityKeyIdentifier keyid when present and
@@ -30,12 +33,19 @@ struct cert_identity {
 	 */
 	uint8_t issuer_id[CERT_ISSUER_ID_LEN];
 	char issuer_id_hex[CERT_ISSUER_ID_LEN * 2 + 1];
-	char subject[512];      /* RFC 2253 one-line */
-	char issuer[512];       /* RFC 2253 one-line */
-	char subject_cn[256];   /* first CN, "" if none, longer than 255 bytes
-				 * or holding a NUL byte (never truncated) */
-	char spiffe_id[512];    /* first URI SAN starting "spiffe://" (without
-				 * NUL bytes, at most 511 bytes), "" if none */
+	char subject[512];      /* RFC 2253 (lib/cert_name.h) */
+	char issuer[512];       /* RFC 2253 (lib/cert_name.h) */
+	/*
+	 * The certificate's CN and SPIFFE ID when it has exactly one of each,
+	 * "" when it has none or several (never "the first": which of two
+	 * names a certificate means is the allow-list's decision, carried in
+	 * struct verify_result, not a parser's). The CN is "" too when longer
+	 * than 255 bytes or holding a NUL byte (never truncated); the SPIFFE
+	 * ID is "" when it is not a valid one (lib/spiffe_id.h) or does not
+	 * fit.
+	 */
+	char subject_cn[256];
+	char spiffe_id[512];
 	uint8_t sha256[32];
 	char sha256_hex[65];    /* lower-case hex, no separators */
 	char x5t_s256[44];      /* base64url(sha256) without padding (RFC 8705) */

@@ -86,6 +86,7 @@ static const struct key_desc partner_keys[] = {
 	KEY_LIST("allow_uri", V_STR_LIST, struct cfg_partner, allow_uri),
 	KEY_LIST("allow_cn", V_STR_LIST, struct cfg_partner, allow_cn),
 	KEY_LIST("allow_ou", V_STR_LIST, struct cfg_partner, allow_ou),
+	KEY("multiple_identities", V_MULTI_IDENTITY, struct cfg_partner, multiple_identities),
 };
 
 /* config_flags.c packs one bit per key of [mtlsd] and of [partner] into

@@ -27,6 +27,8 @@
 #define CFG_MAX_PARTNERS 256
 
 enum crl_policy { CRL_POLICY_FAIL = 0, CRL_POLICY_ALLOW };
+/* May a client certificate carry several SPIFFE IDs or CNs (verify.h)? */
+enum multiple_identities { MULTIPLE_IDENTITIES_REFUSE = 0, MULTIPLE_IDENTITIES_ALLOW };
 enum ktls_mode { KTLS_MODE_AUTO = 0, KTLS_MODE_ON, KTLS_MODE_OFF };
 /* How TLS sessions resume: tickets (stateless, shareable across a fleet
  * with ticket_key_file), a server-side session cache, or not at all. */
@@ -69,6 +71,7 @@ struct cfg_partner {
 	uint8_t proxy_tlv_type;     /* 0xE0..0xEF, default 0xE0 */
 	bool proxy_send_cert;       /* client cert DER in the PROXY header, default off */
 	struct cfg_strlist allow_dns, allow_uri, allow_cn, allow_ou;
+	enum multiple_identities multiple_identities; /* default refuse */
 };
 
 struct mtlsd_config {

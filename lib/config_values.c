@@ -319,9 +319,15 @@ static int apply_keyword(const struct key_desc *k, void *field, const char *valu
 	static const char *const cache_names[] = { [SESSION_CACHE_TICKETS] = "tickets",
 						   [SESSION_CACHE_STATEFUL] = "stateful",
 						   [SESSION_CACHE_OFF] = "off" };
+	static const char *const multi_names[] = { [MULTIPLE_IDENTITIES_REFUSE] = "refuse",
+						   [MULTIPLE_IDENTITIES_ALLOW] = "allow" };
 	int v;
 
 	switch (k->kind) {
+	case V_MULTI_IDENTITY:
+		GUARD(parse_keyword(value, multi_names, ARRAY_SIZE(multi_names), &v, why, wl));
+		*(enum multiple_identities *)field = (enum multiple_identities)v;
+		return 0;
 	case V_CRL_POLICY:
 		GUARD(parse_keyword(value, crl_names, ARRAY_SIZE(crl_names), &v, why, wl));
 		*(enum crl_policy *)field = (enum crl_policy)v;
@@ -459,6 +465,7 @@ int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *o
 	case V_PROXY:
 	case V_SESSION_CACHE:
 	case V_ACCOUNTING:
+	case V_MULTI_IDENTITY:
 		return apply_keyword(k, field, value, why, wl);
 	case V_LISTEN:
 		return apply_listen(ps, value, why, wl);

@@ -16,7 +16,7 @@ enum hs_outcome {
 	HS_NOT_YET_VALID,    /* leaf or a CA in the chain is before notBefore */
 	HS_REVOKED,          /* a certificate in the chain is on a CRL */
 	HS_BAD_EKU,          /* leaf lacks extendedKeyUsage clientAuth */
-	HS_POLICY_DENIED,    /* identity not in the partner's allow-list */
+	HS_POLICY_DENIED,    /* allow-list, one identity per certificate, RFC 5280 serial */
 	HS_BAD_SIGNATURE,    /* a signature in the chain does not verify */
 	HS_PROTOCOL_ERROR,   /* not TLS, wrong version, bad record, alert... */
 	HS_TIMEOUT,          /* handshake did not finish in time */

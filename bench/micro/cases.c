@@ -57,7 +57,7 @@ int policy_case_new(const char *fx, struct policy_case **out)
 int policy_case_run(struct policy_case *pc)
 {
 	char detail[256];
-	return verify_policy_check(&pc->policy, pc->leaf, detail, sizeof(detail)) == HS_OK ? 0 : -EACCES;
+	return verify_policy_check(&pc->policy, pc->leaf, NULL, detail, sizeof(detail)) == HS_OK ? 0 : -EACCES;
 }
 
 int certinfo_case_run(struct policy_case *pc)

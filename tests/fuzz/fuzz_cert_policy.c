@@ -82,7 +82,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = certinfo_sans_json(x, buf, sizeof(buf));
 	if (n > 0)
 		assert_clean_json(buf, (size_t)n);
-	(void)verify_policy_check(&policy, x, detail, sizeof(detail));
+	/* The identity the allow-list vouches for: only ever names the
+	 * certificate holds, bounded and NUL-free. */
+	struct verified_identity identity = { NULL, NULL };
+	if (verify_policy_check(&policy, x, &identity, detail, sizeof(detail)) == HS_OK) {
+		assert(!identity.cn || strlen(identity.cn) < 256);
+		assert(!identity.spiffe_id || strncmp(identity.spiffe_id, "spiffe://", 9) == 0);
+	}
+	verified_identity_clear(&identity);
 
 	/* The whole audit line: one line, clean JSON, whatever the cert says. */
 	struct audit_event ev = { .outcome = HS_POLICY_DENIED, .reason = detail, .leaf = x,

@@ -148,7 +148,7 @@ def check_config_ca_without_crl_allowed(ctx):
     c = standard_config(ctx, "127.0.0.1:9", crl=crls_without_issuing(ctx), crl_missing="allow")
     _, rc, out = run_config(ctx, c, "--check-config")
     assert rc == 0 and "configuration OK" in out, "exit %d:\n%s" % (rc, out)
-    assert "no CRL for CA '/O=partner/CN=partner Issuing CA'" in out, out
+    assert "no CRL for CA 'CN=partner Issuing CA,O=partner'" in out, out
 
 
 LOCAL_ISSUER = "unable to get local issuer certificate"
@@ -165,7 +165,7 @@ def check_config_warns_server_chain_incomplete(ctx):
     assert rc == 0, "exit %d:\n%s" % (rc, out)
     warning = next((line for line in out.splitlines() if LOCAL_ISSUER in line), None)
     assert warning and "warning" in warning and cert in warning, out
-    assert "issued by '/O=partner/CN=partner Issuing CA'" in warning, warning
+    assert "issued by 'CN=partner Issuing CA,O=partner'" in warning, warning
 
 
 @case("check_config_complete_server_chain_silent")
@@ -212,7 +212,9 @@ def config_ca_bundle_holds_a_leaf(ctx):
                         ctx.fx.path("client-ec", "cert.pem"))
     c = standard_config(ctx, "127.0.0.1:9", ca=bundle)
     path, rc, out = run_config(ctx, c, "--check-config")
-    assert_refused(rc, out, bundle, at(path, c, "ca", "partner.partner"))
+    # The certificate named as everywhere else: RFC 2253 (lib/cert_name.h).
+    assert_refused(rc, out, bundle, at(path, c, "ca", "partner.partner"),
+                   "('CN=client-ec,O=partner')")
 
 
 @case("config_partner_without_backend")
@@ -247,3 +249,21 @@ def config_duplicate_section(ctx):
     c.sections.append(c.sections[-1])
     path, rc, out = run_config(ctx, c, "--check-config")
     assert_refused(rc, out, "[partner.partner]", path)
+
+
+@case("config_allow_uri_spiffe_rules")
+def config_allow_uri_spiffe_rules(ctx):
+    """allow_uri patterns of the spiffe scheme follow the SPIFFE ID rules,
+    scheme typos included: a pattern that could never match a valid SPIFFE
+    ID is refused at load, naming the line, the pattern and the rule. Its
+    lower-case twin loads."""
+    for pattern, rule in (("spiffe://Acme.Example/prod/*", "the trust domain must be lower case"),
+                          ("spifee://acme.example/prod/*", "the scheme is not 'spiffe'"),
+                          ("spiffe://acme.example/prod/", "no trailing '/'"),
+                          ("spiffe://acme.example/prod/a%20b", "percent-encoding")):
+        c = standard_config(ctx, "127.0.0.1:9", allow_uri=pattern)
+        path, rc, out = run_config(ctx, c, "--check-config")
+        assert_refused(rc, out, at(path, c, "allow_uri", "partner.partner"), pattern, rule)
+    c = standard_config(ctx, "127.0.0.1:9", allow_uri="spiffe://acme.example/prod/*")
+    _, rc, out = run_config(ctx, c, "--check-config")
+    assert rc == 0, "a valid SPIFFE pattern was refused (exit %d):\n%s" % (rc, out)

@@ -21,6 +21,7 @@ import threading
 import time
 import urllib.request
 
+import certgen
 import harness
 import it
 from harness import case, wait_until
@@ -419,6 +420,51 @@ def issue_client(ctx, name, serial):
     return chain, key
 
 
+@case("drop_serial_is_a_der_integer")
+def drop_serial_is_a_der_integer(ctx):
+    """A positive serial whose high bit is set has a leading 00 octet in DER
+    (0x96ED7BC9AB: 00:96:ED:7B:C9:AB). The audit line prints it so, and
+    `mtlsctl drop` reaches it in that form, OpenSSL's (96ED7BC9AB) and with
+    the issuer in either DN form. Twins: the negative serial with the same
+    digits is another serial (dropped 0, the connection lives), and bad
+    input is bad usage (exit 2). The dropped audit event, the drop's
+    printout and mtlsd's log all spell the serial like the audit line."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    leaf = certgen.issue_client(ctx, "high-bit", "/O=partner/CN=high-bit",
+                                uris=("spiffe://partner.example/prod/high-bit",), serial="0x96ED7BC9AB")
+    spelled = "00:96:ED:7B:C9:AB"
+    live = client_context(ctx, leaf).wrap_socket(
+        socket.create_connection(("127.0.0.1", mtlsd.port), timeout=30), server_hostname="localhost")
+    echo_once(live, b"high bit\n")
+    assert mtlsd.wait_audit(1).get("serial") == spelled, mtlsd.audit()
+
+    for bad in (("--serial", "zz"), ("--serial", ":96"), ("--serial", spelled, "--issuer", "XX=partner")):
+        r = mtlsctl(ctx, "drop", *bad)
+        assert r.returncode == 2, (bad, r.returncode, r.stdout + r.stderr)
+    r = mtlsctl(ctx, "drop", "--serial", "-96:ED:7B:C9:AB")
+    assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
+    r = mtlsctl(ctx, "drop", "--serial", "96ED7BC9AB", "--issuer", "CN=partner Root CA,O=partner")
+    assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
+    echo_once(live, b"still here\n")
+
+    r = mtlsctl(ctx, "drop", "--serial", "96ed7bc9ab", "--issuer", "/O=partner/CN=partner Issuing CA")
+    assert r.returncode == 0 and r.stdout.startswith("dropped 1 connection(s) of serial " + spelled), \
+        r.stdout + r.stderr
+    live.settimeout(30)
+    try:
+        assert live.recv(100) == b"", "the dropped connection still delivers data"
+    except (ssl.SSLError, OSError):
+        pass
+    dropped = wait_until("the drop in the audit log", lambda: mtlsd.audit_events("dropped"),
+                         alive=mtlsd.check_alive)
+    assert len(dropped) == 1 and dropped[0].get("serial") == spelled and \
+        dropped[0].get("issuer") == "CN=partner Issuing CA,O=partner", dropped
+    assert "drop serial %s issuer" % spelled in mtlsd.log(), mtlsd.log()[-2000:]
+    r = mtlsctl(ctx, "drop", "--serial", spelled)
+    assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
+
+
 @case("ticket_keys_shared_across_instances")
 def ticket_keys_shared_across_instances(ctx):
     """Two mtlsd reading one ticket-key file resume each other's sessions;
@@ -652,7 +698,7 @@ def certs_flags_ca_without_crl(ctx):
     keys = dict(admin_listen="127.0.0.1:%d" % admin, accounting="off", instance=instance)
     mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr, crl=crls_without_issuing(ctx)),
                                     ctx, **keys))
-    assert "no CRL for CA '/O=partner/CN=partner Issuing CA'" in mtlsd.log(), mtlsd.log()
+    assert "no CRL for CA 'CN=partner Issuing CA,O=partner'" in mtlsd.log(), mtlsd.log()
     r = mtlsctl(ctx, "certs")
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     flagged = [l for l in r.stdout.splitlines() if "NOCRL" in l]

@@ -144,6 +144,41 @@ class TestBadInput(PkiDirTest):
                              "spiffe://nopath"], "spiffe://trust.domain/path")
         self.assert_refused(["pki", "issue", "client", "../escape", "--dir", self.dir], "NAME")
 
+    def test_pki_badinput_spiffe_id_rules(self):
+        # The SPIFFE ID rules mtlsd applies (lib/spiffe_id.c), each named;
+        # nothing is written, so the name stays free: the twin with a valid
+        # ID is issued under it without --replace.
+        for uri, rule in (("spifee://acme.example/app", "the scheme is not 'spiffe'"),
+                          ("SPIFFE://acme.example/app", "'spiffe' in lower case"),
+                          ("spiffe://Acme.Example/app", "the trust domain must be lower case"),
+                          ("spiffe://acme.example/app/", "no trailing '/'"),
+                          ("spiffe://acme.example//app", "empty path segment"),
+                          ("spiffe://acme.example/a/../b", "'.' and '..'"),
+                          ("spiffe://acme.example/a%2Fb", "percent-encoding"),
+                          ("spiffe://acme.example:443/app", "no port"),
+                          ("spiffe://acme.example/app?x", "query")):
+            with self.subTest(uri=uri):
+                p = self.assert_refused(["pki", "issue", "client", "svid", "--dir", self.dir,
+                                         "--uri", uri], rule)
+                self.assertIn(f"'{uri}' is not a SPIFFE ID", p.stderr)
+        self.issue("client", "svid", "--uri", "spiffe://acme.example/app")
+        # Other schemes are not SPIFFE's business.
+        self.issue("client", "urn", "--uri", "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66")
+
+    def test_pki_badinput_failed_write_leaves_name_free(self):
+        # Writing the leaf fails after the key was written (chain.pem is a
+        # directory): cert.pem, which makes the name taken, is written
+        # last and the files of the failed run are removed, so the same
+        # name is issued again without --replace once the cause is gone.
+        blocker = os.path.join(self.dir, "issued", "blocked", "chain.pem")
+        os.makedirs(blocker)
+        p = ctl("pki", "issue", "client", "blocked", "--dir", self.dir)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn("the name is free to issue again", p.stderr)
+        self.assertEqual(os.listdir(os.path.dirname(blocker)), ["chain.pem"])
+        os.rmdir(blocker)
+        self.issue("client", "blocked")
+
     def test_pki_badinput_fixtures_refuse_foreign_dir(self):
         # pki fixtures empties its DIR on every run: never one it did not make.
         env = {"MTLS_FIXTURE_PASS": "fixture-passphrase"}

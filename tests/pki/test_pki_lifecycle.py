@@ -339,6 +339,31 @@ class TestP384Hierarchy(PkiDirTest):
 
 
 class TestCertCommands(PkiDirTest):
+    def test_pki_serial_one_spelling(self):
+        # One spelling, the DER INTEGER content octets (lib/cert_serial.h):
+        # pki issue, pki list, cert inspect and pki revoke print the same
+        # text, which keeps the leading zero of 0x096ED7 and the sign octet
+        # of the high-bit 0x96ED; any form OpenSSL or an operator types
+        # (no colons, lower case, leading zeros dropped or added) is read.
+        test = {"MTLSCTL_TEST": "1"}
+        for forced, spelled, typed in (("0x096ED7", "09:6E:D7", "96ed7"),
+                                       ("96:ED", "00:96:ED", "96ED"),
+                                       ("00:00:11:22", "11:22", "00:11:22")):
+            with self.subTest(serial=forced):
+                name = "spell-" + spelled.replace(":", "")
+                p = ctl("pki", "issue", "client", name, "--dir", self.dir, "--test-serial", forced,
+                        env=test)
+                self.assertEqual((p.returncode, p.stdout.strip()), (0, spelled), p.stderr)
+                cert = os.path.join(self.dir, "issued", name, "cert.pem")
+                got = openssl("x509", "-in", cert, "-noout", "-serial", check=True).stdout
+                self.assertEqual(int(got.strip().split("=", 1)[1], 16), int(spelled.replace(":", ""), 16))
+                listed = ctl("pki", "list", "--dir", self.dir).stdout
+                self.assertRegex(listed, rf"(?m) {spelled} +CN={name},O=acme$")
+                self.assertIn(f"serial         {spelled}\n", ctl("cert", "inspect", cert).stdout)
+                p = ctl("pki", "revoke", typed, "--reason", "superseded", "--dir", self.dir)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertTrue(p.stdout.startswith(f"revoked {spelled} (CN={name},O=acme)"), p.stdout)
+
     def test_cert_inspect_shows_fields(self):
         serial, out = self.issue("client", "insp", "--uri", "spiffe://acme.example/a/b",
                                  "--dns", "insp.acme.example")

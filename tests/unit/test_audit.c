@@ -80,6 +80,8 @@ static void test_audit_success_line_fields(void **state)
 
 	(void)state;
 	ev.leaf = load_fixture("client-ec/cert.pem");
+	ev.spiffe_id = "spiffe://partner.example/prod/app1";
+	ev.cn = "client-ec";
 	n = audit_format(&ev, line, sizeof(line));
 	assert_one_clean_line(line, n);
 	assert_true(strncmp(line, "{\"ts\":\"2026-11-27T05:40:01.123Z\",\"event\":\"handshake\","
@@ -92,8 +94,28 @@ static void test_audit_success_line_fields(void **state)
 	assert_non_null(strstr(line, "\"spiffe_id\":\"spiffe://partner.example/prod/app1\""));
 	assert_non_null(strstr(line, "\"sans\":[\"DNS:app1.partner.example\",\"URI:spiffe://partner.example/prod/app1\"]"));
 	assert_non_null(strstr(line, "\"not_after\":\"20"));
-	assert_non_null(strstr(line, "\"tls_version\":\"TLSv1.3\",\"cipher\":\"TLS_AES_128_GCM_SHA256\","
-				     "\"resumed\":false,\"duration_us\":912}\n"));
+	assert_non_null(strstr(line, "\"cn\":\"client-ec\",\"tls_version\":\"TLSv1.3\","
+				     "\"cipher\":\"TLS_AES_128_GCM_SHA256\",\"resumed\":false,\"duration_us\":912}\n"));
+	X509_free(ev.leaf);
+}
+
+/* Twin: the audit line names as the client only what the caller says the
+ * allow-list verified: a refused certificate's SPIFFE URI and CN are in
+ * "sans" and "subject", never in "spiffe_id" / "cn". */
+static void test_audit_identity_only_when_verified(void **state)
+{
+	struct audit_event ev = base_event();
+	char line[8192];
+	int n;
+
+	(void)state;
+	ev.leaf = load_fixture("client-ec/cert.pem");
+	ev.outcome = HS_POLICY_DENIED;
+	n = audit_format(&ev, line, sizeof(line));
+	assert_one_clean_line(line, n);
+	assert_null(strstr(line, "\"spiffe_id\""));
+	assert_null(strstr(line, "\"cn\""));
+	assert_non_null(strstr(line, "\"URI:spiffe://partner.example/prod/app1\""));
 	X509_free(ev.leaf);
 }
 
@@ -231,6 +253,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_audit_success_line_fields),
+		cmocka_unit_test(test_audit_identity_only_when_verified),
 		cmocka_unit_test(test_audit_failure_without_cert_omits_fields),
 		cmocka_unit_test(test_audit_hostile_fields_escaped),
 		cmocka_unit_test(test_audit_peer_formats),

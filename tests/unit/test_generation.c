@@ -299,7 +299,7 @@ static void test_generation_crl_naming_partner_ca_unsigned_refused(void **state)
 	assert_int_equal(PEM_write_X509_CRL(f, crl), 1);
 	fclose(f);
 	write_conf(HEAD PARTNER1 "crl = forged-issuing.crl.pem\n", fx());
-	expect_build_error(-EINVAL, 10, "crl ", "names CA '/O=partner/CN=partner Issuing CA' of partner "
+	expect_build_error(-EINVAL, 10, "crl ", "names CA 'CN=partner Issuing CA,O=partner' of partner "
 			   "'partner'");
 	assert_non_null(strstr(err, "not signed by its key"));
 	ASN1_TIME_free(now);

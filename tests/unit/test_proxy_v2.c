@@ -174,23 +174,35 @@ static void test_proxy_v2_app_type_range(void **state)
 	assert_int_equal(pp2_encode(&s.info, buf, sizeof(buf)), 16 + 12 + 5 + 14 + 83);
 }
 
-/* A certificate that does not fit a 16-bit TLV length is refused, one
- * that fits is sent whole as the 0x28 sub-TLV. */
+/* A certificate is sent whole as the 0x28 sub-TLV up to the protocol's
+ * limit (65535 bytes after the fixed 16), exactly; one byte more is
+ * -EMSGSIZE, not a truncated header. pp2_encoded_size() says the size
+ * either way, without writing. */
 static void test_proxy_v2_cert_length_limit(void **state)
 {
 	struct pp2_sample s;
 	size_t cap = 70000 + PP2_MAX_HEADER_NO_CERT;
 	uint8_t *der = calloc(1, 70000), *buf = malloc(cap);
-	int small;
+	const size_t fixed = 16 + 36 + 3 + 47 + 3; /* v6 sample: addresses, SSL TLV, 0x28 header */
+	int n;
 
 	(void)state;
 	pp2_sample_v6(&s);
 	s.info.cert_der = der;
 	s.info.cert_der_len = 70000;
-	assert_int_equal(pp2_encode(&s.info, buf, cap), -EINVAL);
+	assert_int_equal(pp2_encode(&s.info, buf, cap), -EMSGSIZE);
+	assert_int_equal(pp2_encoded_size(&s.info), fixed + 70000);
 	s.info.cert_der_len = 1000;
-	small = pp2_encode(&s.info, buf, cap);
-	assert_int_equal(small, 16 + 36 + 3 + 47 + 3 + 1000);
+	n = pp2_encode(&s.info, buf, cap);
+	assert_int_equal(n, fixed + 1000);
+	assert_int_equal(pp2_encoded_size(&s.info), (size_t)n);
+	s.info.cert_der_len = PP2_MAX_HEADER - fixed;
+	n = pp2_encode(&s.info, buf, cap);
+	assert_int_equal(n, PP2_MAX_HEADER);
+	assert_int_equal(buf[14] << 8 | buf[15], 65535);
+	s.info.cert_der_len++;
+	assert_int_equal(pp2_encode(&s.info, buf, cap), -EMSGSIZE);
+	assert_int_equal(pp2_encoded_size(&s.info), PP2_MAX_HEADER + 1);
 	free(der);
 	free(buf);
 }

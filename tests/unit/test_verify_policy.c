@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "made_cert.h"
 #include "verify.h"
 
 static X509 *load_leaf(const char *name)
@@ -130,6 +131,11 @@ static void test_verify_policy_compile_rejects_bad_patterns(void **state)
 		{ 1, "spiffe://*/prod", false }, { 1, "spiffe://td/prod/**/x", false },
 		{ 1, "spiffe://td/prod/a**", false }, { 1, "spiffe://td/prod/*?x", false },
 		{ 1, "*", false }, { 1, "spiffe://td//*", false }, { 1, "", false },
+		/* SPIFFE ID rules (lib/spiffe_id.c), exact patterns too */
+		{ 1, "spiffe://td/prod/app1", true }, { 1, "spiffe://Td/prod/*", false },
+		{ 1, "SPIFFE://td/prod/*", false }, { 1, "spifee://td/prod/*", false },
+		{ 1, "spiffe://td/prod/", false }, { 1, "spiffe://td/a%2Fb", false },
+		{ 1, "spiffe://td:443/prod/*", false }, { 1, "spiffe://td/./x", false },
 		{ 2, "client-*", true }, { 2, "", false }, { 2, "a\001", false },
 	};
 	static const char *const keys[] = { "allow_dns", "allow_uri", "allow_cn" };
@@ -187,17 +193,184 @@ static void test_verify_policy_policy_check_cn_and_key(void **state)
 
 	(void)state;
 	assert_int_equal(partner_policy_compile(&cp, &pol, err, sizeof(err)), 0);
-	assert_int_equal(verify_policy_check(&pol, leaf, detail, sizeof(detail)), HS_OK);
+	assert_int_equal(verify_policy_check(&pol, leaf, NULL, detail, sizeof(detail)), HS_OK);
 	pol.min_ec_bits = 384;
-	assert_int_equal(verify_policy_check(&pol, leaf, detail, sizeof(detail)), HS_WEAK_KEY);
+	assert_int_equal(verify_policy_check(&pol, leaf, NULL, detail, sizeof(detail)), HS_WEAK_KEY);
 	assert_non_null(strstr(detail, "256"));
 	partner_policy_free(&pol);
 
 	cp.allow_cn = (struct cfg_strlist){ .v = cn_bad, .n = 1 };
 	assert_int_equal(partner_policy_compile(&cp, &pol, err, sizeof(err)), 0);
-	assert_int_equal(verify_policy_check(&pol, leaf, detail, sizeof(detail)), HS_POLICY_DENIED);
+	assert_int_equal(verify_policy_check(&pol, leaf, NULL, detail, sizeof(detail)), HS_POLICY_DENIED);
 	partner_policy_free(&pol);
 	X509_free(leaf);
+}
+
+/* ---- which names are the client (verify_identity.c) ------------------ */
+
+/* The issue's certificate: two CNs, two SPIFFE IDs, one of them allowed. */
+static const char *const acme_two_cns[] = { "O", "Acme", "CN", "admin", "CN", "svc-1", NULL };
+static const char *const acme_one_cn[] = { "O", "Acme", "CN", "svc-1", NULL };
+#define ACME_TWO_URIS "URI:spiffe://acme.example/admin,URI:spiffe://acme.example/prod/app1"
+#define ACME_ONE_URI "URI:spiffe://acme.example/prod/app1"
+
+static enum hs_outcome check_with(X509 *leaf, char **allow_uri, size_t n_uri, char **allow_cn,
+				  size_t n_cn, enum multiple_identities multi,
+				  struct verified_identity *id, char *detail, size_t len)
+{
+	struct cfg_partner cp = { .name = "acme", .multiple_identities = multi,
+				  .allow_uri = { .v = allow_uri, .n = n_uri },
+				  .allow_cn = { .v = allow_cn, .n = n_cn } };
+	struct partner_policy pol;
+	char err[256];
+	enum hs_outcome o;
+
+	assert_int_equal(partner_policy_compile(&cp, &pol, err, sizeof(err)), 0);
+	o = verify_policy_check(&pol, leaf, id, detail, len);
+	partner_policy_free(&pol);
+	return o;
+}
+
+static char *acme_prod[] = { "spiffe://acme.example/prod/*" };
+
+static void test_verify_policy_two_spiffe_ids_refused(void **state)
+{
+	X509 *leaf = made_cert_new(acme_one_cn, ACME_TWO_URIS, NULL);
+	struct verified_identity id = { NULL, NULL };
+	char detail[256];
+
+	(void)state;
+	assert_int_equal(check_with(leaf, acme_prod, 1, NULL, 0, MULTIPLE_IDENTITIES_REFUSE, &id,
+				    detail, sizeof(detail)), HS_POLICY_DENIED);
+	assert_non_null(strstr(detail, "2 SPIFFE IDs"));
+	assert_non_null(strstr(detail, "multiple_identities = refuse"));
+	assert_null(id.spiffe_id);
+	assert_null(id.cn);
+	X509_free(leaf);
+}
+
+static void test_verify_policy_two_cns_refused(void **state)
+{
+	X509 *leaf = made_cert_new(acme_two_cns, ACME_ONE_URI, NULL);
+	struct verified_identity id = { NULL, NULL };
+	char detail[256];
+
+	(void)state;
+	assert_int_equal(check_with(leaf, acme_prod, 1, NULL, 0, MULTIPLE_IDENTITIES_REFUSE, &id,
+				    detail, sizeof(detail)), HS_POLICY_DENIED);
+	assert_non_null(strstr(detail, "2 CNs"));
+	assert_non_null(strstr(detail, "multiple_identities = refuse"));
+	assert_null(id.spiffe_id);
+	X509_free(leaf);
+}
+
+/* The twin: one URI, one CN passes and names exactly those. */
+static void test_verify_policy_single_identity_reported(void **state)
+{
+	X509 *leaf = made_cert_new(acme_one_cn, ACME_ONE_URI, NULL);
+	struct verified_identity id = { NULL, NULL };
+	char detail[256];
+
+	(void)state;
+	assert_int_equal(check_with(leaf, acme_prod, 1, NULL, 0, MULTIPLE_IDENTITIES_REFUSE, &id,
+				    detail, sizeof(detail)), HS_OK);
+	assert_string_equal(id.spiffe_id, "spiffe://acme.example/prod/app1");
+	assert_string_equal(id.cn, "svc-1");
+	verified_identity_clear(&id);
+	X509_free(leaf);
+}
+
+/* multiple_identities = allow: the backend is told the names that matched,
+ * not the first ones; a kind with several values and no pattern of its own
+ * is not reported at all. */
+static void test_verify_policy_relaxed_reports_matched(void **state)
+{
+	X509 *leaf = made_cert_new(acme_two_cns, ACME_TWO_URIS, NULL);
+	struct verified_identity id = { NULL, NULL };
+	char *svc[] = { "svc-*" };
+	char detail[256];
+
+	(void)state;
+	assert_int_equal(check_with(leaf, acme_prod, 1, NULL, 0, MULTIPLE_IDENTITIES_ALLOW, &id,
+				    detail, sizeof(detail)), HS_OK);
+	assert_string_equal(id.spiffe_id, "spiffe://acme.example/prod/app1");
+	assert_null(id.cn); /* admin or svc-1? nothing chose: neither */
+	assert_int_equal(check_with(leaf, acme_prod, 1, svc, 1, MULTIPLE_IDENTITIES_ALLOW, &id,
+				    detail, sizeof(detail)), HS_OK);
+	assert_string_equal(id.spiffe_id, "spiffe://acme.example/prod/app1");
+	assert_string_equal(id.cn, "svc-1");
+	verified_identity_clear(&id);
+	X509_free(leaf);
+}
+
+/* Admitted through allow_cn while its SPIFFE ID fails allow_uri: the
+ * SPIFFE ID the allow-list refused is not reported; the CN is. */
+static void test_verify_policy_refused_kind_not_reported(void **state)
+{
+	static const char *const subject[] = { "CN", "client-a", NULL };
+	X509 *leaf = made_cert_new(subject, "URI:spiffe://acme.example/dev/app9", NULL);
+	struct verified_identity id = { NULL, NULL };
+	char *cn[] = { "client-*" };
+	char detail[256];
+
+	(void)state;
+	assert_int_equal(check_with(leaf, acme_prod, 1, cn, 1, MULTIPLE_IDENTITIES_REFUSE, &id,
+				    detail, sizeof(detail)), HS_OK);
+	assert_null(id.spiffe_id);
+	assert_string_equal(id.cn, "client-a");
+	verified_identity_clear(&id);
+	/* Twin: without allow_cn the same certificate is refused. */
+	assert_int_equal(check_with(leaf, acme_prod, 1, NULL, 0, MULTIPLE_IDENTITIES_REFUSE, &id,
+				    detail, sizeof(detail)), HS_POLICY_DENIED);
+	X509_free(leaf);
+}
+
+/* A spiffe URI that is not a SPIFFE ID never matches, and the refusal says
+ * which rule it breaks. */
+static void test_verify_policy_invalid_spiffe_id_never_matches(void **state)
+{
+	X509 *bad = made_cert_new(acme_one_cn, "URI:spiffe://Acme.Example/prod/app1", NULL);
+	struct verified_identity id = { NULL, NULL };
+	char *any_case[] = { "spiffe://acme.example/prod/*" };
+	char detail[256];
+
+	(void)state;
+	assert_int_equal(check_with(bad, any_case, 1, NULL, 0, MULTIPLE_IDENTITIES_REFUSE, &id,
+				    detail, sizeof(detail)), HS_POLICY_DENIED);
+	assert_non_null(strstr(detail, "is not a SPIFFE ID: the trust domain must be lower case"));
+	X509_free(bad);
+}
+
+/* RFC 5280 serials: zero and negative refused (their text would collide
+ * with a positive serial's), a positive one whose DER has a leading zero
+ * octet passes. */
+static void test_verify_policy_serial_rules(void **state)
+{
+	static const struct { const char *serial; enum hs_outcome o; const char *why; } rows[] = {
+		{ "0", HS_POLICY_DENIED, "serial number is zero (DER 00)" },
+		{ "-2003", HS_POLICY_DENIED, "serial number is negative (DER DF:FD)" },
+		{ "-1", HS_POLICY_DENIED, "serial number is negative (DER FF)" },
+		{ "2003", HS_OK, "ok" },
+		{ "96ED7BC9", HS_OK, "ok" },
+		{ "7F" "00112233445566778899AABBCCDDEEFF001122", HS_OK, "ok" },          /* 20 octets */
+		{ "80" "00112233445566778899AABBCCDDEEFF001122", HS_POLICY_DENIED,     /* 21 in DER */
+		  "longer than 20 octets" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		X509 *leaf = made_cert_new(acme_one_cn, ACME_ONE_URI, rows[i].serial);
+		struct verified_identity id = { NULL, NULL };
+		char detail[256];
+		enum hs_outcome o = check_with(leaf, acme_prod, 1, NULL, 0, MULTIPLE_IDENTITIES_REFUSE,
+					       &id, detail, sizeof(detail));
+
+		if (o != rows[i].o || !strstr(detail, rows[i].why))
+			fail_msg("serial %s: %s '%s', expected %s '%s'", rows[i].serial, hs_outcome_name(o),
+				 detail, hs_outcome_name(rows[i].o), rows[i].why);
+		verified_identity_clear(&id);
+		X509_free(leaf);
+	}
 }
 
 static void test_verify_policy_outcome_map(void **state)
@@ -237,6 +410,13 @@ int main(void)
 		cmocka_unit_test(test_verify_policy_compile_rejects_bad_patterns),
 		cmocka_unit_test(test_verify_policy_no_allow_keys_means_any),
 		cmocka_unit_test(test_verify_policy_policy_check_cn_and_key),
+		cmocka_unit_test(test_verify_policy_two_spiffe_ids_refused),
+		cmocka_unit_test(test_verify_policy_two_cns_refused),
+		cmocka_unit_test(test_verify_policy_single_identity_reported),
+		cmocka_unit_test(test_verify_policy_relaxed_reports_matched),
+		cmocka_unit_test(test_verify_policy_refused_kind_not_reported),
+		cmocka_unit_test(test_verify_policy_invalid_spiffe_id_never_matches),
+		cmocka_unit_test(test_verify_policy_serial_rules),
 		cmocka_unit_test(test_verify_policy_outcome_map),
 	};
 
