@@ -415,6 +415,18 @@ int main(int argc, char **argv)
 	int rc;
 
 	log_set_ident("mtlsd");
+	/* Signals are read from a signalfd by this thread only: block them
+	 * before any thread exists so every thread inherits the mask. That
+	 * includes threads a library starts while the keys are loaded (a
+	 * PKCS#11 module through p11-kit): one that left SIGHUP unblocked
+	 * would take the signal and its default action would end mtlsd. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	config_init(&cfg);
 	rc = parse_cli(argc, argv, &cfg, &cli);
 	if (rc != 0) {
@@ -459,15 +471,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	/* Signals are read from a signalfd by this thread only: block them
-	 * before any worker exists so every thread inherits the mask. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	engine.done_fd = eventfd(0, EFD_CLOEXEC);
 	if (sfd < 0 || engine.done_fd < 0 || sem_init(&engine.started, 0, 0) < 0) {

@@ -8,14 +8,36 @@
  *
  * Why raw capset(2) rather than libcap: three words of state and two
  * syscalls; the failure modes are easier to explain to an operator
- * (docs/service.md) than a library's. Capabilities are per thread, which is
- * why the drop refuses to run once a second thread exists.
+ * (docs/service.md) than a library's.
+ *
+ * Threads a library started before the drop. Credentials belong to a
+ * thread, and loading a key can start one: libp11 without MODULE_PATH loads
+ * p11-kit's proxy, which loads every registered module, and OpenSC's starts
+ * a GLib main-loop thread that blocks every signal. No library reaches such
+ * a thread (libcap's psx only knows threads created through its
+ * pthread_create wrapper, and a signal of our own would stay blocked), but
+ * three kernel and glibc mechanisms do, and the drop is built on them:
+ *   - glibc applies setgroups/setresgid/setresuid to every thread (its
+ *     setxid broadcast uses an internal signal no thread can block);
+ *   - the kernel clears the permitted, effective and ambient capabilities
+ *     of every thread whose uids all leave 0, unless that thread set
+ *     PR_SET_KEEPCAPS (only this one does, to keep keep_capabilities);
+ *   - seccomp's TSYNC copies this thread's no_new_privs to every thread
+ *     (an allow-everything filter installed for that alone, and only when a
+ *     thread lacks it: under the unit's NoNewPrivileges= none does).
+ * Then every thread in /proc/self/task is read back; one that still holds
+ * more than keep_capabilities, another uid or no no_new_privs stops the
+ * start, named. Without user = there is no uid change, so a library's
+ * thread would keep every capability: that is refused, naming the thread.
  */
 #include "service.h"
 
 #include <dirent.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -183,19 +205,6 @@ int service_resolve_identity(const struct mtlsd_config *cfg, struct service_iden
 
 /* ---- becoming it ------------------------------------------------------ */
 
-static int count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-
-	ENSURE(d != NULL, errno);
-	for (struct dirent *e; (e = readdir(d));)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 static int cap_get(uint64_t *permitted)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -271,6 +280,178 @@ static int trim_caps(uint64_t keep, char *err, size_t errlen)
 	return rc;
 }
 
+/* ---- every thread ------------------------------------------------------ */
+
+/* What /proc/self/task/TID/status says about one thread. */
+struct thread_creds {
+	int tid;
+	char comm[32];
+	unsigned uid[4], gid[4];
+	uint64_t cap_prm, cap_eff, cap_amb;
+	int no_new_privs; /* -1: the kernel does not say */
+};
+
+/* -ENOENT when the thread has exited since the directory was read. */
+static int read_thread(int tid, struct thread_creds *t)
+{
+	char path[64], line[256];
+	unsigned seen = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	t->no_new_privs = -1;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (fgets(t->comm, sizeof(t->comm), f))
+			t->comm[strcspn(t->comm, "\n")] = '\0';
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %u %u %u %u", &t->uid[0], &t->uid[1], &t->uid[2], &t->uid[3]) == 4)
+			seen |= 1;
+		else if (sscanf(line, "Gid: %u %u %u %u", &t->gid[0], &t->gid[1], &t->gid[2], &t->gid[3]) == 4)
+			seen |= 2;
+		else if (sscanf(line, "CapPrm: %" SCNx64, &t->cap_prm) == 1)
+			seen |= 4;
+		else if (sscanf(line, "CapEff: %" SCNx64, &t->cap_eff) == 1)
+			seen |= 8;
+		else if (sscanf(line, "CapAmb: %" SCNx64, &t->cap_amb) != 1)
+			(void)sscanf(line, "NoNewPrivs: %d", &t->no_new_privs);
+	}
+	fclose(f);
+	return seen == 15 ? 0 : -EIO;
+}
+
+/*
+ * Call fn for every thread of the process (this one included) until it
+ * returns non-zero, which is returned. Threads that exit meanwhile are
+ * skipped. *n counts the threads read.
+ */
+static int for_each_thread(int (*fn)(const struct thread_creds *t, void *arg), void *arg, int *n)
+{
+	struct thread_creds t;
+	int rc = 0;
+	DIR *d = opendir("/proc/self/task");
+
+	ENSURE(d != NULL, errno);
+	*n = 0;
+	for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		int r = read_thread(atoi(e->d_name), &t);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0) {
+			rc = r;
+			break;
+		}
+		(*n)++;
+		rc = fn(&t, arg);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int lacks_no_new_privs(const struct thread_creds *t, void *arg)
+{
+	(void)arg;
+	return t->no_new_privs == 0;
+}
+
+/*
+ * Give every thread this thread's no_new_privs. The kernel does it when a
+ * seccomp filter is installed with TSYNC; the filter allows everything, so
+ * that is its only effect.
+ */
+static int sync_no_new_privs(char *err, size_t errlen)
+{
+	struct sock_filter allow[] = { BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW) };
+	struct sock_fprog prog = { .len = ARRAY_SIZE(allow), .filter = allow };
+	int n;
+
+	if (for_each_thread(lacks_no_new_privs, NULL, &n) == 0)
+		return 0;
+	long rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+	if (rc == 0)
+		return 0;
+	if (rc > 0) {
+		snprintf(err, errlen, "cannot give thread %ld no_new_privs: it has a seccomp filter of its "
+			 "own (seccomp TSYNC refused)", rc);
+		return -EPERM;
+	}
+	int e = errno;
+	snprintf(err, errlen, "cannot give the threads a library started no_new_privs (seccomp TSYNC: "
+		 "%s); start mtlsd with it already set (systemd: NoNewPrivileges=yes, as the shipped unit "
+		 "does)", strerror(e));
+	return -e;
+}
+
+struct thread_check {
+	const struct service_identity *id;
+	bool ids_changed;
+	char *err;
+	size_t errlen;
+};
+
+static int check_thread(const struct thread_creds *t, void *arg)
+{
+	const struct thread_check *c = arg;
+	uint64_t extra = (t->cap_prm | t->cap_eff | t->cap_amb) & ~c->id->keep_caps;
+	char names[512];
+
+	for (int i = 0; c->ids_changed && i < 4; i++) {
+		if (t->uid[i] != c->id->uid || t->gid[i] != c->id->gid) {
+			snprintf(c->err, c->errlen, "the privilege drop did not reach thread %d (%s): it "
+				 "still runs as uid %u gid %u", t->tid, t->comm, t->uid[i], t->gid[i]);
+			return -EPERM;
+		}
+	}
+	if (extra || t->cap_amb) {
+		uint64_t held = extra | t->cap_amb;
+		/* A few by name; the whole set as the mask /proc shows. */
+		if (__builtin_popcountll(held) <= 4)
+			caps_text(held, names, sizeof(names));
+		else
+			snprintf(names, sizeof(names), "%d capabilities (mask %016" PRIx64 ")",
+				 __builtin_popcountll(held), held);
+		if (c->ids_changed)
+			snprintf(c->err, c->errlen, "the privilege drop did not reach thread %d (%s): it "
+				 "still holds %s", t->tid, t->comm, names);
+		else
+			snprintf(c->err, c->errlen, "thread %d (%s), started by a library before the "
+				 "privilege drop (loading the key, e.g. a PKCS#11 module through p11-kit), "
+				 "keeps %s: capabilities belong to a thread, and only the switch to another "
+				 "user reaches every thread; set user = (e.g. user = mtlsd) in [mtlsd], or "
+				 "load the module directly (engine_ctrl = MODULE_PATH:/path/to/module.so)",
+				 t->tid, t->comm, names);
+		return -EPERM;
+	}
+	if (t->no_new_privs == 0) {
+		snprintf(c->err, c->errlen, "the privilege drop did not reach thread %d (%s): "
+			 "no_new_privs is not set", t->tid, t->comm);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Read every thread back: the drop holds for all of them or mtlsd stops. */
+static int verify_threads(const struct service_identity *id, bool ids_changed, int *n,
+			  char *err, size_t errlen)
+{
+	struct thread_check c = { .id = id, .ids_changed = ids_changed, .err = err, .errlen = errlen };
+	int rc = for_each_thread(check_thread, &c, n);
+
+	if (rc < 0 && rc != -EPERM)
+		snprintf(err, errlen, "cannot read the threads' credentials in /proc/self/task: %s",
+			 strerror(-rc));
+	return rc;
+}
+
 int service_apply_identity(const struct service_identity *id, bool apply_ids, char *err, size_t errlen)
 {
 	bool change = apply_ids && (id->uid != geteuid() || id->gid != getegid());
@@ -286,25 +467,21 @@ int service_apply_identity(const struct service_identity *id, bool apply_ids, ch
 		snprintf(err, errlen, "cannot lock the process down (prctl): %s", strerror(e));
 		return -e;
 	}
+	GUARD(sync_no_new_privs(err, errlen));
 	/* As OpenSSH does: prove the way back is closed. */
 	if (change && !(id->keep_caps & (UINT64_C(1) << CAP_SETUID)) && setuid(0) == 0) {
 		snprintf(err, errlen, "the privilege drop did not hold: setuid(0) succeeded");
 		return -EPERM;
 	}
-	return 0;
+	int threads;
+	return verify_threads(id, apply_ids, &threads, err, errlen);
 }
 
 int service_drop_privileges(const struct mtlsd_config *cfg, char *err, size_t errlen)
 {
 	struct service_identity id;
 	char names[512];
-	int threads = count_threads();
 
-	if (threads != 1) {
-		snprintf(err, errlen, "privilege drop with %d threads running: capabilities are per "
-			 "thread, so drop before starting workers", threads);
-		return threads < 0 ? threads : -EBUSY;
-	}
 	GUARD(service_resolve_identity(cfg, &id, err, errlen));
 	/* The manager's socket may be closed to the new user: connect now. */
 	const char *notify = getenv("NOTIFY_SOCKET");

@@ -71,17 +71,21 @@ int service_resolve_identity(const struct mtlsd_config *cfg, struct service_iden
  * dump or in another process of the same user through ptrace.
  *
  * Without cfg->user only the last two happen (and a warning when running as
- * root). Must run before any other thread exists: capabilities belong to a
- * thread, so a worker started earlier would keep the full set; -EBUSY if
- * the process has more than one thread. Also opens the notify socket first,
- * so notifications still reach a manager socket the new user could not
- * open. 0 on success; otherwise err says what failed and what to do.
+ * root). Call it before starting mtlsd's own threads (they then inherit the
+ * dropped state); threads a library started while keys were loaded are
+ * reached too (service.c says how), and every thread is read back after:
+ * -EPERM, naming the thread, if one still holds more than keep_caps, runs
+ * as another uid or lacks no_new_privs (without cfg->user a library's
+ * thread keeps its capabilities, so that is refused). Also opens the notify
+ * socket first, so notifications still reach a manager socket the new user
+ * could not open. 0 on success; otherwise err says what failed and what to do.
  */
 int service_drop_privileges(const struct mtlsd_config *cfg, char *err, size_t errlen) MUST_CHECK;
 
 /*
  * The same with a resolved identity, for tests: apply_ids false keeps the
- * current uid/gid and only trims capabilities and sets the prctls.
+ * current uid/gid and only trims capabilities, sets the prctls and checks
+ * every thread.
  */
 int service_apply_identity(const struct service_identity *id, bool apply_ids,
 			   char *err, size_t errlen) MUST_CHECK;

@@ -295,6 +295,141 @@ def hsm_unknown_engine_refused(ctx):
     assert_refused(rc, out, "engine = nosuchengine", "no such engine")
 
 
+# ---- the Debian way: no MODULE_PATH, p11-kit's registry of modules --------
+#
+# Without MODULE_PATH libp11 loads p11-kit-proxy.so, which loads every module
+# registered in p11-kit's configuration directories (/etc/pkcs11/modules,
+# /usr/share/p11-kit/modules; p11-kit ignores the user's for root). Debian's
+# packages register theirs there, OpenSC's among them, and OpenSC's module
+# starts a GLib thread when it is loaded: before mtlsd drops its privileges.
+# The tests register SoftHSM in a module directory of their own, mounted over
+# /usr/share/p11-kit/modules in a mount namespace only this mtlsd sees
+# (unshare -m): nothing on the host changes, and nothing is left behind.
+
+P11KIT_SYSTEM_MODULES = "/usr/share/p11-kit/modules"
+
+
+def p11kit_registry(ctx, token, register_softhsm=True):
+    """A p11-kit module directory: the system's registrations (OpenSC's,
+    whose thread is the point) with SoftHSM registered by this test or not
+    at all. Returns (directory, whether a module that starts a thread is in
+    it)."""
+    if not shutil.which("unshare") or not os.path.isdir(P11KIT_SYSTEM_MODULES):
+        raise harness.Skip("needs unshare (util-linux) and p11-kit's %s" % P11KIT_SYSTEM_MODULES)
+    if os.geteuid() != 0:
+        raise harness.Skip("needs root for a private mount namespace")
+    d = os.path.join(ctx.dir, "p11-kit-modules")
+    os.mkdir(d)
+    threads = False
+    for name in sorted(os.listdir(P11KIT_SYSTEM_MODULES)):
+        if name.startswith("softhsm"):
+            continue  # Debian's own registration of SoftHSM: the test makes its own
+        shutil.copy(os.path.join(P11KIT_SYSTEM_MODULES, name), d)
+        threads = threads or name.startswith("opensc")
+    if register_softhsm:
+        with open(os.path.join(d, "mtlsd-test-softhsm.module"), "w") as f:
+            f.write("# SoftHSM, registered by tests/hsm for this test only\nmodule: %s\n" % token.module)
+    return d, threads
+
+
+def in_registry(registry, argv):
+    """argv run in a mount namespace of its own where p11-kit's module
+    directory is registry. exec keeps the pid: it is mtlsd's."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+            'mount --bind "$0" %s && exec "$@"' % P11KIT_SYSTEM_MODULES, registry] + list(argv)
+
+
+class MtlsdInRegistry(Mtlsd):
+    def __init__(self, ctx, config, registry, **kw):
+        self.registry = registry
+        super().__init__(ctx, config, **kw)
+
+    def argv(self, port):
+        return in_registry(self.registry, super().argv(port))
+
+
+def p11kit_config(ctx, token, backend_addr, user="nobody"):
+    """Debian's defaults: engine = pkcs11 and no MODULE_PATH."""
+    c = hsm_config(ctx, token, backend_addr, engine_ctrl=None)
+    if user:
+        c.sections[0][1].append(("user", user))
+    return c
+
+
+def thread_credentials(pid):
+    """{tid: (comm, status fields)} for every thread of pid."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        fields = dict(l.split(":", 1) for l in harness.read_text(base + "status").splitlines() if ":" in l)
+        out[int(tid)] = (harness.read_text(base + "comm").strip(), {k: v.strip() for k, v in fields.items()})
+    return out
+
+
+@case("hsm_p11kit_proxy_key_every_thread_dropped")
+def hsm_p11kit_proxy_key_every_thread_dropped(ctx):
+    """The key in a SoftHSM token found through p11-kit's proxy (no
+    MODULE_PATH), user = nobody: mtlsd starts, serves with the token's key,
+    and every one of its threads (the library's included) runs as nobody
+    with no capability and no_new_privs, as the kernel shows them."""
+    token = Token(ctx)
+    registry, threads_expected = p11kit_registry(ctx, token)
+    os.chmod(ctx.dir, 0o755)  # nobody signs with the token's objects after the drop
+    for root, dirs, files in os.walk(os.path.join(ctx.dir, "tokens")):
+        for n in dirs + files:
+            os.chown(os.path.join(root, n), 65534, 65534)
+    backend = ctx.backend()
+    mtlsd = MtlsdInRegistry(ctx, p11kit_config(ctx, token, backend.addr), registry)
+    served_by_token(ctx, mtlsd, backend)
+    creds = thread_credentials(mtlsd.proc.proc.pid)
+    for tid, (comm, f) in sorted(creds.items()):
+        what = "thread %d (%s): %r" % (tid, comm, f)
+        assert f["Uid"].split() == ["65534"] * 4, what
+        assert f["Gid"].split() == ["65534"] * 4, what
+        assert int(f["CapEff"], 16) == 0 and int(f["CapPrm"], 16) == 0, what
+        assert int(f["CapAmb"], 16) == 0 and f["NoNewPrivs"] == "1", what
+    library = sorted(comm for comm, _ in creds.values()
+                     if comm != "mtlsd" and not comm.startswith("iou-"))  # io_uring's own workers
+    print("threads: %d, started by a library: %s" % (len(creds), ", ".join(library) or "none"))
+    if threads_expected:
+        assert library, ("OpenSC's module is registered but no library thread runs: the test "
+                         "no longer shows the drop reaching one (%r)" % creds)
+
+
+@case("hsm_p11kit_module_not_registered_refused")
+def hsm_p11kit_module_not_registered_refused(ctx):
+    """The twin: the same token, but SoftHSM not registered with p11-kit:
+    the proxy does not see the token, and mtlsd says what to check."""
+    token = Token(ctx)
+    registry, _ = p11kit_registry(ctx, token, register_softhsm=False)
+    path = ctx.write("mtlsd.conf", p11kit_config(ctx, token, "127.0.0.1:9").render())
+    argv = in_registry(registry, [ctx.mtlsd_bin, "--config", path, "--listen",
+                                  "127.0.0.1:%d" % free_port()])
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert_refused(r.returncode, out, "token=mtlsd", "found no private key", "token label")
+
+
+@case("hsm_p11kit_library_thread_without_user_refused")
+def hsm_p11kit_library_thread_without_user_refused(ctx):
+    """The other twin: without user = nothing changes the uids, so nothing
+    can take the capabilities of the thread OpenSC's module started. mtlsd
+    refuses to run with it, naming the thread and both ways out."""
+    token = Token(ctx)
+    registry, threads_expected = p11kit_registry(ctx, token)
+    if not threads_expected:
+        raise harness.Skip("OpenSC's PKCS#11 module (the one that starts a thread) is not "
+                           "registered with p11-kit here")
+    path = ctx.write("mtlsd.conf", p11kit_config(ctx, token, "127.0.0.1:9", user=None).render())
+    argv = in_registry(registry, [ctx.mtlsd_bin, "--config", path, "--listen",
+                                  "127.0.0.1:%d" % free_port()])
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    out = (r.stdout + r.stderr).decode(errors="replace")
+    assert_refused(r.returncode, out, "started by a library before the privilege drop",
+                   "set user =", "MODULE_PATH")
+    assert re.search(r"thread \d+ \((gmain|gdbus)\)", out), out
+
+
 # ---- mtlsctl doctor sees the engine and the token key ----------------------
 
 def doctor(ctx, config):

@@ -17,6 +17,7 @@
 #include <linux/capability.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -319,33 +320,139 @@ static void test_service_drop_privileges(void **state)
 	assert_int_equal(run_child(drop_to_nobody), 0);
 }
 
-static void *idle_thread(void *arg)
+/*
+ * A thread as OpenSC's PKCS#11 module starts one through GLib when p11-kit
+ * loads it: before the drop, with every signal blocked. It reports its
+ * tid and then waits.
+ */
+static pid_t library_tid;
+static pthread_mutex_t tid_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tid_cond = PTHREAD_COND_INITIALIZER;
+
+static void *library_thread(void *arg)
 {
-	pause();
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&tid_lock);
+	library_tid = gettid();
+	pthread_cond_signal(&tid_cond);
+	pthread_mutex_unlock(&tid_lock);
+	for (;;)
+		pause();
 	return arg;
 }
 
-static int drop_with_a_thread(void)
+static int start_library_thread(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, library_thread, NULL) != 0)
+		return -1;
+	pthread_mutex_lock(&tid_lock);
+	while (library_tid == 0)
+		pthread_cond_wait(&tid_cond, &tid_lock);
+	pthread_mutex_unlock(&tid_lock);
+	return 0;
+}
+
+/* "Name:\tvalue" of /proc/self/task/TID/status. */
+static void task_status(pid_t tid, const char *key, char *out, size_t len)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	FILE *f = fopen(path, "re");
+	out[0] = '\0';
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+			snprintf(out, len, "%s", line + klen + 1 + strspn(line + klen + 1, " \t"));
+			out[strcspn(out, "\n")] = '\0';
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* The drop reaches a thread started before it that blocks every signal:
+ * its uids, capabilities (none: only this thread keeps keep_caps) and
+ * no_new_privs, as the kernel shows them. */
+static int drop_with_a_library_thread(void)
 {
 	struct mtlsd_config cfg;
-	pthread_t t;
-	char err[512];
+	char err[512], v[128];
 
 	config_init(&cfg);
 	cfg.user = strdup("65534");
 	cfg.group = strdup("65534");
-	if (pthread_create(&t, NULL, idle_thread, NULL) != 0)
+	cfg.keep_caps = UINT64_C(1) << CAP_NET_BIND_SERVICE;
+	if (start_library_thread() < 0)
 		return 10;
-	if (service_drop_privileges(&cfg, err, sizeof(err)) != -EBUSY || !strstr(err, "2 threads"))
-		return 11;
-	return getuid() == 0 ? 0 : 12; /* nothing changed */
+	task_status(library_tid, "CapEff", v, sizeof(v));
+	if (strcmp(v, "0000000000000000") == 0)
+		return 11; /* nothing to drop: the test would prove nothing */
+	if (service_drop_privileges(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "drop: %s\n", err);
+		return 12;
+	}
+	task_status(library_tid, "Uid", v, sizeof(v));
+	if (strcmp(v, "65534\t65534\t65534\t65534") != 0)
+		return 13;
+	task_status(library_tid, "Gid", v, sizeof(v));
+	if (strcmp(v, "65534\t65534\t65534\t65534") != 0)
+		return 14;
+	task_status(library_tid, "CapEff", v, sizeof(v));
+	if (strcmp(v, "0000000000000000") != 0)
+		return 15;
+	task_status(library_tid, "CapPrm", v, sizeof(v));
+	if (strcmp(v, "0000000000000000") != 0)
+		return 16;
+	task_status(library_tid, "NoNewPrivs", v, sizeof(v));
+	if (strcmp(v, "1") != 0)
+		return 17;
+	task_status(gettid(), "CapEff", v, sizeof(v));
+	if (strcmp(v, "0000000000000400") != 0)
+		return 18; /* this thread kept what it was told to */
+	config_free(&cfg);
+	return 0;
 }
 
-static void test_service_drop_privileges_refuses_threads(void **state)
+static void test_service_drop_privileges_reaches_library_threads(void **state)
 {
 	if (geteuid() != 0)
 		skip();
-	assert_int_equal(run_child(drop_with_a_thread), 0);
+	assert_int_equal(run_child(drop_with_a_library_thread), 0);
+}
+
+/* The twin: without user = nothing changes the uids, so nothing can take
+ * the library thread's capabilities: refused, naming the thread and the
+ * fix, rather than run with a thread that keeps them. */
+static int drop_without_user_with_a_library_thread(void)
+{
+	struct mtlsd_config cfg;
+	char err[1024], want[64];
+
+	config_init(&cfg);
+	if (start_library_thread() < 0)
+		return 10;
+	if (service_drop_privileges(&cfg, err, sizeof(err)) != -EPERM) {
+		fprintf(stderr, "drop: %s\n", err);
+		return 11;
+	}
+	snprintf(want, sizeof(want), "thread %d (", (int)library_tid);
+	if (!strstr(err, want) || !strstr(err, "set user =") || !strstr(err, "MODULE_PATH")) {
+		fprintf(stderr, "drop: %s\n", err);
+		return 12;
+	}
+	return 0;
+}
+
+static void test_service_drop_privileges_refuses_library_thread_without_user(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(run_child(drop_without_user_with_a_library_thread), 0);
 }
 
 int main(void)
@@ -362,7 +469,8 @@ int main(void)
 		cmocka_unit_test(test_service_resolve_identity),
 		cmocka_unit_test(test_service_resolve_identity_rejects),
 		cmocka_unit_test(test_service_drop_privileges),
-		cmocka_unit_test(test_service_drop_privileges_refuses_threads),
+		cmocka_unit_test(test_service_drop_privileges_reaches_library_threads),
+		cmocka_unit_test(test_service_drop_privileges_refuses_library_thread_without_user),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
