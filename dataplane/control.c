@@ -60,6 +60,8 @@ static struct {
 	pthread_t thread;
 	int listen_fd, stop_fd, answer_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	bool takeover;              /* --takeover: a live socket at path is replaced */
+	char final_path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* renamed to at start; "" */
 	dev_t dev;
 	ino_t ino;
 	bool has_group;
@@ -482,7 +484,7 @@ static void *control_main(void *arg)
 /* ---- the socket ---------------------------------------------------------- */
 
 /* A socket file left by a process that is gone is replaced; one that a live
- * mtlsd answers on is not taken over. */
+ * mtlsd answers on is not, unless taking over: 1 then (bind beside it). */
 static int clear_stale_socket(const struct sockaddr_un *sa, char *err, size_t errlen)
 {
 	struct stat st;
@@ -496,10 +498,21 @@ static int clear_stale_socket(const struct sockaddr_un *sa, char *err, size_t er
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ENSURE(fd >= 0, errno);
 	int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	struct ucred peer = { 0 };
+	socklen_t plen = sizeof(peer);
+	if (rc == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) < 0)
+		peer.pid = 0;
 	close(fd);
+	if (rc == 0 && ctl.takeover)
+		return 1;
 	if (rc == 0) {
-		snprintf(err, errlen, "%s: another mtlsd answers on this control socket; give each "
-			 "instance its own control_socket", sa->sun_path);
+		char who[32] = "";
+		if (peer.pid > 0)
+			snprintf(who, sizeof(who), " (pid %d)", (int)peer.pid);
+		snprintf(err, errlen, "control socket %s: another mtlsd%s answers on it, so mtlsctl "
+			 "would not reach this one; stop it, give each instance its own control_socket, "
+			 "or start with --takeover for a binary upgrade (docs/operations.md, \"Upgrade "
+			 "the binary\")", sa->sun_path, who);
 		return -EADDRINUSE;
 	}
 	return unlink(sa->sun_path) < 0 && errno != ENOENT ? -errno : 0;
@@ -544,6 +557,20 @@ static int open_socket(const struct mtlsd_config *cfg, char *err, size_t errlen)
 	}
 	if ((rc = clear_stale_socket(&sa, err, errlen)) < 0)
 		return rc;
+	ctl.final_path[0] = '\0';
+	if (rc == 1) {
+		/* Taking over: bind beside the live socket, rename at start. */
+		if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.takeover", path) >= (int)sizeof(sa.sun_path)) {
+			snprintf(err, errlen, "control_socket '%s': too long to add '.takeover' for --takeover",
+				 path);
+			return -ENAMETOOLONG;
+		}
+		if (unlink(sa.sun_path) < 0 && errno != ENOENT)
+			return -errno;
+		snprintf(ctl.final_path, sizeof(ctl.final_path), "%s", path);
+		snprintf(ctl.path, sizeof(ctl.path), "%s", sa.sun_path);
+		path = ctl.path;
+	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	ENSURE(fd >= 0, errno);
 	/* The file is born 0600: no window in which another user may connect. */
@@ -578,6 +605,11 @@ static void close_fds(void)
 	if (ctl.answer_fd >= 0)
 		close(ctl.answer_fd);
 	ctl.listen_fd = ctl.stop_fd = ctl.answer_fd = -1;
+}
+
+void control_set_takeover(bool on)
+{
+	ctl.takeover = on;
 }
 
 int control_open(const struct mtlsd_config *cfg, char *err, size_t errlen)
@@ -620,6 +652,16 @@ int control_start(const struct mtlsd_config *cfg, struct worker *ws, unsigned n,
 		return rc;
 	}
 	ctl.running = true;
+	if (ctl.final_path[0]) {
+		/* The other instance's file is replaced in one step: mtlsctl
+		 * reaches one of the two at every moment, this one from now on. */
+		if (rename(ctl.path, ctl.final_path) < 0)
+			log_err("--takeover: cannot move the control socket %s to %s: %s; it stays at %s",
+				ctl.path, ctl.final_path, strerror(errno), ctl.path);
+		else
+			snprintf(ctl.path, sizeof(ctl.path), "%s", ctl.final_path);
+		ctl.final_path[0] = '\0';
+	}
 	log_info("control socket %s (mode %s)", ctl.path, ctl.has_group ? "0660" : "0600");
 	return 0;
 }

@@ -22,6 +22,7 @@
 #define MTLSD_CONTROL_H
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,16 @@ struct generation;
  * naming the path. Idempotent.
  */
 int control_open(const struct mtlsd_config *cfg, char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * --takeover (a binary upgrade): where another mtlsd answers on the control
+ * socket, control_open binds PATH.takeover instead of refusing, and
+ * control_start renames it over PATH once this mtlsd serves, so mtlsctl
+ * reaches the new instance from then on and the old one, which unlinks
+ * only its own file, leaves it alone. Without it control_open fails with
+ * -EADDRINUSE, naming the other instance's pid. Call before control_open.
+ */
+void control_set_takeover(bool on);
 
 /*
  * Open the control socket (if control_open was not called) and start its thread, serving

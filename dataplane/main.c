@@ -46,7 +46,8 @@
 static struct config_flag config_flags[MAX_CONFIG_FLAGS];
 static size_t n_config_flags;
 
-enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_CHECK = 1, OPT_CONFIG_BASE = 256 };
+enum { OPT_HELP = 'h', OPT_VERSION = 'V', OPT_CONFIG = 'c', OPT_CHECK = 1, OPT_TAKEOVER = 2,
+       OPT_CONFIG_BASE = 256 };
 
 static void usage(FILE *out)
 {
@@ -58,6 +59,9 @@ static void usage(FILE *out)
 		"\n"
 		"  --config FILE             INI configuration (flags override it)\n"
 		"  --check-config            parse and build everything, print the result, exit\n"
+		"  --takeover                start beside a running mtlsd on the same addresses and\n"
+		"                            take its control socket (binary upgrade; see\n"
+		"                            docs/operations.md); without it mtlsd refuses to start\n"
 		"  --listen ADDR             host:port or [v6]:port (repeatable)\n"
 		"  --cert FILE --key FILE    server certificate chain and key (repeatable pair)\n"
 		"  --client-ca FILE          the partner's CA bundle (partner \"default\")\n"
@@ -82,6 +86,7 @@ static void build_options(struct option *opts)
 	opts[n++] = (struct option){ "version", no_argument, NULL, OPT_VERSION };
 	opts[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
 	opts[n++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
+	opts[n++] = (struct option){ "takeover", no_argument, NULL, OPT_TAKEOVER };
 	for (size_t i = 0; i < n_config_flags; i++)
 		opts[n++] = (struct option){ config_flags[i].name,
 					     config_flags[i].is_bool ? optional_argument : required_argument,
@@ -92,6 +97,7 @@ static void build_options(struct option *opts)
 struct cli {
 	const char *config_path;
 	bool check_only;
+	bool takeover;
 };
 
 /*
@@ -101,7 +107,7 @@ struct cli {
  */
 static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli *cli)
 {
-	struct option opts[MAX_CONFIG_FLAGS + 5];
+	struct option opts[MAX_CONFIG_FLAGS + 6];
 	char err[1024];
 	int opt;
 
@@ -119,6 +125,7 @@ static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli
 		case OPT_VERSION: crypto_accel_print_version(stdout, "mtlsd", argc, argv); exit(0);
 		case OPT_CONFIG: cli->config_path = optarg; break;
 		case OPT_CHECK: cli->check_only = true; break;
+		case OPT_TAKEOVER: cli->takeover = true; break;
 		case '?': usage(stderr); return EXIT_USAGE;
 		default: break;
 		}
@@ -162,7 +169,7 @@ static const char *saved_config_path;
  */
 static int reload_load(struct mtlsd_config *cfg, char *err, size_t errlen)
 {
-	struct option opts[MAX_CONFIG_FLAGS + 5];
+	struct option opts[MAX_CONFIG_FLAGS + 6];
 	int opt;
 
 	build_options(opts);
@@ -200,16 +207,27 @@ static unsigned worker_count(const struct mtlsd_config *cfg)
 	return n > 0 ? (unsigned)n : 1;
 }
 
-/* Open every worker's listeners. Port 0 is resolved by the first worker
- * and reused by the others so they share one SO_REUSEPORT group. */
+/*
+ * Open every worker's listeners. Port 0 is resolved by the first worker
+ * and reused by the others so they share one SO_REUSEPORT group. Unless
+ * takeover, an address another process listens on is refused, before and
+ * after (listener.h): sharing it would split new connections between two
+ * configurations.
+ */
 static int open_listeners(struct worker *ws, unsigned n, const struct mtlsd_config *cfg,
-			  char *text, size_t textlen)
+			  bool takeover, char *text, size_t textlen)
 {
 	struct cfg_addr addrs[CFG_MAX_LISTEN];
-	char err[512];
+	char err[768];
 	size_t used = 0;
 
 	memcpy(addrs, cfg->listen, sizeof(addrs));
+	for (size_t k = 0; !takeover && k < cfg->n_listen; k++) {
+		if (listener_check_free(&addrs[k], err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			return -1;
+		}
+	}
 	for (unsigned i = 0; i < n; i++) {
 		if (worker_open_listeners(&ws[i], addrs, cfg->n_listen, err, sizeof(err)) < 0) {
 			log_err("%s", err);
@@ -219,6 +237,24 @@ static int open_listeners(struct worker *ws, unsigned n, const struct mtlsd_conf
 			if (listener_pin_port(&addrs[k], ws[0].listen_fds[k]) < 0)
 				return -1;
 	}
+	int *fds = takeover ? NULL : calloc(n, sizeof(*fds));
+	if (!takeover && !fds) {
+		log_err("out of memory checking the listen addresses");
+		return -1;
+	}
+	for (size_t k = 0; fds && k < cfg->n_listen; k++) {
+		for (unsigned i = 0; i < n; i++)
+			fds[i] = ws[i].listen_fds[k];
+		if (listener_check_alone(&addrs[k], fds, n, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			free(fds);
+			return -1;
+		}
+	}
+	free(fds);
+	if (takeover)
+		log_info("--takeover: sharing the listen addresses with any mtlsd already on them; "
+			 "stop the old one (SIGTERM: it drains) once this one is ready");
 	text[0] = '\0';
 	for (size_t k = 0; k < cfg->n_listen && used < textlen; k++)
 		used += (size_t)snprintf(text + used, textlen - used, "%s%s", k ? ", " : "", addrs[k].text);
@@ -310,7 +346,7 @@ static unsigned wait_for_workers(struct worker *ws, unsigned n, int sfd)
 	return early;
 }
 
-static int run(struct generation *gen, int sfd)
+static int run(struct generation *gen, int sfd, bool takeover)
 {
 	const struct mtlsd_config *cfg = &gen->cfg;
 	unsigned n = worker_count(cfg);
@@ -330,17 +366,25 @@ static int run(struct generation *gen, int sfd)
 		for (size_t k = 0; k < CFG_MAX_LISTEN; k++)
 			ws[i].listen_fds[k] = -1;
 	}
-	if (open_listeners(ws, n, cfg, listening, sizeof(listening)) < 0)
+	if (open_listeners(ws, n, cfg, takeover, listening, sizeof(listening)) < 0)
 		goto out;
-	/* Must happen while this is the only thread: capabilities are per
+	char err[768];
+	/* Bound while still privileged: the runtime directory is root's. A
+	 * control socket another mtlsd answers on is not given up silently:
+	 * mtlsctl would reach the other instance only. */
+	control_set_takeover(takeover);
+	int crc = control_open(cfg, err, sizeof(err));
+	if (crc == -EADDRINUSE) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (crc < 0)
+		log_err("%s; serving without a control socket", err);
+	/* Must happen before mtlsd starts a thread: capabilities are per
 	 * thread. BPF accounting loads just before, while still privileged;
 	 * its fallback publisher starts just after, as the final user. */
 	if (acct_init(cfg->instance, cfg->bpf_accounting) < 0)
 		goto out;
-	char err[512];
-	/* Bound while still privileged: the runtime directory is root's. */
-	if (control_open(cfg, err, sizeof(err)) < 0)
-		log_err("%s; serving without a control socket", err);
 	if (service_drop_privileges(cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -399,6 +443,7 @@ out:
 				close(ws[i].wake_fd);
 		}
 	}
+	control_stop(); /* a socket opened but never served is removed (no-op after the first call) */
 	/* Before free(ws): the metrics hook reads the workers' counters. */
 	admin_http_stop(admin);
 	free(ws);
@@ -480,7 +525,7 @@ int main(int argc, char **argv)
 
 	generation_publish(gen); /* takes our reference */
 	reload_init(reload_load, gen);
-	rc = run(gen, sfd);
+	rc = run(gen, sfd, cli.takeover);
 	close(sfd);
 	close(engine.done_fd);
 	audit_close();

@@ -22,6 +22,7 @@ import harness
 import cases_accept
 import cases_config
 import cases_identity
+import cases_instances
 import cases_interop
 import cases_lifecycle
 import cases_partner
@@ -32,9 +33,9 @@ import cases_robust
 import cases_server
 import cases_sessions
 
-CASE_MODULES = (cases_accept, cases_config, cases_identity, cases_interop, cases_lifecycle,
-                cases_partner, cases_reject, cases_relay, cases_resources, cases_robust,
-                cases_server, cases_sessions)
+CASE_MODULES = (cases_accept, cases_config, cases_identity, cases_instances, cases_interop,
+                cases_lifecycle, cases_partner, cases_reject, cases_relay, cases_resources,
+                cases_robust, cases_server, cases_sessions)
 
 EXIT_SKIP = 77
 

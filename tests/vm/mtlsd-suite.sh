@@ -185,7 +185,7 @@ start_mtlsd() {
 		kill "$mtlsd_pid" 2>/dev/null
 		wait "$mtlsd_pid" 2>/dev/null
 		mtlsd_pid=
-		grep -q "in use" "$mlog" || return 1
+		grep -qi "address already in use" "$mlog" || return 1
 	done
 	return 1
 }
