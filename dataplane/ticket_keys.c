@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pemutil.h"
+
 struct ticket_key {
 	unsigned char name[16];
 	unsigned char hmac[32];
@@ -82,10 +84,20 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[
 	return i == 1 ? 1 : 2;
 }
 
-/* Read the key file into ks. err names the file and what is wrong. */
-static int load_keys(const char *path, bool allow_insecure, struct ticket_keyset *ks,
+/* Read the key file into ks. err names the file and what is wrong. The
+ * file follows the private-key rules (lib/pemutil.h): whoever can write
+ * it can mint a session for any partner, whoever reads it can decrypt
+ * recorded sessions. */
+static int load_keys(const char *path, const struct mtlsd_config *cfg, struct ticket_keyset *ks,
 		     char *err, size_t errlen)
 {
+	const struct secret_file_rule rule = {
+		.what = "session-ticket key file",
+		.why = "whoever can write it can mint a session for any partner, whoever reads it can "
+		       "decrypt recorded sessions",
+		.allow_insecure = cfg->allow_insecure_key_perms, .overridable = true,
+		.also_owner = secret_file_owner_uid(cfg->user),
+	};
 	unsigned char buf[TICKET_KEY_LEN * TICKET_KEYS_MAX + 1];
 	struct stat st;
 	ssize_t got = 0, r;
@@ -102,11 +114,9 @@ static int load_keys(const char *path, bool allow_insecure, struct ticket_keyset
 		rc = -EINVAL;
 		goto out;
 	}
-	if ((st.st_mode & 077) && !allow_insecure) {
-		snprintf(err, errlen, "%s: session-ticket keys are readable by group/others (mode %04o); "
-			 "chmod 0600 it: whoever reads it can decrypt recorded sessions", path,
-			 (unsigned)(st.st_mode & 07777));
-		rc = -EPERM;
+	char why[768];
+	if ((rc = secret_file_check(&rule, path, &st, why, sizeof(why))) < 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
 		goto out;
 	}
 	while ((size_t)got < sizeof(buf) && (r = read(fd, buf + got, sizeof(buf) - (size_t)got)) != 0) {
@@ -169,7 +179,7 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 
 	struct ticket_keyset *ks = OPENSSL_zalloc(sizeof(*ks));
 	ENSURE_PTR(ks, ENOMEM);
-	int rc = load_keys(cfg->ticket_key_file, cfg->allow_insecure_key_perms, ks, err, errlen);
+	int rc = load_keys(cfg->ticket_key_file, cfg, ks, err, errlen);
 	if (rc < 0 || SSL_CTX_set_ex_data(ctx, keyset_idx, ks) != 1) {
 		OPENSSL_clear_free(ks, sizeof(*ks));
 		return rc < 0 ? rc : -ENOMEM;

@@ -19,8 +19,11 @@
  * and names the config line it got from here.
  */
 #include "config_internal.h"
+#include "keyref.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -476,8 +479,53 @@ static void config_dir_of(const char *path, char *dir, size_t len)
 	snprintf(dir, len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
 }
 
-/* The file decides where partners' traffic goes and which keys are read:
- * refuse one that any local user may rewrite (as sshd's StrictModes does). */
+static void owner_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+
+	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) == 0 && res)
+		snprintf(buf, len, "uid %u (%s)", (unsigned)uid, res->pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)uid);
+}
+
+int config_check_trusted_file(const char *what, const char *path, const struct stat *st,
+			      char *err, size_t errlen)
+{
+	char owner[300];
+	unsigned mode = (unsigned)(st->st_mode & 07777);
+
+	owner_name(st->st_uid, owner, sizeof(owner));
+	if (st->st_mode & S_IWOTH) {
+		snprintf(err, errlen, "%s%s: writable by any user (mode %04o, owner %s), who could redirect "
+			 "partners' traffic or load code into mtlsd; run: chmod 0640 %s", what, path, mode,
+			 owner, path);
+		return -EPERM;
+	}
+	if (geteuid() != 0)
+		return 0;
+	/* Started as root: the file can name engines, providers and
+	 * openssl_conf, all of which load code that runs as root. */
+	if (st->st_uid != 0) {
+		snprintf(err, errlen, "%s%s: owned by %s (mode %04o), but mtlsd runs as root and this file "
+			 "can make it load code (engine, provider, openssl_conf): only root may own it; "
+			 "run: chown root %s", what, path, owner, mode, path);
+		return -EPERM;
+	}
+	if (st->st_mode & S_IWGRP) {
+		snprintf(err, errlen, "%s%s: writable by its group (mode %04o, owner %s), but mtlsd runs as "
+			 "root and this file can make it load code (engine, provider, openssl_conf); "
+			 "run: chmod 0640 %s", what, path, mode, owner, path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* The file decides where partners' traffic goes, which keys are read and
+ * which code is loaded: refuse one that others may rewrite (as sshd's
+ * StrictModes does). The descriptor's stat, so the file checked is the
+ * file parsed. */
 static int check_config_file(const char *path, int fd, char *err, size_t errlen)
 {
 	struct stat st;
@@ -491,12 +539,7 @@ static int check_config_file(const char *path, int fd, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: not a regular file; give the path of the configuration file", path);
 		return -EINVAL;
 	}
-	if (st.st_mode & S_IWOTH) {
-		snprintf(err, errlen, "%s: writable by any user (mode %04o), who could redirect partners' "
-			 "traffic; run: chmod o-w %s", path, (unsigned)(st.st_mode & 07777), path);
-		return -EPERM;
-	}
-	return 0;
+	return config_check_trusted_file("", path, &st, err, errlen);
 }
 
 int config_load_file(struct mtlsd_config *cfg, const char *path, char *err, size_t errlen)
@@ -565,9 +608,12 @@ static int validate_certs(const struct mtlsd_config *cfg, char *err, size_t errl
 		if (!c->cert_path && !c->key_path)
 			return invalid(cfg, 0, err, errlen, "a [server_cert.NAME] section is empty; "
 				       "give it cert = FILE and key = FILE");
-		if (!c->cert_path)
+		if (!c->cert_path) {
+			char shown[1024];
 			return invalid(cfg, c->key_line, err, errlen, "server key %s has no certificate; "
-				       "add cert = FILE to its section (or --cert FILE)", c->key_path);
+				       "add cert = FILE to its section (or --cert FILE)",
+				       keyref_redact(c->key_path, shown, sizeof(shown)));
+		}
 		if (!c->key_path)
 			return invalid(cfg, c->line, err, errlen, "server certificate %s has no key; "
 				       "add key = FILE to its section (or --key FILE)", c->cert_path);

@@ -127,10 +127,25 @@ void config_init(struct mtlsd_config *cfg);
 
 /*
  * Parse an INI file into cfg (on top of what cfg holds). -ENOENT/-EACCES for
- * an unreadable file, -EINVAL for a syntax error, an unknown section or key,
- * or a bad value. err gets "PATH:LINE: ..." on failure.
+ * an unreadable file, -EPERM for one config_check_trusted_file() refuses,
+ * -EINVAL for a syntax error, an unknown section or key, or a bad value.
+ * err gets "PATH:LINE: ..." on failure.
  */
 int config_load_file(struct mtlsd_config *cfg, const char *path, char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * The rule for a file that decides what mtlsd loads and where traffic goes
+ * (the config file, openssl_conf), from its stat: never writable by others;
+ * when mtlsd runs as root (euid 0) also owned by root and not writable by
+ * its group, because a line in it can load code that runs as root (engine,
+ * provider, openssl_conf). Not mtlsd's service user either: a compromised
+ * mtlsd could then rewrite what root loads at the next start. -EPERM with
+ * err: what (a prefix such as "openssl_conf = ", or ""), the path, its mode
+ * and owner, and the chown/chmod to run.
+ */
+struct stat;
+int config_check_trusted_file(const char *what, const char *path, const struct stat *st,
+			      char *err, size_t errlen) MUST_CHECK;
 
 /*
  * Apply one command-line option (long name without dashes, e.g. "listen",

@@ -21,7 +21,9 @@
 #include <openssl/provider.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "keyref.h"
 #include "log.h"
 
 #define MAX_PROVIDERS 16
@@ -90,14 +92,17 @@ static int engine_ctrl(ENGINE *e, const char *cmd, char *err, size_t errlen)
 	const char *colon = strchr(cmd, ':');
 	size_t len = colon ? (size_t)(colon - cmd) : strlen(cmd);
 
+	char shown[512];
+
+	keyref_redact_engine_ctrl(cmd, shown, sizeof(shown));
 	if (len == 0 || len >= sizeof(name))
 		return accel_fail(err, errlen, "engine_ctrl = %s: write NAME:VALUE or NAME "
-				  "(e.g. SO_PATH:/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so)", cmd);
+				  "(e.g. SO_PATH:/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so)", shown);
 	memcpy(name, cmd, len);
 	name[len] = '\0';
 	if (ENGINE_ctrl_cmd_string(e, name, colon ? colon + 1 : NULL, 0) != 1)
 		return accel_fail(err, errlen, "engine_ctrl = %s: the engine refused command %s; "
-				  "see `openssl engine -vvv %s` for the commands it takes", cmd, name,
+				  "see `openssl engine -vvv %s` for the commands it takes", shown, name,
 				  ENGINE_get_id(e));
 	return 0;
 }
@@ -181,6 +186,9 @@ int crypto_accel_apply(const struct mtlsd_config *cfg, char *err, size_t errlen)
 	accel.applied = true;
 	memcpy(accel.settings, now, sizeof(now));
 	ERR_clear_error();
+	struct stat st;
+	if (cfg->openssl_conf && stat(cfg->openssl_conf, &st) == 0)
+		GUARD(config_check_trusted_file("openssl_conf = ", cfg->openssl_conf, &st, err, errlen));
 	if (cfg->openssl_conf && OSSL_LIB_CTX_load_config(NULL, cfg->openssl_conf) != 1)
 		return accel_fail(err, errlen, "openssl_conf = %s: OpenSSL could not apply it; check it "
 				  "with `OPENSSL_CONF=%s openssl list -providers`", cfg->openssl_conf,

@@ -24,9 +24,9 @@
 #include <openssl/sha.h>
 #include <openssl/store.h>
 #include <openssl/ui.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,16 +46,45 @@ bool keyref_is_uri(const char *ref)
 	return n >= 2 && ref[n] == ':';
 }
 
+/*
+ * Copy src into buf with the value after every NAME hidden up to the next
+ * ';', '?' or '&': every occurrence, in any case, wherever it stands (a
+ * reference is only ever shown to humans; hiding too much costs nothing).
+ */
+static const char *redact_values(const char *src, const char *name, char *buf, size_t len)
+{
+	size_t nl = strlen(name), o = 0;
+
+	if (len == 0)
+		return buf;
+	for (const char *p = src; *p;) {
+		if (strncasecmp(p, name, nl) == 0) {
+			int w = snprintf(buf + o, len - o, "%.*s***", (int)nl, p);
+			o = w < 0 || (size_t)w >= len - o ? len - 1 : o + (size_t)w;
+			p += nl + strcspn(p + nl, ";?&");
+			continue;
+		}
+		if (o + 1 >= len)
+			break;
+		buf[o++] = *p++;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 const char *keyref_redact(const char *ref, char *buf, size_t len)
 {
-	const char *pin = strstr(ref, "pin-value=");
+	return redact_values(ref, "pin-value=", buf, len);
+}
 
-	if (!pin) {
-		snprintf(buf, len, "%s", ref);
-		return buf;
-	}
-	size_t skip = strcspn(pin + 10, ";&?");
-	snprintf(buf, len, "%.*spin-value=***%s", (int)(pin - ref), ref, pin + 10 + skip);
+const char *keyref_redact_engine_ctrl(const char *cmd, char *buf, size_t len)
+{
+	/* libp11's PIN command (all of its value is the PIN, typos such as
+	 * "PIN=..." included); other engines' commands carry no secret. */
+	if (strncasecmp(cmd, "PIN", 3) == 0)
+		snprintf(buf, len, "%.*s***", cmd[3] == ':' ? 4 : 3, cmd);
+	else
+		snprintf(buf, len, "%s", cmd);
 	return buf;
 }
 
@@ -95,9 +124,15 @@ static const char *uri_attr(const char *uri, const char *name, size_t *vlen)
 	return NULL;
 }
 
-/* A PIN file: regular, not group/other-readable, first line only. */
-static int read_pin_file(const char *path, char *pin, size_t len, char *err, size_t errlen)
+/* A PIN file: regular, the owner and mode rules of a private key
+ * (lib/pemutil.h, never overridable), first line only. */
+static int read_pin_file(const char *path, uid_t also_owner, char *pin, size_t len, char *err,
+			 size_t errlen)
 {
+	const struct secret_file_rule rule = {
+		.what = "PIN file", .why = "whoever reads it can use the token's keys",
+		.also_owner = also_owner,
+	};
 	struct stat st;
 	int rc = 0;
 
@@ -111,11 +146,7 @@ static int read_pin_file(const char *path, char *pin, size_t len, char *err, siz
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "PIN file %s: not a regular file; give a file holding the PIN", path);
 		rc = -EINVAL;
-	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(err, errlen, "PIN file %s has mode %04o, which lets group or others read the "
-			 "PIN; run: chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
-		rc = -EPERM;
-	} else {
+	} else if ((rc = secret_file_check(&rule, path, &st, err, errlen)) == 0) {
 		ssize_t n = read(fd, pin, len - 1);
 		if (n < 0) {
 			rc = -errno;
@@ -133,7 +164,8 @@ int keyref_read_pin(const struct keyref_opts *opts, char *pin, size_t len, char 
 {
 	pin[0] = '\0';
 	if (opts->pin_file)
-		return read_pin_file(opts->pin_file, pin, len, err, errlen);
+		return read_pin_file(opts->pin_file, secret_file_owner_uid(opts->owner), pin, len, err,
+				      errlen);
 	if (opts->pin_env) {
 		const char *v = getenv(opts->pin_env);
 		if (!v) {
@@ -173,7 +205,7 @@ static int pin_for_uri(const char *uri, const struct keyref_opts *opts, char *pi
 				 "are not run)");
 			return -EINVAL;
 		}
-		return read_pin_file(file, pin, len, err, errlen);
+		return read_pin_file(file, secret_file_owner_uid(opts->owner), pin, len, err, errlen);
 	}
 	return keyref_read_pin(opts, pin, len, err, errlen);
 }
@@ -365,27 +397,12 @@ static int load_uri(const char *uri, const struct keyref_opts *opts, EVP_PKEY **
 	return rc;
 }
 
-static uid_t owner_uid(const char *user)
-{
-	struct passwd pw, *res = NULL;
-	char buf[1024];
-
-	if (!user)
-		return KEY_OWNER_NONE;
-	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res)
-		return pw.pw_uid;
-	/* A numeric user = is an id (lib/config accepts both). */
-	char *end;
-	unsigned long id = strtoul(user, &end, 10);
-	return *user && *end == '\0' ? (uid_t)id : KEY_OWNER_NONE;
-}
-
 int keyref_load(const char *ref, const struct keyref_opts *opts, EVP_PKEY **out,
 		char *err, size_t errlen)
 {
 	*out = NULL;
 	if (!keyref_is_uri(ref))
-		return pem_load_private_key_owned(ref, opts->allow_insecure, owner_uid(opts->owner),
+		return pem_load_private_key_owned(ref, opts->allow_insecure, secret_file_owner_uid(opts->owner),
 						  out, err, errlen);
 	return load_uri(ref, opts, out, err, errlen);
 }

@@ -10,9 +10,10 @@
  *
  * The PIN comes, in this order, from the URI's pin-value attribute, its
  * pin-source=file:PATH query, the key_pin_file file, or the key_pin_env
- * environment variable. PIN files must be regular files unreadable by group
- * and others; the PIN is cleansed from memory once the key is loaded, and no
- * message ever shows it (URIs are printed with pin-value redacted).
+ * environment variable. PIN files follow the owner and mode rules of private
+ * keys (lib/pemutil.h: root, mtlsd's user or the service user; mode 0600;
+ * no override); the PIN is cleansed from memory once the key is loaded, and
+ * no message ever shows it (keyref_redact).
  */
 #ifndef MTLS_KEYREF_H
 #define MTLS_KEYREF_H
@@ -35,8 +36,16 @@ struct keyref_opts {
 /* True when ref is a URI ("scheme:..." with no '/' before the colon). */
 bool keyref_is_uri(const char *ref);
 
-/* ref with any pin-value redacted, for messages. Returns buf. */
+/*
+ * ref as a human may see it: every pin-value attribute's value, in any
+ * case and wherever it stands, shown as "***". Every message, log line,
+ * status field and report that shows a key reference prints this, never
+ * ref itself. Returns buf (truncated to len).
+ */
 const char *keyref_redact(const char *ref, char *buf, size_t len);
+
+/* The same for an engine_ctrl command: "PIN:4711" is shown "PIN:***". */
+const char *keyref_redact_engine_ctrl(const char *cmd, char *buf, size_t len);
 
 /*
  * Load the private key ref names. Files go through pem_load_private_key()
@@ -52,7 +61,7 @@ int keyref_load(const char *ref, const struct keyref_opts *opts, EVP_PKEY **out,
 
 /*
  * The PIN for a URI without one: pin_file's first line (a file that is not
- * regular or that group/others may read is refused with -EPERM) or
+ * regular, or breaks the owner and mode rules, is refused with -EPERM) or
  * pin_env's value. pin[0] == '\0' when neither is set. Cleanse pin after use.
  */
 int keyref_read_pin(const struct keyref_opts *opts, char *pin, size_t len,

@@ -13,6 +13,7 @@
 #include "pemutil.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -65,38 +66,64 @@ static int report_open_error(int e, char *err, size_t errlen)
 }
 
 /*
- * The key file policy, applied to the open descriptor. Owner must be the
- * effective uid or root: a key owned by another unprivileged user can be
- * swapped by that user. Group/other bits must be clear: 0640 hands the key to
- * every member of the group.
+ * The policy for every file that holds a secret (secret_file_check() in
+ * pemutil.h), applied to the open descriptor's stat. The owner may be
+ * root, our euid, or the configured service user: mtlsd starts as root and
+ * reloads after dropping to that user, and the same file must pass both
+ * times. A file owned by any other user can be swapped by that user.
+ * Group/other bits must be clear: 0640 hands the secret to every member of
+ * the group, 0620 lets them replace it.
  */
-/*
- * The owner may be root, our euid, or the configured service user: mtlsd
- * starts as root and reloads after dropping to that user, and the same key
- * file must pass both times.
- */
-static int check_key_stat(const char *path, const struct stat *st, bool allow_insecure,
-			  uid_t also_owner, char *err, size_t errlen)
+int secret_file_check(const struct secret_file_rule *r, const char *path, const struct stat *st,
+		      char *err, size_t errlen)
 {
-	if (allow_insecure)
+	if (r->allow_insecure)
 		return 0;
 	if (st->st_uid != geteuid() && st->st_uid != 0 &&
-	    (also_owner == KEY_OWNER_NONE || st->st_uid != also_owner)) {
-		uid_t want = also_owner != KEY_OWNER_NONE ? also_owner : geteuid();
+	    (r->also_owner == KEY_OWNER_NONE || st->st_uid != r->also_owner)) {
+		uid_t want = r->also_owner != KEY_OWNER_NONE ? r->also_owner : geteuid();
 		snprintf(err, errlen,
-			 "private key file is owned by uid %u, not by uid %u (mtlsd's user) or root; "
+			 "%s is owned by uid %u, not by uid %u (mtlsd's user) or root%s%s; "
 			 "run: chown %u %s",
-			 (unsigned)st->st_uid, (unsigned)want, (unsigned)want, path);
+			 r->what, (unsigned)st->st_uid, (unsigned)want, r->why ? ": " : "",
+			 r->why ? r->why : "", (unsigned)want, path);
 		return -EPERM;
 	}
 	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
 		snprintf(err, errlen,
-			 "private key file has mode %04o, which lets group or others access it; "
-			 "run: chmod 600 %s (or set allow_insecure_key_permissions = yes)",
-			 (unsigned)(st->st_mode & 07777), path);
+			 "%s has mode %04o, which lets group or others access it%s%s; "
+			 "run: chmod 600 %s%s",
+			 r->what, (unsigned)(st->st_mode & 07777), r->why ? ": " : "",
+			 r->why ? r->why : "", path,
+			 r->overridable ? " (or set allow_insecure_key_permissions = yes)" : "");
 		return -EPERM;
 	}
 	return 0;
+}
+
+uid_t secret_file_owner_uid(const char *user)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (!user)
+		return KEY_OWNER_NONE;
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res)
+		return pw.pw_uid;
+	/* A numeric user = is an id (lib/config accepts both). */
+	char *end;
+	unsigned long id = strtoul(user, &end, 10);
+	return *user && *end == '\0' ? (uid_t)id : KEY_OWNER_NONE;
+}
+
+static int check_key_stat(const char *path, const struct stat *st, bool allow_insecure,
+			  uid_t also_owner, char *err, size_t errlen)
+{
+	const struct secret_file_rule rule = {
+		.what = "private key file", .allow_insecure = allow_insecure, .overridable = true,
+		.also_owner = also_owner,
+	};
+	return secret_file_check(&rule, path, st, err, errlen);
 }
 
 /*

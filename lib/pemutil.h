@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "guard.h"
@@ -39,6 +40,30 @@ int keyfile_check_perms(const char *path, bool allow_insecure, char *err, size_t
  * user, so a key passes at start as root and on reload after the drop). */
 int keyfile_check_perms_owned(const char *path, bool allow_insecure, uid_t also_owner,
 			      char *err, size_t errlen) MUST_CHECK;
+
+/*
+ * The owner and mode rules of every file that holds a secret: private keys,
+ * session-ticket keys (whoever can write them can mint a session for any
+ * partner), PIN files. st is the fstat() of the open descriptor, so the file
+ * checked is the file read. The owner must be root, the euid or
+ * also_owner (the service user); no group or other bit may be set. -EPERM
+ * with err naming what, the uid or mode, and the chown/chmod to run (with
+ * path). allow_insecure (allow_insecure_key_permissions) skips both rules;
+ * overridable says so in the message.
+ */
+struct secret_file_rule {
+	const char *what;     /* "private key file", "session-ticket key file", "PIN file" */
+	const char *why;      /* what the secret gives away, for the message; NULL */
+	bool allow_insecure;
+	bool overridable;
+	uid_t also_owner;     /* KEY_OWNER_NONE for none */
+};
+int secret_file_check(const struct secret_file_rule *r, const char *path, const struct stat *st,
+		      char *err, size_t errlen) MUST_CHECK;
+
+/* The uid of user = (a name or a numeric id), or KEY_OWNER_NONE for NULL or
+ * an unknown name: the also_owner of secret_file_check(). */
+uid_t secret_file_owner_uid(const char *user);
 
 /* Perms check + load an unencrypted PEM private key. The file buffer is
  * cleansed before it is freed. */

@@ -11,13 +11,14 @@ import signal
 import subprocess
 
 from harness import Skip, case, read_text
-from daemon import Mtlsd, Config, standard_config
+from daemon import Mtlsd, Config, standard_config, with_control_socket
 from expect import valid_client_works
 import peers
 from hostile_util import figure, legit_batch
 
 NAMES = ["key_group_readable_refused", "key_group_readable_override_accepted",
-         "logs_never_contain_key_bytes", "process_not_dumpable"]
+         "logs_never_contain_key_bytes", "process_not_dumpable",
+         "pin_never_shown_on_any_error_path"]
 
 
 def config_with_key(ctx, backend, mode, override=False):
@@ -150,3 +151,118 @@ def process_not_dumpable(ctx):
     assert owner == 0, ("/proc/%d belongs to uid %d: mtlsd is dumpable (a core or a "
                         "same-uid reader would see its keys)" % (pid, owner))
     valid_client_works(ctx, mtlsd, backend, audit_n=1, conn=1)
+
+
+# ---- a PIN in a key URI is never shown ------------------------------------
+
+PIN = "86420975"
+TOKEN_URI = "pkcs11:token=pin-test;object=server-key"
+
+
+def pin_config(ctx, key, cert=True, mtlsd_keys=()):
+    """The standard config with key = key (a URI); without cert = when
+    cert is False. No engine: the URI goes to OSSL_STORE, which has no
+    pkcs11: loader, so every key load fails: no token is needed."""
+    c = standard_config(ctx, "127.0.0.1:9")
+    header, keys = c.sections[0]
+    keys = [(k, key if k == "key" else v) for k, v in keys if cert or k != "cert"]
+    c.sections[0] = (header, keys)
+    if mtlsd_keys:
+        c.sections.insert(0, ("mtlsd", list(mtlsd_keys)))
+    return c
+
+
+def run_out(argv, env=None):
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60, env=env)
+    return r.returncode, r.stdout + r.stderr
+
+
+@case("pin_never_shown_on_any_error_path")
+def pin_never_shown_on_any_error_path(ctx):
+    """Every error path that names a key reference, at start (mtlsd and
+    --check-config, the config file and the flags, mtlsctl doctor in text
+    and JSON) and at reload (mtlsctl reload, SIGHUP, mtlsctl status's
+    reload.last_error, mtlsd's log, the audit trail), with a pin-value in
+    the URI (in the path, in the query, in capitals) and a PIN engine_ctrl.
+    Each output must name the reference with the PIN hidden, which proves
+    the path was taken, and must not contain the PIN."""
+    listen = ["--listen", "127.0.0.1:1"]
+    chain = ctx.fx.path("server", "chain.pem")
+    outputs = []  # (what, text, the redacted form it must show)
+
+    def start_paths(what, conf, shown, *flags):
+        path = ctx.write(what + ".conf", conf.render())
+        for mode in (["--check-config"], []):
+            rc, out = run_out([ctx.mtlsd_bin, "--config", path] + listen + list(flags) + mode)
+            assert rc == 1, "%s %s: exit %d:\n%s" % (what, mode, rc, out)
+            outputs.append(("mtlsd %s %s" % (what, " ".join(mode)), out, shown))
+        return path
+
+    uri = TOKEN_URI + ";pin-value=" + PIN
+    # 1. key without cert: the whole-config check.
+    p1 = start_paths("key-without-cert", pin_config(ctx, uri, cert=False), "pin-value=***")
+    # 2. the same from flags, and a key URI given with --cert: the key load.
+    base = [ctx.mtlsd_bin, "--client-ca", ctx.fx.path("pki", "ca-bundle.pem"),
+            "--backend", "127.0.0.1:9"] + listen
+    for what, flags in (("flag-key-without-cert", ["--key", uri]),
+                        ("flag-key-load", ["--cert", chain, "--key", uri])):
+        rc, out = run_out(base + flags + ["--check-config"])
+        assert rc == 1, "%s: exit %d:\n%s" % (what, rc, out)
+        outputs.append((what, out, "pin-value=***"))
+    # 3. the key load from the file: path attribute, query attribute, capitals.
+    p3 = start_paths("key-load", pin_config(ctx, uri), "pin-value=***")
+    start_paths("key-load-query", pin_config(ctx, TOKEN_URI + "?pin-value=" + PIN),
+                "?pin-value=***")
+    start_paths("key-load-capitals", pin_config(ctx, TOKEN_URI + ";PIN-VALUE=" + PIN),
+                "PIN-VALUE=***")
+    # 4. a PIN engine_ctrl the engine refuses.
+    start_paths("engine-ctrl-pin", pin_config(ctx, ctx.fx.path("server", "key.pem"),
+                                              mtlsd_keys=[("engine", "dynamic"),
+                                                          ("engine_ctrl", "PIN:" + PIN)]),
+                "engine_ctrl = PIN:***")
+    # 5. mtlsctl doctor on those files, text and JSON.
+    for path in (p1, p3):
+        for fmt in ([], ["--json"]):
+            rc, out = run_out([ctx.mtlsctl_bin, "doctor", "--config", path] + fmt)
+            outputs.append(("doctor %s %s" % (os.path.basename(path), " ".join(fmt)), out,
+                            "pin-value=***" if path == p3 else None))
+
+    # 6. reloads of a running mtlsd: refused, with the reason in every output.
+    backend = ctx.backend()
+    good = standard_config(ctx, backend.addr)
+    mtlsd = Mtlsd(ctx, good)
+    ctl = ["--socket", mtlsd.control_socket]
+    for what, broken in (("reload-key-without-cert", pin_config(ctx, uri, cert=False)),
+                         ("reload-key-load", pin_config(ctx, uri))):
+        broken.sections[1] = good.sections[1]  # the same partner and backend
+        ctx.write(os.path.basename(mtlsd.conf_path),
+                  with_control_socket(broken, mtlsd.control_socket).render())
+        rc, out = run_out([ctx.mtlsctl_bin, "reload"] + ctl)
+        assert rc == 1, "%s: mtlsctl reload exit %d:\n%s" % (what, rc, out)
+        outputs.append(("mtlsctl reload " + what, out, "pin-value=***"))
+        rc, out = run_out([ctx.mtlsctl_bin, "status"] + ctl)
+        assert rc == 0, out
+        outputs.append(("mtlsctl status after " + what, out, "pin-value=***"))
+        before = mtlsd.log().count("reload (SIGHUP) refused")
+        mtlsd.signal(signal.SIGHUP)
+        from harness import wait_until
+        wait_until("the SIGHUP reload's refusal",
+                   lambda: mtlsd.log().count("reload (SIGHUP) refused") > before,
+                   alive=mtlsd.check_alive)
+    valid_client_works(ctx, mtlsd, backend, audit_n=1, conn=1)
+    mtlsd.signal(signal.SIGTERM)
+    mtlsd.wait_exit()
+    outputs.append(("mtlsd's log", mtlsd.log(), "pin-value=***"))
+    outputs.append(("the audit trail", read_text(mtlsd.audit_path), None))
+
+    leaks = [what for what, text, _ in outputs if PIN in text]
+    unproven = [what for what, text, shown in outputs if shown and shown not in text]
+    figure("pin_redaction", outputs=len(outputs), bytes=sum(len(t) for _, t, _ in outputs),
+           leaks=len(leaks))
+    assert not leaks, "the PIN %s is printed by: %s\n\n%s" % (
+        PIN, ", ".join(leaks), "\n\n".join("== %s\n%s" % (w, t) for w, t, _ in outputs
+                                          if w in leaks))
+    assert not unproven, "these outputs do not name the key reference, so the path was not " \
+        "taken: %s\n\n%s" % (", ".join(unproven), "\n\n".join(
+            "== %s\n%s" % (w, t) for w, t, _ in outputs if w in unproven))

@@ -497,6 +497,19 @@ def provider_from_openssl_conf(ctx):
     assert re.search(r"pass\s+crypto-providers\s+providers: .*legacy", out), out
 
 
+@case("provider_openssl_conf_not_root_owned_refused")
+def provider_openssl_conf_not_root_owned_refused(ctx):
+    """openssl_conf loads providers and engines, so it follows the config
+    file's rule: started as root, a file another user owns is refused before
+    OpenSSL reads it (provider_from_openssl_conf is the twin: root's file)."""
+    if os.geteuid() != 0:
+        raise harness.Skip("the owner rule applies when mtlsd runs as root")
+    conf = ctx.write("providers.cnf", PROVIDER_CONF)
+    os.chown(conf, 4321, 4321)
+    rc, out = run_mtlsd(ctx, provider_config(ctx, openssl_conf=conf))
+    assert_refused(rc, out, "openssl_conf = " + conf + ": owned by uid 4321", "chown root " + conf)
+
+
 @case("provider_openssl_conf_broken_refused")
 def provider_openssl_conf_broken_refused(ctx):
     conf = ctx.write("providers.cnf", PROVIDER_CONF.replace("legacy_sect]", "legacy_sect"))

@@ -243,6 +243,45 @@ def config_world_writable_refused(ctx):
     assert_refused(rc, out, path, "chmod")
 
 
+def require_root():
+    from harness import Skip
+    if os.geteuid() != 0:
+        raise Skip("the owner and group rules apply when mtlsd runs as root")
+
+
+@case("config_group_writable_refused_as_root")
+def config_group_writable_refused_as_root(ctx):
+    """Started as root, a file its group may write is refused: a line in it
+    can load code as root (engine, provider, openssl_conf)."""
+    require_root()
+    path = ctx.write("mtlsd.conf", standard_config(ctx, "127.0.0.1:9").render(), 0o664)
+    rc, out = run_mtlsd(ctx, "--config", path, "--listen", "127.0.0.1:1", "--check-config")
+    assert_refused(rc, out, path, "writable by its group (mode 0664, owner uid 0 (root))",
+                   "chmod 0640 " + path)
+
+
+@case("config_not_owned_by_root_refused_as_root")
+def config_not_owned_by_root_refused_as_root(ctx):
+    """Owned by another user, even mode 0600 (the owner can chmod it): refused,
+    naming the owner and the chown."""
+    require_root()
+    path = ctx.write("mtlsd.conf", standard_config(ctx, "127.0.0.1:9").render(), 0o600)
+    os.chown(path, 4321, 4321)
+    rc, out = run_mtlsd(ctx, "--config", path, "--listen", "127.0.0.1:1", "--check-config")
+    assert_refused(rc, out, path, "owned by uid 4321 (mode 0600)", "chown root " + path)
+
+
+@case("config_root_owned_group_readable_accepted")
+def config_root_owned_group_readable_accepted(ctx):
+    """The twin: root's file, mode 0640 (the service user's group reads it
+    for reloads), is accepted."""
+    require_root()
+    path = ctx.write("mtlsd.conf", standard_config(ctx, "127.0.0.1:9").render(), 0o640)
+    rc, out = run_mtlsd(ctx, "--config", path, "--listen", "127.0.0.1:%d" % free_port(),
+                        "--check-config")
+    assert rc == 0 and "configuration OK" in out, out
+
+
 @case("config_duplicate_section")
 def config_duplicate_section(ctx):
     c = standard_config(ctx, "127.0.0.1:9")

@@ -83,6 +83,24 @@ static void test_keyref_redact_hides_pin(void **state)
 			    "pkcs11:token=t?pin-value=***");
 }
 
+/* Every occurrence, in any case, in the path or the query part: a second
+ * pin-value (libp11 takes the last) or "PIN-VALUE" must not slip out. */
+static void test_keyref_redact_hides_every_pin(void **state)
+{
+	char buf[256];
+	(void)state;
+	assert_string_equal(keyref_redact("pkcs11:pin-value=11;token=t;PIN-Value=22?pin-value=33&x=1",
+					  buf, sizeof(buf)),
+			    "pkcs11:pin-value=***;token=t;PIN-Value=***?pin-value=***&x=1");
+	/* Cut short, it still never shows a PIN digit. */
+	assert_string_equal(keyref_redact("pkcs11:token=t;pin-value=98765", buf, 20),
+			    "pkcs11:token=t;pin-");
+	assert_string_equal(keyref_redact_engine_ctrl("PIN:4711", buf, sizeof(buf)), "PIN:***");
+	assert_string_equal(keyref_redact_engine_ctrl("pin=4711", buf, sizeof(buf)), "pin***");
+	assert_string_equal(keyref_redact_engine_ctrl("MODULE_PATH:/usr/lib/m.so", buf, sizeof(buf)),
+			    "MODULE_PATH:/usr/lib/m.so");
+}
+
 static void test_keyref_redact_keeps_uri_without_pin(void **state)
 {
 	char buf[256];
@@ -108,6 +126,36 @@ static void test_keyref_pin_file_readable_by_others_refused(void **state)
 	assert_int_equal(keyref_read_pin(&o, pin, sizeof(pin), err, sizeof(err)), -EPERM);
 	assert_non_null(strstr(err, "chmod 600"));
 	assert_string_equal(pin, "");
+}
+
+/* The private-key owner rule holds for PIN files too: another user's file
+ * is refused (it can be rewritten whatever its mode), naming the chown;
+ * the service user's is accepted (it is read again on reload). Root only. */
+static void test_keyref_pin_file_owned_by_other_user_refused(void **state)
+{
+	char pin[KEYREF_MAX_PIN];
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	struct keyref_opts o = { .pin_file = scratch_file("pin-foreign", "4711\n", 0600) };
+	assert_int_equal(chown(o.pin_file, 4321, 4321), 0);
+	assert_int_equal(keyref_read_pin(&o, pin, sizeof(pin), err, sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "PIN file is owned by uid 4321"));
+	assert_non_null(strstr(err, "chown 0 "));
+	assert_string_equal(pin, "");
+}
+
+static void test_keyref_pin_file_owned_by_service_user_accepted(void **state)
+{
+	char pin[KEYREF_MAX_PIN];
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	struct keyref_opts o = { .pin_file = scratch_file("pin-service", "4711\n", 0600),
+				 .owner = "4321" };
+	assert_int_equal(chown(o.pin_file, 4321, 4321), 0);
+	assert_int_equal(keyref_read_pin(&o, pin, sizeof(pin), err, sizeof(err)), 0);
+	assert_string_equal(pin, "4711");
 }
 
 static void test_keyref_pin_env_read(void **state)
@@ -319,9 +367,12 @@ int main(void)
 		cmocka_unit_test(test_keyref_uri_recognised),
 		cmocka_unit_test(test_keyref_path_not_taken_for_uri),
 		cmocka_unit_test(test_keyref_redact_hides_pin),
+		cmocka_unit_test(test_keyref_redact_hides_every_pin),
 		cmocka_unit_test(test_keyref_redact_keeps_uri_without_pin),
 		cmocka_unit_test(test_keyref_pin_file_read),
 		cmocka_unit_test(test_keyref_pin_file_readable_by_others_refused),
+		cmocka_unit_test(test_keyref_pin_file_owned_by_other_user_refused),
+		cmocka_unit_test(test_keyref_pin_file_owned_by_service_user_accepted),
 		cmocka_unit_test(test_keyref_pin_env_read),
 		cmocka_unit_test(test_keyref_pin_env_unset_refused),
 		cmocka_unit_test(test_keyref_file_path_loads),

@@ -124,12 +124,63 @@ static void test_ticket_keys_group_readable_refused(void **state)
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	const char *path = write_keys("open", k, sizeof(k), 0640);
 	assert_int_equal(configure(ctx, path, SESSION_CACHE_TICKETS), -EPERM);
-	assert_non_null(strstr(err, "chmod 0600"));
+	assert_non_null(strstr(err, "chmod 600"));
 	/* The twin: the operator's explicit override. */
 	struct mtlsd_config cfg;
 	config_init(&cfg);
 	cfg.ticket_key_file = (char *)path;
 	cfg.allow_insecure_key_perms = true;
+	assert_int_equal(ticket_keys_configure(ctx, &cfg, err, sizeof(err)), 0);
+	SSL_CTX_free(ctx);
+}
+
+/* Group-writable is as bad as group-readable: whoever can write the keys
+ * can seal a ticket, that is mint a session, for any partner. */
+static void test_ticket_keys_group_writable_refused(void **state)
+{
+	unsigned char k[TICKET_KEY_LEN] = { 1 };
+	(void)state;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *path = write_keys("group-writable", k, sizeof(k), 0620);
+	assert_int_equal(configure(ctx, path, SESSION_CACHE_TICKETS), -EPERM);
+	assert_non_null(strstr(err, "mode 0620"));
+	assert_non_null(strstr(err, "mint a session"));
+	SSL_CTX_free(ctx);
+}
+
+/* The private-key owner rule: a file another user owns is refused (that
+ * user can rewrite it whatever its mode), naming the chown. Needs root. */
+static void test_ticket_keys_owned_by_other_user_refused(void **state)
+{
+	unsigned char k[TICKET_KEY_LEN] = { 1 };
+	char want[64];
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *path = write_keys("foreign", k, sizeof(k), 0600);
+	assert_int_equal(chown(path, 4321, 4321), 0);
+	assert_int_equal(configure(ctx, path, SESSION_CACHE_TICKETS), -EPERM);
+	assert_non_null(strstr(err, "owned by uid 4321"));
+	snprintf(want, sizeof(want), "chown %u %s", (unsigned)geteuid(), path);
+	assert_non_null(strstr(err, want));
+	SSL_CTX_free(ctx);
+}
+
+/* The twin: owned by the service user (user =), as a key file may be, so a
+ * reload after the privilege drop reads the same file. */
+static void test_ticket_keys_owned_by_service_user_accepted(void **state)
+{
+	unsigned char k[TICKET_KEY_LEN] = { 1 };
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct mtlsd_config cfg;
+	config_init(&cfg);
+	cfg.ticket_key_file = (char *)write_keys("service-user", k, sizeof(k), 0600);
+	assert_int_equal(chown(cfg.ticket_key_file, 4321, 4321), 0);
+	cfg.user = (char *)"4321";
 	assert_int_equal(ticket_keys_configure(ctx, &cfg, err, sizeof(err)), 0);
 	SSL_CTX_free(ctx);
 }
@@ -240,6 +291,9 @@ int main(void)
 		cmocka_unit_test(test_ticket_keys_one_and_eight_keys_accepted),
 		cmocka_unit_test(test_ticket_keys_bad_sizes_refused),
 		cmocka_unit_test(test_ticket_keys_group_readable_refused),
+		cmocka_unit_test(test_ticket_keys_group_writable_refused),
+		cmocka_unit_test(test_ticket_keys_owned_by_other_user_refused),
+		cmocka_unit_test(test_ticket_keys_owned_by_service_user_accepted),
 		cmocka_unit_test(test_ticket_keys_missing_file_refused),
 		cmocka_unit_test(test_ticket_keys_modes_set_options),
 		cmocka_unit_test(test_ticket_keys_shared_file_resumes_other_does_not),
