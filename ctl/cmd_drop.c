@@ -6,6 +6,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cert_name.h"
@@ -79,8 +80,20 @@ static int run_drop(int argc, char **argv)
 	/* The serial in its one spelling (as mtlsd's reply and audit give it). */
 	char canonical[CERT_SERIAL_TEXT_MAX];
 	cert_serial_format(&sn, canonical, sizeof(canonical));
+	const char *other = ctlproto_get(reply.fields, reply.n, "other_issuer");
+	if (issuer && other && strtoul(n ? n : "0", NULL, 10) == 0) {
+		const char *seen = ctlproto_get(reply.fields, reply.n, "seen_issuer");
+		const char *seen_id = ctlproto_get(reply.fields, reply.n, "seen_issuer_id");
+		log_err("--issuer '%s' matches none of the %s live connection(s) of serial %s, so none "
+			"was dropped; their issuer is '%s' (issuer_id %s): give that, or leave --issuer "
+			"out to drop every certificate with this serial", issuer, other, canonical,
+			seen ? seen : "?", seen_id ? seen_id : "?");
+		return CTL_EXIT_CHECK_FAILED;
+	}
 	printf("dropped %s connection(s) of serial %s%s%s\n", n ? n : "0", canonical,
 	       issuer ? " issued by " : "", issuer ? issuer : "");
+	if (other)
+		printf("(%s other connection(s) of this serial have another issuer and were kept)\n", other);
 	return CTL_EXIT_OK;
 }
 
@@ -99,7 +112,9 @@ const struct ctl_command cmd_drop = {
 		"                        else /run/mtlsd/control.sock)\n"
 		"\n"
 		"Closes the connections only: revoke the certificate and reload as well, or\n"
-		"it connects again. Exit code: 0 done (the count is printed), 1 mtlsd\n"
-		"unreachable or a worker did not answer, 2 bad usage.\n",
+		"it connects again. Exit code: 0 done (the count is printed, 0 when no live\n"
+		"connection has that serial), 1 mtlsd unreachable, a worker did not answer,\n"
+		"or --issuer matched none of the live connections of that serial (their\n"
+		"issuer is printed), 2 bad usage (a serial that is not hex included).\n",
 	.run = run_drop,
 };

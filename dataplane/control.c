@@ -86,12 +86,17 @@ static struct {
 	char issuer_id_hex[CERT_ISSUER_ID_LEN * 2 + 1];
 	char issuer_text[512];                /* as the operator typed it, for the log */
 	unsigned dropped, answered;
+	unsigned other_issuer;                /* the serial matched, the issuer did not */
+	char seen_issuer[512];                /* the first such connection's issuer */
+	char seen_issuer_id[80];
 } drop = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ---- the worker side of drop ------------------------------------------- */
 
 /* The serial is compared first and cheaply (a worker may hold thousands
- * of connections); the issuer only for a match. */
+ * of connections); the issuer only for a match. A serial match whose
+ * issuer differs is counted, and the first one's issuer kept, so an
+ * --issuer that matches nothing is told what would. */
 static bool leaf_matches(X509 *leaf)
 {
 	struct cert_serial sn;
@@ -100,11 +105,21 @@ static bool leaf_matches(X509 *leaf)
 	if (cert_serial_from_asn1(X509_get0_serialNumber(leaf), &sn) < 0 ||
 	    !cert_serial_equal(&sn, &drop.serial))
 		return false;
+	bool same_issuer;
 	if (drop.issuer)
-		return cert_name_equal(drop.issuer, X509_get_issuer_name(leaf));
-	if (drop.by_issuer_id)
-		return certinfo_from_x509(leaf, &id) == 0 && strcasecmp(drop.issuer_id_hex, id.issuer_id_hex) == 0;
-	return true;
+		same_issuer = cert_name_equal(drop.issuer, X509_get_issuer_name(leaf));
+	else if (drop.by_issuer_id)
+		same_issuer = certinfo_from_x509(leaf, &id) == 0 &&
+			      strcasecmp(drop.issuer_id_hex, id.issuer_id_hex) == 0;
+	else
+		return true;
+	if (same_issuer)
+		return true;
+	if (drop.other_issuer++ == 0 && certinfo_from_x509(leaf, &id) == 0) {
+		snprintf(drop.seen_issuer, sizeof(drop.seen_issuer), "%s", id.issuer);
+		snprintf(drop.seen_issuer_id, sizeof(drop.seen_issuer_id), "%s", id.issuer_id_hex);
+	}
+	return false;
 }
 
 void control_on_worker_message(struct worker *w)
@@ -207,7 +222,8 @@ static void cmd_drop(const struct ctl_field *f, size_t n, struct ctl_msg *reply)
 	bool ok = serial_ok && drop_set_issuer(issuer, why, sizeof(why)) == 0;
 	if (serial_ok)
 		cert_serial_format(&drop.serial, drop.serial_text, sizeof(drop.serial_text));
-	drop.dropped = drop.answered = 0;
+	drop.dropped = drop.answered = drop.other_issuer = 0;
+	drop.seen_issuer[0] = drop.seen_issuer_id[0] = '\0';
 	drop.active = ok;
 	pthread_mutex_unlock(&drop.lock);
 	if (!ok) {
@@ -222,7 +238,7 @@ static void cmd_drop(const struct ctl_field *f, size_t n, struct ctl_msg *reply)
 	unsigned answered = run_on_workers();
 	pthread_mutex_lock(&drop.lock);
 	drop.active = false;
-	unsigned dropped = drop.dropped;
+	unsigned dropped = drop.dropped, other = drop.other_issuer;
 	pthread_mutex_unlock(&drop.lock);
 	log_info("control: drop serial %s%s%s: %u connections closed (%u of %u workers answered)",
 		 drop.serial_text, drop.issuer_text[0] ? " issuer " : "", drop.issuer_text, dropped,
@@ -233,6 +249,12 @@ static void cmd_drop(const struct ctl_field *f, size_t n, struct ctl_msg *reply)
 			     ctl.n - answered, ctl.n, DROP_WAIT_MS);
 	ctlproto_add(reply, "dropped", "%u", dropped);
 	ctlproto_add(reply, "serial", "%s", drop.serial_text);
+	if (other) {
+		/* Read after the workers answered: nothing writes them now. */
+		ctlproto_add(reply, "other_issuer", "%u", other);
+		ctlproto_add(reply, "seen_issuer", "%s", drop.seen_issuer);
+		ctlproto_add(reply, "seen_issuer_id", "%s", drop.seen_issuer_id);
+	}
 }
 
 /* ---- status, reload, certs -------------------------------------------- */

@@ -8,6 +8,7 @@ daemon.py, peers.py); one meson test per case:
 """
 
 import datetime
+import re
 import json
 import os
 import shutil
@@ -398,6 +399,54 @@ def reload_revoked_then_drop(ctx):
         pass
     echo_once(rsa_live, b"still\n")
     rsa_live.close()
+
+
+def still_open(sock, what):
+    echo_once(sock, ("still open: %s\n" % what).encode())
+
+
+def closed_by_mtlsd(sock):
+    sock.settimeout(30)
+    try:
+        return sock.recv(100) == b""
+    except (ssl.SSLError, OSError):
+        return True
+
+
+@case("drop_exit_codes_and_unmatched_issuer")
+def drop_exit_codes_and_unmatched_issuer(ctx):
+    """`mtlsctl drop` keeps its help's promises: a serial that is not hex is
+    bad usage (2) and reaches no one; an --issuer that matches none of the
+    live connections of that serial says so, names the issuer they have and
+    fails (1), closing nothing; the issuer it names drops the connection
+    (0); a serial no connection has drops none (0, "dropped 0")."""
+    backend = ctx.backend()
+    facts = leaf_facts(ctx, "client-ec")
+    mtlsd = Mtlsd(ctx, with_control(standard_config(ctx, backend.addr), ctx))
+    live = client_context(ctx, "client-ec").wrap_socket(
+        socket.create_connection(("127.0.0.1", mtlsd.port), timeout=30), server_hostname="localhost")
+    still_open(live, "before")
+    for bad in ("zz", "4F:A2:GG"):
+        r = mtlsctl(ctx, "drop", "--serial", bad)
+        assert r.returncode == 2, "drop --serial %s: exit %d\n%s%s" % (bad, r.returncode, r.stdout,
+                                                                       r.stderr)
+        assert "--serial '%s': not a serial" % bad in r.stderr, r.stderr
+    still_open(live, "after bad serials")
+    r = mtlsctl(ctx, "drop", "--serial", facts["serial"], "--issuer", "CN=partner Policy CA,O=partner")
+    assert r.returncode == 1, "exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr)
+    m = re.search(r"matches none of the 1 live connection\(s\) of serial \S+, so none was dropped; "
+                  r"their issuer is '([^']+)' \(issuer_id ([0-9A-Fa-f]+)\)", r.stderr)
+    assert m, r.stderr
+    still_open(live, "after an issuer that matches nothing")
+    assert not mtlsd.audit_events("dropped"), "a drop that matched nothing was audited"
+    r = mtlsctl(ctx, "drop", "--serial", "01:02:03:04")
+    assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
+    still_open(live, "after a serial nobody has")
+    # The twin: the issuer as mtlsctl printed it drops the connection.
+    r = mtlsctl(ctx, "drop", "--serial", facts["serial"], "--issuer", m.group(1))
+    assert r.returncode == 0 and "dropped 1 " in r.stdout, r.stdout + r.stderr
+    assert closed_by_mtlsd(live), "the dropped connection still delivers data"
+    live.close()
 
 
 def issue_client(ctx, name, serial):
