@@ -178,10 +178,6 @@ void doctor_check_accel(const struct doctor_facts *f, struct doctor_report *rep)
 void doctor_check_token_keys(const struct doctor_facts *f, struct doctor_report *rep);
 void doctor_check_certs(const struct doctor_facts *f, struct doctor_report *rep);
 
-/* Descriptors mtlsd needs for max_connections: two per connection (client
- * and backend) plus listeners, rings and files per worker. */
-uint64_t doctor_fds_needed(unsigned max_connections, unsigned workers);
-
 /* The worst status in rep; 0/1/2 for pass(or skip)/warn/fail. */
 enum doctor_status doctor_worst(const struct doctor_report *rep);
 int doctor_exit_code(const struct doctor_report *rep);

@@ -18,6 +18,8 @@
 
 #include <linux/io_uring.h>
 
+#include "config.h"
+
 const char *const doctor_uring_op_names[DOCTOR_OP_COUNT] = {
 	[DOCTOR_OP_ACCEPT] = "accept", [DOCTOR_OP_RECV] = "recv", [DOCTOR_OP_SEND] = "send",
 	[DOCTOR_OP_CONNECT] = "connect", [DOCTOR_OP_READ] = "read",
@@ -175,16 +177,9 @@ void doctor_check_bpf(const struct doctor_facts *f, struct doctor_report *rep)
 		    "/sys/fs/bpf is not mounted: maps cannot be pinned for mtlsctl stats");
 }
 
-uint64_t doctor_fds_needed(unsigned max_connections, unsigned workers)
-{
-	/* Client + backend socket per connection; per worker a ring, an
-	 * eventfd, up to 16 listeners; then stdio, audit log, BPF, slack. */
-	return 2 * (uint64_t)max_connections + (uint64_t)(workers ? workers : 1) * 20 + 64;
-}
-
 void doctor_check_nofile(const struct doctor_facts *f, struct doctor_report *rep)
 {
-	uint64_t need = doctor_fds_needed(f->max_connections, f->workers);
+	uint64_t need = config_fds_needed(f->max_connections, f->workers);
 	char remedy[160], whose[32] = "";
 
 	if (f->nofile_pid)

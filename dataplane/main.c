@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -205,6 +206,34 @@ static unsigned worker_count(const struct mtlsd_config *cfg)
 		return cfg->workers;
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 ? (unsigned)n : 1;
+}
+
+/*
+ * An open-files limit below what max_connections needs is not an error
+ * (the limit may be raised for a later restart, and mtlsd backs off when
+ * accept fails with EMFILE) but it is said at start, with the same figure
+ * `mtlsctl doctor` checks (config_fds_needed) and what it means.
+ */
+static void warn_fd_limit(const struct mtlsd_config *cfg)
+{
+	struct rlimit rl;
+	unsigned workers = worker_count(cfg);
+	uint64_t need = config_fds_needed(cfg->max_connections, workers);
+	uint64_t fixed = need - 2 * (uint64_t)cfg->max_connections;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	char hard[32] = "unlimited";
+	if (rl.rlim_max != RLIM_INFINITY)
+		snprintf(hard, sizeof(hard), "%llu", (unsigned long long)rl.rlim_max);
+	log_warn("open-files limit %llu (hard %s) is below the %llu descriptors max_connections = %u "
+		 "needs with %u workers: about %llu connections fit before accepting fails (EMFILE); "
+		 "raise it (LimitNOFILE=%llu in the unit, tuning/systemd/mtlsd.service; nofile in "
+		 "tuning/limits.d/mtlsd.conf; ulimit -n %llu) or lower max_connections; "
+		 "`mtlsctl doctor --pid PID` checks a running mtlsd",
+		 (unsigned long long)rl.rlim_cur, hard, (unsigned long long)need, cfg->max_connections,
+		 workers, (unsigned long long)(rl.rlim_cur > fixed ? (rl.rlim_cur - fixed) / 2 : 0),
+		 (unsigned long long)need, (unsigned long long)need);
 }
 
 /*
@@ -486,6 +515,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	warn_fd_limit(&cfg);
 	saved_argc = argc;
 	saved_argv = argv;
 	saved_config_path = cli.config_path;

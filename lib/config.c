@@ -578,6 +578,11 @@ int config_load_file(struct mtlsd_config *cfg, const char *path, char *err, size
 	return cfg->path ? 0 : -ENOMEM;
 }
 
+uint64_t config_fds_needed(unsigned max_connections, unsigned workers)
+{
+	return 2 * (uint64_t)max_connections + (uint64_t)(workers ? workers : 1) * 20 + 64;
+}
+
 /* ---- whole-config validation ------------------------------------------- */
 
 __attribute__((format(printf, 5, 6)))

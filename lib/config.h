@@ -122,6 +122,16 @@ struct mtlsd_config {
 	uint64_t flag_resets;          /* internal: lists a flag already replaced */
 };
 
+/*
+ * File descriptors mtlsd needs to hold max_connections at once with
+ * workers worker threads (0 = one per online CPU is resolved by the
+ * caller; 0 counts as 1): two per connection (client and backend) plus, per
+ * worker, a ring, an eventfd and up to 16 listeners, plus stdio, the audit
+ * log, BPF maps and slack. The one figure mtlsd's start-up warning and
+ * `mtlsctl doctor` both compare RLIMIT_NOFILE with.
+ */
+uint64_t config_fds_needed(unsigned max_connections, unsigned workers);
+
 /* Defaults for everything; no listeners, certs or partners. */
 void config_init(struct mtlsd_config *cfg);
 

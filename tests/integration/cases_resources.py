@@ -3,7 +3,11 @@ refused, garbage, reset in the handshake, reset mid-stream) mtlsd holds
 exactly the file descriptors it held before, and every backend connection
 it opened is closed."""
 
+import contextlib
 import os
+import re
+import resource
+import subprocess
 
 from harness import case, wait_until
 from daemon import Mtlsd, standard_config
@@ -51,3 +55,50 @@ def no_fd_leak_after_mixed_traffic(ctx):
     wait_until("every backend connection to be closed",
                lambda: len(backend.events("close")) == backend.connections())
     assert backend.connections() == 1 + 2 * ROUNDS, backend.events("accept")
+
+
+@contextlib.contextmanager
+def soft_nofile(limit):
+    """Processes started inside inherit this soft RLIMIT_NOFILE."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def doctor_nofile(ctx, conf):
+    r = subprocess.run([ctx.mtlsctl_bin, "doctor", "--config", conf], capture_output=True,
+                       text=True, timeout=60)
+    return next(l for l in r.stdout.splitlines() if re.search(r"\bnofile\b", l))
+
+
+@case("nofile_below_need_warned_at_start")
+def nofile_below_need_warned_at_start(ctx):
+    """max_connections = 10000 under a soft open-files limit of 1024: mtlsd
+    starts (and serves) but says so at start, with the same figure as
+    `mtlsctl doctor` (one computation, config_fds_needed) and the fix."""
+    backend = ctx.backend()
+    with soft_nofile(1024):
+        mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr),
+                      extra_flags=["--max-connections", "10000"])
+        doctor = doctor_nofile(ctx, mtlsd.conf_path)
+    m = re.search(r"warning: open-files limit 1024 \(hard \S+\) is below the (\d+) descriptors "
+                  r"max_connections = 10000 needs", mtlsd.log())
+    assert m, mtlsd.log()
+    assert "LimitNOFILE=%s" % m.group(1) in mtlsd.log(), mtlsd.log()
+    # doctor reads the file, not the flag: the figure is the default's, 10000 too.
+    assert "the %s that max_connections=10000 needs" % m.group(1) in doctor, doctor
+    valid_client_works(ctx, mtlsd, backend, audit_n=1, conn=1)
+
+
+@case("nofile_covering_need_no_warning")
+def nofile_covering_need_no_warning(ctx):
+    """The twin: max_connections = 100 fits in 1024 descriptors: no word."""
+    backend = ctx.backend()
+    with soft_nofile(1024):
+        mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr),
+                      extra_flags=["--max-connections", "100", "--max-handshakes", "100"])
+    valid_client_works(ctx, mtlsd, backend, audit_n=1, conn=1)
+    assert "open-files limit" not in mtlsd.log(), mtlsd.log()

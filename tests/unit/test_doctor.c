@@ -186,7 +186,7 @@ static void test_doctor_bpf(void **state)
 static void test_doctor_nofile(void **state)
 {
 	struct doctor_facts f;
-	uint64_t need = doctor_fds_needed(10000, 2);
+	uint64_t need = config_fds_needed(10000, 2);
 
 	assert_true(need > 20000 && need < 21000);
 	good_facts(&f);
