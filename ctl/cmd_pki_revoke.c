@@ -17,6 +17,38 @@
 #include "pki_ca.h"
 #include "pki_ops.h"
 
+/* text as one shell word: bare when it is plain, else in single quotes. */
+static void print_shell_word(FILE *out, const char *text)
+{
+	if (text[0] && strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			  "0123456789/._-+:=@%,") == strlen(text)) {
+		fputs(text, out);
+		return;
+	}
+	fputc('\'', out);
+	for (const char *p = text; *p; p++)
+		if (*p == '\'')
+			fputs("'\\''", out);
+		else
+			fputc(*p, out);
+	fputc('\'', out);
+}
+
+/*
+ * The command that publishes the new CRL, exactly as it runs: the same
+ * --dir, and only the CA that issued the certificate (the issuing CA's key
+ * needs no passphrase; an offline CA's does).
+ */
+static void print_publish_hint(FILE *out, const char *dir, const struct pki_hierarchy *h, size_t i)
+{
+	fputs("publish it: mtlsctl pki crl --dir ", out);
+	print_shell_word(out, dir);
+	fprintf(out, " --ca %s", h->tier[i].name);
+	if (pki_tier_is_offline(h, i))
+		fputs("   (the CA key's passphrase in $MTLS_CA_PASS, or add --passphrase-file FILE)", out);
+	fputc('\n', out);
+}
+
 int pki_revoke_run(const char *dir, const struct pki_serial *serial, int reason, FILE *report,
 		   char *err, size_t errlen)
 {
@@ -50,9 +82,11 @@ int pki_revoke_run(const char *dir, const struct pki_serial *serial, int reason,
 	rc = pki_index_save(path, &h.tier[i].idx);
 	if (rc < 0)
 		snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
-	else if (report)
+	else if (report) {
 		fprintf(report, "revoked %s (%s), issued by the %s CA\n", hex, r->subject,
 			h.tier[i].name);
+		print_publish_hint(report, dir, &h, i);
+	}
 out:
 	pki_ca_close(&h);
 	return rc;
@@ -102,7 +136,6 @@ static int run_revoke(int argc, char **argv)
 		log_err("%s", err);
 		return CTL_EXIT_USAGE;
 	}
-	printf("publish it: mtlsctl pki crl\n");
 	return CTL_EXIT_OK;
 }
 

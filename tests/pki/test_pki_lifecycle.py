@@ -5,10 +5,11 @@ init -> issue server and client -> verify -> revoke -> crl -> verify again.
 import datetime
 import os
 import re
+import tempfile
 import unittest
 
-from pkitest import (PASS, PkiDirTest, count_certs, ctl, extension, gnutls_verify, mode,
-                     openssl, verify, x509_text)
+from pkitest import (MTLSCTL, PASS, PkiDirTest, count_certs, ctl, extension, gnutls_verify, mode,
+                     openssl, run, verify, x509_text)
 
 
 def not_after(path):
@@ -324,6 +325,59 @@ class TestRevokeCa(PkiDirTest, CrlNumbers):
         p = ctl("pki", "issue", "client", "after-revocation", "--dir", self.dir)
         self.assertEqual(p.returncode, 2)
         self.assertIn("the issuing CA is revoked (cACompromise)", p.stderr)
+
+
+class TestRevokeHint(PkiDirTest, CrlNumbers):
+    """`pki revoke` ends with the command that publishes the revocation; it
+    must run exactly as printed (it used to say `mtlsctl pki crl`, which
+    fails anywhere but in the CA directory, and asks for the offline CAs'
+    passphrase). The directory has a blank in it, so the quoting counts."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="mtls-pki-")
+        cls.dir = os.path.join(cls.tmp.name, "acme ca")
+        cls.env = {"MTLS_CA_PASS": PASS}
+        ctl("pki", "init", cls.dir, "--name", "acme", env=cls.env, check=True)
+        cls.root = os.path.join(cls.dir, "root", "ca.crt")
+
+    def run_hint(self, revoke_stdout, env=None):
+        hint = re.search(r"^publish it: (mtlsctl .*?)(   \(.*)?$", revoke_stdout, re.M)
+        self.assertIsNotNone(hint, revoke_stdout)
+        bindir = os.path.dirname(os.path.abspath(MTLSCTL))
+        full = dict(env or {}, PATH=bindir + os.pathsep + os.environ["PATH"])
+        # From another directory than the CA's, as an operator would.
+        return run("sh", "-c", "cd / && " + hint.group(1), env=full), hint
+
+    def test_pki_revoke_hint_1_runs_as_printed(self):
+        serial, leaf = self.issue("client", "leaked")
+        before = self.crl_number("issuing")
+        p = ctl("pki", "revoke", serial, "--reason", "keyCompromise", "--dir", self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r, hint = self.run_hint(p.stdout)  # no passphrase: the issuing CA's key is online
+        self.assertEqual(r.returncode, 0, hint.group(1) + "\n" + r.stdout + r.stderr)
+        self.assertEqual(self.crl_number("issuing"), before + 1)
+        r = verify(self.root, os.path.join(leaf, "chain.pem"), os.path.join(leaf, "cert.pem"),
+                   "sslclient", crl=os.path.join(self.dir, "crls.pem"))
+        self.assertIn("certificate revoked", r.stdout + r.stderr)
+
+    def test_pki_revoke_hint_2_offline_ca_names_the_passphrase(self):
+        """The twin (after 1: it revokes the issuing CA): a CA revoked by
+        the intermediate (offline) CA; the hint says the passphrase is
+        needed, and runs with it."""
+        issuing = os.path.join(self.dir, "issuing", "ca.crt")
+        serial = openssl("x509", "-in", issuing, "-noout", "-serial",
+                         check=True).stdout.strip().split("=")[1]
+        before = self.crl_number("intermediate")
+        p = ctl("pki", "revoke", serial, "--reason", "cACompromise", "--dir", self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("--ca intermediate", p.stdout)
+        self.assertIn("MTLS_CA_PASS", p.stdout)
+        r, hint = self.run_hint(p.stdout)
+        self.assertNotEqual(r.returncode, 0, "no passphrase, yet the offline CA signed")
+        r, hint = self.run_hint(p.stdout, env=self.env)
+        self.assertEqual(r.returncode, 0, hint.group(1) + "\n" + r.stdout + r.stderr)
+        self.assertEqual(self.crl_number("intermediate"), before + 1)
 
 
 class TestP384Hierarchy(PkiDirTest):
