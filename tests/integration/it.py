@@ -30,12 +30,13 @@ import cases_reject
 import cases_relay
 import cases_resources
 import cases_robust
+import cases_runbooks
 import cases_server
 import cases_sessions
 
 CASE_MODULES = (cases_accept, cases_config, cases_identity, cases_instances, cases_interop,
                 cases_lifecycle, cases_partner, cases_reject, cases_relay, cases_resources,
-                cases_robust, cases_server, cases_sessions)
+                cases_robust, cases_runbooks, cases_server, cases_sessions)
 
 EXIT_SKIP = 77
 
