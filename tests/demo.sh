@@ -105,6 +105,8 @@ write_config() {
 [mtlsd]
 listen = 127.0.0.1:$1
 audit_log = $work/audit.jsonl
+# its own control socket: /run/mtlsd/control.sock may be another mtlsd's
+control_socket = $work/control.sock
 
 [server_cert.main]
 cert = $server/chain.pem
@@ -130,7 +132,7 @@ for attempt in 1 2 3 4 5; do
 	if wait_for_line "$work/mtlsd.log" 'mtlsd ready' "${pids[-1]}" 2>"$work/wait.err"; then
 		break
 	fi
-	if [ "$attempt" = 5 ] || ! grep -q 'in use' "$work/mtlsd.log"; then
+	if [ "$attempt" = 5 ] || ! grep -qi 'address already in use' "$work/mtlsd.log"; then
 		cat "$work/wait.err" >&2
 		exit 1
 	fi

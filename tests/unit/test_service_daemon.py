@@ -98,6 +98,7 @@ def main():
         f.write(f"""[mtlsd]
 listen = 127.0.0.1:{port}
 workers = 1
+control_socket = {tmp}/control.sock
 user = nobody
 keep_capabilities = none
 drain_timeout = 1s
@@ -157,6 +158,9 @@ backend = 127.0.0.1:{free_port()}
     mgr.close()
     os.unlink(notify_path)
     os.unlink(conf)
+    # Bound as root, so mtlsd (nobody by then) could not remove it at exit.
+    if os.path.exists(os.path.join(tmp, "control.sock")):
+        os.unlink(os.path.join(tmp, "control.sock"))
     os.rmdir(tmp)
     return 0
 
