@@ -2,8 +2,8 @@
 /*
  * acct.bpf.c: handshake accounting per client certificate.
  *
- * Attached by dataplane/bpf_loader.c to mtlsd's own USDT probe
- * mtlsd:handshake_end (dataplane/probes.h), which fires once at the end of
+ * Attached by dataplane/acct/bpf_loader.c to mtlsd's own USDT probe
+ * mtlsd:handshake_end (dataplane/acct/probes.h), which fires once at the end of
  * every handshake, successful or not. Each hit adds one to the outcome
  * bucket and to the latency histogram of the certificate's (issuer id,
  * serial) in acct_stats, a bounded LRU hash pinned under

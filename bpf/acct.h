@@ -1,6 +1,6 @@
 /*
  * acct.h: the one header of structs that the BPF program (bpf/acct.bpf.c),
- * mtlsd (dataplane/acct.c, the in-process fallback) and mtlsctl stats all
+ * mtlsd (dataplane/acct/acct.c, the in-process fallback) and mtlsctl stats all
  * read. Everything here is layout: changing a struct changes the pinned maps
  * and the fallback snapshot file, so bump ACCT_LAYOUT_VERSION and say so in
  * docs/accounting.md.

@@ -1,6 +1,6 @@
 /*
  * acct_user.h: the user-space side of the accounting layout, shared by
- * mtlsd (dataplane/acct.c) and mtlsctl stats (ctl/stats_*.c).
+ * mtlsd (dataplane/acct/acct.c) and mtlsctl stats (ctl/stats_*.c).
  *
  * Where things live for an instance (both readers and the writer agree
  * here, nowhere else), the snapshot file that publishes the in-process
@@ -81,7 +81,7 @@ int acct_key_make(struct acct_key *key, const uint8_t *issuer_id, const uint8_t 
 		  size_t serial_len) MUST_CHECK;
 
 /* The unattributed key: handshakes without a certificate, or whose chain
- * did not verify up to a partner's CA (dataplane/acct.h). */
+ * did not verify up to a partner's CA (dataplane/acct/acct.h). */
 bool acct_key_is_no_cert(const struct acct_key *key);
 
 /* "4F:A2:.." upper-case, or "-" for the no-certificate key. buf holds at

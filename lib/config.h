@@ -103,7 +103,7 @@ struct mtlsd_config {
 	unsigned session_tickets;      /* TLS 1.3 tickets per full handshake (default 1) */
 	unsigned session_lifetime_s;   /* a session resumes at most this long after its full
 	                                * verification (default 3600) */
-	/* handshake accounting (dataplane/acct.h) and the admin listener */
+	/* handshake accounting (dataplane/acct/acct.h) and the admin listener */
 	char *instance;                /* names /sys/fs/bpf/mtlsd/<instance>; NULL = "default" */
 	bool bpf_accounting;           /* accounting = auto (BPF when allowed) | off; default auto */
 	struct cfg_addr admin_listen;  /* /metrics and /healthz; len 0 = off (the default) */

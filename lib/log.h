@@ -2,7 +2,7 @@
  * log.h: operational logging for mtlsd and mtlsctl.
  *
  * One line per event to stderr (journald picks it up under systemd), with a
- * level prefix. The audit trail is separate (dataplane/audit.h): this is for
+ * level prefix. The audit trail is separate (dataplane/acct/audit.h): this is for
  * operators reading why something happened. Never pass key material here.
  */
 #ifndef MTLS_LOG_H

@@ -1,8 +1,8 @@
 /*
  * spiffe_id.h: the one SPIFFE ID validator, used where IDs are made
  * (`mtlsctl pki issue --uri`), where they are matched (`allow_uri`
- * patterns, compiled by dataplane/verify_policy.c) and where they are read
- * from a client certificate (dataplane/verify_identity.c).
+ * patterns, compiled by dataplane/policy/verify_policy.c) and where they are read
+ * from a client certificate (dataplane/policy/verify_identity.c).
  *
  * The rules are the SPIFFE ID specification's (SPIFFE-ID.md, section 2):
  *   - scheme "spiffe" in lower case, then "://";

@@ -1,7 +1,7 @@
 """Independent PROXY protocol v2 decoder for mtlsd's tests (stdlib only).
 
 Written from the spec (haproxy doc/proxy-protocol.txt) and
-docs/proxy-protocol.md, not from dataplane/proxy_v2.c, so that the encoder
+docs/proxy-protocol.md, not from dataplane/identity/proxy_v2.c, so that the encoder
 is checked against a second reading of the format. The integration tests
 import it for their test backend:
 

@@ -92,7 +92,7 @@ def expected(runs):
     for issuer, serial, outcome, partner, count, ns, _, _ in SCENARIO:
         # Not attributed to a partner (partner -1): counted per outcome
         # under the one unattributed key, whatever certificate was sent
-        # (dataplane/acct.h): the unknown CA's line lands there too.
+        # (dataplane/acct/acct.h): the unknown CA's line lands there too.
         key = ("", "") if partner < 0 else (issuer, serial_text(serial))
         e = exp.setdefault(key, {"counts": {b: 0 for b in BUCKETS}, "hist": {}})
         e["counts"][FOLDED.get(outcome, outcome)] += count * runs

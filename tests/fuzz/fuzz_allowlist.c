@@ -1,6 +1,6 @@
 /*
  * fuzz_allowlist.c: libFuzzer target for the allow-list patterns
- * (dataplane/verify_policy.c).
+ * (dataplane/policy/verify_policy.c).
  *
  * Input: "pattern\0value". The pattern goes through partner_policy_compile
  * as a DNS, URI and CN pattern; when accepted it is matched against value.

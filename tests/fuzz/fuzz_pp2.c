@@ -1,5 +1,5 @@
 /*
- * fuzz_pp2.c: libFuzzer target for pp2_encode (dataplane/proxy_v2.c).
+ * fuzz_pp2.c: libFuzzer target for pp2_encode (dataplane/identity/proxy_v2.c).
  *
  * The input is cut into the strings and flags of a struct pp2_info. The
  * encoder must never write past the capacity it is given, must report

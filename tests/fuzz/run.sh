@@ -26,14 +26,17 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$SRC/build-fuzz}
 OUT=${OUT:-$(mktemp -d /tmp/mtlsd-fuzz.XXXXXX)}
 FUZZ_FLAGS="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-CFLAGS="-g -O1 $FUZZ_FLAGS -D_GNU_SOURCE -I$SRC -I$SRC/lib -I$SRC/dataplane -I$BUILD"
+CFLAGS="-g -O1 $FUZZ_FLAGS -D_GNU_SOURCE -I$SRC -I$SRC/lib -I$BUILD"
+for d in . engine tls ktls policy identity acct control; do CFLAGS="$CFLAGS -I$SRC/dataplane/$d"; done
 
 if [ ! -f "$BUILD/build.ninja" ]; then
 	CC=clang meson setup "$BUILD" "$SRC" -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dc_args=-fsanitize=fuzzer-no-link >"$OUT/meson-setup.log"
 fi
-ninja -C "$BUILD" lib/libmtls_common.a dataplane/libdataplane.a >"$OUT/ninja.log"
-LIBS="$BUILD/dataplane/libdataplane.a $BUILD/lib/libmtls_common.a \
+DP_LIBS=""
+for d in engine tls ktls policy identity acct control; do DP_LIBS="$DP_LIBS dataplane/$d/libmtlsd-$d.a"; done
+ninja -C "$BUILD" lib/libmtls_common.a bpf/libmtls_acct.a $DP_LIBS >"$OUT/ninja.log"
+LIBS="-Wl,--start-group $(for l in $DP_LIBS; do printf '%s ' "$BUILD/$l"; done)$BUILD/bpf/libmtls_acct.a $BUILD/lib/libmtls_common.a -Wl,--end-group \
 $(pkg-config --libs libssl libcrypto liburing inih libbpf) -lpthread"
 
 # Seeds that need the build: the fixture certificates (DER) for the

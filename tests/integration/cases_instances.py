@@ -1,4 +1,4 @@
-"""One mtlsd per address (dataplane/listener.c, dataplane/control.c).
+"""One mtlsd per address (dataplane/engine/listener.c, dataplane/control/control.c).
 
 Workers listen with SO_REUSEPORT, so without a check a second mtlsd on the
 same address would join the first one's group and the kernel would split

@@ -1,5 +1,5 @@
 /*
- * test_metrics.c: the /metrics hook's families (dataplane/metrics.c) from
+ * test_metrics.c: the /metrics hook's families (dataplane/control/metrics.c) from
  * fake worker counters and a generation built from the fixtures, without a
  * listener or traffic (tests/metrics/test_metrics.py does those).
  */

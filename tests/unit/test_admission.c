@@ -1,6 +1,6 @@
 /*
  * test_admission.c: the network-free parts of handshake admission
- * (dataplane/admission.c): what counts as one source, the per-source
+ * (dataplane/engine/admission.c): what counts as one source, the per-source
  * limit, the reduced timeout under pressure and how long a peak holds.
  */
 #include <setjmp.h>

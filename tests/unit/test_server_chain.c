@@ -1,6 +1,6 @@
 /*
  * test_server_chain.c: does the chain in a `cert` file reach a root
- * (dataplane/server_chain.c)? The fixture server certificate alone, with
+ * (dataplane/tls/server_chain.c)? The fixture server certificate alone, with
  * its chain, with its root, against the partners' CAs and a trust store.
  */
 #include <setjmp.h>

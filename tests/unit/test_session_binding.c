@@ -1,6 +1,6 @@
 /*
  * test_session_binding.c: the binding a session carries
- * (dataplane/session_binding.c): its bytes, hostile bytes, when it may be
+ * (dataplane/tls/session_binding.c): its bytes, hostile bytes, when it may be
  * resumed, and the session timeout derived from it. Handshakes that use
  * it are in test_verify.c.
  */

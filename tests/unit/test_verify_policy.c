@@ -1,5 +1,5 @@
 /*
- * test_verify_policy.c: the pure partner policy (dataplane/verify_policy.c)
+ * test_verify_policy.c: the pure partner policy (dataplane/policy/verify_policy.c)
  * without any handshake: allow-list pattern tables (every table has
  * matching and refused rows), pattern compilation errors, the X509_V_ERR
  * to outcome map, and verify_policy_check on fixture leaves.

@@ -3,7 +3,7 @@
 #
 #   ktls-suite.sh offload|userspace openssl|gnutls|edge [BYTES]
 #
-# Runs tests/vm/ktls_peer (dataplane/ktls.c around a minimal server) against
+# Runs tests/vm/ktls_peer (dataplane/ktls/ktls.c around a minimal server) against
 # real TLS clients: for TLS 1.2 and 1.3 x AES-128-GCM, AES-256-GCM and
 # ChaCha20-Poly1305, an upload and a download of MTLS_KTLS_SIZE (or BYTES,
 # default 64 MiB) whose SHA-256 is compared end to end (GnuTLS downloads

@@ -1,5 +1,5 @@
 /*
- * ktls_peer.c: a minimal TLS server around dataplane/ktls.c, for the VM suite.
+ * ktls_peer.c: a minimal TLS server around dataplane/ktls/ktls.c, for the VM suite.
  *
  * It does what mtlsd does around the handoff, without the rest of mtlsd:
  * the handshake runs over memory BIOs fed from a blocking socket (so the

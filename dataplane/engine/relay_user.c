@@ -1,5 +1,5 @@
 /*
- * relay.c: moving bytes both ways once the connection is verified.
+ * relay_user.c: moving bytes both ways once the connection is verified.
  *
  * client -> backend: receive ciphertext into a provided buffer, hand it to
  * OpenSSL as the input slice, SSL_read one record's plaintext into the

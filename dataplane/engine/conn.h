@@ -151,7 +151,7 @@ static inline void conn_request_done(struct conn *c)
 /* Transition with a debug log line naming both states. */
 void conn_set_state(struct conn *c, enum conn_state s);
 
-/* Internals shared by conn.c, backend.c and relay.c. */
+/* Internals shared by conn.c, backend.c and relay_user.c. */
 const char *conn_partner_name(const struct conn *c);
 void conn_flush_close(struct conn *c, enum close_reason reason);
 void conn_backend_connect(struct conn *c);

@@ -182,7 +182,7 @@ void worker_request_drain(struct worker *w);
  * racily for metrics: plain loads of 64-bit values). */
 void workers_sum_counters(struct worker *ws, unsigned n, struct worker_counters *sum);
 
-/* --- used by conn.c / relay.c: submission helpers --------------------- */
+/* --- used by conn.c / relay_user.c: submission helpers --------------------- */
 
 /* An SQE, flushing the submission queue when full. Never NULL. */
 struct io_uring_sqe *worker_sqe(struct worker *w);

@@ -2,7 +2,7 @@
  * conn.c: the connection state machine: accept, handshake, verification,
  * backend connect, PROXY header, and closing.
  *
- * The relay itself (both directions, half-close) is in relay.c. Handlers
+ * The relay itself (both directions, half-close) is in relay_user.c. Handlers
  * here record what a completion brought, then call conn_advance(), which is
  * the one place that looks at the state and decides the next step.
  * Nothing here blocks: every socket operation is an io_uring request that
