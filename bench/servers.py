@@ -130,7 +130,8 @@ def start_mtlsd(build, fx, backend_port, cpu, work, binary=None, extra=(), name=
             "--client-ca", f"{fx}/pki/ca-bundle.pem", "--verify-depth", "3",
             "--backend", f"127.0.0.1:{backend_port}", "--proxy-protocol", "v2",
             "--max-connections", str(fd_budget()), "--idle-timeout", "600s",
-            "--audit-log", os.path.join(work, f"{name}-audit.log")] + list(extra)
+            "--audit-log", os.path.join(work, f"{name}-audit.log"),
+            "--control-socket", os.path.join(work, f"{name}-control.sock")] + list(extra)
     return Server(name, name, argv, port, work)
 
 

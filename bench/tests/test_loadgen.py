@@ -47,7 +47,8 @@ def start(tmp):
         d = subprocess.Popen([MTLSD, "--listen", f"127.0.0.1:{port}", "--workers", "1",
                               "--cert", f"{FX}/server/chain.pem", "--key", f"{FX}/server/key.pem",
                               "--client-ca", f"{FX}/pki/ca-bundle.pem", "--backend", f"127.0.0.1:{backend}",
-                              "--audit-log", os.path.join(tmp, "audit.log")],
+                              "--audit-log", os.path.join(tmp, "audit.log"),
+                              "--control-socket", os.path.join(tmp, "control.sock")],
                              stderr=open(os.path.join(tmp, "mtlsd.log"), "ab"))
         if wait_port(port, d):
             return echo, d, port

@@ -88,13 +88,28 @@ def _kill_leftovers():
             p.wait()
 
 
+_ctl_tmp = []
+
+
+def _ctl_dir():
+    if not _ctl_tmp:
+        import tempfile
+        d = tempfile.mkdtemp(prefix="mtlsd-engine-")
+        atexit.register(lambda: __import__("shutil").rmtree(d, ignore_errors=True))
+        _ctl_tmp.append(d)
+    return _ctl_tmp[0]
+
+
 class Mtlsd:
     def __init__(self, backend_port, *flags):
         self.port = free_port()
         args = [MTLSD, "--listen", f"127.0.0.1:{self.port}", "--workers", "1",
                 "--cert", f"{FX}/server/chain.pem", "--key", f"{FX}/server/key.pem",
                 "--client-ca", f"{FX}/pki/ca-bundle.pem", "--crl", f"{FX}/pki/crls.pem",
-                "--backend", f"127.0.0.1:{backend_port}", "--drain-timeout", "2s"] + list(flags)
+                "--backend", f"127.0.0.1:{backend_port}", "--drain-timeout", "2s",
+                # Its own control socket: the default one belongs to the
+                # host's mtlsd (and a second claimant is refused).
+                "--control-socket", os.path.join(_ctl_dir(), f"{self.port}.sock")] + list(flags)
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True)
         _started.append(self.proc)

@@ -8,6 +8,7 @@ past the io_uring check (--check-config exits 0, and a real start prints
 the ready line), so the failure is the filter's doing and nothing else.
 """
 import os
+import tempfile
 import random
 import signal
 import socket
@@ -35,7 +36,9 @@ fx = os.environ["MTLS_FIXTURES"]
 args = [mtlsd, "--listen", f"127.0.0.1:{free_port()}", "--workers", "1",
         "--cert", f"{fx}/server/chain.pem", "--key", f"{fx}/server/key.pem",
         "--client-ca", f"{fx}/pki/ca-bundle.pem", "--crl", f"{fx}/pki/crls.pem",
-        "--backend", "127.0.0.1:9"]
+        "--backend", "127.0.0.1:9",
+        # Not the host's default control socket (another mtlsd may hold it).
+        "--control-socket", os.path.join(tempfile.mkdtemp(prefix="mtlsd-nouring-"), "control.sock")]
 failures = 0
 
 for errno_name, text in (("ENOSYS", "Function not implemented"), ("EPERM", "Operation not permitted")):

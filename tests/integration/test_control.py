@@ -493,8 +493,11 @@ def drop_serial_is_a_der_integer(ctx):
         assert r.returncode == 2, (bad, r.returncode, r.stdout + r.stderr)
     r = mtlsctl(ctx, "drop", "--serial", "-96:ED:7B:C9:AB")
     assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
+    # An issuer that matches none of the serial's live connections is said
+    # (and is not success): the drop reached nothing.
     r = mtlsctl(ctx, "drop", "--serial", "96ED7BC9AB", "--issuer", "CN=partner Root CA,O=partner")
-    assert r.returncode == 0 and "dropped 0 " in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 1 and "matches none of the 1 live connection(s) of serial " + spelled in r.stderr \
+        and "CN=partner Issuing CA,O=partner" in r.stderr, (r.returncode, r.stdout + r.stderr)
     echo_once(live, b"still here\n")
 
     r = mtlsctl(ctx, "drop", "--serial", "96ed7bc9ab", "--issuer", "/O=partner/CN=partner Issuing CA")
