@@ -1,6 +1,8 @@
 /* outcome.c: names for enum hs_outcome (see outcome.h). */
 #include "outcome.h"
 
+#include "string_table.h"
+
 static const char *const outcome_names[HS_OUTCOME_MAX] = {
 	[HS_OK] = "ok",
 	[HS_NO_CERT] = "no_certificate",
@@ -19,9 +21,4 @@ static const char *const outcome_names[HS_OUTCOME_MAX] = {
 	[HS_CRL_UNAVAILABLE] = "crl_unavailable",
 };
 
-const char *hs_outcome_name(enum hs_outcome o)
-{
-	if ((unsigned)o >= HS_OUTCOME_MAX || !outcome_names[o])
-		return "other";
-	return outcome_names[o];
-}
+DEFINE_STRING_TABLE(hs_outcome, enum hs_outcome, outcome_names, "other")

@@ -29,5 +29,7 @@ enum hs_outcome {
 
 /* Short stable name ("ok", "expired", "unknown_ca"...), used in JSON and metrics. */
 const char *hs_outcome_name(enum hs_outcome o);
+/* The outcome named s (as in the audit line), or -ENOENT. */
+int hs_outcome_from_name(const char *s);
 
 #endif
