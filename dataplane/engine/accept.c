@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admission.h"
 #include "audit.h"
 #include "conn.h"
 #include "generation.h"

@@ -45,6 +45,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "admission-t.h"
 #include "config.h"
 #include "guard.h"
 
@@ -58,20 +59,7 @@ struct worker;
 /* A handshake that has its ClientHello is evicted only after this long. */
 #define ADMISSION_EVICT_MIN_AGE_MS 1000
 
-/* Why a handshake was closed under pressure; one counter each. */
-enum evict_cause {
-	EVICT_AT_LIMIT = 0,          /* a newcomer needed its slot */
-	EVICT_REDUCED_TIMEOUT,       /* no ClientHello within the reduced timeout */
-	EVICT_CAUSE_MAX
-};
-
 const char *evict_cause_name(enum evict_cause cause);
-
-/* One handshake counted against its source (two buckets of the sketch). */
-struct source_ticket {
-	uint16_t bucket[2];
-	bool held;
-};
 
 /*
  * Count one more handshake from peer against limit (0: no per-source

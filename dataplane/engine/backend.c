@@ -8,7 +8,7 @@
  * there and are relayed after the header, exactly once. A backend that is
  * down costs the client a clean close_notify, a counter and an audit line.
  */
-#include "conn.h"
+#include "relay.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -17,21 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chunk-t.h"
 #include "guard.h"
-
-#define CHUNK_SIZE (16384 + 2048 + 256 + 1792) /* 20 KiB */
-
-struct chunk {
-	struct chunk *next_free;
-	uint8_t data[CHUNK_SIZE];
-};
-
-struct chunk_pool {
-	struct chunk *free;
-	size_t n_free;
-	size_t max_free;  /* keep at most this many idle chunks */
-	size_t in_use;    /* handed out and not yet returned */
-};
 
 void chunk_pool_init(struct chunk_pool *p, size_t max_free);
 /* Free every idle chunk. Chunks still in use are the caller's bug. */
@@ -41,16 +28,6 @@ void chunk_pool_destroy(struct chunk_pool *p);
 struct chunk *chunk_get(struct chunk_pool *p);
 /* Return a chunk; NULL is fine. */
 void chunk_put(struct chunk_pool *p, struct chunk *c);
-
-/*
- * A byte queue over at most one chunk: bytes [off, len) are waiting to be
- * sent. The chunk is released when the queue drains, so an empty queue owns
- * no memory.
- */
-struct outq {
-	struct chunk *chunk;
-	uint32_t off, len;
-};
 
 static inline uint32_t outq_pending(const struct outq *q)
 {

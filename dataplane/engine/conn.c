@@ -21,7 +21,9 @@
 #include "audit.h"
 #include "certinfo.h"
 #include "generation.h"
+#include "ktls.h"
 #include "log.h"
+#include "relay.h"
 
 static const char *const state_names[CONN_STATE_MAX] = {
 	[CONN_FREE] = "FREE",

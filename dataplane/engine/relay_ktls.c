@@ -27,7 +27,7 @@
  * io_uring SENDMSG with the record-type control message, so a full send
  * buffer never blocks the worker.
  */
-#include "conn.h"
+#include "relay.h"
 
 #include <string.h>
 #include <sys/socket.h>

@@ -17,7 +17,7 @@
  * (preceded by our close_notify toward the client) while the other
  * direction goes on; the connection closes when both are finished.
  */
-#include "conn.h"
+#include "relay.h"
 
 #include <string.h>
 #include <sys/socket.h>

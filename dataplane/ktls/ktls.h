@@ -41,53 +41,15 @@
 
 #include "config.h"
 #include "guard.h"
+#include "ktls-t.h"
 #include "ktls_compat.h"
-
-#define KTLS_SECRET_MAX 48 /* SHA-384 traffic secrets */
-
-/* Why a connection stays in user space (KTLS_OFFLOAD: it does not). */
-enum ktls_decision {
-	KTLS_OFFLOAD = 0,
-	KTLS_DECLINE_MODE_OFF,   /* ktls = off */
-	KTLS_DECLINE_NO_ULP,     /* the kernel has no tls ULP */
-	KTLS_DECLINE_VERSION,    /* neither TLS 1.2 nor TLS 1.3 */
-	KTLS_DECLINE_CIPHER,     /* not AES-128/256-GCM or ChaCha20-Poly1305 */
-	KTLS_DECLINE_NO_SECRETS, /* keylog callback missing on the SSL_CTX */
-	KTLS_DECLINE_REKEYED,    /* renegotiation or KeyUpdate before the handoff */
-	KTLS_DECLINE_KERNEL,     /* the kernel refused the key (cipher missing) */
-	KTLS_DECISION_MAX
-};
-
-/* What happened on offloaded connections; counted process-wide. */
-enum ktls_event {
-	KTLS_EV_HANDOFF = 0,        /* both directions installed */
-	KTLS_EV_CLOSE_NOTIFY,       /* peer closed with close_notify */
-	KTLS_EV_ALERT,              /* peer sent another alert: closed */
-	KTLS_EV_TICKET_IGNORED,     /* NewSessionTicket from the client */
-	KTLS_EV_KEYUPDATE,          /* KeyUpdate taken (kernel >= 6.14) */
-	KTLS_EV_KEYUPDATE_UNSUPPORTED, /* KeyUpdate on a kernel that cannot rekey: closed */
-	KTLS_EV_DECRYPT_ERROR,      /* EBADMSG: corrupted record, connection aborted */
-	KTLS_EV_BAD_RECORD,         /* unexpected or malformed control record */
-	KTLS_EVENT_MAX
-};
 
 const char *ktls_decision_name(enum ktls_decision d);
 const char *ktls_event_name(enum ktls_event e);
 
-struct ktls_stats {
-	uint64_t declined[KTLS_DECISION_MAX]; /* [KTLS_OFFLOAD] = connections offloaded */
-	uint64_t events[KTLS_EVENT_MAX];
-};
 void ktls_stats_snapshot(struct ktls_stats *out);
 void ktls_count_event(enum ktls_event e);
 
-/* The syscalls kTLS needs, replaceable by tests. Each returns like the
- * libc call (-1 and errno on failure). */
-struct ktls_ops {
-	int (*setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
-	ssize_t (*recvmsg)(int fd, struct msghdr *msg, int flags);
-	ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
-};
 /* NULL restores the real syscalls. Not thread-safe: tests only. */
 void ktls_set_ops(const struct ktls_ops *ops);
 
@@ -108,25 +70,6 @@ bool ktls_available(void);
  */
 int ktls_ctx_prepare(SSL_CTX *ctx) MUST_CHECK;
 
-/* Per-connection state; embed it in the connection. Holds traffic secrets
- * until ktls_conn_clear(). */
-struct ktls_conn {
-	SSL *ssl;
-	uint64_t tx_records;       /* records written in the current write epoch */
-	uint64_t rx_records;       /* records read in the current read epoch */
-	unsigned write_epochs;     /* CCS (1.2) / Finished (1.3) written */
-	unsigned read_epochs;
-	bool rekeyed;              /* KeyUpdate or renegotiation seen in user space */
-	bool tx_offloaded, rx_offloaded;
-	uint16_t version;          /* TLS1_2_VERSION / TLS1_3_VERSION at install */
-	uint16_t cipher;           /* TLS_CIPHER_* at install */
-	const SSL_CIPHER *suite;   /* the session's cipher, kept past ktls_conn_detach */
-	size_t secret_len;
-	uint8_t client_secret[KTLS_SECRET_MAX]; /* TLS 1.3 application secrets */
-	uint8_t server_secret[KTLS_SECRET_MAX];
-	bool have_client_secret, have_server_secret;
-};
-
 /* Before the handshake: zero kc and hook the record counting and secret
  * capture onto ssl (SSL ex_data + message callback). */
 int ktls_conn_attach(struct ktls_conn *kc, SSL *ssl) MUST_CHECK;
@@ -145,8 +88,6 @@ enum ktls_decision ktls_conn_decide(struct ktls_conn *kc, enum ktls_mode mode);
  * call again once they are in.
  */
 size_t ktls_rx_missing(const uint8_t *buf, size_t len);
-
-enum ktls_dir { KTLS_DIR_TX = 0, KTLS_DIR_RX };
 
 /*
  * Derive the kernel's crypto_info for one direction of the server side of
@@ -179,24 +120,8 @@ void ktls_conn_detach(struct ktls_conn *kc);
 /* Cleanse the secrets and detach from the SSL. Accepts a zeroed kc. */
 void ktls_conn_clear(struct ktls_conn *kc);
 
-/*
- * A msghdr with room for the record-type control message, for recvmsg or
- * sendmsg on an offloaded socket (synchronously or as an io_uring request:
- * it must then live until the completion).
- * Receiving: ktls_rxmsg_init() before each submission, ktls_rxmsg_type() on
- * the completion (application data when absent).
- * Sending: ktls_txmsg_init() for a record of another content type;
- * ktls_txmsg_close_notify() fills in the close_notify alert, body included.
- */
-struct ktls_msg {
-	struct msghdr msg;
-	struct iovec iov;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(uint8_t))];
-	} control;
-	uint8_t body[2];
-};
+/* struct ktls_msg (ktls-t.h): ktls_rxmsg_init() before each receive,
+ * ktls_rxmsg_type() on its completion (application data when absent). */
 void ktls_rxmsg_init(struct ktls_msg *m, void *buf, size_t len);
 uint8_t ktls_rxmsg_type(const struct ktls_msg *m);
 
@@ -206,12 +131,6 @@ uint8_t ktls_rxmsg_type(const struct ktls_msg *m);
  * or -errno; *type = record type.
  */
 ssize_t ktls_recv_record(int fd, void *buf, size_t len, int flags, uint8_t *type) MUST_CHECK;
-
-enum ktls_action {
-	KTLS_ACT_CONTINUE = 0, /* record consumed, keep relaying */
-	KTLS_ACT_SHUTDOWN,     /* orderly: half-close toward the backend */
-	KTLS_ACT_ABORT,        /* close now */
-};
 
 /*
  * A non-data record (type, plaintext rec/len) read from an offloaded
@@ -223,6 +142,8 @@ enum ktls_action {
 enum ktls_action ktls_on_control(struct ktls_conn *kc, int fd, uint8_t type,
 				 const uint8_t *rec, size_t len, enum ktls_event *why);
 
+/* A record of another content type; ktls_txmsg_close_notify() fills in the
+ * close_notify alert, body included. m must live until the send completed. */
 void ktls_txmsg_init(struct ktls_msg *m, uint8_t type, const void *data, size_t len);
 void ktls_txmsg_close_notify(struct ktls_msg *m);
 
