@@ -28,6 +28,7 @@
 #include "conn.h"
 #include "generation.h"
 #include "log.h"
+#include "string_table.h"
 #include "worker.h"
 
 #define SKETCH_ROWS 2
@@ -43,10 +44,7 @@ static const char *const cause_names[EVICT_CAUSE_MAX] = {
 	[EVICT_REDUCED_TIMEOUT] = "reduced_timeout",
 };
 
-const char *evict_cause_name(enum evict_cause cause)
-{
-	return (unsigned)cause < EVICT_CAUSE_MAX ? cause_names[cause] : "unknown";
-}
+DEFINE_STRING_TABLE(evict_cause, enum evict_cause, cause_names, "unknown")
 
 static void sketch_init(void)
 {

@@ -60,6 +60,7 @@ struct worker;
 #define ADMISSION_EVICT_MIN_AGE_MS 1000
 
 const char *evict_cause_name(enum evict_cause cause);
+int evict_cause_from_name(const char *s);
 
 /*
  * Count one more handshake from peer against limit (0: no per-source

@@ -24,6 +24,7 @@
 #include "ktls.h"
 #include "log.h"
 #include "relay.h"
+#include "string_table.h"
 
 static const char *const state_names[CONN_STATE_MAX] = {
 	[CONN_FREE] = "FREE",
@@ -39,12 +40,7 @@ static const char *const state_names[CONN_STATE_MAX] = {
 	[CONN_CLOSING] = "CLOSING",
 };
 
-const char *conn_state_name(enum conn_state s)
-{
-	if ((unsigned)s >= CONN_STATE_MAX || !state_names[s])
-		return "UNKNOWN";
-	return state_names[s];
-}
+DEFINE_STRING_TABLE(conn_state, enum conn_state, state_names, "UNKNOWN")
 
 void conn_set_state(struct conn *c, enum conn_state s)
 {

@@ -20,7 +20,9 @@
 #include "conn-t.h"
 #include "worker.h"
 
+/* The state's name in logs ("UNKNOWN" outside the enum), and back. */
 const char *conn_state_name(enum conn_state s);
+int conn_state_from_name(const char *s);
 
 /* Start a freshly accepted connection (fd set, gen referenced, peer known). */
 void conn_start(struct conn *c);

@@ -23,6 +23,7 @@
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
+#include "string_table.h"
 #include "uring_compat.h"
 
 struct engine engine;
@@ -38,12 +39,7 @@ static const char *const op_names[OP_MAX] = {
 	[OP_CANCEL] = "cancel", [OP_CONTROL] = "control", [OP_ASYNC_POLL] = "async_poll",
 };
 
-const char *uring_op_name(enum uring_op op)
-{
-	if ((unsigned)op >= OP_MAX || !op_names[op])
-		return "unknown";
-	return op_names[op];
-}
+DEFINE_STRING_TABLE(uring_op, enum uring_op, op_names, "unknown")
 
 static const char *const close_names[CLOSE_REASON_MAX] = {
 	[CLOSE_COMPLETE] = "complete",
@@ -61,12 +57,7 @@ static const char *const close_names[CLOSE_REASON_MAX] = {
 	[CLOSE_PROXY_HEADER_TOO_LARGE] = "proxy_header_too_large",
 };
 
-const char *close_reason_name(enum close_reason r)
-{
-	if ((unsigned)r >= CLOSE_REASON_MAX || !close_names[r])
-		return "unknown";
-	return close_names[r];
-}
+DEFINE_STRING_TABLE(close_reason, enum close_reason, close_names, "unknown")
 
 uint64_t now_ns(void)
 {

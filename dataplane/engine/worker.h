@@ -24,7 +24,10 @@
 #include "guard.h"
 #include "worker-t.h"
 
+/* Names for logs and metrics labels (lib/string_table.h): the value, or
+ * "unknown"; the reverse lookup gives -ENOENT for a name that is none. */
 const char *uring_op_name(enum uring_op op);
+int uring_op_from_name(const char *s);
 
 static inline uint64_t ud_pack(enum uring_op op, uint32_t index, uint32_t incarnation)
 {
@@ -36,6 +39,7 @@ static inline uint32_t ud_index(uint64_t ud) { return (uint32_t)(ud >> 32) & UD_
 static inline uint32_t ud_incarnation(uint64_t ud) { return (uint32_t)ud; }
 
 const char *close_reason_name(enum close_reason r);
+int close_reason_from_name(const char *s);
 
 extern struct engine engine;
 

@@ -21,6 +21,7 @@
 
 #include "ktls_internal.h"
 #include "log.h"
+#include "string_table.h"
 
 static int real_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
@@ -75,15 +76,8 @@ static const char *const event_names[KTLS_EVENT_MAX] = {
 	[KTLS_EV_BAD_RECORD] = "bad_record",
 };
 
-const char *ktls_decision_name(enum ktls_decision d)
-{
-	return (unsigned)d < KTLS_DECISION_MAX ? decision_names[d] : "unknown";
-}
-
-const char *ktls_event_name(enum ktls_event e)
-{
-	return (unsigned)e < KTLS_EVENT_MAX ? event_names[e] : "unknown";
-}
+DEFINE_STRING_TABLE(ktls_decision, enum ktls_decision, decision_names, "unknown")
+DEFINE_STRING_TABLE(ktls_event, enum ktls_event, event_names, "unknown")
 
 void ktls_count_event(enum ktls_event e)
 {

@@ -46,6 +46,8 @@
 
 const char *ktls_decision_name(enum ktls_decision d);
 const char *ktls_event_name(enum ktls_event e);
+int ktls_decision_from_name(const char *s);
+int ktls_event_from_name(const char *s);
 
 void ktls_stats_snapshot(struct ktls_stats *out);
 void ktls_count_event(enum ktls_event e);

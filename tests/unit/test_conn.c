@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <errno.h>
 
 #include "chunk.h"
 #include "conn.h"
@@ -61,6 +62,36 @@ static void test_conn_state_names_complete(void **state)
 		assert_string_not_equal(close_reason_name((enum close_reason)r), "unknown");
 	for (int o = 1; o < OP_MAX; o++)
 		assert_string_not_equal(uring_op_name((enum uring_op)o), "unknown");
+}
+
+/* Every name leads back to its value (lib/string_table.h), so a name in a
+ * log line or a metrics label is never ambiguous. */
+static void test_conn_names_roundtrip(void **state)
+{
+	(void)state;
+	for (int s = 0; s < CONN_STATE_MAX; s++)
+		assert_int_equal(conn_state_from_name(conn_state_name((enum conn_state)s)), s);
+	for (int o = 0; o < OP_MAX; o++)
+		assert_int_equal(uring_op_from_name(uring_op_name((enum uring_op)o)), o);
+	for (int r = 0; r < CLOSE_REASON_MAX; r++)
+		assert_int_equal(close_reason_from_name(close_reason_name((enum close_reason)r)), r);
+	for (int e = 0; e < EVICT_CAUSE_MAX; e++) {
+		assert_string_not_equal(evict_cause_name((enum evict_cause)e), "unknown");
+		assert_int_equal(evict_cause_from_name(evict_cause_name((enum evict_cause)e)), e);
+	}
+}
+
+/* Rejecting twin: a name that is none, or the fallback, maps to nothing. */
+static void test_conn_names_reject_unknown(void **state)
+{
+	(void)state;
+	assert_int_equal(conn_state_from_name("UNKNOWN"), -ENOENT);
+	assert_int_equal(conn_state_from_name("relay"), -ENOENT); /* names are exact */
+	assert_int_equal(uring_op_from_name("unknown"), -ENOENT);
+	assert_int_equal(close_reason_from_name(""), -ENOENT);
+	assert_int_equal(close_reason_from_name(NULL), -ENOENT);
+	assert_int_equal(evict_cause_from_name("unknown"), -ENOENT);
+	assert_string_equal(evict_cause_name(EVICT_CAUSE_MAX), "unknown");
 }
 
 static void test_conn_state_names_reject_out_of_range(void **state)
@@ -186,6 +217,8 @@ int main(void)
 		cmocka_unit_test(test_conn_user_data_stale_incarnation_differs),
 		cmocka_unit_test(test_conn_state_names_complete),
 		cmocka_unit_test(test_conn_state_names_reject_out_of_range),
+		cmocka_unit_test(test_conn_names_roundtrip),
+		cmocka_unit_test(test_conn_names_reject_unknown),
 		cmocka_unit_test(test_conn_timeout_list_lru_order),
 		cmocka_unit_test(test_conn_timeout_list_removed_not_scanned),
 		cmocka_unit_test(test_conn_outq_releases_chunk_when_drained),

@@ -768,9 +768,36 @@ static void test_ktls_rxmsg_without_cmsg_is_data(void **state)
 	assert_int_equal(ktls_rxmsg_type(&m), KTLS_CT_APPLICATION_DATA);
 }
 
+/* Every decision and event has a name (the counters' labels), and each
+ * name leads back to its value. */
+static void test_ktls_names_complete(void **state)
+{
+	(void)state;
+	for (int d = 0; d < KTLS_DECISION_MAX; d++) {
+		assert_string_not_equal(ktls_decision_name((enum ktls_decision)d), "unknown");
+		assert_int_equal(ktls_decision_from_name(ktls_decision_name((enum ktls_decision)d)), d);
+	}
+	for (int e = 0; e < KTLS_EVENT_MAX; e++) {
+		assert_string_not_equal(ktls_event_name((enum ktls_event)e), "unknown");
+		assert_int_equal(ktls_event_from_name(ktls_event_name((enum ktls_event)e)), e);
+	}
+}
+
+/* Rejecting twin: outside the enums, the fallback; an unknown name, nothing. */
+static void test_ktls_names_reject_unknown(void **state)
+{
+	(void)state;
+	assert_string_equal(ktls_decision_name(KTLS_DECISION_MAX), "unknown");
+	assert_string_equal(ktls_event_name((enum ktls_event)-1), "unknown");
+	assert_true(ktls_decision_from_name("unknown") < 0);
+	assert_true(ktls_event_from_name("Handoff") < 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ktls_names_complete),
+		cmocka_unit_test(test_ktls_names_reject_unknown),
 		cmocka_unit_test(test_ktls_rx_key_decrypts_client_record),
 		cmocka_unit_test(test_ktls_rx_wrong_seq_or_key_fails),
 		cmocka_unit_test(test_ktls_tx_seq_counts_tickets),
