@@ -27,7 +27,7 @@
 #include "generation.h"
 #include "log.h"
 
-static struct conn *conn_alloc(struct worker *w)
+struct conn *worker_conn_alloc(struct worker *w)
 {
 	if (w->n_free == 0)
 		return NULL;
@@ -48,20 +48,20 @@ static struct conn *conn_alloc(struct worker *w)
 	c->incarnation = inc;
 	c->idx = idx;
 	c->w = w;
-	c->cfd = c->bfd = -1;
-	c->client_bid = c->backend_bid = NO_BUF;
+	for (int s = CONN_CLIENT; s <= CONN_BACKEND; s++) {
+		c->dir[s].fd = -1;
+		c->dir[s].bid = NO_BUF;
+	}
 	c->vr.partner = -1;
 	list_init(&c->timer);
 	list_init(&c->wait);
-	c->state = CONN_ACCEPTED;
+	c->state = CONN_FREE; /* conn_start makes it a handshake */
 	w->live++;
 	return c;
 }
 
 void worker_conn_free(struct worker *w, struct conn *c)
 {
-	conn_release(c);
-	conn_set_state(c, CONN_FREE);
 	/* A late completion for the old incarnation is now recognisably stale. */
 	c->incarnation++;
 	if (c->incarnation == WORKER_INCARNATION)
@@ -175,7 +175,7 @@ static void on_accepted(struct worker *w, int fd)
 		refuse(w, fd, (struct sockaddr *)&peer, why);
 		return;
 	}
-	struct conn *c = conn_alloc(w);
+	struct conn *c = worker_conn_alloc(w);
 	if (!c) {
 		uncount(&src);
 		snprintf(why, sizeof(why), "worker %u connection table full (%u slots)", w->id, w->cap);
@@ -185,8 +185,8 @@ static void on_accepted(struct worker *w, int fd)
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->id = atomic_fetch_add(&engine.next_conn_id, 1) + 1;
-	c->cfd = fd;
-	c->holds_handshake_slot = true;
+	c->dir[CONN_CLIENT].fd = fd;
+	c->flags |= CONN_F_HS_SLOT;
 	c->source = src;
 	c->gen = generation_ref(w->gen);
 	c->peer = peer;

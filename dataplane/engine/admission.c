@@ -236,7 +236,7 @@ static void note_pressure(const char *what)
 
 static bool evictable(const struct conn *c)
 {
-	return c->state == CONN_HANDSHAKE && c->holds_handshake_slot;
+	return c->state == CONN_HANDSHAKE && (c->flags & CONN_F_HS_SLOT);
 }
 
 int admission_make_room(struct worker *w, const char *limit, uint64_t now)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "conn_submit.h"
 #include "certinfo.h"
 #include "generation.h"
 #include "log.h"
@@ -32,8 +33,7 @@ static void backend_failed(struct conn *c, const char *why)
 	audit_event_simple("backend_connect_failed", c->id, (const struct sockaddr *)&c->peer,
 			   conn_partner_name(c), reason);
 	/* The client did nothing wrong: a clean close_notify, not a reset. */
-	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
-		c->close_notify_queued = true;
+	c->relay->close_notify(c);
 	conn_flush_close(c, CLOSE_BACKEND_CONNECT_FAILED);
 }
 
@@ -54,17 +54,17 @@ static void proxy_header_too_large(struct conn *c, size_t size)
 		 conn_partner_name(c), reason);
 	audit_event_simple("proxy_header_too_large", c->id, (const struct sockaddr *)&c->peer,
 			   conn_partner_name(c), reason);
-	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
-		c->close_notify_queued = true;
+	c->relay->close_notify(c);
 	conn_flush_close(c, CLOSE_PROXY_HEADER_TOO_LARGE);
 }
 
+/* Entry of BACKEND_CONNECTING. */
 void conn_backend_connect(struct conn *c)
 {
 	const struct cfg_addr *a = &c->partner->cfg->backend;
 	unsigned ms = c->gen->cfg.connect_timeout_ms;
+	struct conn_dir *b = &c->dir[CONN_BACKEND];
 
-	conn_set_state(c, CONN_BACKEND_CONNECTING);
 	/* The header is built now, in the completion that ended the
 	 * handshake, while the client's identity the audit line just derived
 	 * is at hand (certinfo_cached); it leaves once the connect completed. */
@@ -78,29 +78,22 @@ void conn_backend_connect(struct conn *c)
 		if (rc < 0) {
 			log_err("conn %llu: partner '%s': cannot build the PROXY v2 header: %s",
 				(unsigned long long)c->id, conn_partner_name(c), strerror(-rc));
-			conn_close(c, CLOSE_NO_MEMORY);
+			conn_mark_close(c, CLOSE_NO_MEMORY);
 			return;
 		}
 	}
-	c->bfd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->bfd < 0) {
+	b->fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (b->fd < 0) {
 		backend_failed(c, strerror(errno));
 		return;
 	}
 	if (!a->is_unix) {
 		int one = 1;
-		(void)setsockopt(c->bfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		(void)setsockopt(b->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	c->connect_timeout.tv_sec = ms / 1000;
 	c->connect_timeout.tv_nsec = (long long)(ms % 1000) * 1000000;
-
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_connect(sqe, c->bfd, (const struct sockaddr *)&a->ss, a->len);
-	sqe->flags |= IOSQE_IO_LINK;
-	conn_prep(c, sqe, OP_BACKEND_CONNECT);
-	sqe = worker_sqe(c->w);
-	io_uring_prep_link_timeout(sqe, &c->connect_timeout, 0);
-	conn_prep(c, sqe, OP_CONNECT_TIMEOUT);
+	conn_submit_connect(c, (const struct sockaddr *)&a->ss, a->len);
 }
 
 /*
@@ -123,7 +116,7 @@ static void server_cert_algs(SSL *ssl, char *sig, size_t sig_len, char *key, siz
 /*
  * Encode the PROXY v2 header into the to-backend queue: into its chunk when
  * it fits (every header without a certificate, and certificates up to
- * ~16 KiB), else into an allocation of its exact size (conn.h big_header)
+ * ~16 KiB), else into an allocation of its exact size (conn-t.h big_header)
  * up to the protocol's limit. -EMSGSIZE beyond it, *size saying how big it
  * would have been.
  */
@@ -216,6 +209,14 @@ void conn_on_backend_connect(struct conn *c, int res)
 		return;
 	}
 	/* The PROXY v2 header (if any) is already queued: it goes first. */
-	conn_set_state(c, CONN_PROXY_HEADER);
-	conn_advance(c);
+	conn_fire(c, CONN_EV_BACKEND_CONNECTED);
+}
+
+void conn_backend_header_sent(struct conn *c, int res)
+{
+	c->big_header.off += (uint32_t)res;
+	if (c->big_header.off == c->big_header.len) {
+		free(c->big_header.data);
+		c->big_header.data = NULL;
+	}
 }

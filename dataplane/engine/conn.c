@@ -1,17 +1,18 @@
 /*
- * conn.c: the connection state machine: accept, handshake, verification,
- * backend connect, PROXY header, and closing.
+ * conn.c: the connection state machine's steps: the handshake and what
+ * verification decided, the dispatch of a connection's completions, and
+ * closing.
  *
- * The relay itself (both directions, half-close) is in relay_user.c. Handlers
- * here record what a completion brought, then call conn_advance(), which is
- * the one place that looks at the state and decides the next step.
- * Nothing here blocks: every socket operation is an io_uring request that
- * is counted in c->inflight, so a connection is freed only when the kernel
- * holds no pointer into it.
+ * The transitions are a table (conn_fsm.c); conn_fire() applies it and
+ * runs the entry step of the new state. The backend connect and the PROXY
+ * header are backend.c's; how bytes move once relaying is the relay's
+ * (relay.h), reached through c->relay only, so nothing here knows whether
+ * TLS is in user space or in the kernel. Every socket operation is an
+ * io_uring request (conn_submit.h) counted in c->inflight, so a connection
+ * is freed only when the kernel holds no pointer into it.
  */
 #include "conn.h"
 
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -20,43 +21,10 @@
 #include "acct.h"
 #include "audit.h"
 #include "certinfo.h"
+#include "conn_submit.h"
 #include "generation.h"
-#include "ktls.h"
 #include "log.h"
 #include "relay.h"
-#include "string_table.h"
-
-static const char *const state_names[CONN_STATE_MAX] = {
-	[CONN_FREE] = "FREE",
-	[CONN_ACCEPTED] = "ACCEPTED",
-	[CONN_HANDSHAKE] = "HANDSHAKE",
-	[CONN_VERIFIED] = "VERIFIED",
-	[CONN_BACKEND_CONNECTING] = "BACKEND_CONNECTING",
-	[CONN_PROXY_HEADER] = "PROXY_HEADER",
-	[CONN_RELAY] = "RELAY",
-	[CONN_HALF_CLOSED_CLIENT] = "HALF_CLOSED_CLIENT",
-	[CONN_HALF_CLOSED_BACKEND] = "HALF_CLOSED_BACKEND",
-	[CONN_FLUSH_CLOSE] = "FLUSH_CLOSE",
-	[CONN_CLOSING] = "CLOSING",
-};
-
-DEFINE_STRING_TABLE(conn_state, enum conn_state, state_names, "UNKNOWN")
-
-void conn_set_state(struct conn *c, enum conn_state s)
-{
-	if (c->state == s)
-		return;
-	if (log_get_level() >= LOG_LVL_DEBUG)
-		log_debug("conn %llu: %s -> %s", (unsigned long long)c->id,
-			  conn_state_name(c->state), conn_state_name(s));
-	c->state = s;
-}
-
-void conn_prep(struct conn *c, struct io_uring_sqe *sqe, enum uring_op op)
-{
-	io_uring_sqe_set_data64(sqe, ud_pack(op, c->idx, c->incarnation));
-	c->inflight++;
-}
 
 const char *conn_partner_name(const struct conn *c)
 {
@@ -67,36 +35,48 @@ const char *conn_partner_name(const struct conn *c)
 	return NULL;
 }
 
-static void release_handshake_slot(struct conn *c)
+bool conn_relaying(const struct conn *c)
 {
-	if (!c->holds_handshake_slot)
-		return;
-	c->holds_handshake_slot = false;
-	atomic_fetch_sub(&engine.handshakes, 1);
-	admission_source_put(&c->source);
+	return c->state == CONN_RELAY || c->state == CONN_HALF_CLOSED_CLIENT ||
+	       c->state == CONN_HALF_CLOSED_BACKEND;
 }
 
-void conn_submit_client_send(struct conn *c)
+/* On w->established: verified, and not yet saying goodbye. */
+static bool conn_established(const struct conn *c)
 {
-	struct outq *q = &c->tls.out;
-	if (c->client_send_armed || outq_pending(q) == 0)
+	return c->state == CONN_BACKEND_CONNECTING || c->state == CONN_PROXY_HEADER ||
+	       conn_relaying(c);
+}
+
+void conn_touch(struct conn *c)
+{
+	if (!conn_established(c))
 		return;
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_send(sqe, c->cfd, q->chunk->data + q->off, outq_pending(q), MSG_NOSIGNAL);
-	conn_prep(c, sqe, OP_CLIENT_SEND);
-	c->client_send_armed = true;
+	c->last_active_ns = now_ns();
+	list_move_tail(&c->w->established, &c->timer);
+}
+
+static void release_handshake_slot(struct conn *c)
+{
+	if (!(c->flags & CONN_F_HS_SLOT))
+		return;
+	c->flags &= ~CONN_F_HS_SLOT;
+	atomic_fetch_sub(&engine.handshakes, 1);
+	admission_source_put(&c->source);
 }
 
 /* Give back what holds the TLS input slice (a ring buffer or a spill
  * chunk) once OpenSSL has consumed all of it. */
 void conn_release_consumed_input(struct conn *c)
 {
+	struct conn_dir *d = &c->dir[CONN_CLIENT];
+
 	if (tls_session_input_left(&c->tls) > 0)
 		return;
 	tls_session_clear_input(&c->tls);
-	if (c->client_bid != NO_BUF) {
-		worker_buf_return(c->w, (uint16_t)c->client_bid);
-		c->client_bid = NO_BUF;
+	if (d->bid != NO_BUF) {
+		worker_buf_return(c->w, (uint16_t)d->bid);
+		d->bid = NO_BUF;
 	}
 	chunk_put(&c->w->chunks, c->spill);
 	c->spill = NULL;
@@ -104,36 +84,23 @@ void conn_release_consumed_input(struct conn *c)
 
 int conn_spill_input(struct conn *c)
 {
+	struct conn_dir *d = &c->dir[CONN_CLIENT];
 	uint32_t left = tls_session_input_left(&c->tls);
 
-	if (c->client_bid == NO_BUF || left == 0)
+	if (d->bid == NO_BUF || left == 0)
 		return 0;
 	struct chunk *ch = chunk_get(&c->w->chunks);
 	ENSURE_PTR(ch, ENOMEM);
 	memcpy(ch->data, c->tls.in + c->tls.in_off, left);
-	worker_buf_return(c->w, (uint16_t)c->client_bid);
-	c->client_bid = NO_BUF;
+	worker_buf_return(c->w, (uint16_t)d->bid);
+	d->bid = NO_BUF;
 	c->spill = ch;
 	tls_session_set_input(&c->tls, ch->data, left);
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
-/* Start and handshake                                                 */
-
-void conn_start(struct conn *c)
-{
-	c->hs_start_ns = c->last_active_ns = now_ns();
-	list_add_tail(&c->w->handshakes, &c->timer);
-	if (tls_session_init(&c->tls, c->gen->ssl_ctx, &c->w->chunks) < 0 ||
-	    verify_attach(c->tls.ssl, &c->vr) < 0 || ktls_conn_attach(&c->kc, c->tls.ssl) < 0) {
-		log_ossl(LOG_LVL_ERR, "conn %llu: cannot create the TLS session", (unsigned long long)c->id);
-		conn_close(c, CLOSE_NO_MEMORY);
-		return;
-	}
-	conn_set_state(c, CONN_HANDSHAKE);
-	conn_advance(c);
-}
+/* Handshake                                                           */
 
 static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 {
@@ -180,15 +147,6 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	acct_handshake_end(&aev);
 }
 
-/* Send what OpenSSL queued (an alert, a close_notify), then close. */
-void conn_flush_close(struct conn *c, enum close_reason reason)
-{
-	c->close_reason = reason;
-	conn_set_state(c, CONN_FLUSH_CLOSE);
-	conn_submit_client_send(c);
-	conn_advance(c);
-}
-
 static void handshake_failed(struct conn *c)
 {
 	verify_settle_failure(c->tls.ssl, c->tls.first_error, &c->vr);
@@ -215,26 +173,24 @@ static void handshake_succeeded(struct conn *c)
 	if (o != HS_OK || c->vr.partner < 0 || (size_t)c->vr.partner >= c->gen->n_partners) {
 		/* Verified chain but refused (e.g. a resumed session whose leaf
 		 * expired since): say goodbye properly, relay nothing. */
-		if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
-			c->close_notify_queued = true;
+		c->relay->close_notify(c);
 		conn_flush_close(c, CLOSE_HANDSHAKE_FAILED);
 		return;
 	}
 	c->partner = &c->gen->partners[c->vr.partner];
-	conn_set_state(c, CONN_VERIFIED);
 	list_del(&c->timer);
 	c->last_active_ns = now_ns();
 	list_add_tail(&c->w->established, &c->timer);
-	/* Kernel TLS: decided now, done by the relay once user space holds
-	 * nothing more of the session (relay_ktls.c). The slice BIO keeps
-	 * tls_session_input_left() exact for that. */
-	c->ktls_pending = ktls_conn_decide(&c->kc, c->gen->cfg.ktls) == KTLS_OFFLOAD;
+	/* The relay is chosen now (the kTLS handoff, or user space); a
+	 * handoff happens once user space holds nothing more of the session
+	 * (relay.h). The slice BIO keeps tls_session_input_left() exact. */
+	relay_choose(c);
 	/* Early data after the client's Finished waits for the backend: not
 	 * in the shared ring. Out of memory: it stays there, still correct. */
 	if (conn_spill_input(c) < 0)
 		log_debug("conn %llu: no memory to spill the input slice; "
 			  "it keeps its receive buffer", (unsigned long long)c->id);
-	conn_backend_connect(c);
+	conn_fire(c, CONN_EV_VERIFIED);
 }
 
 /*
@@ -252,25 +208,21 @@ static void arm_async_poll(struct conn *c)
 		handshake_failed(c);
 		return;
 	}
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_poll_add(sqe, fd, POLLIN);
-	conn_prep(c, sqe, OP_ASYNC_POLL);
-	c->async_fd = fd;
-	c->async_armed = true;
+	conn_submit_async_poll(c, fd);
 }
 
 static void drive_handshake(struct conn *c)
 {
 	enum tls_io r = tls_session_handshake(&c->tls);
 
-	conn_submit_client_send(c);
+	conn_submit_records(c);
 	conn_release_consumed_input(c);
 	switch (r) {
 	case TLS_IO_OK:
 		handshake_succeeded(c);
 		break;
 	case TLS_IO_WANT_READ:
-		relay_arm_client_recv(c);
+		conn_submit_recv(c, CONN_CLIENT);
 		break;
 	case TLS_IO_WANT_WRITE:
 		/* The output chunk is full: the send completion drives us again. */
@@ -286,305 +238,354 @@ static void drive_handshake(struct conn *c)
 	}
 }
 
-void conn_on_async_ready(struct conn *c, int res)
+/* Entry of HANDSHAKE: the session, the verification and relay hooks. */
+static void start_handshake(struct conn *c)
 {
-	c->async_armed = false;
-	if (res < 0)
-		log_debug("conn %llu: async poll: %s; resuming anyway (the engine re-pauses if not ready)",
-			  (unsigned long long)c->id, strerror(-res));
+	c->hs_start_ns = c->last_active_ns = now_ns();
+	list_add_tail(&c->w->handshakes, &c->timer);
+	if (tls_session_init(&c->tls, c->gen->ssl_ctx, &c->w->chunks) < 0 ||
+	    verify_attach(c->tls.ssl, &c->vr) < 0 || relay_attach(c) < 0) {
+		log_ossl(LOG_LVL_ERR, "conn %llu: cannot create the TLS session", (unsigned long long)c->id);
+		conn_mark_close(c, CLOSE_NO_MEMORY);
+		return;
+	}
 	conn_advance(c);
 }
 
-/* ------------------------------------------------------------------ */
-/* Completion handlers                                                 */
-
-bool conn_relaying(const struct conn *c)
+static void handshake_received(struct conn *c, int res, int bid)
 {
-	return c->state == CONN_RELAY || c->state == CONN_HALF_CLOSED_CLIENT ||
-	       c->state == CONN_HALF_CLOSED_BACKEND;
-}
-
-/* Activity: move to the tail of the idle LRU. */
-static void conn_touch(struct conn *c)
-{
-	if (c->state < CONN_VERIFIED || c->state >= CONN_FLUSH_CLOSE)
+	if (res <= 0) {
+		/* FIN or reset in the middle of the handshake. */
+		c->tls.first_error = 0;
+		handshake_failed(c);
 		return;
-	c->last_active_ns = now_ns();
-	list_move_tail(&c->w->established, &c->timer);
+	}
+	c->dir[CONN_CLIENT].bid = bid;
+	tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
+	drive_handshake(c);
 }
 
-static void park(struct conn *c, bool client_side)
+/* ------------------------------------------------------------------ */
+/* Completions                                                         */
+
+static void park(struct conn *c, enum conn_side side)
 {
 	c->w->counters.recv_nobufs++;
-	if (client_side)
-		c->want_client_recv = true;
-	else
-		c->want_backend_recv = true;
-	if (!c->parked) {
-		c->parked = true;
+	c->dir[side].flags |= DIR_F_WANT_RECV;
+	if (!(c->flags & CONN_F_PARKED)) {
+		c->flags |= CONN_F_PARKED;
 		list_add_tail(&c->w->buf_waiters, &c->wait);
 	}
 }
 
 void conn_unpark(struct conn *c)
 {
-	c->parked = false;
+	c->flags &= ~CONN_F_PARKED;
 	list_del(&c->wait);
-	c->want_client_recv = c->want_backend_recv = false;
+	c->dir[CONN_CLIENT].flags &= ~DIR_F_WANT_RECV;
+	c->dir[CONN_BACKEND].flags &= ~DIR_F_WANT_RECV;
 	conn_advance(c);
+	conn_settle(c);
 }
 
-void conn_on_client_recv(struct conn *c, int res, int bid)
+/* A receive into a ring buffer from side completed. */
+static void on_recv(struct conn *c, enum conn_side side, int res, int bid)
 {
-	c->client_recv_armed = false;
-	if (c->ktls_filling) {
-		/* The exact-size receive of the kTLS handoff (no buffer ring). */
-		relay_ktls_filled(c, res);
-		return;
-	}
+	bool wanted = conn_relaying(c) || (side == CONN_CLIENT && c->state == CONN_HANDSHAKE);
+
+	c->dir[side].flags &= ~DIR_F_RECV_ARMED;
 	if (res == -ENOBUFS) {
-		park(c, true);
+		park(c, side);
 		return;
 	}
-	if (bid != NO_BUF && (res <= 0 || (c->state != CONN_HANDSHAKE && !conn_relaying(c)))) {
+	if (bid != NO_BUF && (res <= 0 || !wanted)) {
 		worker_buf_return(c->w, (uint16_t)bid);
 		bid = NO_BUF;
 	}
-	if (res > 0 && bid == NO_BUF && (c->state == CONN_HANDSHAKE || conn_relaying(c))) {
+	if (!wanted) {
+		/* Saying goodbye (FLUSH_CLOSE): what the peer sends is dropped. */
+		conn_advance(c);
+		return;
+	}
+	if (res > 0 && bid == NO_BUF) {
 		log_err("conn %llu: receive completed without a buffer", (unsigned long long)c->id);
-		conn_close(c, CLOSE_CLIENT_ERROR);
+		conn_mark_close(c, side == CONN_CLIENT ? CLOSE_CLIENT_ERROR : CLOSE_BACKEND_ERROR);
 		return;
 	}
 	if (c->state == CONN_HANDSHAKE) {
-		if (res <= 0) {
-			/* FIN or reset in the middle of the handshake. */
-			c->tls.first_error = 0;
-			handshake_failed(c);
-			return;
-		}
-		c->client_bid = bid;
-		tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
-		drive_handshake(c);
+		handshake_received(c, res, bid);
 		return;
 	}
-	if (conn_relaying(c)) {
-		if (res > 0) {
-			c->client_bid = bid;
-			if (c->ktls) {
-				/* Plaintext: the kernel decrypted it. */
-				c->client_len = (uint32_t)res;
-				c->client_off = 0;
-			} else {
-				tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
-			}
-			conn_touch(c);
-		} else if (res == 0) {
-			c->client_eof = true;
-		} else if (c->ktls && (res == -EIO || res == -EBADMSG)) {
-			relay_ktls_recv_error(c, res);
-			return;
-		} else {
-			conn_close(c, CLOSE_CLIENT_ERROR);
-			return;
-		}
-	}
-	conn_advance(c);
-}
-
-void conn_on_client_send(struct conn *c, int res)
-{
-	c->client_send_armed = false;
-	if (res <= 0) {
-		conn_close(c, c->state == CONN_FLUSH_CLOSE ? c->close_reason : CLOSE_CLIENT_ERROR);
-		return;
-	}
-	if (c->ktls && (c->ktls_ctl || outq_pending(&c->tls.out) == 0))
-		relay_ktls_client_sent(c, res); /* straight from a backend buffer */
+	if (res > 0)
+		conn_touch(c);
+	if (side == CONN_CLIENT)
+		c->relay->client_received(c, OP_CLIENT_RECV, res, bid);
 	else
-		outq_consume(&c->tls.out, &c->w->chunks, (uint32_t)res);
-	conn_touch(c);
-	conn_submit_client_send(c);
+		c->relay->backend_received(c, res, bid);
 	conn_advance(c);
 }
 
-void conn_on_backend_recv(struct conn *c, int res, int bid)
+/* A send toward side completed. */
+static void on_sent(struct conn *c, enum conn_side side, enum uring_op op, int res)
 {
-	c->backend_recv_armed = false;
-	if (res == -ENOBUFS) {
-		park(c, false);
-		return;
-	}
-	if (bid != NO_BUF && (res <= 0 || !conn_relaying(c))) {
-		worker_buf_return(c->w, (uint16_t)bid);
-		bid = NO_BUF;
-	}
-	if (conn_relaying(c)) {
-		if (res > 0 && bid != NO_BUF) {
-			c->backend_bid = bid;
-			c->backend_len = (uint32_t)res;
-			c->backend_off = 0;
-			conn_touch(c);
-		} else if (res == 0) {
-			c->backend_eof = true;
-		} else {
-			conn_close(c, CLOSE_BACKEND_ERROR);
-			return;
-		}
-	}
-	conn_advance(c);
-}
-
-void conn_on_backend_send(struct conn *c, int res)
-{
-	c->backend_send_armed = false;
+	c->dir[side].flags &= ~DIR_F_SEND_ARMED;
 	if (res <= 0) {
-		conn_close(c, CLOSE_BACKEND_ERROR);
+		if (side == CONN_BACKEND)
+			conn_mark_close(c, CLOSE_BACKEND_ERROR);
+		else
+			conn_mark_close(c, c->state == CONN_FLUSH_CLOSE ? c->close_reason : CLOSE_CLIENT_ERROR);
 		return;
 	}
-	if (c->big_header.data) {
-		c->big_header.off += (uint32_t)res;
-		if (c->big_header.off == c->big_header.len) {
-			free(c->big_header.data);
-			c->big_header.data = NULL;
-		}
-	} else if (c->ktls && outq_pending(&c->to_backend) == 0) {
-		relay_ktls_backend_sent(c, res); /* straight from a client buffer */
+	if (op == OP_BACKEND_SEND_HEADER)
+		conn_backend_header_sent(c, res);
+	else
+		c->relay->sent(c, op, res);
+	conn_touch(c);
+	/* Records the TLS session still holds for the client go next. */
+	if (side == CONN_CLIENT)
+		conn_submit_records(c);
+	conn_advance(c);
+}
+
+static void on_async_ready(struct conn *c, int res)
+{
+	c->flags &= ~CONN_F_ASYNC_ARMED;
+	if (res < 0)
+		log_debug("conn %llu: async poll: %s; resuming anyway (the engine re-pauses if not ready)",
+			  (unsigned long long)c->id, strerror(-res));
+	conn_advance(c);
+}
+
+static void handle(struct conn *c, enum uring_op op, int res, int bid)
+{
+	switch (op) {
+	case OP_CLIENT_RECV:
+		on_recv(c, CONN_CLIENT, res, bid);
+		break;
+	case OP_BACKEND_RECV:
+		on_recv(c, CONN_BACKEND, res, bid);
+		break;
+	case OP_CLIENT_FILL:
+		/* Only the handoff submits it, and it waits for it. */
+		c->dir[CONN_CLIENT].flags &= ~DIR_F_RECV_ARMED;
+		c->relay->client_received(c, op, res, NO_BUF);
+		conn_advance(c);
+		break;
+	case OP_CLIENT_SEND_RECORDS:
+	case OP_CLIENT_SEND_PLAIN:
+	case OP_CLIENT_SEND_CONTROL:
+		on_sent(c, CONN_CLIENT, op, res);
+		break;
+	case OP_BACKEND_SEND:
+	case OP_BACKEND_SEND_HEADER:
+	case OP_BACKEND_SEND_DIRECT:
+		on_sent(c, CONN_BACKEND, op, res);
+		break;
+	case OP_BACKEND_CONNECT:
+		conn_on_backend_connect(c, res);
+		break;
+	case OP_CLIENT_SHUTDOWN:
+	case OP_BACKEND_SHUTDOWN:
+		/* ENOTCONN after a reset changes nothing: that side is done. */
+		c->dir[op == OP_CLIENT_SHUTDOWN ? CONN_CLIENT : CONN_BACKEND].flags |= DIR_F_SHUT_DONE;
+		conn_advance(c);
+		break;
+	case OP_ASYNC_POLL:
+		on_async_ready(c, res);
+		break;
+	case OP_CONNECT_TIMEOUT:
+	case OP_CANCEL:
+		conn_advance(c);
+		break;
+	default:
+		log_warn("worker %u: conn %llu: completion for unknown op %u", c->w->id,
+			 (unsigned long long)c->id, op);
+		if (bid != NO_BUF)
+			worker_buf_return(c->w, (uint16_t)bid);
+		break;
+	}
+}
+
+void conn_dispatch(struct conn *c, enum uring_op op, int res, int bid)
+{
+	c->inflight--;
+	if (c->state == CONN_CLOSING) {
+		/* Cancelled or late: only the count matters now. */
+		if (bid != NO_BUF)
+			worker_buf_return(c->w, (uint16_t)bid);
 	} else {
-		outq_consume(&c->to_backend, &c->w->chunks, (uint32_t)res);
+		handle(c, op, res, bid);
 	}
-	conn_touch(c);
-	conn_advance(c);
-}
-
-void conn_on_shutdown(struct conn *c, bool client_side, int res)
-{
-	(void)res; /* ENOTCONN after a reset changes nothing: that side is done */
-	if (client_side)
-		c->client_shut_done = true;
-	else
-		c->backend_shut_done = true;
-	conn_advance(c);
+	conn_settle(c);
 }
 
 /* ------------------------------------------------------------------ */
-/* The one place that decides the next step                            */
+/* The state machine                                                   */
 
-/* What is left to send toward the backend: a big PROXY header first. */
-static uint32_t backend_pending(const struct conn *c)
+void conn_start(struct conn *c)
 {
-	return c->big_header.data ? c->big_header.len - c->big_header.off : outq_pending(&c->to_backend);
-}
-
-void conn_submit_backend_send(struct conn *c)
-{
-	struct outq *q = &c->to_backend;
-	if (c->backend_send_armed || backend_pending(c) == 0)
-		return;
-	const uint8_t *from = c->big_header.data ? c->big_header.data + c->big_header.off
-						 : q->chunk->data + q->off;
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_send(sqe, c->bfd, from, backend_pending(c), MSG_NOSIGNAL);
-	conn_prep(c, sqe, OP_BACKEND_SEND);
-	c->backend_send_armed = true;
+	c->relay = &relay_user_ops;
+	conn_fire(c, CONN_EV_ACCEPTED);
+	conn_settle(c);
 }
 
 void conn_advance(struct conn *c)
 {
 	switch (c->state) {
 	case CONN_HANDSHAKE:
-		if (!c->client_recv_armed && !c->parked && !c->async_armed)
+		if (!(c->dir[CONN_CLIENT].flags & DIR_F_RECV_ARMED) &&
+		    !(c->flags & (CONN_F_PARKED | CONN_F_ASYNC_ARMED)))
 			drive_handshake(c);
 		break;
 	case CONN_PROXY_HEADER:
-		if (backend_pending(c) > 0) {
-			conn_submit_backend_send(c);
-		} else if (!c->backend_send_armed) {
-			conn_set_state(c, CONN_RELAY);
-			relay_pump(c);
-		}
+		if (conn_backend_pending(c) > 0)
+			conn_submit_backend_queue(c);
+		else if (!(c->dir[CONN_BACKEND].flags & DIR_F_SEND_ARMED))
+			conn_fire(c, CONN_EV_HEADER_SENT);
 		break;
 	case CONN_RELAY:
 	case CONN_HALF_CLOSED_CLIENT:
 	case CONN_HALF_CLOSED_BACKEND:
-		relay_pump(c);
+		c->relay->pump(c);
 		break;
 	case CONN_FLUSH_CLOSE:
-		/* Offloaded: our close_notify goes once the last send is done. */
-		if (c->ktls && !c->close_notify_queued && !c->client_send_armed)
-			relay_ktls_close_notify(c);
-		if (!c->client_send_armed && outq_pending(&c->tls.out) == 0)
-			conn_close(c, c->close_reason);
-		break;
-	case CONN_CLOSING:
-		if (c->inflight == 0)
-			worker_conn_free(c->w, c);
+		if (c->relay->flushed(c))
+			conn_mark_close(c, c->close_reason);
 		break;
 	case CONN_FREE:
-	case CONN_ACCEPTED:
-	case CONN_VERIFIED:
 	case CONN_BACKEND_CONNECTING:
-		/* Waiting for a completion; nothing to decide. */
+	case CONN_CLOSING:
+		/* Waiting for a completion (closing: conn_settle frees). */
 		break;
 	default:
 		log_err("conn %llu: advance in unexpected state %d", (unsigned long long)c->id, c->state);
-		conn_close(c, CLOSE_NO_MEMORY);
+		conn_mark_close(c, CLOSE_NO_MEMORY);
 		break;
 	}
+}
+
+/* Entry of CLOSING: count the reason, cancel what is in flight. */
+static void start_closing(struct conn *c)
+{
+	/* The close is under way: the cancels below must reach the ring. */
+	c->flags &= ~CONN_F_CLOSE;
+	c->w->counters.closes[c->close_reason < CLOSE_REASON_MAX ? c->close_reason : CLOSE_NO_MEMORY]++;
+	release_handshake_slot(c);
+	list_del(&c->timer);
+	list_del(&c->wait);
+	c->flags &= ~CONN_F_PARKED;
+	log_debug("conn %llu: closing (%s), %u requests in flight", (unsigned long long)c->id,
+		  close_reason_name(c->close_reason), c->inflight);
+	if (c->inflight > 0) {
+		conn_submit_cancel(c, c->dir[CONN_CLIENT].fd);
+		conn_submit_cancel(c, c->dir[CONN_BACKEND].fd);
+		if (c->flags & CONN_F_ASYNC_ARMED)
+			conn_submit_cancel(c, c->async_fd);
+	}
+}
+
+/* The entry step of each state c can enter. */
+static void enter(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_HANDSHAKE:
+		start_handshake(c);
+		break;
+	case CONN_BACKEND_CONNECTING:
+		conn_backend_connect(c);
+		break;
+	case CONN_PROXY_HEADER:
+	case CONN_RELAY:
+		conn_advance(c);
+		break;
+	case CONN_FLUSH_CLOSE:
+		conn_submit_records(c);
+		conn_advance(c);
+		break;
+	case CONN_CLOSING:
+		start_closing(c);
+		break;
+	case CONN_FREE:
+		conn_release(c);
+		worker_conn_free(c->w, c);
+		break;
+	case CONN_HALF_CLOSED_CLIENT:
+	case CONN_HALF_CLOSED_BACKEND:
+	default:
+		break;
+	}
+}
+
+void conn_fire(struct conn *c, enum conn_event ev)
+{
+	enum conn_state next = conn_next_state(c->state, ev);
+
+	/* A connection marked to close takes no other step. */
+	if (next == c->state || ((c->flags & CONN_F_CLOSE) && ev != CONN_EV_CLOSE))
+		return;
+	if (log_get_level() >= LOG_LVL_DEBUG)
+		log_debug("conn %llu: %s -> %s", (unsigned long long)c->id,
+			  conn_state_name(c->state), conn_state_name(next));
+	c->state = next;
+	enter(c);
 }
 
 /* ------------------------------------------------------------------ */
 /* Closing                                                             */
 
-void conn_close_gracefully(struct conn *c, enum close_reason reason)
+void conn_mark_close(struct conn *c, enum close_reason reason)
 {
-	if (!conn_relaying(c) || c->close_notify_queued) {
-		conn_close(c, reason);
+	if ((c->flags & CONN_F_CLOSE) || c->state == CONN_CLOSING || c->state == CONN_FREE)
+		return;
+	c->flags |= CONN_F_CLOSE;
+	c->close_reason = reason;
+	/* Nothing more goes toward either side (the relays' steps stop). */
+	c->dir[CONN_CLIENT].flags |= DIR_F_SHUT;
+	c->dir[CONN_BACKEND].flags |= DIR_F_SHUT;
+}
+
+void conn_settle(struct conn *c)
+{
+	if (c->flags & CONN_F_CLOSE)
+		conn_fire(c, CONN_EV_CLOSE);
+	if (c->state == CONN_CLOSING && c->inflight == 0)
+		conn_fire(c, CONN_EV_RELEASED);
+}
+
+void conn_flush_close(struct conn *c, enum close_reason reason)
+{
+	if (!(c->flags & CONN_F_CLOSE))
+		c->close_reason = reason; /* a mark's reason stands */
+	conn_fire(c, CONN_EV_FLUSH);
+}
+
+void conn_goodbye(struct conn *c, enum close_reason reason)
+{
+	if (!conn_relaying(c) || (c->flags & CONN_F_CLOSE_NOTIFY)) {
+		conn_mark_close(c, reason);
 		return;
 	}
 	/* The client gets a close_notify, so it can tell a shutdown from a
-	 * truncation; the tick closes it for good if it does not read.
-	 * Offloaded, the kernel makes the record (conn_advance, FLUSH_CLOSE). */
-	if (!c->ktls && tls_session_shutdown(&c->tls) == TLS_IO_OK)
-		c->close_notify_queued = true;
+	 * truncation; the tick closes it for good if it does not read. */
+	c->relay->close_notify(c);
 	conn_flush_close(c, reason);
-}
-
-static void cancel_fd(struct conn *c, int fd)
-{
-	if (fd < 0)
-		return;
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-	conn_prep(c, sqe, OP_CANCEL);
 }
 
 void conn_close(struct conn *c, enum close_reason reason)
 {
-	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-		return;
-	c->w->counters.closes[reason < CLOSE_REASON_MAX ? reason : CLOSE_NO_MEMORY]++;
-	c->close_reason = reason;
-	release_handshake_slot(c);
-	list_del(&c->timer);
-	list_del(&c->wait);
-	c->parked = false;
-	log_debug("conn %llu: closing (%s), %u requests in flight", (unsigned long long)c->id,
-		  close_reason_name(reason), c->inflight);
-	conn_set_state(c, CONN_CLOSING);
-	if (c->inflight > 0) {
-		cancel_fd(c, c->cfd);
-		cancel_fd(c, c->bfd);
-		if (c->async_armed)
-			cancel_fd(c, c->async_fd);
-	}
-	conn_advance(c);
+	conn_mark_close(c, reason);
+	conn_settle(c);
+}
+
+void conn_close_gracefully(struct conn *c, enum close_reason reason)
+{
+	conn_goodbye(c, reason);
+	conn_settle(c);
 }
 
 void conn_release(struct conn *c)
 {
-	ktls_conn_clear(&c->kc);
-	chunk_put(&c->w->chunks, c->ktls_ctl);
-	c->ktls_ctl = NULL;
+	relay_detach(c);
 	tls_session_free(&c->tls);
 	verify_result_clear(&c->vr);
 	outq_release(&c->to_backend, &c->w->chunks);
@@ -592,18 +593,18 @@ void conn_release(struct conn *c)
 	c->big_header.data = NULL;
 	chunk_put(&c->w->chunks, c->spill);
 	c->spill = NULL;
-	if (c->client_bid != NO_BUF)
-		worker_buf_return(c->w, (uint16_t)c->client_bid);
-	if (c->backend_bid != NO_BUF)
-		worker_buf_return(c->w, (uint16_t)c->backend_bid);
-	c->client_bid = c->backend_bid = NO_BUF;
-	if (c->cfd >= 0)
-		close(c->cfd);
-	if (c->bfd >= 0)
-		close(c->bfd);
-	c->cfd = c->bfd = -1;
+	for (int s = CONN_CLIENT; s <= CONN_BACKEND; s++) {
+		struct conn_dir *d = &c->dir[s];
+		if (d->bid != NO_BUF)
+			worker_buf_return(c->w, (uint16_t)d->bid);
+		d->bid = NO_BUF;
+		if (d->fd >= 0)
+			close(d->fd);
+		d->fd = -1;
+	}
 	generation_unref(c->gen);
 	c->gen = NULL;
 	c->partner = NULL;
+	c->relay = NULL;
 	atomic_fetch_sub(&engine.conns, 1);
 }

@@ -1,15 +1,24 @@
 /*
  * conn.h: one client connection and its state machine.
  *
- * A connection goes ACCEPTED -> HANDSHAKE -> VERIFIED -> BACKEND_CONNECTING
- * -> PROXY_HEADER -> RELAY, then HALF_CLOSED_* as each direction finishes,
- * and CLOSING -> FREE. FLUSH_CLOSE sends the last bytes OpenSSL produced (an
- * alert, a close_notify) before closing. docs/architecture.md draws it.
+ * A connection goes HANDSHAKE -> BACKEND_CONNECTING -> PROXY_HEADER ->
+ * RELAY, then HALF_CLOSED_* as each direction finishes, and CLOSING ->
+ * FREE. FLUSH_CLOSE sends the last bytes owed to the client (an alert, a
+ * close_notify) before closing. The transitions are a table (conn_fsm.c);
+ * docs/architecture.md draws it.
  *
- * Event handlers (conn_on_*) record what a completion brought and call
- * conn_advance(), the one function that decides what happens next from the
- * state and the connection's flags. A connection counts its in-flight io_uring
- * requests and is freed only when that count is zero.
+ * Everything that happens to a connection comes in through a few doors:
+ * conn_dispatch() for its io_uring completions, conn_start() at accept,
+ * conn_unpark() when receive buffers are back, and conn_close*() or
+ * conn_handshake_timed_out() from the worker's tick, admission and the
+ * control thread's requests. Inside, handlers record what happened and
+ * call conn_advance(), the one function that decides the next step from
+ * the state; a handler that wants the connection closed marks it
+ * (conn_mark_close) and returns, and the door closes it on the way out. So
+ * no function has to check whether the connection was closed under it.
+ *
+ * A connection counts its in-flight io_uring requests and is freed only
+ * when that count is zero.
  */
 #ifndef MTLSD_CONN_H
 #define MTLSD_CONN_H
@@ -18,63 +27,89 @@
 #include <stdint.h>
 
 #include "conn-t.h"
+#include "guard.h"
 #include "worker.h"
 
 /* The state's name in logs ("UNKNOWN" outside the enum), and back. */
 const char *conn_state_name(enum conn_state s);
 int conn_state_from_name(const char *s);
+/* The event's name ("unknown" outside the enum), and back. */
+const char *conn_event_name(enum conn_event e);
+int conn_event_from_name(const char *s);
 
-/* Start a freshly accepted connection (fd set, gen referenced, peer known). */
+/* ---- the doors (worker.c, accept.c, admission.c, control/) ------------- */
+
+/* Start a freshly allocated connection (client fd set, gen referenced,
+ * peer known): FREE -> HANDSHAKE. */
 void conn_start(struct conn *c);
 
-/* Completion handlers. res is cqe->res; bid is the provided buffer or NO_BUF. */
-void conn_on_client_recv(struct conn *c, int res, int bid);
-void conn_on_client_send(struct conn *c, int res);
-void conn_on_backend_connect(struct conn *c, int res);
-void conn_on_backend_recv(struct conn *c, int res, int bid);
-void conn_on_backend_send(struct conn *c, int res);
-void conn_on_shutdown(struct conn *c, bool client_side, int res);
-/* The async engine's wait fd is readable: resume the handshake. */
-void conn_on_async_ready(struct conn *c, int res);
+/*
+ * One completion of c: op is what the request was for, res its cqe->res,
+ * bid the provided buffer or NO_BUF. Drops c's in-flight count, runs the
+ * handler, then closes c if a handler marked it and frees it once nothing
+ * is in flight any more.
+ */
+void conn_dispatch(struct conn *c, enum uring_op op, int res, int bid);
 
-/* Release everything c owns (SSL, buffers, fds, generation). The worker
- * then puts the slot back on its free list. */
-void conn_release(struct conn *c);
-
-/* Decide and submit the next step for c from its state and flags. */
-void conn_advance(struct conn *c);
-
-/* Close now: cancel what is in flight, count reason. Safe to call twice. */
+/* Close now: cancel what is in flight, count reason. Ignored while
+ * closing. */
 void conn_close(struct conn *c, enum close_reason reason);
 
 /* Close a relaying connection with a close_notify first (drain timeout);
  * anything else is closed at once. */
 void conn_close_gracefully(struct conn *c, enum close_reason reason);
 
-/* Timeouts found by the worker's tick. */
+/* The handshake timeout found by the tick: audited, closed. */
 void conn_handshake_timed_out(struct conn *c);
 
 /* Buffers are back in the ring: re-arm the receive c was parked on. */
 void conn_unpark(struct conn *c);
 
-/* Drop one in-flight count (called by the dispatcher for every completion
- * of c, before the handler). */
-static inline void conn_request_done(struct conn *c)
-{
-	c->inflight--;
-}
+/* Release everything c owns (SSL, buffers, fds, generation). Called when
+ * the slot goes back to the worker and at the worker's teardown. */
+void conn_release(struct conn *c);
 
-/* Transition with a debug log line naming both states. */
-void conn_set_state(struct conn *c, enum conn_state s);
-
-/* Internals of the connection, shared by conn.c, backend.c and the relays. */
+/* The partner c was attributed to, for logs; NULL when none. */
 const char *conn_partner_name(const struct conn *c);
+
+/* ---- for the connection's own files (conn*.c, backend.c, relay*.c) ----- */
+
+/* Apply ev to c through the transition table (conn_fsm.c): a change of
+ * state is logged and runs the new state's entry step. */
+void conn_fire(struct conn *c, enum conn_event ev);
+
+/* The next state for ev in state s, from the table (pure). */
+enum conn_state conn_next_state(enum conn_state s, enum conn_event ev);
+
+/* Decide and submit the next step for c from its state. */
+void conn_advance(struct conn *c);
+
+/* Mark c to close for reason (the first reason stands); the door that
+ * runs closes it on the way out (conn_settle). From then on nothing more
+ * is submitted or sent for c. */
+void conn_mark_close(struct conn *c, enum close_reason reason);
+
+/* The way out of every door: close c if marked, free it when closing with
+ * nothing in flight. */
+void conn_settle(struct conn *c);
+
+/* Say goodbye: a relaying connection queues our close_notify and flushes
+ * (FLUSH_CLOSE); anything else is marked to close. */
+void conn_goodbye(struct conn *c, enum close_reason reason);
+
+/* Send what is owed to the client (an alert, a close_notify), then close
+ * for reason: FLUSH_CLOSE. */
 void conn_flush_close(struct conn *c, enum close_reason reason);
-void conn_backend_connect(struct conn *c);
-void conn_submit_client_send(struct conn *c);
-void conn_submit_backend_send(struct conn *c);
+
+/* In RELAY or HALF_CLOSED_*: bytes move. */
+bool conn_relaying(const struct conn *c);
+
+/* Activity: an established connection moves to the tail of the idle LRU. */
+void conn_touch(struct conn *c);
+
 /* Release what holds the TLS input slice if OpenSSL consumed it all. */
 void conn_release_consumed_input(struct conn *c);
+
 /*
  * c is about to wait (backend send or connect) with ciphertext left in the
  * slice: copy the remainder into a chunk of its own and give the receive
@@ -82,8 +117,11 @@ void conn_release_consumed_input(struct conn *c);
  * 0, or -ENOMEM (the slice then simply stays where it was).
  */
 int conn_spill_input(struct conn *c) MUST_CHECK;
-void conn_prep(struct conn *c, struct io_uring_sqe *sqe, enum uring_op op);
-bool conn_relaying(const struct conn *c);
 
+/* The entry steps of the states the backend owns (backend.c). */
+void conn_backend_connect(struct conn *c);
+void conn_on_backend_connect(struct conn *c, int res);
+/* A send of the big PROXY header completed with res > 0 bytes. */
+void conn_backend_header_sent(struct conn *c, int res);
 
 #endif

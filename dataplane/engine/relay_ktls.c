@@ -1,325 +1,203 @@
 /*
- * relay_ktls.c: the handoff to kernel TLS and the relay on an offloaded
- * socket.
+ * relay_ktls.c: the relay on an offloaded socket (relay_ktls_ops, relay.h).
  *
- * The handoff (docs/ktls.md, "the handoff in the connection"): once the
- * handshake and the policy passed and ktls_conn_decide() said yes, the
- * connection first finishes in user space what user space already holds:
- *  1. everything OpenSSL wrote (the TLS 1.3 session tickets) is sent, so
- *     the kernel's transmit sequence number continues after it;
- *  2. the client's records that arrived behind its Finished and are still
- *     in the input slice are decrypted by OpenSSL one at a time and their
- *     plaintext goes to the backend; a record cut by the end of a receive
- *     is completed by a receive of exactly the missing bytes (MSG_WAITALL
- *     into the spill chunk), so OpenSSL never holds a partial record;
- *  3. at that record boundary, with nothing left inside OpenSSL, the keys
- *     go to the kernel for both directions and the SSL object is freed.
- * Nothing new is read from either side until then, so no byte is
- * delivered twice or out of order.
- *
- * Offloaded, the relay moves plaintext between two plain sockets: a client
- * receive lands in a provided buffer that is sent to the backend as it is,
- * and a backend receive is sent to the client as it is (the kernel makes
- * the records). A record that is not application data fails the receive
- * with EIO; it is read with recvmsg and its control message, and
- * ktls_on_control() says what to do. EBADMSG is a record the kernel could
- * not authenticate: counted, connection aborted. Our close_notify is an
- * io_uring SENDMSG with the record-type control message, so a full send
- * buffer never blocks the worker.
+ * The kernel does the record layer for both directions
+ * (relay_handoff.c put the keys there), so the relay moves plaintext
+ * between two plain sockets: a client receive lands in a provided buffer
+ * that is sent to the backend as it is (OP_BACKEND_SEND_DIRECT), and a
+ * backend receive is sent to the client as it is (OP_CLIENT_SEND_PLAIN;
+ * the kernel makes the records). A record that is not application data
+ * fails the receive with EIO; it is read with recvmsg and its control
+ * message, and ktls_on_control() says what to do. EBADMSG is a record the
+ * kernel could not authenticate: counted, connection aborted. Our
+ * close_notify is an io_uring SENDMSG with the record-type control message
+ * (OP_CLIENT_SEND_CONTROL), so a full send buffer never blocks the worker.
  */
 #include "relay.h"
 
 #include <string.h>
 #include <sys/socket.h>
 
-#include "generation.h"
+#include "conn_submit.h"
+#include "ktls.h"
 #include "log.h"
 
-/* Bytes still missing from the first record of buf (0: it is complete). */
-static size_t first_record_missing(const uint8_t *buf, size_t len)
+static void recv_error(struct conn *c, int res);
+
+static void ktls_client_received(struct conn *c, enum uring_op op, int res, int bid)
 {
-	size_t rec;
+	struct conn_dir *d = &c->dir[CONN_CLIENT];
 
-	if (len < 5)
-		return 5 - len;
-	rec = 5 + ((size_t)buf[3] << 8 | buf[4]);
-	return len >= rec ? 0 : rec - len;
-}
-
-/* The handoff will not happen: go on in user space, say why once. */
-static bool stay_in_user_space(struct conn *c, const char *why)
-{
-	log_debug("conn %llu: staying in user-space TLS: %s", (unsigned long long)c->id, why);
-	c->ktls_pending = false;
-	return true;
-}
-
-/*
- * The first record of the slice is incomplete: move the slice to the start
- * of a chunk of its own and receive exactly the missing bytes behind it.
- * false: waiting for that receive; true: the relay goes on in user space.
- */
-static bool fill_record(struct conn *c, size_t missing)
-{
-	uint32_t left = tls_session_input_left(&c->tls);
-
-	if (c->client_bid != NO_BUF && conn_spill_input(c) < 0)
-		return stay_in_user_space(c, "no memory to complete a partial record");
-	if (!c->spill)
-		return stay_in_user_space(c, "the partial record is not in a chunk");
-	if ((size_t)left + missing > CHUNK_SIZE)
-		/* Longer than any valid record: OpenSSL will refuse it. */
-		return stay_in_user_space(c, "a record longer than TLS allows");
-	/* The partial record must start the chunk: the receive appends right
-	 * behind it (after drain_record the slice may start further in). */
-	if (c->tls.in != c->spill->data || c->tls.in_off > 0) {
-		memmove(c->spill->data, c->tls.in + c->tls.in_off, left);
-		tls_session_set_input(&c->tls, c->spill->data, left);
-	}
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_recv(sqe, c->cfd, c->spill->data + left, missing, MSG_WAITALL);
-	conn_prep(c, sqe, OP_CLIENT_RECV);
-	c->client_recv_armed = true;
-	c->ktls_filling = true;
-	return false;
-}
-
-void relay_ktls_filled(struct conn *c, int res)
-{
-	c->ktls_filling = false;
-	if (res < 0) {
-		conn_close(c, CLOSE_CLIENT_ERROR);
+	if (op != OP_CLIENT_RECV) {
+		log_err("conn %llu: kTLS relay got a %s completion", (unsigned long long)c->id,
+			uring_op_name(op));
+		conn_mark_close(c, CLOSE_NO_MEMORY);
 		return;
 	}
-	if (res == 0) {
-		/* The client ended inside a record: user space reports it. */
-		c->client_eof = true;
-		(void)stay_in_user_space(c, "the client closed inside a record");
+	if (res > 0) {
+		/* Plaintext: the kernel decrypted it. */
+		d->bid = bid;
+		d->len = (uint32_t)res;
+		d->off = 0;
+	} else if (res == 0) {
+		d->flags |= DIR_F_EOF;
+	} else if (res == -EIO || res == -EBADMSG) {
+		recv_error(c, res);
 	} else {
-		c->tls.in_len += (uint32_t)res;
+		conn_mark_close(c, CLOSE_CLIENT_ERROR);
 	}
-	conn_advance(c);
 }
 
-/* Decrypt the slice's first (complete) record for the backend.
- * false: waiting for the backend send; true: handoff decided. */
-static bool drain_record(struct conn *c)
+static void ktls_sent(struct conn *c, enum uring_op op, int res)
 {
-	size_t n = 0;
-
-	if (outq_reserve(&c->to_backend, &c->w->chunks) < 0) {
-		conn_close(c, CLOSE_NO_MEMORY);
-		return false;
-	}
-	enum tls_io r = tls_session_read(&c->tls, c->to_backend.chunk->data, CHUNK_SIZE, &n);
-	conn_release_consumed_input(c);
-	switch (r) {
-	case TLS_IO_OK:
-		c->to_backend.off = 0;
-		c->to_backend.len = (uint32_t)n;
-		c->w->counters.bytes_client_to_backend += n;
-		conn_submit_backend_send(c);
-		return false;
-	case TLS_IO_WANT_READ:
-		/* A record without application data (its effect, e.g. a
-		 * KeyUpdate, is noted by the record counting): go on. */
-		outq_release(&c->to_backend, &c->w->chunks);
-		return relay_ktls_handoff(c);
-	case TLS_IO_CLOSED:
-		outq_release(&c->to_backend, &c->w->chunks);
-		c->client_eof = true;
-		return stay_in_user_space(c, "the client closed right after the handshake");
-	case TLS_IO_WANT_WRITE:
-		/* OpenSSL answered something (a KeyUpdate) and the output is
-		 * full: rekeyed anyway, stay in user space. */
-		outq_release(&c->to_backend, &c->w->chunks);
-		return stay_in_user_space(c, "OpenSSL still has records to write");
-	case TLS_IO_ERROR:
+	switch (op) {
+	case OP_CLIENT_SEND_PLAIN:
+		c->dir[CONN_BACKEND].off += (uint32_t)res;
+		c->w->counters.bytes_backend_to_client += (uint64_t)res;
+		break;
+	case OP_CLIENT_SEND_CONTROL:
+		chunk_put(&c->w->chunks, c->ktls_ctl);
+		c->ktls_ctl = NULL;
+		break;
+	case OP_BACKEND_SEND_DIRECT:
+		c->dir[CONN_CLIENT].off += (uint32_t)res;
+		c->w->counters.bytes_client_to_backend += (uint64_t)res;
+		break;
 	default:
-		outq_release(&c->to_backend, &c->w->chunks);
-		conn_close(c, CLOSE_TLS_ERROR);
-		return false;
+		/* What user space queued before the handoff (the plaintext of
+		 * the last record OpenSSL decrypted). */
+		relay_user_ops.sent(c, op, res);
+		break;
 	}
 }
 
-static bool install(struct conn *c)
+static void client_to_backend(struct conn *c)
 {
-	/* A KeyUpdate read above changed the keys the count is based on. */
-	if (c->kc.rekeyed) {
-		(void)ktls_conn_decide(&c->kc, c->gen->cfg.ktls); /* counts the reason */
-		return stay_in_user_space(c, "the client updated its keys before the handoff");
-	}
-	int rc = ktls_conn_install(&c->kc, c->cfd);
-	if (rc < 0) {
-		if (c->kc.tx_offloaded) {
-			/* Half in the kernel: neither side can go on. */
-			log_warn("conn %llu: the kernel took the TLS transmit key but refused the "
-				 "receive key (%s); connection closed", (unsigned long long)c->id,
-				 strerror(-rc));
-			conn_close(c, CLOSE_TLS_ERROR);
-			return false;
-		}
-		return stay_in_user_space(c, strerror(-rc));
-	}
-	/* Nothing of the SSL is needed any more (the PROXY header is sent,
-	 * the audit line written; a KeyUpdate needs only what kc keeps):
-	 * free it all, the connection keeps its socket and its struct. */
-	ktls_conn_detach(&c->kc);
-	tls_session_free(&c->tls);
-	c->ktls_pending = false;
-	c->ktls = true;
-	log_debug("conn %llu: kernel TLS for both directions", (unsigned long long)c->id);
-	return true;
-}
+	struct conn_dir *d = &c->dir[CONN_CLIENT];
 
-bool relay_ktls_handoff(struct conn *c)
-{
-	/* 1. The tickets (and anything else OpenSSL wrote) go first. */
-	if (c->client_send_armed || c->client_recv_armed)
-		return false;
-	if (outq_pending(&c->tls.out) > 0) {
-		conn_submit_client_send(c);
-		return false;
-	}
-	/* 2. Whole records still in user space go through OpenSSL. */
-	uint32_t left = tls_session_input_left(&c->tls);
-	if (left > 0) {
-		if (c->backend_send_armed)
-			return false;
-		if (outq_pending(&c->to_backend) > 0) {
-			conn_submit_backend_send(c);
-			return false;
-		}
-		size_t missing = first_record_missing(c->tls.in + c->tls.in_off, left);
-		if (missing > 0)
-			return fill_record(c, missing);
-		return drain_record(c);
-	}
-	/* 3. A record boundary, nothing inside OpenSSL: the kernel's turn. */
-	return install(c);
-}
-
-/* ---- the relay on an offloaded socket --------------------------------- */
-
-static void send_direct(struct conn *c, int fd, int bid, uint32_t off, uint32_t len,
-			enum uring_op op)
-{
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_send(sqe, fd, worker_buf(c->w, (uint16_t)bid) + off, len - off, MSG_NOSIGNAL);
-	conn_prep(c, sqe, op);
-}
-
-void relay_ktls_client_to_backend(struct conn *c)
-{
-	if (c->backend_shut || c->backend_send_armed)
+	if (c->dir[CONN_BACKEND].flags & (DIR_F_SHUT | DIR_F_SEND_ARMED))
 		return;
 	/* Plaintext OpenSSL decrypted before the handoff goes first. */
 	if (outq_pending(&c->to_backend) > 0) {
-		conn_submit_backend_send(c);
+		conn_submit_backend_queue(c);
 		return;
 	}
-	if (c->client_bid != NO_BUF) {
-		if (c->client_off < c->client_len) {
-			send_direct(c, c->bfd, c->client_bid, c->client_off, c->client_len, OP_BACKEND_SEND);
-			c->backend_send_armed = true;
+	if (d->bid != NO_BUF) {
+		if (d->off < d->len) {
+			conn_submit_direct(c, CONN_BACKEND);
 			return;
 		}
-		worker_buf_return(c->w, (uint16_t)c->client_bid);
-		c->client_bid = NO_BUF;
+		worker_buf_return(c->w, (uint16_t)d->bid);
+		d->bid = NO_BUF;
 	}
 	if (!relay_client_idle(c))
-		relay_arm_client_recv(c);
+		conn_submit_recv(c, CONN_CLIENT);
 }
 
-void relay_ktls_close_notify(struct conn *c)
+/* Queue our close_notify through the kernel, once, when no client send is
+ * in flight (the records must not interleave). */
+static void ktls_close_notify(struct conn *c)
 {
-	if (c->close_notify_queued || c->client_send_armed)
+	if ((c->flags & CONN_F_CLOSE_NOTIFY) || (c->dir[CONN_CLIENT].flags & DIR_F_SEND_ARMED))
 		return;
-	c->close_notify_queued = true;
+	c->flags |= CONN_F_CLOSE_NOTIFY;
 	struct chunk *ch = chunk_get(&c->w->chunks);
 	if (!ch) {
-		if (ktls_send_close_notify(c->cfd) < 0)
+		if (ktls_send_close_notify(c->dir[CONN_CLIENT].fd) < 0)
 			log_debug("conn %llu: no memory and no room for our close_notify",
 				  (unsigned long long)c->id);
 		return;
 	}
 	struct ktls_msg *m = (struct ktls_msg *)(void *)ch->data;
 	ktls_txmsg_close_notify(m);
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_sendmsg(sqe, c->cfd, &m->msg, MSG_NOSIGNAL);
-	conn_prep(c, sqe, OP_CLIENT_SEND);
-	c->client_send_armed = true;
+	conn_submit_control(c, m);
 	c->ktls_ctl = ch;
 }
 
-void relay_ktls_backend_to_client(struct conn *c)
+static void backend_to_client(struct conn *c)
 {
-	if (c->client_shut || c->client_send_armed)
+	struct conn_dir *b = &c->dir[CONN_BACKEND];
+
+	if (c->dir[CONN_CLIENT].flags & (DIR_F_SHUT | DIR_F_SEND_ARMED))
 		return;
-	if (c->backend_bid != NO_BUF) {
-		if (c->backend_off < c->backend_len) {
-			send_direct(c, c->cfd, c->backend_bid, c->backend_off, c->backend_len, OP_CLIENT_SEND);
-			c->client_send_armed = true;
+	if (b->bid != NO_BUF) {
+		if (b->off < b->len) {
+			conn_submit_direct(c, CONN_CLIENT);
 			return;
 		}
-		worker_buf_return(c->w, (uint16_t)c->backend_bid);
-		c->backend_bid = NO_BUF;
+		worker_buf_return(c->w, (uint16_t)b->bid);
+		b->bid = NO_BUF;
 	}
 	relay_backend_idle(c);
 }
 
-void relay_ktls_client_sent(struct conn *c, int res)
+static void ktls_pump(struct conn *c)
 {
-	if (c->ktls_ctl) {
-		chunk_put(&c->w->chunks, c->ktls_ctl);
-		c->ktls_ctl = NULL;
-		return;
-	}
-	c->backend_off += (uint32_t)res;
-	c->w->counters.bytes_backend_to_client += (uint64_t)res;
+	client_to_backend(c);
+	backend_to_client(c);
+	relay_note_ends(c);
 }
 
-void relay_ktls_backend_sent(struct conn *c, int res)
+static void ktls_half_close(struct conn *c)
 {
-	c->client_off += (uint32_t)res;
-	c->w->counters.bytes_client_to_backend += (uint64_t)res;
+	/* Our close_notify first (a SENDMSG the kernel turns into a record),
+	 * then FIN. */
+	if (!(c->flags & CONN_F_CLOSE_NOTIFY)) {
+		ktls_close_notify(c);
+		if (c->dir[CONN_CLIENT].flags & DIR_F_SEND_ARMED)
+			return; /* the completion brings us back here */
+	}
+	conn_submit_shutdown(c, CONN_CLIENT);
+}
+
+static bool ktls_flushed(struct conn *c)
+{
+	/* Our close_notify goes once the last send is done. */
+	ktls_close_notify(c);
+	return !(c->dir[CONN_CLIENT].flags & DIR_F_SEND_ARMED) && outq_pending(&c->tls.out) == 0;
+}
+
+static void ktls_release(struct conn *c)
+{
+	chunk_put(&c->w->chunks, c->ktls_ctl);
+	c->ktls_ctl = NULL;
 }
 
 /* Read the record that failed the receive and act on it. */
-void relay_ktls_recv_error(struct conn *c, int res)
+static void recv_error(struct conn *c, int res)
 {
 	enum ktls_event why;
 	uint8_t type = 0;
+	int fd = c->dir[CONN_CLIENT].fd;
 
 	if (res == -EBADMSG) {
 		ktls_count_event(KTLS_EV_DECRYPT_ERROR);
 		log_info("conn %llu: partner %s: a record failed authentication in the kernel "
 			 "(corrupted or forged); connection aborted", (unsigned long long)c->id,
 			 conn_partner_name(c));
-		conn_close(c, CLOSE_TLS_ERROR);
+		conn_mark_close(c, CLOSE_TLS_ERROR);
 		return;
 	}
 	/* The receive side is idle here: to_backend is empty, so its chunk
 	 * can take the record, and application data (a race) goes on as is. */
 	if (outq_reserve(&c->to_backend, &c->w->chunks) < 0) {
-		conn_close(c, CLOSE_NO_MEMORY);
+		conn_mark_close(c, CLOSE_NO_MEMORY);
 		return;
 	}
-	ssize_t n = ktls_recv_record(c->cfd, c->to_backend.chunk->data, CHUNK_SIZE, MSG_DONTWAIT, &type);
+	ssize_t n = ktls_recv_record(fd, c->to_backend.chunk->data, CHUNK_SIZE, MSG_DONTWAIT, &type);
 	if (n == -EAGAIN) {
 		outq_release(&c->to_backend, &c->w->chunks);
-		conn_advance(c);
 		return;
 	}
 	if (n < 0) {
 		outq_release(&c->to_backend, &c->w->chunks);
 		if (n == -EBADMSG) {
-			relay_ktls_recv_error(c, -EBADMSG);
+			recv_error(c, -EBADMSG);
 			return;
 		}
 		log_debug("conn %llu: reading a control record: %s", (unsigned long long)c->id,
 			  strerror((int)-n));
-		conn_close(c, CLOSE_CLIENT_ERROR);
+		conn_mark_close(c, CLOSE_CLIENT_ERROR);
 		return;
 	}
 	if (type == KTLS_CT_APPLICATION_DATA) {
@@ -327,11 +205,10 @@ void relay_ktls_recv_error(struct conn *c, int res)
 		c->to_backend.len = (uint32_t)n;
 		c->w->counters.bytes_client_to_backend += (uint64_t)n;
 		if (n == 0)
-			c->client_eof = true;
-		conn_advance(c);
+			c->dir[CONN_CLIENT].flags |= DIR_F_EOF;
 		return;
 	}
-	enum ktls_action act = ktls_on_control(&c->kc, c->cfd, type, c->to_backend.chunk->data,
+	enum ktls_action act = ktls_on_control(&c->kc, fd, type, c->to_backend.chunk->data,
 					       (size_t)n, &why);
 	outq_release(&c->to_backend, &c->w->chunks);
 	switch (act) {
@@ -347,17 +224,28 @@ void relay_ktls_recv_error(struct conn *c, int res)
 				 "this kernel cannot rekey kTLS (needs Linux 6.14); connection closed "
 				 "(counted keyupdate_unsupported)", (unsigned long long)c->id,
 				 conn_partner_name(c));
-			conn_close_gracefully(c, CLOSE_TLS_ERROR);
+			conn_goodbye(c, CLOSE_TLS_ERROR);
 			return;
 		}
-		c->client_eof = true;
+		c->dir[CONN_CLIENT].flags |= DIR_F_EOF;
 		break;
 	case KTLS_ACT_ABORT:
 	default:
 		log_info("conn %llu: partner %s: %s on the offloaded connection; closed",
 			 (unsigned long long)c->id, conn_partner_name(c), ktls_event_name(why));
-		conn_close(c, CLOSE_TLS_ERROR);
+		conn_mark_close(c, CLOSE_TLS_ERROR);
 		return;
 	}
-	conn_advance(c);
 }
+
+const struct relay_ops relay_ktls_ops = {
+	.name = "ktls",
+	.client_received = ktls_client_received,
+	.backend_received = relay_backend_received,
+	.sent = ktls_sent,
+	.pump = ktls_pump,
+	.half_close = ktls_half_close,
+	.close_notify = ktls_close_notify,
+	.flushed = ktls_flushed,
+	.release = ktls_release,
+};

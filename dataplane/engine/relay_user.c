@@ -1,5 +1,5 @@
 /*
- * relay_user.c: moving bytes both ways once the connection is verified.
+ * relay_user.c: the relay in user-space TLS (relay_user_ops, relay.h).
  *
  * client -> backend: receive ciphertext into a provided buffer, hand it to
  * OpenSSL as the input slice, SSL_read one record's plaintext into the
@@ -16,69 +16,78 @@
  * from the client, FIN from the backend) is forwarded as shutdown(SHUT_WR)
  * (preceded by our close_notify toward the client) while the other
  * direction goes on; the connection closes when both are finished.
+ *
+ * Every connection starts on this relay: the records of the handshake and
+ * of a goodbye before the relay are its sends too.
  */
 #include "relay.h"
 
 #include <string.h>
-#include <sys/socket.h>
 
+#include "conn_submit.h"
 #include "log.h"
 
-static void arm_recv(struct conn *c, int fd, enum uring_op op)
+static void user_client_received(struct conn *c, enum uring_op op, int res, int bid)
 {
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_recv(sqe, fd, NULL, WORKER_BUF_SIZE, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = WORKER_BGID;
-	conn_prep(c, sqe, op);
-}
+	struct conn_dir *d = &c->dir[CONN_CLIENT];
 
-void relay_arm_client_recv(struct conn *c)
-{
-	if (c->client_recv_armed || c->parked)
+	if (op != OP_CLIENT_RECV) {
+		/* Only the handoff submits anything else, and it waits for it. */
+		log_err("conn %llu: user-space relay got a %s completion", (unsigned long long)c->id,
+			uring_op_name(op));
+		conn_mark_close(c, CLOSE_NO_MEMORY);
 		return;
-	arm_recv(c, c->cfd, OP_CLIENT_RECV);
-	c->client_recv_armed = true;
+	}
+	if (res > 0) {
+		d->bid = bid;
+		tls_session_set_input(&c->tls, worker_buf(c->w, (uint16_t)bid), (uint32_t)res);
+	} else if (res == 0) {
+		d->flags |= DIR_F_EOF;
+	} else {
+		conn_mark_close(c, CLOSE_CLIENT_ERROR);
+	}
 }
 
-void relay_arm_backend_recv(struct conn *c)
+static void user_sent(struct conn *c, enum uring_op op, int res)
 {
-	if (c->backend_recv_armed || c->parked)
-		return;
-	arm_recv(c, c->bfd, OP_BACKEND_RECV);
-	c->backend_recv_armed = true;
-}
-
-void relay_submit_shutdown(struct conn *c, int fd, enum uring_op op)
-{
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
-	io_uring_prep_shutdown(sqe, fd, SHUT_WR);
-	conn_prep(c, sqe, op);
+	switch (op) {
+	case OP_CLIENT_SEND_RECORDS:
+		outq_consume(&c->tls.out, &c->w->chunks, (uint32_t)res);
+		break;
+	case OP_BACKEND_SEND:
+		outq_consume(&c->to_backend, &c->w->chunks, (uint32_t)res);
+		break;
+	default:
+		log_err("conn %llu: user-space relay got a %s completion", (unsigned long long)c->id,
+			uring_op_name(op));
+		conn_mark_close(c, CLOSE_NO_MEMORY);
+		break;
+	}
 }
 
 static void client_to_backend(struct conn *c)
 {
 	size_t n = 0;
 
-	if (c->backend_shut || c->backend_send_armed)
+	if (c->dir[CONN_BACKEND].flags & (DIR_F_SHUT | DIR_F_SEND_ARMED))
 		return;
 	if (outq_pending(&c->to_backend) > 0) {
-		conn_submit_backend_send(c);
+		conn_submit_backend_queue(c);
 		return;
 	}
-	if (c->client_eof) {
+	if (c->dir[CONN_CLIENT].flags & DIR_F_EOF) {
 		tls_session_clear_input(&c->tls);
 		conn_release_consumed_input(c);
 	}
 	if (relay_client_idle(c))
 		return;
 	if (outq_reserve(&c->to_backend, &c->w->chunks) < 0) {
-		conn_close(c, CLOSE_NO_MEMORY);
+		conn_mark_close(c, CLOSE_NO_MEMORY);
 		return;
 	}
 	enum tls_io r = tls_session_read(&c->tls, c->to_backend.chunk->data, CHUNK_SIZE, &n);
 	/* Reading may have produced records of our own (a KeyUpdate answer). */
-	conn_submit_client_send(c);
+	conn_submit_records(c);
 	switch (r) {
 	case TLS_IO_OK:
 		c->to_backend.off = 0;
@@ -90,12 +99,12 @@ static void client_to_backend(struct conn *c)
 		if (conn_spill_input(c) < 0)
 			log_debug("conn %llu: no memory to spill the input slice; "
 				  "it keeps its receive buffer", (unsigned long long)c->id);
-		conn_submit_backend_send(c);
+		conn_submit_backend_queue(c);
 		break;
 	case TLS_IO_WANT_READ:
 		outq_release(&c->to_backend, &c->w->chunks);
 		conn_release_consumed_input(c);
-		relay_arm_client_recv(c);
+		conn_submit_recv(c, CONN_CLIENT);
 		break;
 	case TLS_IO_WANT_WRITE:
 		/* Our output chunk is full; the client send completion re-pumps. */
@@ -103,107 +112,92 @@ static void client_to_backend(struct conn *c)
 		break;
 	case TLS_IO_CLOSED:
 		outq_release(&c->to_backend, &c->w->chunks);
-		c->client_eof = true;
+		c->dir[CONN_CLIENT].flags |= DIR_F_EOF;
 		client_to_backend(c);
 		break;
 	case TLS_IO_ERROR:
 	default:
 		log_debug("conn %llu: TLS error from the client while relaying", (unsigned long long)c->id);
-		conn_close(c, CLOSE_TLS_ERROR);
+		conn_mark_close(c, CLOSE_TLS_ERROR);
 		break;
 	}
 }
 
 static void backend_to_client(struct conn *c)
 {
-	if (c->client_shut || c->client_send_armed)
+	struct conn_dir *b = &c->dir[CONN_BACKEND];
+
+	if (c->dir[CONN_CLIENT].flags & (DIR_F_SHUT | DIR_F_SEND_ARMED))
 		return;
 	if (outq_pending(&c->tls.out) > 0) {
-		conn_submit_client_send(c);
+		conn_submit_records(c);
 		return;
 	}
-	if (c->backend_bid != NO_BUF) {
+	if (b->bid != NO_BUF) {
 		size_t n = 0;
-		uint8_t *data = worker_buf(c->w, (uint16_t)c->backend_bid) + c->backend_off;
-		enum tls_io r = tls_session_write(&c->tls, data, c->backend_len - c->backend_off, &n);
-		c->backend_off += (uint32_t)n;
+		uint8_t *data = worker_buf(c->w, (uint16_t)b->bid) + b->off;
+		enum tls_io r = tls_session_write(&c->tls, data, b->len - b->off, &n);
+		b->off += (uint32_t)n;
 		c->w->counters.bytes_backend_to_client += n;
-		if (c->backend_off >= c->backend_len) {
-			worker_buf_return(c->w, (uint16_t)c->backend_bid);
-			c->backend_bid = NO_BUF;
+		if (b->off >= b->len) {
+			worker_buf_return(c->w, (uint16_t)b->bid);
+			b->bid = NO_BUF;
 		}
 		if (r == TLS_IO_ERROR || r == TLS_IO_CLOSED) {
-			conn_close(c, CLOSE_TLS_ERROR);
+			conn_mark_close(c, CLOSE_TLS_ERROR);
 			return;
 		}
-		conn_submit_client_send(c);
+		conn_submit_records(c);
 		return;
 	}
 	relay_backend_idle(c);
 }
 
-bool relay_client_idle(struct conn *c)
+static void user_pump(struct conn *c)
 {
-	if (c->client_eof) {
-		/* Everything the client sent is at the backend: forward the end. */
-		relay_submit_shutdown(c, c->bfd, OP_BACKEND_SHUTDOWN);
-		c->backend_shut = true;
-		return true;
-	}
-	return c->client_recv_armed || c->want_client_recv;
+	client_to_backend(c);
+	backend_to_client(c);
+	relay_note_ends(c);
 }
 
-void relay_backend_idle(struct conn *c)
+static void user_half_close(struct conn *c)
 {
-	if (c->backend_eof) {
-		/* Our close_notify first (user space: a record in tls.out;
-		 * offloaded: a SENDMSG the kernel turns into one), then FIN. */
-		if (!c->close_notify_queued) {
-			if (c->ktls) {
-				relay_ktls_close_notify(c);
-			} else {
-				c->close_notify_queued = true;
-				(void)tls_session_shutdown(&c->tls);
-				conn_submit_client_send(c);
-			}
-			if (c->client_send_armed)
-				return; /* the completion brings us back here */
-		}
-		relay_submit_shutdown(c, c->cfd, OP_CLIENT_SHUTDOWN);
-		c->client_shut = true;
-		return;
+	/* Our close_notify first (a record in tls.out), then FIN. */
+	if (!(c->flags & CONN_F_CLOSE_NOTIFY)) {
+		c->flags |= CONN_F_CLOSE_NOTIFY;
+		(void)tls_session_shutdown(&c->tls);
+		conn_submit_records(c);
+		if (c->dir[CONN_CLIENT].flags & DIR_F_SEND_ARMED)
+			return; /* the completion brings us back here */
 	}
-	if (c->backend_recv_armed || c->want_backend_recv)
-		return;
-	relay_arm_backend_recv(c);
+	conn_submit_shutdown(c, CONN_CLIENT);
 }
 
-void relay_pump(struct conn *c)
+static void user_close_notify(struct conn *c)
 {
-	/* Until the handoff is decided, user space finishes what it holds
-	 * and nothing new is read or written (relay_ktls.c). */
-	if (c->ktls_pending && !relay_ktls_handoff(c))
-		return;
-	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-		return;
-	if (c->ktls)
-		relay_ktls_client_to_backend(c);
-	else
-		client_to_backend(c);
-	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-		return;
-	if (c->ktls)
-		relay_ktls_backend_to_client(c);
-	else
-		backend_to_client(c);
-	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
-		return;
-	if (c->backend_shut_done && c->client_shut_done) {
-		conn_close(c, CLOSE_COMPLETE);
-		return;
-	}
-	if (c->client_eof && !c->backend_eof)
-		conn_set_state(c, CONN_HALF_CLOSED_CLIENT);
-	else if (c->backend_eof && !c->client_eof)
-		conn_set_state(c, CONN_HALF_CLOSED_BACKEND);
+	if (tls_session_shutdown(&c->tls) == TLS_IO_OK)
+		c->flags |= CONN_F_CLOSE_NOTIFY;
 }
+
+static bool user_flushed(struct conn *c)
+{
+	return !(c->dir[CONN_CLIENT].flags & DIR_F_SEND_ARMED) && outq_pending(&c->tls.out) == 0;
+}
+
+/* The SSL, the queues and the buffers are the connection's (conn_release). */
+static void user_release(struct conn *c)
+{
+	(void)c;
+}
+
+const struct relay_ops relay_user_ops = {
+	.name = "user",
+	.client_received = user_client_received,
+	.backend_received = relay_backend_received,
+	.sent = user_sent,
+	.pump = user_pump,
+	.half_close = user_half_close,
+	.close_notify = user_close_notify,
+	.flushed = user_flushed,
+	.release = user_release,
+};

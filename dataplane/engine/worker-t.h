@@ -23,23 +23,32 @@
 struct conn;
 struct generation;
 
-/* What an io_uring request was for. Values fit in 8 bits. */
+/*
+ * What an io_uring request was for. Values fit in 8 bits. Every kind of
+ * submission has its own op, so a completion says what it completes and
+ * nothing is guessed from which buffers happen to be set.
+ */
 enum uring_op {
 	OP_NONE = 0,
-	OP_ACCEPT,          /* multishot accept; index = listener slot */
-	OP_TICK,            /* the periodic timeout scan */
-	OP_WAKE,            /* eventfd read: main asks for drain */
-	OP_CLIENT_RECV,
-	OP_CLIENT_SEND,
+	OP_ACCEPT,              /* multishot accept; index = listener slot */
+	OP_TICK,                /* the periodic timeout scan */
+	OP_WAKE,                /* eventfd read: main asks for drain */
+	OP_CLIENT_RECV,         /* receive into a ring buffer: ciphertext, or plaintext offloaded */
+	OP_CLIENT_FILL,         /* handoff: exactly the bytes that complete a cut record */
+	OP_CLIENT_SEND_RECORDS, /* TLS records OpenSSL wrote (tls.out) */
+	OP_CLIENT_SEND_PLAIN,   /* offloaded: backend plaintext straight from its ring buffer */
+	OP_CLIENT_SEND_CONTROL, /* offloaded: a control record (our close_notify), sendmsg */
 	OP_CLIENT_SHUTDOWN,
 	OP_BACKEND_CONNECT,
-	OP_CONNECT_TIMEOUT, /* the link timeout behind OP_BACKEND_CONNECT */
-	OP_BACKEND_RECV,
-	OP_BACKEND_SEND,
+	OP_CONNECT_TIMEOUT,     /* the link timeout behind OP_BACKEND_CONNECT */
+	OP_BACKEND_RECV,        /* receive into a ring buffer: plaintext */
+	OP_BACKEND_SEND,        /* the to-backend queue: the PROXY header, plaintext OpenSSL read */
+	OP_BACKEND_SEND_HEADER, /* a PROXY header too big for a chunk (big_header) */
+	OP_BACKEND_SEND_DIRECT, /* offloaded: client plaintext straight from its ring buffer */
 	OP_BACKEND_SHUTDOWN,
 	OP_CANCEL,
-	OP_CONTROL,         /* MSG_RING from the control thread (control.h) */
-	OP_ASYNC_POLL,      /* poll on an async engine's wait fd (ssl_async) */
+	OP_CONTROL,             /* MSG_RING from the control thread (control.h) */
+	OP_ASYNC_POLL,          /* poll on an async engine's wait fd (ssl_async) */
 	OP_MAX
 };
 
@@ -99,6 +108,9 @@ struct worker {
 
 	struct io_uring ring;
 	bool ring_ok;
+	/* What a connection marked to close prepares its requests in: never
+	 * submitted (conn_submit.h). */
+	struct io_uring_sqe sqe_sink;
 	struct io_uring_buf_ring *br;
 	uint8_t *bufs;                 /* WORKER_BUF_COUNT * WORKER_BUF_SIZE */
 	unsigned bufs_out;             /* buffers handed to us and not yet returned */

@@ -31,12 +31,26 @@ struct engine engine;
 #define WORKER_RING_ENTRIES 1024
 
 static const char *const op_names[OP_MAX] = {
-	[OP_NONE] = "none", [OP_ACCEPT] = "accept", [OP_TICK] = "tick", [OP_WAKE] = "wake",
-	[OP_CLIENT_RECV] = "client_recv", [OP_CLIENT_SEND] = "client_send",
-	[OP_CLIENT_SHUTDOWN] = "client_shutdown", [OP_BACKEND_CONNECT] = "backend_connect",
-	[OP_CONNECT_TIMEOUT] = "connect_timeout", [OP_BACKEND_RECV] = "backend_recv",
-	[OP_BACKEND_SEND] = "backend_send", [OP_BACKEND_SHUTDOWN] = "backend_shutdown",
-	[OP_CANCEL] = "cancel", [OP_CONTROL] = "control", [OP_ASYNC_POLL] = "async_poll",
+	[OP_NONE] = "none",
+	[OP_ACCEPT] = "accept",
+	[OP_TICK] = "tick",
+	[OP_WAKE] = "wake",
+	[OP_CLIENT_RECV] = "client_recv",
+	[OP_CLIENT_FILL] = "client_fill",
+	[OP_CLIENT_SEND_RECORDS] = "client_send_records",
+	[OP_CLIENT_SEND_PLAIN] = "client_send_plain",
+	[OP_CLIENT_SEND_CONTROL] = "client_send_control",
+	[OP_CLIENT_SHUTDOWN] = "client_shutdown",
+	[OP_BACKEND_CONNECT] = "backend_connect",
+	[OP_CONNECT_TIMEOUT] = "connect_timeout",
+	[OP_BACKEND_RECV] = "backend_recv",
+	[OP_BACKEND_SEND] = "backend_send",
+	[OP_BACKEND_SEND_HEADER] = "backend_send_header",
+	[OP_BACKEND_SEND_DIRECT] = "backend_send_direct",
+	[OP_BACKEND_SHUTDOWN] = "backend_shutdown",
+	[OP_CANCEL] = "cancel",
+	[OP_CONTROL] = "control",
+	[OP_ASYNC_POLL] = "async_poll",
 };
 
 DEFINE_STRING_TABLE(uring_op, enum uring_op, op_names, "unknown")
@@ -64,17 +78,6 @@ uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-struct io_uring_sqe *worker_sqe(struct worker *w)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-	while (!sqe) {
-		/* SQ full: hand what we have to the kernel and take a fresh slot. */
-		(void)io_uring_submit(&w->ring);
-		sqe = io_uring_get_sqe(&w->ring);
-	}
-	return sqe;
 }
 
 void worker_buf_return(struct worker *w, uint16_t bid)
@@ -285,49 +288,7 @@ static void dispatch(struct worker *w, const struct io_uring_cqe *cqe)
 			worker_buf_return(w, (uint16_t)bid);
 		return;
 	}
-	conn_request_done(c);
-	if (c->state == CONN_CLOSING) {
-		if (bid != NO_BUF)
-			worker_buf_return(w, (uint16_t)bid);
-		conn_advance(c);
-		return;
-	}
-	switch (op) {
-	case OP_CLIENT_RECV:
-		conn_on_client_recv(c, res, bid);
-		break;
-	case OP_CLIENT_SEND:
-		conn_on_client_send(c, res);
-		break;
-	case OP_BACKEND_CONNECT:
-		conn_on_backend_connect(c, res);
-		break;
-	case OP_BACKEND_RECV:
-		conn_on_backend_recv(c, res, bid);
-		break;
-	case OP_BACKEND_SEND:
-		conn_on_backend_send(c, res);
-		break;
-	case OP_CLIENT_SHUTDOWN:
-		conn_on_shutdown(c, true, res);
-		break;
-	case OP_BACKEND_SHUTDOWN:
-		conn_on_shutdown(c, false, res);
-		break;
-	case OP_ASYNC_POLL:
-		conn_on_async_ready(c, res);
-		break;
-	case OP_CONNECT_TIMEOUT:
-	case OP_CANCEL:
-		conn_advance(c);
-		break;
-	default:
-		log_warn("worker %u: conn %llu: completion for unknown op %u", w->id,
-			 (unsigned long long)c->id, op);
-		if (bid != NO_BUF)
-			worker_buf_return(w, (uint16_t)bid);
-		break;
-	}
+	conn_dispatch(c, op, res, bid);
 }
 
 /* Buffers came back: let parked connections receive again. */

@@ -84,7 +84,11 @@ void worker_on_accept(struct worker *w, uint32_t li, int res, unsigned flags);
 /* The live connection in slot idx with that incarnation, or NULL (stale). */
 struct conn *worker_conn_lookup(struct worker *w, uint32_t idx, uint32_t inc);
 
-/* Called when a CLOSING connection has nothing in flight any more. */
+/* A slot for a new connection, zeroed, FREE until conn_start(); NULL when
+ * the table is full or out of memory. */
+struct conn *worker_conn_alloc(struct worker *w);
+/* A connection became FREE (its memory released): its slot goes back on
+ * the free list with a new incarnation. */
 void worker_conn_free(struct worker *w, struct conn *c);
 
 /* CLOCK_MONOTONIC in nanoseconds. */

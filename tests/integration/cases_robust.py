@@ -130,7 +130,7 @@ def client_reset_during_handshake(ctx):
     s.sendall(peers.partial_client_hello())
     # Reset only once the handshake has begun (mtlsd's debug log says so):
     # a connection reset before mtlsd looks at it is closed unaudited.
-    mtlsd.proc.wait_line(r"conn \d+: ACCEPTED -> HANDSHAKE")
+    mtlsd.proc.wait_line(r"conn \d+: FREE -> HANDSHAKE")
     peers.reset(s)
     line = mtlsd.wait_audit(1)
     assert line.get("outcome") in ("protocol_error", "other"), line
