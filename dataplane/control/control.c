@@ -122,6 +122,26 @@ static bool leaf_matches(X509 *leaf)
 	return false;
 }
 
+/* One live connection of the worker running the message (under drop.lock). */
+static void drop_if_matches(struct conn *c, void *arg)
+{
+	unsigned *dropped = arg;
+
+	if (!c->vr.leaf || !leaf_matches(c->vr.leaf))
+		return;
+	log_info("conn %llu: closed by `mtlsctl drop` (serial %s, partner %s, state %s)",
+		 (unsigned long long)c->id, drop.serial_text, conn_partner_name(c),
+		 conn_state_name(c->state));
+	char why[160], issuer[512];
+	snprintf(why, sizeof(why), "closed by mtlsctl drop (serial %s, state %s)", drop.serial_text,
+		 conn_state_name(c->state));
+	cert_name_format(X509_get_issuer_name(c->vr.leaf), issuer, sizeof(issuer));
+	audit_event_cert("dropped", c->id, (const struct sockaddr *)&c->peer,
+			 conn_partner_name(c), why, drop.serial_text, issuer);
+	conn_close(c, CLOSE_DROPPED);
+	(*dropped)++;
+}
+
 void control_on_worker_message(struct worker *w)
 {
 	unsigned dropped = 0;
@@ -132,24 +152,8 @@ void control_on_worker_message(struct worker *w)
 		pthread_mutex_unlock(&drop.lock);
 		return;
 	}
-	for (uint32_t i = 0; i < w->cap; i++) {
-		struct conn *c = w->conns[i];
-		if (!c || c->state == CONN_FREE || c->state == CONN_CLOSING || !c->vr.leaf)
-			continue;
-		if (!leaf_matches(c->vr.leaf))
-			continue;
-		log_info("conn %llu: closed by `mtlsctl drop` (serial %s, partner %s, state %s)",
-			 (unsigned long long)c->id, drop.serial_text, conn_partner_name(c),
-			 conn_state_name(c->state));
-		char why[160], issuer[512];
-		snprintf(why, sizeof(why), "closed by mtlsctl drop (serial %s, state %s)", drop.serial_text,
-			 conn_state_name(c->state));
-		cert_name_format(X509_get_issuer_name(c->vr.leaf), issuer, sizeof(issuer));
-		audit_event_cert("dropped", c->id, (const struct sockaddr *)&c->peer,
-				 conn_partner_name(c), why, drop.serial_text, issuer);
-		conn_close(c, CLOSE_DROPPED);
-		dropped++;
-	}
+	/* On w's own thread: this runs from w's OP_CONTROL completion. */
+	worker_for_each_conn(w, drop_if_matches, &dropped);
 	drop.dropped += dropped;
 	drop.answered++;
 	pthread_mutex_unlock(&drop.lock);

@@ -80,6 +80,15 @@ struct conn *worker_conn_lookup(struct worker *w, uint32_t idx, uint32_t inc)
 	return c;
 }
 
+void worker_for_each_conn(struct worker *w, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+	for (uint32_t i = 0; i < w->cap; i++) {
+		struct conn *c = w->conns[i];
+		if (c && c->state != CONN_FREE && c->state != CONN_CLOSING)
+			fn(c, arg);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* Accept                                                              */
 

@@ -171,17 +171,14 @@ static void arm_wake(struct worker *w)
 /* ------------------------------------------------------------------ */
 /* Tick: timeouts without per-connection timers                        */
 
-static void close_all(struct worker *w, enum close_reason reason)
+static void close_one(struct conn *c, void *arg)
 {
-	for (uint32_t i = 0; i < w->cap; i++) {
-		struct conn *c = w->conns[i];
-		if (!c || c->state == CONN_FREE || c->state == CONN_CLOSING)
-			continue;
-		if (c->state == CONN_FLUSH_CLOSE)
-			conn_close(c, c->close_reason); /* had its chance to flush */
-		else
-			conn_close_gracefully(c, reason);
-	}
+	const enum close_reason *reason = arg;
+
+	if (c->state == CONN_FLUSH_CLOSE)
+		conn_close(c, c->close_reason); /* had its chance to flush */
+	else
+		conn_close_gracefully(c, *reason);
 }
 
 static void on_tick(struct worker *w)
@@ -205,7 +202,8 @@ static void on_tick(struct worker *w)
 	}
 	if (w->draining && now >= w->drain_deadline_ns && w->live > 0) {
 		log_info("worker %u: drain timeout: closing %u connections", w->id, w->live);
-		close_all(w, CLOSE_DRAIN);
+		enum close_reason drain = CLOSE_DRAIN;
+		worker_for_each_conn(w, close_one, &drain);
 	}
 	for (size_t i = 0; i < w->n_listen; i++) {
 		if (w->accept_paused[i] && !w->draining) {

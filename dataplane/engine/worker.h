@@ -91,6 +91,14 @@ struct conn *worker_conn_alloc(struct worker *w);
  * the free list with a new incarnation. */
 void worker_conn_free(struct worker *w, struct conn *c);
 
+/*
+ * Run fn(c, arg) for every live connection of w (neither FREE nor
+ * CLOSING), in table order. On w's own thread only: another thread gets
+ * there through an OP_CONTROL message into w's ring (control.h). fn may
+ * close c.
+ */
+void worker_for_each_conn(struct worker *w, void (*fn)(struct conn *c, void *arg), void *arg);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t now_ns(void);
 

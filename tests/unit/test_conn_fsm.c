@@ -817,6 +817,53 @@ static void test_conn_fsm_mark_stops_the_ktls_relay(void **state)
 	peer_free(&P);
 }
 
+/* worker_for_each_conn, what the control thread's drop runs on the
+ * worker: every live connection once, and it may close the one it is on. */
+static void note_and_close(struct conn *c, void *arg)
+{
+	struct conn **seen = arg;
+	for (int i = 0; i < 4; i++)
+		if (!seen[i]) {
+			seen[i] = c;
+			break;
+		}
+	conn_close(c, CLOSE_DROPPED);
+}
+
+static void test_conn_fsm_for_each_conn_visits_the_live(void **state)
+{
+	(void)state;
+	peer_init(&P);
+	struct conn *hs = in_handshake(gen_user);
+	struct conn *relay = in_relay(gen_user);
+	struct conn *seen[4] = { NULL };
+	uint64_t drops = W.counters.closes[CLOSE_DROPPED];
+
+	worker_for_each_conn(&W, note_and_close, seen);
+	assert_true((seen[0] == hs && seen[1] == relay) || (seen[0] == relay && seen[1] == hs));
+	assert_null(seen[2]);
+	assert_int_equal(W.counters.closes[CLOSE_DROPPED], drops + 2);
+	assert_int_equal(hs->state, CONN_CLOSING);
+	assert_int_equal(relay->state, CONN_CLOSING);
+	drain(hs);
+	drain(relay);
+	finish(hs);
+	finish(relay);
+	peer_free(&P);
+}
+
+/* Rejecting twin: FREE slots and closing connections are not visited. */
+static void test_conn_fsm_for_each_conn_skips_free_and_closing(void **state)
+{
+	(void)state;
+	struct conn *closing = in_closing(gen_user);
+	struct conn *seen[4] = { NULL };
+
+	worker_for_each_conn(&W, note_and_close, seen); /* one slot CLOSING, the rest FREE */
+	assert_null(seen[0]);
+	finish(closing);
+}
+
 /* ---- setup -------------------------------------------------------------- */
 
 static char conf_path[] = "/tmp/test_conn_fsm.XXXXXX";
@@ -902,6 +949,8 @@ int main(void)
 		cmocka_unit_test(test_conn_fsm_handoff_fill_and_ktls_relay),
 		cmocka_unit_test(test_conn_fsm_mark_closes_once_at_dispatch_end),
 		cmocka_unit_test(test_conn_fsm_mark_stops_the_ktls_relay),
+		cmocka_unit_test(test_conn_fsm_for_each_conn_visits_the_live),
+		cmocka_unit_test(test_conn_fsm_for_each_conn_skips_free_and_closing),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
