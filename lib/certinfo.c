@@ -291,26 +291,6 @@ int certinfo_from_x509(X509 *x, struct cert_identity *out)
 	return 0;
 }
 
-const struct cert_identity *certinfo_cached(uint64_t key, X509 *x)
-{
-	/* Static TLS, not the heap: nothing to free when a thread ends. */
-	static __thread struct {
-		uint64_t key;
-		const X509 *x;
-		int rc;
-		struct cert_identity id;
-	} last;
-
-	if (!x)
-		return NULL;
-	if (key == 0 || last.key != key || last.x != x) {
-		last.key = key;
-		last.x = x;
-		last.rc = certinfo_from_x509(x, &last.id);
-	}
-	return last.rc == 0 ? &last.id : NULL;
-}
-
 /* "IP:10.0.0.1" / "IP:2001:db8::1"; anything else as hex. */
 static int format_ip(const ASN1_OCTET_STRING *ip, char *out, size_t cap)
 {

@@ -59,17 +59,6 @@ struct cert_identity {
 int certinfo_from_x509(X509 *x, struct cert_identity *out) MUST_CHECK;
 
 /*
- * The identity of x, derived at most once per key: this thread keeps the
- * last one it derived. key names x for as long as the caller holds x
- * (mtlsd: the connection id, which is never reused), so the audit line,
- * the accounting event and the PROXY header of one handshake, which run
- * on the same worker thread one after the other, share one derivation.
- * NULL when x is NULL or unparseable. Valid until the next call on this
- * thread; key 0 always derives afresh.
- */
-const struct cert_identity *certinfo_cached(uint64_t key, X509 *x);
-
-/*
  * Render the subjectAltName entries as a JSON array of strings
  * (["DNS:a.example","URI:spiffe://x/y","IP:10.0.0.1"]) into buf, escaped.
  * Returns length written (excluding NUL) or -ENOSPC.

@@ -332,13 +332,9 @@ uint64_t audit_write_errors(void)
 void audit_handshake(const struct audit_event *ev)
 {
 	char line[16384];
-	struct audit_event with_id = *ev;
-
-	/* Derived once per connection: the accounting event and the PROXY
-	 * header of this handshake reuse it (certinfo_cached). */
-	if (!with_id.id && with_id.leaf)
-		with_id.id = certinfo_cached(with_id.conn_id, with_id.leaf);
-	int n = audit_format(&with_id, line, sizeof(line));
+	/* The caller's identity of the leaf (mtlsd: struct conn's, derived
+	 * once at the end of the handshake), else derived here. */
+	int n = audit_format(ev, line, sizeof(line));
 
 	if (n < 0) {
 		atomic_fetch_add_explicit(&audit_failed_writes, 1, memory_order_relaxed);

@@ -36,7 +36,7 @@ struct audit_event {
 	const char *reason;           /* precise detail, may be NULL */
 	X509 *leaf;                   /* NULL when none presented */
 	const struct cert_identity *id; /* leaf's identity if the caller has it, else
-				       * NULL: audit_handshake() derives it (certinfo_cached) */
+				       * NULL: audit_handshake() derives it */
 	/* What the backend is told (struct verified_identity, on an accepted
 	 * handshake only): written as "spiffe_id" and "cn"; NULL = omitted. */
 	const char *spiffe_id;

@@ -66,8 +66,8 @@ void conn_backend_connect(struct conn *c)
 	struct conn_dir *b = &c->dir[CONN_BACKEND];
 
 	/* The header is built now, in the completion that ended the
-	 * handshake, while the client's identity the audit line just derived
-	 * is at hand (certinfo_cached); it leaves once the connect completed. */
+	 * handshake, while the client's identity is at hand (c->client_id);
+	 * it leaves once the connect completed. */
 	if (c->partner->cfg->proxy_v2) {
 		size_t size = 0;
 		int rc = queue_proxy_header(c, &size);
@@ -123,7 +123,7 @@ static void server_cert_algs(SSL *ssl, char *sig, size_t sig_len, char *key, siz
 static int queue_proxy_header(struct conn *c, size_t *size)
 {
 	const struct cfg_partner *pc = c->partner->cfg;
-	const struct cert_identity *id = certinfo_cached(c->id, c->vr.leaf);
+	const struct cert_identity *id = c->client_id;
 	char sig_alg[64], key_alg[32];
 	uint8_t *der = NULL;
 	int rc;

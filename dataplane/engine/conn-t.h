@@ -110,6 +110,12 @@ struct conn {
 	const struct partner *partner; /* set once verified */
 	struct tls_session tls;        /* owns tls.out: the records toward the client */
 	struct verify_result vr;
+	/* The client certificate's identity, derived once when the handshake
+	 * ends (conn_identify) for the audit line, the accounting event and
+	 * the PROXY header, and given back once the header has it (or at
+	 * once on a failed handshake): NULL before, after, and without a
+	 * certificate. A worker's recycled memory (worker_identity_get). */
+	struct cert_identity *client_id;
 	struct source_ticket source;   /* the handshake counted against its source (admission.h) */
 	int async_fd;                  /* the paused engine job's wait fd, while armed */
 

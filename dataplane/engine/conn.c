@@ -102,10 +102,32 @@ int conn_spill_input(struct conn *c)
 /* ------------------------------------------------------------------ */
 /* Handshake                                                           */
 
+/* The client certificate's identity, derived once, at the end of the
+ * handshake (c->client_id; NULL without a certificate, or unparseable). */
+static void conn_identify(struct conn *c)
+{
+	if (c->client_id || !c->vr.leaf)
+		return;
+	c->client_id = worker_identity_get(c->w);
+	if (c->client_id && certinfo_from_x509(c->vr.leaf, c->client_id) < 0) {
+		worker_identity_put(c->w, c->client_id);
+		c->client_id = NULL;
+	}
+}
+
+/* Everything that reports the handshake has the identity: it goes. */
+static void conn_forget_identity(struct conn *c)
+{
+	worker_identity_put(c->w, c->client_id);
+	c->client_id = NULL;
+}
+
 static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 {
 	struct audit_event ev;
 	bool done = SSL_is_init_finished(c->tls.ssl);
+
+	conn_identify(c);
 
 	memset(&ev, 0, sizeof(ev));
 	clock_gettime(CLOCK_REALTIME, &ev.ts);
@@ -115,6 +137,7 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 	ev.outcome = outcome;
 	ev.reason = c->vr.detail[0] ? c->vr.detail : NULL;
 	ev.leaf = c->vr.leaf;
+	ev.id = c->client_id;
 	if (outcome == HS_OK) {
 		ev.spiffe_id = c->vr.identity.spiffe_id;
 		ev.cn = c->vr.identity.cn;
@@ -137,10 +160,8 @@ static void audit_handshake_end(struct conn *c, enum hs_outcome outcome)
 		.duration_ns = now_ns() - c->hs_start_ns,
 		.partner_name = ev.partner,
 	};
-	/* The identity audit_handshake() just derived (certinfo_cached). */
-	const struct cert_identity *id = certinfo_cached(c->id, c->vr.leaf);
-	if (id)
-		acct_event_set_cert(&aev, id);
+	if (c->client_id)
+		acct_event_set_cert(&aev, c->client_id);
 	/* An accepted client is counted under the CN its backend is told. */
 	if (outcome == HS_OK)
 		aev.subject_cn = c->vr.identity.cn;
@@ -151,6 +172,7 @@ static void handshake_failed(struct conn *c)
 {
 	verify_settle_failure(c->tls.ssl, c->tls.first_error, &c->vr);
 	audit_handshake_end(c, c->vr.outcome);
+	conn_forget_identity(c);
 	release_handshake_slot(c);
 	conn_flush_close(c, CLOSE_HANDSHAKE_FAILED);
 }
@@ -161,6 +183,7 @@ void conn_handshake_timed_out(struct conn *c)
 	snprintf(c->vr.detail, sizeof(c->vr.detail), "handshake not finished after %u ms",
 		 c->gen->cfg.handshake_timeout_ms);
 	audit_handshake_end(c, HS_TIMEOUT);
+	conn_forget_identity(c);
 	conn_close(c, CLOSE_HANDSHAKE_TIMEOUT);
 }
 
@@ -173,6 +196,7 @@ static void handshake_succeeded(struct conn *c)
 	if (o != HS_OK || c->vr.partner < 0 || (size_t)c->vr.partner >= c->gen->n_partners) {
 		/* Verified chain but refused (e.g. a resumed session whose leaf
 		 * expired since): say goodbye properly, relay nothing. */
+		conn_forget_identity(c);
 		c->relay->close_notify(c);
 		conn_flush_close(c, CLOSE_HANDSHAKE_FAILED);
 		return;
@@ -191,6 +215,8 @@ static void handshake_succeeded(struct conn *c)
 		log_debug("conn %llu: no memory to spill the input slice; "
 			  "it keeps its receive buffer", (unsigned long long)c->id);
 	conn_fire(c, CONN_EV_VERIFIED);
+	/* The PROXY header was built on entering BACKEND_CONNECTING. */
+	conn_forget_identity(c);
 }
 
 /*
@@ -585,6 +611,7 @@ void conn_close_gracefully(struct conn *c, enum close_reason reason)
 
 void conn_release(struct conn *c)
 {
+	conn_forget_identity(c);
 	relay_detach(c);
 	tls_session_free(&c->tls);
 	verify_result_clear(&c->vr);

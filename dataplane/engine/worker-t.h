@@ -20,6 +20,7 @@
 #include "list.h"
 #include "outcome.h"
 
+struct cert_identity;
 struct conn;
 struct generation;
 
@@ -100,6 +101,8 @@ struct worker_counters {
 #define WORKER_TICK_MS 250
 /* Table slots beyond max_connections, for evicted connections still closing. */
 #define WORKER_EVICT_SLACK 1024
+/* Idle client identities a worker keeps for the next handshakes. */
+#define WORKER_ID_CACHE 16
 
 struct worker {
 	unsigned id;
@@ -133,6 +136,10 @@ struct worker {
 	struct list_node buf_waiters;  /* parked on -ENOBUFS */
 
 	struct chunk_pool chunks;
+	/* Client identities for the end of a handshake (conn_identify):
+	 * recycled, so a handshake allocates none once the worker is warm. */
+	struct cert_identity *id_free[WORKER_ID_CACHE];
+	unsigned n_id_free;
 	struct generation *gen;        /* cached reference to the published one */
 	struct worker_counters counters;
 

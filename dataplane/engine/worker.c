@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "certinfo.h"
 #include "conn.h"
 #include "control.h"
 #include "generation.h"
@@ -88,6 +89,23 @@ void worker_buf_return(struct worker *w, uint16_t bid)
 	io_uring_buf_ring_add(w->br, worker_buf(w, bid), WORKER_BUF_SIZE, bid,
 			      io_uring_buf_ring_mask(WORKER_BUF_COUNT), 0);
 	io_uring_buf_ring_advance(w->br, 1);
+}
+
+struct cert_identity *worker_identity_get(struct worker *w)
+{
+	if (w->n_id_free > 0)
+		return w->id_free[--w->n_id_free];
+	return malloc(sizeof(struct cert_identity));
+}
+
+void worker_identity_put(struct worker *w, struct cert_identity *id)
+{
+	if (!id)
+		return;
+	if (w->n_id_free < WORKER_ID_CACHE)
+		w->id_free[w->n_id_free++] = id;
+	else
+		free(id);
 }
 
 void workers_sum_counters(struct worker *ws, unsigned n, struct worker_counters *sum)
@@ -376,6 +394,8 @@ static void worker_teardown(struct worker *w)
 	w->conns = NULL;
 	w->free_idx = NULL;
 	chunk_pool_destroy(&w->chunks);
+	while (w->n_id_free > 0)
+		free(w->id_free[--w->n_id_free]);
 	if (w->bufs)
 		munmap(w->bufs, (size_t)WORKER_BUF_COUNT * WORKER_BUF_SIZE);
 	w->bufs = NULL;

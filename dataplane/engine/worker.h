@@ -75,6 +75,12 @@ static inline uint8_t *worker_buf(struct worker *w, uint16_t bid)
 /* Give a provided buffer back to the ring (its bytes were consumed). */
 void worker_buf_return(struct worker *w, uint16_t bid);
 
+/* Room for one client identity (contents undefined), recycled from the
+ * worker's idle ones; NULL when out of memory. Give it back with
+ * worker_identity_put (NULL is fine). */
+struct cert_identity *worker_identity_get(struct worker *w);
+void worker_identity_put(struct worker *w, struct cert_identity *id);
+
 /* --- shared by worker.c and accept.c ---------------------------------- */
 
 /* Arm the multishot accept on listener slot li. */

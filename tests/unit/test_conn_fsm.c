@@ -37,6 +37,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <openssl/ssl.h>
 
 #include "audit.h"
@@ -817,6 +819,40 @@ static void test_conn_fsm_mark_stops_the_ktls_relay(void **state)
 	peer_free(&P);
 }
 
+/* The client's identity is the connection's: derived when the handshake
+ * ended, it is in the PROXY header (the certificate's SHA-256 TLV), and
+ * it goes back to the worker once the header has it. */
+static void test_conn_fsm_identity_in_the_conn_reaches_the_header(void **state)
+{
+	(void)state;
+	peer_init(&P);
+	unsigned idle = W.n_id_free;
+	struct conn *c = in_proxy_header(gen_user);
+	struct io_uring_sqe *h = pending(c, OP_BACKEND_SEND);
+	uint8_t sha[32];
+	unsigned sha_len = 0;
+
+	assert_int_equal(X509_digest(SSL_get_certificate(P.ssl), EVP_sha256(), sha, &sha_len), 1);
+	assert_non_null(memmem((const void *)(uintptr_t)h->addr, h->len, sha, sizeof(sha)));
+	assert_null(c->client_id);
+	assert_int_equal(W.n_id_free, idle ? idle : 1);
+	finish(c);
+	peer_free(&P);
+}
+
+/* Rejecting twin: a handshake that ends without a certificate derives no
+ * identity and takes none from the worker. */
+static void test_conn_fsm_identity_none_without_certificate(void **state)
+{
+	(void)state;
+	unsigned idle = W.n_id_free;
+	struct conn *c = in_flush_close(gen_user);
+	assert_null(c->vr.leaf);
+	assert_null(c->client_id);
+	assert_int_equal(W.n_id_free, idle);
+	finish(c);
+}
+
 /* worker_for_each_conn, what the control thread's drop runs on the
  * worker: every live connection once, and it may close the one it is on. */
 static void note_and_close(struct conn *c, void *arg)
@@ -949,6 +985,8 @@ int main(void)
 		cmocka_unit_test(test_conn_fsm_handoff_fill_and_ktls_relay),
 		cmocka_unit_test(test_conn_fsm_mark_closes_once_at_dispatch_end),
 		cmocka_unit_test(test_conn_fsm_mark_stops_the_ktls_relay),
+		cmocka_unit_test(test_conn_fsm_identity_in_the_conn_reaches_the_header),
+		cmocka_unit_test(test_conn_fsm_identity_none_without_certificate),
 		cmocka_unit_test(test_conn_fsm_for_each_conn_visits_the_live),
 		cmocka_unit_test(test_conn_fsm_for_each_conn_skips_free_and_closing),
 	};
