@@ -133,6 +133,10 @@ void conn_start(struct conn *c)
 		conn_close(c, CLOSE_NO_MEMORY);
 		return;
 	}
+	/* The record counting of the kTLS handoff sees every message, next to
+	 * (not instead of) the session's own ClientHello watch. */
+	if (c->kc.ssl)
+		tls_session_observe(&c->tls, ktls_msg_observer);
 	conn_set_state(c, CONN_HANDSHAKE);
 	conn_advance(c);
 }
