@@ -79,11 +79,12 @@ def rss_bytes(pid):
 class Server:
     """One server under test: name, port, the command that ran it."""
 
-    def __init__(self, name, label, argv, port, work):
+    def __init__(self, name, label, argv, port, work, env=None):
         self.name, self.label, self.argv, self.port = name, label, argv, port
+        self.env = env
         self.log_path = os.path.join(work, f"{name}.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         wait_port(port, self.proc, label)
 
     def restart(self):
@@ -93,7 +94,7 @@ class Server:
         self.stop()
         self.log = open(self.log_path, "ab")
         for _ in range(50):  # the old listener may take a moment to go
-            self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
             try:
                 wait_port(self.port, self.proc, self.label)
                 return
@@ -122,8 +123,51 @@ class Server:
         self.log.close()
 
 
-def start_mtlsd(build, fx, backend_port, cpu, work, binary=None, extra=(), name="mtlsd"):
+class Stack:
+    """The OpenSSL a server runs on. "system" is the distribution's; "lts"
+    is OpenSSL 3.5 LTS from tools/openssl-lts.sh: mtlsd comes from a build
+    configured with -Dopenssl=lts (it finds the libraries through its
+    RUNPATH), nginx and HAProxy are Debian's binaries run against the same
+    libraries through LD_LIBRARY_PATH (OpenSSL keeps the ABI within 3.x)."""
+
+    def __init__(self, name, mtlsd_build, libdir=None):
+        self.name, self.mtlsd_build, self.libdir = name, mtlsd_build, libdir
+
+    def env(self):
+        if not self.libdir:
+            return None
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = self.libdir
+        return env
+
+    def suffix(self):
+        return "" if self.name == "system" else "@" + self.name
+
+
+def lts_libdir():
+    """The lib/ of the OpenSSL LTS prefix tools/openssl-lts.sh built, or None."""
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools/openssl-lts.sh")
+    r = subprocess.run(["bash", tool, "--prefix"], capture_output=True, text=True)
+    return os.path.join(r.stdout.strip(), "lib") if r.returncode == 0 else None
+
+
+def openssl_of(pid):
+    """The libssl a running process mapped (proof of the stack it runs on)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                if "libssl.so" in line:
+                    return line.split()[-1]
+    except OSError:
+        pass
+    return "?"
+
+
+def start_mtlsd(build, fx, backend_port, cpu, work, binary=None, extra=(), name="mtlsd", stack=None):
     port = free_port()
+    if stack:
+        build = stack.mtlsd_build
+        name += stack.suffix()
     argv = ["taskset", "-c", str(cpu), binary or os.path.join(build, "dataplane/mtlsd"),
             "--listen", f"127.0.0.1:{port}", "--workers", "1",
             "--cert", f"{fx}/server/chain.pem", "--key", f"{fx}/server/key.pem",
@@ -132,7 +176,7 @@ def start_mtlsd(build, fx, backend_port, cpu, work, binary=None, extra=(), name=
             "--max-connections", str(fd_budget()), "--idle-timeout", "600s",
             "--audit-log", os.path.join(work, f"{name}-audit.log"),
             "--control-socket", os.path.join(work, f"{name}-control.sock")] + list(extra)
-    return Server(name, name, argv, port, work)
+    return Server(name, name, argv, port, work, env=None)
 
 
 NGINX_CONF = """load_module /usr/lib/nginx/modules/ngx_stream_module.so;
@@ -140,8 +184,8 @@ worker_processes 1;
 worker_cpu_affinity {mask};
 worker_rlimit_nofile {nofile};
 daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
+pid {work}/nginx{tag}.pid;
+error_log {work}/nginx{tag}-error.log warn;
 events {{ worker_connections {nofile}; }}
 stream {{
   server {{
@@ -160,14 +204,16 @@ stream {{
 """
 
 
-def start_nginx(build, fx, backend_port, cpu, work):
+def start_nginx(build, fx, backend_port, cpu, work, stack=None):
     port = free_port()
-    conf = os.path.join(work, "nginx.conf")
+    sfx = stack.suffix() if stack else ""
+    tag = sfx.replace("@", "-")
+    conf = os.path.join(work, f"nginx{tag}.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(mask=format(1 << cpu, "b"), work=work, port=port, fx=fx,
+        f.write(NGINX_CONF.format(mask=format(1 << cpu, "b"), work=work, port=port, fx=fx, tag=tag,
                                   backend=backend_port, nofile=2 * fd_budget() + 50))
-    argv = ["taskset", "-c", str(cpu), "nginx", "-c", conf, "-e", os.path.join(work, "nginx-error.log")]
-    return Server("nginx", "nginx (stream)", argv, port, work)
+    argv = ["taskset", "-c", str(cpu), "nginx", "-c", conf, "-e", os.path.join(work, f"nginx{tag}-error.log")]
+    return Server("nginx" + sfx, "nginx (stream)" + sfx, argv, port, work, env=stack.env() if stack else None)
 
 
 HAPROXY_CONF = """global
@@ -180,7 +226,7 @@ defaults
   timeout client 10m
   timeout server 10m
 frontend mtls
-  bind 127.0.0.1:{port} ssl crt {work}/haproxy.pem ca-file {fx}/pki/ca-bundle.pem verify required
+  bind 127.0.0.1:{port} ssl crt {pem} ca-file {fx}/pki/ca-bundle.pem verify required
   maxconn {maxconn}
   default_backend echo
 backend echo
@@ -188,19 +234,21 @@ backend echo
 """
 
 
-def start_haproxy(build, fx, backend_port, cpu, work):
+def start_haproxy(build, fx, backend_port, cpu, work, stack=None):
     port = free_port()
-    pem = os.path.join(work, "haproxy.pem")
+    sfx = stack.suffix() if stack else ""
+    tag = sfx.replace("@", "-")
+    pem = os.path.join(work, f"haproxy{tag}.pem")
     fd = os.open(pem, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
         for part in ("server/chain.pem", "server/key.pem"):
             with open(os.path.join(fx, part)) as f:
                 out.write(f.read())
-    conf = os.path.join(work, "haproxy.cfg")
+    conf = os.path.join(work, f"haproxy{tag}.cfg")
     with open(conf, "w") as f:
-        f.write(HAPROXY_CONF.format(port=port, work=work, fx=fx, backend=backend_port, maxconn=fd_budget()))
+        f.write(HAPROXY_CONF.format(port=port, pem=pem, fx=fx, backend=backend_port, maxconn=fd_budget()))
     argv = ["taskset", "-c", str(cpu), "haproxy", "-db", "-f", conf]
-    return Server("haproxy", "HAProxy", argv, port, work)
+    return Server("haproxy" + sfx, "HAProxy" + sfx, argv, port, work, env=stack.env() if stack else None)
 
 
 def fd_budget():

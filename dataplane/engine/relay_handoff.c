@@ -35,7 +35,12 @@
 
 int relay_attach(struct conn *c)
 {
-	return ktls_conn_attach(&c->kc, c->tls.ssl);
+	GUARD(ktls_conn_attach(&c->kc, c->tls.ssl));
+	/* The record counting of the kTLS handoff sees every message, next to
+	 * (not instead of) the session's own ClientHello watch. */
+	if (c->kc.ssl)
+		tls_session_observe(&c->tls, ktls_msg_observer);
+	return 0;
 }
 
 void relay_detach(struct conn *c)

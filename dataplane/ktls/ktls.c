@@ -231,8 +231,8 @@ int ktls_ctx_prepare(SSL_CTX *ctx)
  * processed), and one per handshake message after it was written or read:
  * restart the count of the direction whose keys change.
  */
-static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
-		   SSL *ssl, void *arg)
+void ktls_msg_observer(int write_p, int version, int content_type, const void *buf, size_t len,
+		       SSL *ssl, void *arg)
 {
 	struct ktls_conn *kc = conn_of(ssl);
 	const uint8_t *p = buf;
@@ -280,7 +280,6 @@ int ktls_conn_attach(struct ktls_conn *kc, SSL *ssl)
 		return 0; /* kTLS off: nothing to capture */
 	GUARD_OSSL(SSL_set_ex_data(ssl, ex_index, kc), ENOMEM);
 	kc->ssl = ssl;
-	SSL_set_msg_callback(ssl, msg_cb);
 	return 0;
 }
 
@@ -399,7 +398,6 @@ void ktls_conn_detach(struct ktls_conn *kc)
 		return;
 	if (ex_index >= 0) {
 		SSL_set_ex_data(kc->ssl, ex_index, NULL);
-		SSL_set_msg_callback(kc->ssl, NULL);
 	}
 	SSL_set_shutdown(kc->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 	kc->ssl = NULL;
@@ -407,9 +405,7 @@ void ktls_conn_detach(struct ktls_conn *kc)
 
 void ktls_conn_clear(struct ktls_conn *kc)
 {
-	if (kc->ssl && ex_index >= 0) {
+	if (kc->ssl && ex_index >= 0)
 		SSL_set_ex_data(kc->ssl, ex_index, NULL);
-		SSL_set_msg_callback(kc->ssl, NULL);
-	}
 	OPENSSL_cleanse(kc, sizeof(*kc));
 }

@@ -13,7 +13,10 @@
  * records OpenSSL already decrypted). docs/ktls.md has the rules.
  *
  * The connection's side of the handoff (see docs/ktls.md, "the hook"):
- *   before the handshake   ktls_conn_attach(&kc, ssl)
+ *   before the handshake   ktls_conn_attach(&kc, ssl), and route the SSL's
+ *                          message callback to ktls_msg_observer (mtlsd:
+ *                          tls_session_observe; a bare SSL:
+ *                          SSL_set_msg_callback)
  *   after verification     if (ktls_conn_decide(&kc, mode) == KTLS_OFFLOAD)
  *     1. send everything OpenSSL wrote (tickets) to the socket;
  *     2. SSL_read the complete records left in the receive buffer and queue
@@ -72,9 +75,14 @@ bool ktls_available(void);
  */
 int ktls_ctx_prepare(SSL_CTX *ctx) MUST_CHECK;
 
-/* Before the handshake: zero kc and hook the record counting and secret
- * capture onto ssl (SSL ex_data + message callback). */
+/* Before the handshake: zero kc and hook the secret capture onto ssl (SSL
+ * ex_data). The record counting needs every message of ssl from the first
+ * on: ktls_msg_observer, which does nothing for an SSL not attached. It does
+ * not install itself, because an SSL has one message callback and the
+ * caller may own it (tls_session.h). */
 int ktls_conn_attach(struct ktls_conn *kc, SSL *ssl) MUST_CHECK;
+void ktls_msg_observer(int write_p, int version, int content_type, const void *buf, size_t len,
+		       SSL *ssl, void *arg);
 
 /*
  * After a successful handshake: may this connection be offloaded? Counts

@@ -109,19 +109,37 @@ static void slice_method_create(void)
  * OpenSSL's message callback sees every handshake message once it is
  * complete, before it is processed. It is per SSL (the client-hello
  * callback would be per SSL_CTX, shared by every connection of a
- * generation), and it is removed when the handshake ends, so the relay never
- * pays for it.
+ * generation). The hello watch ends with the handshake; an observer
+ * (tls_session_observe) goes on seeing every message, and once neither is
+ * left the callback is removed, so a plain relay never pays for it.
  */
-static void watch_hello(int write_p, int version, int content_type, const void *buf, size_t len,
+static void on_msg(int write_p, int version, int content_type, const void *buf, size_t len,
 			SSL *ssl, void *arg)
 {
 	struct tls_session *ts = arg;
 
-	(void)version;
-	(void)ssl;
-	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	if (ts->watching_hello && !write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
 	    ((const uint8_t *)buf)[0] == SSL3_MT_CLIENT_HELLO)
 		ts->hello_received = true;
+	if (ts->observer)
+		ts->observer(write_p, version, content_type, buf, len, ssl, arg);
+}
+
+static void msg_callback_update(struct tls_session *ts)
+{
+	if (ts->watching_hello || ts->observer) {
+		SSL_set_msg_callback(ts->ssl, on_msg);
+		SSL_set_msg_callback_arg(ts->ssl, ts);
+	} else {
+		SSL_set_msg_callback(ts->ssl, NULL);
+	}
+}
+
+void tls_session_observe(struct tls_session *ts, tls_msg_observer *observer)
+{
+	ts->observer = observer;
+	if (ts->ssl)
+		msg_callback_update(ts);
 }
 
 int tls_session_init(struct tls_session *ts, SSL_CTX *ctx, struct chunk_pool *pool)
@@ -147,8 +165,8 @@ int tls_session_init(struct tls_session *ts, SSL_CTX *ctx, struct chunk_pool *po
 	SSL_set_read_ahead(ts->ssl, 0);
 	SSL_set_mode(ts->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				      SSL_MODE_RELEASE_BUFFERS);
-	SSL_set_msg_callback(ts->ssl, watch_hello);
-	SSL_set_msg_callback_arg(ts->ssl, ts);
+	ts->watching_hello = true;
+	msg_callback_update(ts);
 	return 0;
 }
 
@@ -198,7 +216,8 @@ enum tls_io tls_session_handshake(struct tls_session *ts)
 	ERR_clear_error();
 	int ret = SSL_do_handshake(ts->ssl);
 	if (ret == 1) {
-		SSL_set_msg_callback(ts->ssl, NULL);
+		ts->watching_hello = false;
+		msg_callback_update(ts);
 		return TLS_IO_OK;
 	}
 	return classify(ts, ret);

@@ -36,6 +36,10 @@ enum tls_io {
 	TLS_IO_WANT_ASYNC,  /* an async engine paused the job: poll tls_session_async_fd() */
 };
 
+/* OpenSSL's message callback, as SSL_set_msg_callback takes it. */
+typedef void tls_msg_observer(int write_p, int version, int content_type, const void *buf,
+			      size_t len, SSL *ssl, void *arg);
+
 struct tls_session {
 	SSL *ssl;
 	struct chunk_pool *pool;     /* where the output queue gets its chunk */
@@ -46,6 +50,8 @@ struct tls_session {
 	uint64_t bytes_out;          /* ciphertext produced by OpenSSL, total */
 	unsigned long first_error;   /* ERR_peek_error() of the last TLS_IO_ERROR */
 	bool hello_received;         /* a whole ClientHello has arrived (admission.h) */
+	bool watching_hello;         /* until the handshake ends */
+	tls_msg_observer *observer;  /* a second reader of every message (kTLS) */
 };
 
 /*
@@ -57,6 +63,14 @@ struct tls_session {
  * got that far are the first to go (admission.h). Returns 0 or -ENOMEM.
  */
 int tls_session_init(struct tls_session *ts, SSL_CTX *ctx, struct chunk_pool *pool) MUST_CHECK;
+
+/*
+ * An SSL has one message callback, and it is the session's: a second user
+ * (kTLS counts the records of each epoch, ktls.h) observes through it
+ * rather than replacing it, and keeps seeing every message after the
+ * handshake. NULL stops the observer.
+ */
+void tls_session_observe(struct tls_session *ts, tls_msg_observer *observer);
 
 /* Free the SSL and any queued output. A zeroed session is fine. */
 void tls_session_free(struct tls_session *ts);

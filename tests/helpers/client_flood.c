@@ -369,6 +369,7 @@ int main(int argc, char **argv)
 			die("cannot start a thread");
 	for (unsigned i = 0; i < opt.threads; i++)
 		pthread_join(t[i], NULL);
+	free(t);
 	printf("{\"count\":%u,\"accepted\":%u,\"refused\":%u,\"errors\":%u}\n", opt.count,
 	       atomic_load(&accepted), atomic_load(&refused), atomic_load(&errors));
 	return atomic_load(&errors) ? 1 : 0;

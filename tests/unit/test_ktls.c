@@ -165,6 +165,7 @@ static void session_start(struct session *s, int version, const char *cipher, in
 	SSL_set_accept_state(s->server);
 	SSL_set_connect_state(s->client);
 	assert_int_equal(ktls_conn_attach(&s->kc, s->server), 0);
+	SSL_set_msg_callback(s->server, ktls_msg_observer);
 
 	for (int round = 0; round < 10; round++) {
 		int cr = SSL_do_handshake(s->client);

@@ -239,6 +239,63 @@ static void test_tls_session_garbage_is_no_hello(void **state)
 }
 
 /* The chunk holds whole records only: walk the 5-byte headers. */
+/* An SSL has one message callback: kTLS's record counting observes through
+ * the session's instead of replacing it (replacing it lost the ClientHello
+ * watch, and the handshake's end removed the counting, so a record read in
+ * user space after the handshake went uncounted and the kernel's RX
+ * sequence was off by one). The observer sees the ClientHello next to the
+ * watch, and the application records after the handshake. */
+static unsigned observed_hellos, observed_app_headers;
+static void count_messages(int write_p, int version, int content_type, const void *buf, size_t len,
+			   SSL *ssl, void *arg)
+{
+	const uint8_t *p = buf;
+
+	(void)version, (void)ssl, (void)arg;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 && p[0] == SSL3_MT_CLIENT_HELLO)
+		observed_hellos++;
+	if (!write_p && content_type == SSL3_RT_HEADER && len >= 1 && p[0] == SSL3_RT_APPLICATION_DATA)
+		observed_app_headers++;
+}
+
+static void test_tls_session_observer_sees_every_message(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[64];
+	size_t n = 0;
+
+	observed_hellos = observed_app_headers = 0;
+	tls_session_observe(&f->ts, count_messages);
+	handshake(f);
+	assert_true(f->ts.hello_received);
+	assert_int_equal(observed_hellos, 1);
+	unsigned during = observed_app_headers; /* TLS 1.3 wraps its handshake */
+	assert_int_equal(SSL_write(f->client, "after", 5), 5);
+	tls_session_set_input(&f->ts, f->wire, (uint32_t)client_take(f));
+	assert_int_equal(tls_session_read(&f->ts, buf, sizeof(buf), &n), TLS_IO_OK);
+	assert_int_equal(observed_app_headers, during + 1);
+}
+
+/* Twin: with the observer stopped, records after the handshake reach no
+ * one (and the hello watch alone is gone with the handshake). */
+static void test_tls_session_observer_stopped_sees_nothing(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t buf[64];
+	size_t n = 0;
+
+	observed_hellos = observed_app_headers = 0;
+	tls_session_observe(&f->ts, count_messages);
+	handshake(f);
+	tls_session_observe(&f->ts, NULL);
+	unsigned during = observed_app_headers;
+	assert_int_equal(SSL_write(f->client, "after", 5), 5);
+	tls_session_set_input(&f->ts, f->wire, (uint32_t)client_take(f));
+	assert_int_equal(tls_session_read(&f->ts, buf, sizeof(buf), &n), TLS_IO_OK);
+	assert_int_equal(observed_app_headers, during);
+	assert_true(f->ts.hello_received);
+}
+
 static void assert_whole_records(const struct outq *q)
 {
 	uint32_t off = q->off;
@@ -347,6 +404,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tls_session_partial_record_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_hello_received_when_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_garbage_is_no_hello, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_session_observer_sees_every_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_session_observer_stopped_sees_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_full_chunk_wants_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_full_chunk_keeps_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_session_close_notify_is_closed, setup, teardown),

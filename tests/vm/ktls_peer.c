@@ -315,6 +315,7 @@ static int serve(int lfd, SSL_CTX *ctx, const struct opts *o, int idx)
 	SSL_set_accept_state(c.ssl);
 	if (ktls_conn_attach(&c.kc, c.ssl) < 0)
 		die("ktls_conn_attach");
+	SSL_set_msg_callback(c.ssl, ktls_msg_observer);
 
 	GUARD_GOTO(handshake(&c, o), rc, out);
 	d = ktls_conn_decide(&c.kc, o->mode);

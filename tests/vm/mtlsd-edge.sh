@@ -84,6 +84,7 @@ edge_burst() { # VERSION CIPHER
 		ok "$name: $(cat "$work/burst.out"); backend got $bytes bytes once, in order (sha256 match)"
 	else
 		not_ok "$name: client rc=$client_rc $(cat "$work/burst.out"); backend: $(grep "^tag=burst-$1 " "$work/results")"
+		tail -n 25 "$mlog" | sed 's/^/#   mtlsd: /'
 	fi
 	after "$name"
 }
