@@ -429,10 +429,17 @@ static int worker_loop(struct worker *w)
 			log_err("worker %u: io_uring_submit_and_wait: %s", w->id, strerror(-rc));
 			return rc;
 		}
+		/* Only the completions already posted: io_uring_for_each_cqe
+		 * re-reads the tail, and the submissions below post more, so
+		 * under steady load the batch never ended and what follows it
+		 * (parked receivers, the drain's end) starved. The loadgen had
+		 * the same stall (docs/benchmarks.md). */
 		struct io_uring_cqe *cqe;
-		unsigned head, seen = 0;
+		unsigned head, seen = 0, budget = io_uring_cq_ready(&w->ring);
 		uint64_t submitted_ns = now_ns();
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
+			if (budget-- == 0)
+				break;
 			dispatch(w, cqe);
 			seen++;
 			if (io_uring_sq_ready(&w->ring) == 0)
