@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <unistd.h>
 
 static const struct key_desc mtlsd_keys[] = {
 	KEY_LIST("listen", V_LISTEN, struct mtlsd_config, listen),
@@ -53,6 +54,7 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("control_group", V_NAME, struct mtlsd_config, control_group),
 	KEY("ticket_key_file", V_PATH, struct mtlsd_config, ticket_key_file),
 	KEY("session_cache", V_SESSION_CACHE, struct mtlsd_config, session_cache),
+	KEY_RANGE("session_cache_size", V_UINT, struct mtlsd_config, session_cache_size, 0, 16777216),
 	KEY_RANGE("session_tickets", V_UINT, struct mtlsd_config, session_tickets, 0, 8),
 	/* 1 s..7 days: a TLS 1.3 ticket may not live longer (RFC 8446 4.6.1). */
 	KEY_RANGE("session_lifetime", V_SECONDS, struct mtlsd_config, session_lifetime_s, 1, 604800),
@@ -110,6 +112,7 @@ void config_init(struct mtlsd_config *cfg)
 	cfg->max_handshakes = 1000;
 	cfg->max_handshakes_per_source = 250;
 	cfg->ktls = KTLS_MODE_AUTO;
+	cfg->session_cache = SESSION_CACHE_AUTO;
 	cfg->session_tickets = 1;
 	cfg->session_lifetime_s = 3600;
 	cfg->log_level = LOG_LVL_INFO;
@@ -673,4 +676,21 @@ int config_validate(const struct mtlsd_config *cfg, char *err, size_t errlen)
 			       "a handshake is a connection: lower max_handshakes",
 			       cfg->max_handshakes, cfg->max_connections);
 	return 0;
+}
+
+enum session_cache_mode config_session_cache(const struct mtlsd_config *cfg)
+{
+	if (cfg->session_cache != SESSION_CACHE_AUTO)
+		return cfg->session_cache;
+	return cfg->ticket_key_file ? SESSION_CACHE_TICKETS : SESSION_CACHE_STATEFUL;
+}
+
+unsigned config_session_cache_size(const struct mtlsd_config *cfg)
+{
+	if (cfg->session_cache_size)
+		return cfg->session_cache_size;
+	long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+	uint64_t mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+	uint64_t n = mem / 128 / SESSION_CACHE_BYTES_PER_SESSION;
+	return n < 1024 ? 1024 : n > 1048576 ? 1048576 : (unsigned)n;
 }

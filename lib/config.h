@@ -32,7 +32,9 @@ enum multiple_identities { MULTIPLE_IDENTITIES_REFUSE = 0, MULTIPLE_IDENTITIES_A
 enum ktls_mode { KTLS_MODE_AUTO = 0, KTLS_MODE_ON, KTLS_MODE_OFF };
 /* How TLS sessions resume: tickets (stateless, shareable across a fleet
  * with ticket_key_file), a server-side session cache, or not at all. */
-enum session_cache_mode { SESSION_CACHE_TICKETS = 0, SESSION_CACHE_STATEFUL, SESSION_CACHE_OFF };
+/* AUTO (the default) is STATEFUL without a ticket_key_file and TICKETS with
+ * one: config_session_cache() says which. */
+enum session_cache_mode { SESSION_CACHE_TICKETS = 0, SESSION_CACHE_STATEFUL, SESSION_CACHE_OFF, SESSION_CACHE_AUTO };
 
 /* A TCP address (v4/v6) or a unix socket path ("unix:/run/app.sock"). */
 struct cfg_addr {
@@ -99,7 +101,8 @@ struct mtlsd_config {
 	char *control_socket;          /* NULL = /run/mtlsd/control.sock */
 	char *control_group;           /* group allowed on the control socket; NULL = root + our uid */
 	char *ticket_key_file;         /* 80-byte session-ticket keys; NULL = random per generation */
-	enum session_cache_mode session_cache; /* default tickets */
+	enum session_cache_mode session_cache; /* default auto */
+	unsigned session_cache_size;   /* sessions kept by `stateful`; 0: sized to memory */
 	unsigned session_tickets;      /* TLS 1.3 tickets per full handshake (default 1) */
 	unsigned session_lifetime_s;   /* a session resumes at most this long after its full
 	                                * verification (default 3600) */
@@ -204,5 +207,26 @@ const char *config_capability_name(unsigned cap);
 
 /* Release everything cfg owns (not cfg itself). Accepts a zeroed struct. */
 void config_free(struct mtlsd_config *cfg);
+
+/*
+ * The session cache a configuration asks for: `auto` is `stateful` without
+ * a ticket_key_file (a ticket could only ever resume on this host and
+ * generation, so the server-side cache reaches the same clients for less
+ * work: no session re-encode and encryption per ticket) and `tickets` with
+ * one (any host of the fleet resumes it).
+ */
+enum session_cache_mode config_session_cache(const struct mtlsd_config *cfg);
+
+/* Bytes a cached session takes in mtlsd's memory, measured with a P-256
+ * client chain of 3 (docs/configuration.md, session_cache_size). */
+#define SESSION_CACHE_BYTES_PER_SESSION 4096u
+
+/*
+ * How many sessions `stateful` keeps: session_cache_size, or when it is 0
+ * (the default) 1/128 of the physical memory in sessions, between 1,024 and
+ * 1,048,576. Past it the oldest session goes first (OpenSSL's cache is
+ * LRU): its client does a full handshake.
+ */
+unsigned config_session_cache_size(const struct mtlsd_config *cfg);
 
 #endif

@@ -318,7 +318,8 @@ static int apply_keyword(const struct key_desc *k, void *field, const char *valu
 	static const char *const accounting_names[] = { "off", "auto" };
 	static const char *const cache_names[] = { [SESSION_CACHE_TICKETS] = "tickets",
 						   [SESSION_CACHE_STATEFUL] = "stateful",
-						   [SESSION_CACHE_OFF] = "off" };
+						   [SESSION_CACHE_OFF] = "off",
+						   [SESSION_CACHE_AUTO] = "auto" };
 	static const char *const multi_names[] = { [MULTIPLE_IDENTITIES_REFUSE] = "refuse",
 						   [MULTIPLE_IDENTITIES_ALLOW] = "allow" };
 	int v;

@@ -149,7 +149,7 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 	pthread_once(&keyset_once, keyset_index_init);
 	ENSURE(keyset_idx >= 0, ENOMEM);
 
-	switch (cfg->session_cache) {
+	switch (config_session_cache(cfg)) {
 	case SESSION_CACHE_OFF:
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -160,6 +160,12 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 		 * cache; TLS 1.2 uses session IDs. */
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+		/* Bounded: past the size OpenSSL drops the least recently
+		 * used session (config_session_cache_size). It evicts once
+		 * the count reaches its limit counting the session being
+		 * added, so it holds one less than it is told: tell it one
+		 * more, and the configured number is what is kept. */
+		SSL_CTX_sess_set_cache_size(ctx, (long)config_session_cache_size(cfg) + 1);
 		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		return 0;
 	case SESSION_CACHE_TICKETS:
@@ -168,7 +174,7 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		break;
 	default:
-		snprintf(err, errlen, "internal error: session cache mode %d", (int)cfg->session_cache);
+		snprintf(err, errlen, "internal error: session cache mode %d", (int)config_session_cache(cfg));
 		return -EINVAL;
 	}
 	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
@@ -192,12 +198,15 @@ void ticket_keys_describe(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *bu
 {
 	const struct ticket_keyset *ks = keyset_idx >= 0 ? SSL_CTX_get_ex_data(ctx, keyset_idx) : NULL;
 
-	switch (cfg->session_cache) {
+	const char *chosen = cfg->session_cache == SESSION_CACHE_AUTO ? ", auto: no ticket_key_file" : "";
+
+	switch (config_session_cache(cfg)) {
 	case SESSION_CACHE_OFF:
 		snprintf(buf, len, "off");
 		break;
 	case SESSION_CACHE_STATEFUL:
-		snprintf(buf, len, "stateful (server-side cache)");
+		snprintf(buf, len, "stateful (server-side cache of %lu sessions, %lu held%s)",
+			 SSL_CTX_sess_get_cache_size(ctx) - 1, SSL_CTX_sess_number(ctx), chosen);
 		break;
 	case SESSION_CACHE_TICKETS:
 		if (ks)

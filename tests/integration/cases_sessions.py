@@ -208,3 +208,68 @@ def trust_package_foreign_crl_never_applies(ctx):
     assert "unable to get certificate CRL (depth 0" in line["reason"], line
     served(ctx, alone, "client-revoked", 2, "crl_unavailable")
     assert backend.connections() == 1, "only client-ec beside the real CRL may reach the backend"
+
+
+def status_of(ctx, mtlsd):
+    r = subprocess.run([ctx.mtlsctl_bin, "status", "--socket", mtlsd.control_socket],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return {k: v.strip() for k, _, v in (line.partition(" ") for line in r.stdout.splitlines())}
+
+
+@case("session_cache_default_is_stateful_without_ticket_keys")
+def session_cache_default_is_stateful_without_ticket_keys(ctx):
+    """Issue 16: with no ticket_key_file a ticket could only resume on this
+    host and generation, so the default keeps sessions in memory instead
+    (no re-encode and encryption of the session per ticket). The status
+    says so, and the client resumes. The twin: a ticket_key_file makes the
+    same default issue tickets (a second instance with the same keys
+    resumes them: only a ticket can do that)."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr))
+    said = status_of(ctx, mtlsd)["session_cache"]
+    assert said.startswith("stateful") and "auto: no ticket_key_file" in said, said
+    sess = os.path.join(ctx.dir, "session.pem")
+    full(ctx, mtlsd, "client-ec", sess)
+    offer(ctx, mtlsd, "client-ec", sess, accepted=True)
+    assert mtlsd.wait_audit(2).get("resumed") is True, mtlsd.audit()
+
+    keyfile = os.path.join(ctx.dir, "ticket.keys")
+    with open(keyfile, "wb") as f:
+        f.write(os.urandom(80))
+    os.chmod(keyfile, 0o600)
+    a, b = (Mtlsd(ctx, standard_config(ctx, backend.addr).section("mtlsd", ticket_key_file=keyfile),
+                  name=name) for name in ("mtlsd-a", "mtlsd-b"))
+    said = status_of(ctx, a)["session_cache"]
+    assert said.startswith("tickets (shared keys"), said
+    sess = os.path.join(ctx.dir, "ticket.pem")
+    full(ctx, a, "client-ec", sess)
+    offer(ctx, b, "client-ec", sess, accepted=True)
+    assert b.wait_audit(1).get("resumed") is True, b.audit()
+
+
+def three_sessions_then_the_first(ctx, size):
+    """Three full handshakes (three sessions), then offer the first one
+    again: whether it resumed."""
+    backend = ctx.backend()
+    mtlsd = Mtlsd(ctx, standard_config(ctx, backend.addr).section(
+        "mtlsd", session_cache="stateful", session_cache_size=str(size)), name="mtlsd-%d" % size)
+    said = status_of(ctx, mtlsd)["session_cache"]
+    assert "of %d sessions" % size in said, said
+    sessions = [os.path.join(ctx.dir, "s%d-%d.pem" % (size, i)) for i in range(3)]
+    for sess in sessions:
+        full(ctx, mtlsd, "client-ec", sess)
+    offer(ctx, mtlsd, "client-ec", sessions[0], accepted=True)
+    line = mtlsd.wait_audit(4)
+    assert_audit_ok(ctx, line, "client-ec", "partner")
+    return line.get("resumed")
+
+
+@case("session_cache_size_evicts_the_oldest")
+def session_cache_size_evicts_the_oldest(ctx):
+    """session_cache_size = 2 keeps the last two sessions: the first of
+    three no longer resumes (its client is verified in full and served).
+    The twin: with room for three the same sequence resumes it, so the size
+    is what evicted it."""
+    assert three_sessions_then_the_first(ctx, 2) is False
+    assert three_sessions_then_the_first(ctx, 3) is True

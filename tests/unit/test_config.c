@@ -76,6 +76,52 @@ static void expect_load_ok(const char *text)
 	config_free(&cfg);
 }
 
+/* BASE with keys added to its [mtlsd] section (from line 2 on). */
+static const char *base_with(const char *keys)
+{
+	static char text[4096];
+	snprintf(text, sizeof(text), "[mtlsd]\n%s%s", keys, BASE + strlen("[mtlsd]\n"));
+	return text;
+}
+
+/* Issue 16: session_cache = auto (the default) is stateful without a
+ * ticket_key_file and tickets with one; an explicit mode is kept as given.
+ * session_cache_size 0 is sized to memory within its bounds. */
+static void test_config_session_cache_auto(void **state)
+{
+	struct mtlsd_config cfg;
+	(void)state;
+
+	config_init(&cfg);
+	assert_int_equal(cfg.session_cache, SESSION_CACHE_AUTO);
+	assert_int_equal(config_session_cache(&cfg), SESSION_CACHE_STATEFUL);
+	unsigned n = config_session_cache_size(&cfg);
+	assert_true(n >= 1024 && n <= 1048576);
+	cfg.session_cache_size = 5;
+	assert_int_equal(config_session_cache_size(&cfg), 5);
+	config_free(&cfg);
+
+	assert_int_equal(load(&cfg, base_with("ticket_key_file = /etc/mtlsd/ticket.keys\n")), 0);
+	assert_int_equal(config_session_cache(&cfg), SESSION_CACHE_TICKETS);
+	config_free(&cfg);
+}
+
+/* Twin: an explicit mode wins over the rule, both ways. */
+static void test_config_session_cache_explicit(void **state)
+{
+	struct mtlsd_config cfg;
+	(void)state;
+
+	assert_int_equal(load(&cfg, base_with("session_cache = tickets\n")), 0);
+	assert_int_equal(config_session_cache(&cfg), SESSION_CACHE_TICKETS);
+	config_free(&cfg);
+	assert_int_equal(load(&cfg, base_with("session_cache = stateful\n"
+						 "ticket_key_file = /etc/mtlsd/ticket.keys\n")), 0);
+	assert_int_equal(config_session_cache(&cfg), SESSION_CACHE_STATEFUL);
+	config_free(&cfg);
+	expect_load_error(base_with("session_cache = lru\n"), 2, "key 'session_cache'", "auto");
+}
+
 static void test_config_defaults(void **state)
 {
 	struct mtlsd_config cfg;
@@ -678,6 +724,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_defaults),
+		cmocka_unit_test(test_config_session_cache_auto),
+		cmocka_unit_test(test_config_session_cache_explicit),
 		cmocka_unit_test(test_config_every_key),
 		cmocka_unit_test(test_config_relative_paths_resolve_against_file),
 		cmocka_unit_test(test_config_unknown_key_did_you_mean),
