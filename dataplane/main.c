@@ -123,7 +123,12 @@ static int parse_cli(int argc, char **argv, struct mtlsd_config *cfg, struct cli
 		switch (opt) {
 		case OPT_HELP: usage(stdout); exit(0);
 		/* "--version -v": getopt stops here, before it would refuse -v. */
-		case OPT_VERSION: crypto_accel_print_version(stdout, "mtlsd", argc, argv); exit(0);
+		case OPT_VERSION:
+			crypto_accel_print_version(stdout, "mtlsd", argc, argv);
+			for (int i = 1; i < argc; i++)
+				if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0)
+					printf("  allocator: %s\n", MTLSD_ALLOCATOR);
+			exit(0);
 		case OPT_CONFIG: cli->config_path = optarg; break;
 		case OPT_CHECK: cli->check_only = true; break;
 		case OPT_TAKEOVER: cli->takeover = true; break;
