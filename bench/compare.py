@@ -192,10 +192,11 @@ def profile_mtlsd(bench, srv, a, work):
     return out
 
 
-def run_micro(bench, a):
-    """bench/micro on the server CPU, after the servers stopped: the median
-    and coefficient of variation of --rounds repetitions per case."""
-    exe = os.path.join(bench.build, "bench/micro")
+def run_micro(bench, a, build):
+    """bench/micro of a build (one per OpenSSL stack) on the server CPU,
+    after the servers stopped: the median and coefficient of variation of
+    --rounds repetitions per case."""
+    exe = os.path.join(build, "bench/micro")
     if not a.micro or not os.path.exists(exe):
         return None
     argv = ["taskset", "-c", str(a.server_cpu), exe, "--benchmark_format=json",
@@ -223,6 +224,10 @@ def parse_args():
     p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--tls", default="1.3", choices=["1.2", "1.3"])
     p.add_argument("--servers", default="mtlsd,nginx,haproxy")
+    p.add_argument("--stacks", default="system",
+                   help="comma-separated OpenSSL stacks, every server on each: system, lts (issue 16)")
+    p.add_argument("--lts-build", default=None,
+                   help="with --stacks ...lts: the mtlsd build configured with -Dopenssl=lts")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--hs-concurrency", type=int, default=32)
@@ -287,32 +292,58 @@ def main():
     echo = subprocess.Popen(["taskset", "-c", str(a.client_cpu), bench.loadgen, "--serve-echo", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, text=True)
     running = []
+    stacks = []
+    for st in [x for x in a.stacks.split(",") if x]:
+        if st == "system":
+            stacks.append(servers.Stack("system", bench.build))
+        elif st == "lts":
+            libdir = servers.lts_libdir()
+            if not libdir or not a.lts_build:
+                sys.exit("compare: --stacks lts needs tools/openssl-lts.sh built and --lts-build DIR "
+                         "(a build with -Dopenssl=lts)")
+            stacks.append(servers.Stack("lts", os.path.realpath(a.lts_build), libdir))
+        else:
+            sys.exit(f"compare: unknown stack {st!r} (system, lts)")
+    cal = {}
     try:
         backend_port = int(echo.stdout.readline().split(":")[-1])
-        for n in names:
-            running.append(servers.STARTERS[n](bench.build, bench.fx, backend_port, a.server_cpu, work))
+        stack_of = {}
+        for st in stacks:
+            for n in names:
+                running.append(servers.STARTERS[n](bench.build, bench.fx, backend_port, a.server_cpu, work,
+                                                   stack=st))
+                stack_of[running[-1].name] = st.name
         by_name = {s.name: s for s in running}
-        # Calibrate: nginx's closed-loop request rate sets the offered rate.
-        ref = by_name.get("nginx", running[0])
-        cal = [bench.run_load(ref, "rr-max", "rr", ["--concurrency", str(a.rr_concurrency), "--size", str(a.rr_size)])
-               ["achieved_rate"] for _ in range(a.rounds)]
-        rr_max = sorted(cal)[len(cal) // 2]
-        rr_rate = 0.7 * rr_max
-        print(f"{ref.name} closed-loop max {rr_max:.0f} req/s; offering {rr_rate:.0f} req/s", file=sys.stderr)
-        cal = [bench.run_load(ref, "hs-max", "handshake", ["--concurrency", str(a.hs_concurrency)])
-               ["handshakes_per_s"] for _ in range(a.rounds)]
-        hs_max = sorted(cal)[len(cal) // 2]
-        hs_rate = 0.7 * hs_max
-        print(f"{ref.name} closed-loop max {hs_max:.0f} handshakes/s; offering {hs_rate:.0f}/s", file=sys.stderr)
-        rounds = {n: [] for n in names}
+        for s in running:
+            s.openssl = servers.openssl_of(s.pid)
+            print(f"{s.name}: pid {s.pid} runs on {s.openssl}", file=sys.stderr)
+        # Calibrate per stack: that stack's nginx sets the offered rates of
+        # its latency rows (70% of its closed-loop maximum).
+        for st in stacks:
+            sfx = st.suffix()
+            ref = by_name.get("nginx" + sfx) or next(s for s in running if s.name.endswith(sfx))
+            rr = [bench.run_load(ref, "rr-max", "rr", ["--concurrency", str(a.rr_concurrency), "--size",
+                                                       str(a.rr_size)])["achieved_rate"] for _ in range(a.rounds)]
+            hs = [bench.run_load(ref, "hs-max", "handshake", ["--concurrency", str(a.hs_concurrency)])
+                  ["handshakes_per_s"] for _ in range(a.rounds)]
+            c = dict(ref=ref.name, rr_max=sorted(rr)[len(rr) // 2], hs_max=sorted(hs)[len(hs) // 2])
+            c.update(rr_rate=0.7 * c["rr_max"], hs_rate=0.7 * c["hs_max"])
+            cal[st.name] = c
+            print(f"{ref.name} closed-loop max {c['rr_max']:.0f} req/s, {c['hs_max']:.0f} handshakes/s; "
+                  f"offering 70%", file=sys.stderr)
+        rounds = {s.name: [] for s in running}
         for r in range(a.rounds):
             order = running[r % len(running):] + running[:r % len(running)]
             for srv in order:
+                c = cal[stack_of[srv.name]]
                 print(f"round {r + 1}/{a.rounds}: {srv.name}", file=sys.stderr)
-                rounds[srv.name].append(metrics_of_round(bench, srv, rr_rate, hs_rate, a))
+                rounds[srv.name].append(metrics_of_round(bench, srv, c["rr_rate"], c["hs_rate"], a))
                 if not srv.alive():
                     raise RuntimeError(f"{srv.name} died during round {r + 1}: see {work}/{srv.name}.log")
-        profile = profile_mtlsd(bench, by_name["mtlsd"], a, work) if "mtlsd" in by_name else None
+        prof_target = next((s for s in reversed(running) if s.name.startswith("mtlsd")), None)
+        profile = profile_mtlsd(bench, prof_target, a, work) if prof_target else None
+        if profile:
+            profile["server"] = prof_target.name
     except BaseException:
         print(f"compare: failed; server logs and configuration kept in {work}", file=sys.stderr)
         raise
@@ -321,12 +352,20 @@ def main():
             s.stop()
         echo.terminate()
         echo.wait()
-    micro = run_micro(bench, a)
+    micro = run_micro(bench, a, bench.build)
+    micro_by_stack = {"system": micro}
+    for st in stacks:
+        if st.name != "system":
+            micro_by_stack[st.name] = run_micro(bench, a, st.mtlsd_build)
     shutil.rmtree(work, ignore_errors=True)
     raw_path = os.path.join(bench.build, "bench-results.json")
+    first = cal[stacks[0].name]
     ctx = dict(args=vars(a), versions=servers.versions(bench.build), load_before=load_before,
-               load_after=os.getloadavg(), commands=bench.commands, rr_ref=ref.name, rr_max=rr_max,
-               rr_rate=rr_rate, hs_max=hs_max, hs_rate=hs_rate, micro=micro, profile=profile, labels={s.name: s.label for s in running}, raw_path=raw_path,
+               load_after=os.getloadavg(), commands=bench.commands, rr_ref=first["ref"], rr_max=first["rr_max"],
+               rr_rate=first["rr_rate"], hs_max=first["hs_max"], hs_rate=first["hs_rate"], micro=micro,
+               micro_by_stack=micro_by_stack, calibration=cal, stacks=[st.name for st in stacks],
+               stack_of=stack_of, openssl_of={s.name: s.openssl for s in running},
+               profile=profile, labels={s.name: s.label for s in running}, raw_path=raw_path,
                server_argv={s.name: " ".join(s.argv).replace(bench.build, "$BUILD").replace(work, "$WORK")
                             for s in running})
     with open(raw_path, "w") as f:

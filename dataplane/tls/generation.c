@@ -39,6 +39,11 @@
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define TLS_GROUPS "X25519:P-256:P-384"
+/* OpenSSL 3.5 and later: the hybrid post-quantum X25519 + ML-KEM-768 first,
+ * for the clients that offer it (recorded traffic stays secret even from a
+ * future quantum computer); the others get X25519 as before. 3.0 has no
+ * ML-KEM and refuses the list: it keeps TLS_GROUPS. */
+#define TLS_GROUPS_PQ "X25519MLKEM768:" TLS_GROUPS
 /* Sessions are only resumed by the context that made them; OpenSSL refuses
  * to resume client-certificate sessions at all without an id context. */
 #define SESSION_ID_CONTEXT "mtlsd"
@@ -118,7 +123,10 @@ static int ctx_apply_policy(SSL_CTX *ctx, const struct mtlsd_config *cfg)
 	GUARD_OSSL(SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION), EINVAL);
 	GUARD_OSSL(SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS), EINVAL);
 	GUARD_OSSL(SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES), EINVAL);
-	GUARD_OSSL(SSL_CTX_set1_groups_list(ctx, TLS_GROUPS), EINVAL);
+	if (SSL_CTX_set1_groups_list(ctx, TLS_GROUPS_PQ) != 1) {
+		ERR_clear_error();
+		GUARD_OSSL(SSL_CTX_set1_groups_list(ctx, TLS_GROUPS), EINVAL);
+	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 				 SSL_OP_NO_COMPRESSION | SSL_OP_PRIORITIZE_CHACHA);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
