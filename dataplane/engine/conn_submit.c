@@ -93,11 +93,23 @@ void conn_submit_control(struct conn *c, struct ktls_msg *m)
 	c->dir[CONN_CLIENT].flags |= DIR_F_SEND_ARMED;
 }
 
+/*
+ * io_uring never completes IORING_OP_SHUTDOWN inline: every one is punted to
+ * an io-wq thread, a thread wake-up per direction of every connection (~2%
+ * of mtlsd's CPU per handshake in the profile, docs/benchmarks.md). A
+ * shutdown(SHUT_WR) of a stream socket never blocks (it queues the FIN), so
+ * it is done here, and a NOP carries the op's completion through the one
+ * decoder as before (its result was never used: ENOTCONN after a reset
+ * changes nothing). Callers shut a side only once nothing is in flight on
+ * it (their close_notify or last send completed), so the order on the wire
+ * is the same.
+ */
 void conn_submit_shutdown(struct conn *c, enum conn_side side)
 {
 	struct io_uring_sqe *sqe =
 		conn_sqe(c, side == CONN_CLIENT ? OP_CLIENT_SHUTDOWN : OP_BACKEND_SHUTDOWN);
-	io_uring_prep_shutdown(sqe, c->dir[side].fd, SHUT_WR);
+	(void)shutdown(c->dir[side].fd, SHUT_WR);
+	io_uring_prep_nop(sqe);
 	c->dir[side].flags |= DIR_F_SHUT;
 }
 
