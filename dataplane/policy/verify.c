@@ -22,6 +22,8 @@
  */
 #include "verify.h"
 
+#include "session_cache.h"
+
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -681,6 +683,15 @@ static int ticket_generate_cb(SSL *ssl, void *arg)
 	return session_binding_bound_timeout(sess, &b, (int64_t)g->cfg.session_lifetime_s) == 0;
 }
 
+/* The stateful cache's judge: a cached session whose binding no longer
+ * holds is a miss (full handshake), as a ticket's is (ticket_decrypt_cb). */
+static bool cached_session_resumable(SSL_SESSION *sess, void *arg)
+{
+	struct session_binding b;
+
+	return binding_verdict(sess, arg, &b) == SESSION_RESUMABLE;
+}
+
 static SSL_TICKET_RETURN ticket_decrypt_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
 					   size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
 {
@@ -890,6 +901,8 @@ int verify_install(SSL_CTX *ctx, struct generation *g)
 	 * PROXY header already named the client: never allow it. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	GUARD_OSSL(SSL_CTX_set_session_ticket_cb(ctx, ticket_generate_cb, ticket_decrypt_cb, g), EINVAL);
+	if (config_session_cache(&g->cfg) == SESSION_CACHE_STATEFUL)
+		GUARD(session_cache_set_judge(ctx, cached_session_resumable, g));
 	/*
 	 * One ticket per handshake, not OpenSSL's two. Sealing a TLS 1.3
 	 * ticket re-parses the whole session (i2d, d2i, i2d in

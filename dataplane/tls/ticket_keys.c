@@ -9,6 +9,8 @@
  */
 #include "ticket_keys.h"
 
+#include "session_cache.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/core_names.h>
@@ -159,13 +161,9 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 		/* TLS 1.3 "tickets" become session-ID references into the
 		 * cache; TLS 1.2 uses session IDs. */
 		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-		/* Bounded: past the size OpenSSL drops the least recently
-		 * used session (config_session_cache_size). It evicts once
-		 * the count reaches its limit counting the session being
-		 * added, so it holds one less than it is told: tell it one
-		 * more, and the configured number is what is kept. */
-		SSL_CTX_sess_set_cache_size(ctx, (long)config_session_cache_size(cfg) + 1);
+		/* mtlsd's own cache, bounded (config_session_cache_size),
+		 * O(1), judged on every lookup (session_cache.h). */
+		GUARD(session_cache_attach(ctx, config_session_cache_size(cfg)));
 		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		return 0;
 	case SESSION_CACHE_TICKETS:
@@ -205,8 +203,13 @@ void ticket_keys_describe(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *bu
 		snprintf(buf, len, "off");
 		break;
 	case SESSION_CACHE_STATEFUL:
-		snprintf(buf, len, "stateful (server-side cache of %lu sessions, %lu held%s)",
-			 SSL_CTX_sess_get_cache_size(ctx) - 1, SSL_CTX_sess_number(ctx), chosen);
+	{
+		struct session_cache_stats st = { 0 };
+		(void)session_cache_stats(ctx, &st);
+		snprintf(buf, len, "stateful (server-side cache of %u sessions, %u held, %llu resumed, "
+			 "%llu evicted%s)", st.capacity, st.held, (unsigned long long)st.hits,
+			 (unsigned long long)st.evicted, chosen);
+	}
 		break;
 	case SESSION_CACHE_TICKETS:
 		if (ks)

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "session_cache.h"
 #include "ticket_keys.h"
 
 static char dir[] = "/tmp/test_ticket_keys.XXXXXX";
@@ -204,7 +205,10 @@ static void test_ticket_keys_modes_set_options(void **state)
 	assert_int_equal(SSL_CTX_get_num_tickets(ctx), 0);
 	assert_int_equal(configure(ctx, NULL, SESSION_CACHE_STATEFUL), 0);
 	assert_true(SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET);
-	assert_int_equal(SSL_CTX_get_session_cache_mode(ctx), SSL_SESS_CACHE_SERVER);
+	/* mtlsd's own cache (session_cache.h), not OpenSSL's internal one */
+	assert_int_equal(SSL_CTX_get_session_cache_mode(ctx), SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+	struct session_cache_stats st;
+	assert_true(session_cache_stats(ctx, &st));
 	assert_int_equal(configure(ctx, NULL, SESSION_CACHE_TICKETS), 0);
 	assert_false(SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET);
 	SSL_CTX_free(ctx);
@@ -246,6 +250,7 @@ static SSL_SESSION *connect_once(SSL_CTX *sctx, SSL_SESSION *sess, bool *reused)
 	SSL_SESSION *out = SSL_get1_session(c);
 	/* A connection freed without a shutdown marks its session unusable. */
 	SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN); /* the server's too (stateful) */
 	SSL_free(c);
 	SSL_free(s);
 	SSL_CTX_free(cctx);
@@ -285,6 +290,84 @@ static void test_ticket_keys_shared_file_resumes_other_does_not(void **state)
 	SSL_CTX_free(rotated);
 }
 
+/* ---- the stateful cache (session_cache.c) -------------------------------- */
+
+static SSL_CTX *stateful_ctx(unsigned capacity)
+{
+	const char *fx = getenv("MTLS_FIXTURES");
+	char cert[512], key[512];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(ctx);
+	snprintf(cert, sizeof(cert), "%s/server/chain.pem", fx);
+	snprintf(key, sizeof(key), "%s/server/key.pem", fx);
+	assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, cert), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	assert_int_equal(SSL_CTX_set_num_tickets(ctx, 1), 1); /* mtlsd's default */
+	assert_int_equal(session_cache_attach(ctx, capacity), 0);
+	return ctx;
+}
+
+/* Capacity 2, three sessions: the least recently used (the first) is
+ * gone, the last two resume; each TLS 1.3 resumption replaces its session
+ * with the new one (single use), so the count stays at the capacity. */
+static void test_session_cache_evicts_least_recent(void **state)
+{
+	bool reused;
+	struct session_cache_stats st;
+	(void)state;
+	SSL_CTX *ctx = stateful_ctx(2);
+	SSL_SESSION *s1 = connect_once(ctx, NULL, &reused);
+	SSL_SESSION *s2 = connect_once(ctx, NULL, &reused);
+	SSL_SESSION *s3 = connect_once(ctx, NULL, &reused);
+	assert_true(session_cache_stats(ctx, &st));
+	assert_int_equal(st.held, 2);
+	assert_int_equal(st.evicted, 1);
+
+	SSL_SESSION *r = connect_once(ctx, s1, &reused);
+	assert_false(reused);
+	SSL_SESSION_free(r);
+	r = connect_once(ctx, s3, &reused);
+	assert_true(reused);
+	SSL_SESSION_free(r);
+	assert_true(session_cache_stats(ctx, &st));
+	assert_true(st.held <= 2);
+	SSL_SESSION_free(s1);
+	SSL_SESSION_free(s2);
+	SSL_SESSION_free(s3);
+	SSL_CTX_free(ctx);
+}
+
+static bool judge_says;
+static bool judge(SSL_SESSION *sess, void *arg)
+{
+	(void)sess, (void)arg;
+	return judge_says;
+}
+
+/* A cached session its judge refuses is a miss: the client does a full
+ * handshake (and the session is dropped). The twin: the same sequence with
+ * the judge agreeing resumes. */
+static void test_session_cache_judge_refusal_is_a_miss(void **state)
+{
+	bool reused;
+	struct session_cache_stats st;
+	(void)state;
+	for (int agree = 0; agree <= 1; agree++) {
+		SSL_CTX *ctx = stateful_ctx(8);
+		assert_int_equal(session_cache_set_judge(ctx, judge, NULL), 0);
+		judge_says = agree;
+		SSL_SESSION *s1 = connect_once(ctx, NULL, &reused);
+		SSL_SESSION *r = connect_once(ctx, s1, &reused);
+		assert_int_equal(reused, agree);
+		assert_true(session_cache_stats(ctx, &st));
+		assert_int_equal(st.refused, agree ? 0 : 1);
+		SSL_SESSION_free(r);
+		SSL_SESSION_free(s1);
+		SSL_CTX_free(ctx);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +380,8 @@ int main(void)
 		cmocka_unit_test(test_ticket_keys_missing_file_refused),
 		cmocka_unit_test(test_ticket_keys_modes_set_options),
 		cmocka_unit_test(test_ticket_keys_shared_file_resumes_other_does_not),
+		cmocka_unit_test(test_session_cache_evicts_least_recent),
+		cmocka_unit_test(test_session_cache_judge_refusal_is_a_miss),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
