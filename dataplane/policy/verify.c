@@ -868,24 +868,12 @@ int verify_install(SSL_CTX *ctx, struct generation *g)
 	GUARD(find_openssl_check_crl());
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, mtlsd_cert_verify, g);
-	/* Resumption with client certificates requires a session id context;
-	 * the generation binding is in the ticket app data, not here. */
+	/* OpenSSL resumes a session made with SSL_VERIFY_PEER only on a
+	 * context with a session id context (sessions are only resumed by
+	 * the context that made them); the generation binding is in the
+	 * ticket app data, not here. */
 	GUARD_OSSL(SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1), EINVAL);
-	/* A renegotiation would re-run verification mid-stream, after the
-	 * PROXY header already named the client: never allow it. */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	GUARD_OSSL(SSL_CTX_set_session_ticket_cb(ctx, ticket_generate_cb, ticket_decrypt_cb, g), EINVAL);
-	/*
-	 * One ticket per handshake, not OpenSSL's two. Sealing a TLS 1.3
-	 * ticket re-parses the whole session (i2d, d2i, i2d in
-	 * construct_stateless_ticket), client certificate included, and in
-	 * OpenSSL 3.0 decoding a certificate's key builds a decoder chain
-	 * from scratch: the second ticket cost ~9% of a full handshake and
-	 * a third of a resumed one (docs/benchmarks.md). A client resuming
-	 * gets a fresh ticket each time, so one is enough to keep resuming.
-	 * session_cache = off (ticket_keys.c, applied after this) still sets 0.
-	 */
-	GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, 1), EINVAL);
 	GUARD(build_ca_list(g, &names));
 	SSL_CTX_set0_CA_list(ctx, names);
 	/* Every CRL a verification accepts bounds the session it makes. */

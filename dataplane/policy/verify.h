@@ -129,10 +129,13 @@ bool verify_match_glob(const char *pattern, const char *value);
 enum hs_outcome verify_outcome_from_x509(int x509_err);
 
 /*
- * Install mtlsd's verification on a server SSL_CTX of generation g:
- * SSL_VERIFY_PEER|FAIL_IF_NO_PEER_CERT, the cert_verify_callback, the
- * certificate_authorities list sent to clients (every partner's anchors),
- * and the ticket binding described above.
+ * Install mtlsd's verification on a server SSL_CTX of generation g (step 3
+ * of server_ctx_build, tls/server_ctx.c): SSL_VERIFY_PEER|FAIL_IF_NO_PEER_CERT,
+ * the cert_verify_callback, the certificate_authorities list sent to
+ * clients (every partner's anchors), the session id context resumption
+ * needs with a verified peer, and the ticket binding described above.
+ * How many tickets, and whether sessions exist at all, is the sessions
+ * step's (ticket_keys.h).
  */
 int verify_install(SSL_CTX *ctx, struct generation *g) MUST_CHECK;
 

@@ -2,8 +2,9 @@
  * generation.h: everything reloadable, built off the hot path, published by
  * one atomic pointer swap.
  *
- * A generation owns the validated config, the server SSL_CTX (ECDSA and/or
- * RSA certificate with its intermediates, never a root), and one struct
+ * A generation owns the validated config, the server SSL_CTX (complete:
+ * built in one fixed order by tls/server_ctx.c, with the ECDSA and/or RSA
+ * certificate and its intermediates, never a root), and one struct
  * partner per [partner.NAME] with its own X509_STORE (CA bundle + CRLs),
  * verify policy and backend. It is refcounted: a worker takes a reference
  * for each connection at accept time, so a reload never touches an in-flight

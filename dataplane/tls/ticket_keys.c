@@ -138,6 +138,9 @@ out:
 int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *err, size_t errlen)
 {
 	GUARD(exdata_init());
+	/* The longest any session may live; verify.c shortens each one to
+	 * what its own verification allows (session_binding.h). */
+	SSL_CTX_set_timeout(ctx, (long)cfg->session_lifetime_s);
 
 	switch (cfg->session_cache) {
 	case SESSION_CACHE_OFF:
@@ -153,8 +156,16 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		return 0;
 	case SESSION_CACHE_TICKETS:
-		/* session_tickets (default 1: each sealed ticket costs a
-		 * session re-encode, see verify_install) */
+		/*
+		 * session_tickets, default 1, not OpenSSL's two. Sealing a
+		 * TLS 1.3 ticket re-parses the whole session (i2d, d2i, i2d
+		 * in construct_stateless_ticket), client certificate
+		 * included, and in OpenSSL 3.0 decoding a certificate's key
+		 * builds a decoder chain from scratch: the second ticket cost
+		 * ~9% of a full handshake and a third of a resumed one
+		 * (docs/benchmarks.md). A client resuming gets a fresh ticket
+		 * each time, so one is enough to keep resuming.
+		 */
 		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		break;
 	default:
