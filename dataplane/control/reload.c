@@ -20,7 +20,6 @@
 #include "log.h"
 #include "pemutil.h"
 #include "service.h"
-#include "ticket_keys.h"
 
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static reload_load_fn load_config;
@@ -187,12 +186,7 @@ int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out,
 	/* The build names the config line of a missing or broken file; the
 	 * checks after it only see files that already parsed. */
 	GUARD(generation_build(cfg, id, &g, err, errlen));
-	int rc = ticket_keys_configure(g->ssl_ctx, &g->cfg, err, errlen);
 	g->trust_id = trust_id_of(g);
-	if (rc < 0) {
-		generation_unref(g);
-		return rc;
-	}
 	*out = g;
 	return 0;
 }

@@ -42,7 +42,7 @@ struct reload_status {
 
 /*
  * Build a generation from cfg (ownership moves as with generation_build)
- * with its session-resumption setup (ticket_keys.h) and its trust_id.
+ * and its trust_id (what sessions are bound to).
  * Used for the first generation too, so start-up and reload accept the
  * same files. (A reload also applies reload_check_admits(); start-up
  * only warns, see reload.c.)

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exdata.h"
 #include "ktls_internal.h"
 #include "log.h"
 #include "string_table.h"
@@ -35,6 +36,8 @@ static const struct ktls_ops real_ops = {
 };
 const struct ktls_ops *ktls_sys = &real_ops;
 
+/* The registry's kTLS slot (exdata.h), copied here once secret capture
+ * is on (kTLS not off): -1 means off, so every reader tests just this. */
 static int ex_index = -1;
 static bool ulp_available;
 static enum ktls_mode global_mode = KTLS_MODE_OFF;
@@ -145,12 +148,11 @@ int ktls_global_init(enum ktls_mode mode, char *err, size_t errlen)
 		snprintf(err, errlen, "ktls: OpenSSL offers no HKDF/TLS1-PRF KDF; set ktls = off");
 		return -ENOSYS;
 	}
-	if (ex_index < 0)
-		ex_index = SSL_get_ex_new_index(0, "mtlsd ktls", NULL, NULL, NULL);
-	if (ex_index < 0) {
+	if (exdata_init() < 0) {
 		snprintf(err, errlen, "ktls: cannot allocate an SSL ex_data index");
 		return -ENOMEM;
 	}
+	ex_index = exdata_index[EXDATA_SSL_KTLS_CONN];
 	ulp_available = probe_ulp();
 	/* This line is the one per-process explanation of "no_tls_ulp". */
 	atomic_store(&decision_logged[KTLS_DECLINE_NO_ULP], true);

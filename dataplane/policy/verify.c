@@ -26,7 +26,6 @@
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@
 #include <time.h>
 
 #include "cert_name.h"
+#include "exdata.h"
 #include "generation.h"
 #include "safetext.h"
 #include "session_binding.h"
@@ -41,33 +41,27 @@
 #define DEFAULT_VERIFY_DEPTH 3
 #define OPENSSL_AUTH_LEVEL 2 /* 112-bit security: RSA >= 2048, no SHA-1 signatures */
 
-static int ssl_result_idx = -1;   /* SSL ex_data: struct verify_result * */
-static int store_attempt_idx = -1; /* X509_STORE_CTX ex_data: struct attempt * */
-static X509_STORE_CTX_check_crl_fn openssl_check_crl; /* OpenSSL's CRL check, found once */
-static int ctx_links_idx = -1;     /* SSL_CTX ex_data: struct ca_links * */
-static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+/*
+ * OpenSSL's own CRL check, which recording_check_crl() wraps. OpenSSL
+ * offers no getter for its default, only the hook a fresh store context
+ * holds, so verify_install() looks it up whenever it installs the wrapper
+ * (always the same function: a relaxed atomic store of one value), before
+ * the generation whose stores call it is published.
+ */
+static _Atomic(X509_STORE_CTX_check_crl_fn) openssl_check_crl;
 
-static void ca_links_free_ex(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp);
-
-static void index_init(void)
+static int find_openssl_check_crl(void)
 {
-	ssl_result_idx = SSL_get_ex_new_index(0, "mtlsd verify_result", NULL, NULL, NULL);
-	store_attempt_idx = X509_STORE_CTX_get_ex_new_index(0, "mtlsd attempt", NULL, NULL, NULL);
-	ctx_links_idx = SSL_CTX_get_ex_new_index(0, "mtlsd ca links", NULL, NULL, ca_links_free_ex);
-	/* A context on a store without a check_crl hook holds OpenSSL's. */
 	X509_STORE *st = X509_STORE_new();
 	X509_STORE_CTX *v = X509_STORE_CTX_new();
+	X509_STORE_CTX_check_crl_fn fn = NULL;
+
 	if (st && v && X509_STORE_CTX_init(v, st, NULL, NULL) == 1)
-		openssl_check_crl = X509_STORE_CTX_get_check_crl(v);
+		fn = X509_STORE_CTX_get_check_crl(v);
 	X509_STORE_CTX_free(v);
 	X509_STORE_free(st);
-}
-
-static int index_ready(void)
-{
-	pthread_once(&index_once, index_init);
-	ENSURE(ssl_result_idx >= 0 && store_attempt_idx >= 0 && ctx_links_idx >= 0 && openssl_check_crl,
-	       ENOMEM);
+	ENSURE(fn != NULL, ENOMEM);
+	atomic_store_explicit(&openssl_check_crl, fn, memory_order_relaxed);
 	return 0;
 }
 
@@ -96,14 +90,9 @@ struct ca_links {
 	struct ca_link v[];
 };
 
-static void ca_links_free_ex(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+void ca_links_free(struct ca_links *links)
 {
-	(void)parent;
-	(void)ad;
-	(void)idx;
-	(void)argl;
-	(void)argp;
-	free(ptr);
+	free(links);
 }
 
 static bool ca_link_known(const struct ca_links *l, const X509 *subject, const X509 *issuer)
@@ -203,7 +192,7 @@ static bool chain_known_good(X509_STORE_CTX *v, const struct ca_links *links)
 /* ------------------------------------------------------------------ */
 
 /* One candidate partner's verdict on the presented chain. */
-struct attempt {
+struct verify_attempt {
 	const struct partner *partner;
 	enum hs_outcome outcome;
 	int x509_err;
@@ -223,7 +212,7 @@ struct attempt {
 /* X509_STORE_CTX's chain walk: the known-links short cut, else OpenSSL's. */
 static int chain_walk(X509_STORE_CTX *v)
 {
-	struct attempt *a = X509_STORE_CTX_get_ex_data(v, store_attempt_idx);
+	struct verify_attempt *a = exdata_verify_attempt(v);
 
 	if (!a || !a->full_walk)
 		return 0;
@@ -236,7 +225,7 @@ static int chain_walk(X509_STORE_CTX *v)
  * more than a chain error on a chain that verified up to the partner's CA,
  * which says more than a chain that did not (a bad signature), which says
  * more than "no issuer found". */
-static int attempt_rank(const struct attempt *a)
+static int attempt_rank(const struct verify_attempt *a)
 {
 	if (!a->verified_to_ca)
 		return a->outcome == HS_UNKNOWN_CA ? 1 : 2;
@@ -271,7 +260,7 @@ static bool partner_is_candidate(const struct partner *p, X509 *leaf, STACK_OF(X
  * to tolerate (crl_missing / crl_expired = allow), nothing else. */
 static int crl_policy_cb(int ok, X509_STORE_CTX *v)
 {
-	struct attempt *a = X509_STORE_CTX_get_ex_data(v, store_attempt_idx);
+	struct verify_attempt *a = exdata_verify_attempt(v);
 	int err = X509_STORE_CTX_get_error(v);
 
 	if (ok || !a)
@@ -306,8 +295,8 @@ static void bound_by(int64_t *bound, const ASN1_TIME *t)
  */
 static int recording_check_crl(X509_STORE_CTX *v, X509_CRL *crl)
 {
-	struct attempt *a = X509_STORE_CTX_get_ex_data(v, store_attempt_idx);
-	int ok = openssl_check_crl(v, crl);
+	struct verify_attempt *a = exdata_verify_attempt(v);
+	int ok = atomic_load_explicit(&openssl_check_crl, memory_order_relaxed)(v, crl);
 
 	if (ok && a && a->partner->cfg->crl_expired == CRL_POLICY_FAIL)
 		bound_by(&a->valid_until, X509_CRL_get0_nextUpdate(crl));
@@ -342,7 +331,7 @@ static const char *chain_error_hint(int err)
  * the certificate concerned, and what is precisely wrong with it when
  * OpenSSL's words are vague (purpose, key size).
  */
-static void describe_chain_error(X509_STORE_CTX *v, const struct partner *p, struct attempt *a)
+static void describe_chain_error(X509_STORE_CTX *v, const struct partner *p, struct verify_attempt *a)
 {
 	X509 *at = X509_STORE_CTX_get_current_cert(v);
 	int depth = X509_STORE_CTX_get_error_depth(v);
@@ -446,7 +435,7 @@ static X509 *partner_issuer_of(const struct partner *p, X509 *x, const struct ca
  * so (which also keeps a forger from learning that a serial is revoked).
  */
 static bool chain_reaches_partner_ca(X509_STORE_CTX *v, const struct partner *p,
-				     const struct ca_links *links, struct attempt *a)
+				     const struct ca_links *links, struct verify_attempt *a)
 {
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(v);
 	int n = sk_X509_num(chain);
@@ -475,7 +464,7 @@ static bool chain_reaches_partner_ca(X509_STORE_CTX *v, const struct partner *p,
 }
 
 /* Every key of the chain, anchor included, must meet the partner minimum. */
-static bool chain_keys_ok(STACK_OF(X509) *chain, const struct partner_policy *p, struct attempt *a)
+static bool chain_keys_ok(STACK_OF(X509) *chain, const struct partner_policy *p, struct verify_attempt *a)
 {
 	char why[128];
 
@@ -564,7 +553,7 @@ static int chain_crls_for(const struct partner *p, STACK_OF(X509) *untrusted, ST
 /* Verify the chain with this partner's store and limits, then its policy.
  * Fills *a; returns 0, or -ENOMEM when the attempt could not run at all. */
 static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X509) *untrusted,
-			       const struct ca_links *links, struct attempt *a)
+			       const struct ca_links *links, struct verify_attempt *a)
 {
 	STACK_OF(X509_CRL) *chain_crls = NULL;
 	X509_STORE_CTX *v = X509_STORE_CTX_new();
@@ -595,7 +584,7 @@ static int verify_with_partner(const struct partner *p, X509 *leaf, STACK_OF(X50
 	if (chain_crls)
 		X509_STORE_CTX_set0_crls(v, chain_crls);
 	if (X509_STORE_CTX_set_purpose(v, X509_PURPOSE_SSL_CLIENT) != 1 ||
-	    X509_STORE_CTX_set_ex_data(v, store_attempt_idx, a) != 1)
+	    exdata_set_verify_attempt(v, a) < 0)
 		goto out;
 	X509_STORE_CTX_set_verify_cb(v, crl_policy_cb);
 
@@ -628,7 +617,7 @@ out:
 	return rc;
 }
 
-static void attempt_release(struct attempt *a)
+static void attempt_release(struct verify_attempt *a)
 {
 	sk_X509_pop_free(a->chain, X509_free);
 	a->chain = NULL;
@@ -645,11 +634,6 @@ static void attempt_release(struct attempt *a)
 static uint64_t binding_id(const struct generation *g)
 {
 	return g->trust_id ? g->trust_id : g->id;
-}
-
-static struct verify_result *result_of(SSL *ssl)
-{
-	return ssl && ssl_result_idx >= 0 ? SSL_get_ex_data(ssl, ssl_result_idx) : NULL;
 }
 
 /* Whether sess may be resumed in g now; *b gets its binding (partner). */
@@ -724,7 +708,7 @@ static SSL_TICKET_RETURN ticket_decrypt_cb(SSL *ssl, SSL_SESSION *sess, const un
 /* The verdict of the best attempt. A refusal whose chain did not verify up
  * to the candidate's CA is attributed to no partner: the issuer name that
  * made the partner a candidate is only a claim (the reason says so). */
-static void result_record(struct verify_result *res, const struct attempt *a)
+static void result_record(struct verify_result *res, const struct verify_attempt *a)
 {
 	int idx = a->partner ? (int)a->partner->idx : -1;
 
@@ -748,13 +732,13 @@ static void result_record(struct verify_result *res, const struct attempt *a)
 /* Try every candidate partner; the first that passes wins, else *best
  * holds the most specific failure. Returns 0 or -ENOMEM. */
 static int verify_candidates(const struct generation *g, X509 *leaf, STACK_OF(X509) *untrusted,
-			     const struct ca_links *links, struct attempt *best)
+			     const struct ca_links *links, struct verify_attempt *best)
 {
 	bool any = false;
 
 	for (size_t i = 0; i < g->n_partners; i++) {
 		const struct partner *p = &g->partners[i];
-		struct attempt a;
+		struct verify_attempt a;
 
 		if (!partner_is_candidate(p, leaf, untrusted))
 			continue;
@@ -806,9 +790,9 @@ static int mtlsd_cert_verify(X509_STORE_CTX *ctx, void *arg)
 {
 	const struct generation *g = arg;
 	SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
-	struct verify_result *res = result_of(ssl);
+	struct verify_result *res = exdata_verify_result(ssl);
 	X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
-	struct attempt best = { .outcome = HS_OTHER, .x509_err = X509_V_ERR_UNSPECIFIED };
+	struct verify_attempt best = { .outcome = HS_OTHER, .x509_err = X509_V_ERR_UNSPECIFIED };
 
 	/* Without a result slot the connection could not be attributed to a
 	 * partner: fail closed (a bug in the caller, not the client). */
@@ -820,7 +804,7 @@ static int mtlsd_cert_verify(X509_STORE_CTX *ctx, void *arg)
 	res->leaf = leaf;
 	X509_up_ref(leaf);
 
-	const struct ca_links *links = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_links_idx);
+	const struct ca_links *links = exdata_ca_links(SSL_get_SSL_CTX(ssl));
 
 	if (verify_candidates(g, leaf, X509_STORE_CTX_get0_untrusted(ctx), links, &best) < 0) {
 		best.outcome = HS_OTHER;
@@ -891,29 +875,18 @@ int verify_install(SSL_CTX *ctx, struct generation *g)
 	STACK_OF(X509_NAME) *names = NULL;
 
 	ENSURE(ctx && g, EINVAL);
-	GUARD(index_ready());
+	GUARD(exdata_init());
+	GUARD(find_openssl_check_crl());
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, mtlsd_cert_verify, g);
-	/* Resumption with client certificates requires a session id context;
-	 * the generation binding is in the ticket app data, not here. */
+	/* OpenSSL resumes a session made with SSL_VERIFY_PEER only on a
+	 * context with a session id context (sessions are only resumed by
+	 * the context that made them); the generation binding is in the
+	 * ticket app data, not here. */
 	GUARD_OSSL(SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1), EINVAL);
-	/* A renegotiation would re-run verification mid-stream, after the
-	 * PROXY header already named the client: never allow it. */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	GUARD_OSSL(SSL_CTX_set_session_ticket_cb(ctx, ticket_generate_cb, ticket_decrypt_cb, g), EINVAL);
 	if (config_session_cache(&g->cfg) == SESSION_CACHE_STATEFUL)
 		GUARD(session_cache_set_judge(ctx, cached_session_resumable, g));
-	/*
-	 * One ticket per handshake, not OpenSSL's two. Sealing a TLS 1.3
-	 * ticket re-parses the whole session (i2d, d2i, i2d in
-	 * construct_stateless_ticket), client certificate included, and in
-	 * OpenSSL 3.0 decoding a certificate's key builds a decoder chain
-	 * from scratch: the second ticket cost ~9% of a full handshake and
-	 * a third of a resumed one (docs/benchmarks.md). A client resuming
-	 * gets a fresh ticket each time, so one is enough to keep resuming.
-	 * session_cache = off (ticket_keys.c, applied after this) still sets 0.
-	 */
-	GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, 1), EINVAL);
 	GUARD(build_ca_list(g, &names));
 	SSL_CTX_set0_CA_list(ctx, names);
 	/* Every CRL a verification accepts bounds the session it makes. */
@@ -921,17 +894,12 @@ int verify_install(SSL_CTX *ctx, struct generation *g)
 		X509_STORE_set_check_crl(g->partners[i].store, recording_check_crl);
 	struct ca_links *links = NULL;
 	GUARD(ca_links_build(g, &links));
-	free(SSL_CTX_get_ex_data(ctx, ctx_links_idx));
-	if (SSL_CTX_set_ex_data(ctx, ctx_links_idx, links) != 1) {
-		free(links);
-		return -ENOMEM;
-	}
-	return 0;
+	return exdata_set_ca_links(ctx, links);
 }
 
 int verify_attach(SSL *ssl, struct verify_result *res)
 {
-	GUARD(index_ready());
+	GUARD(exdata_init());
 	res->outcome = HS_OTHER;
 	res->x509_err = 0;
 	res->partner = -1;
@@ -940,8 +908,7 @@ int verify_attach(SSL *ssl, struct verify_result *res)
 	res->chain_checked = false;
 	verified_identity_clear(&res->identity);
 	res->detail[0] = '\0';
-	GUARD_OSSL(SSL_set_ex_data(ssl, ssl_result_idx, res), ENOMEM);
-	return 0;
+	return exdata_set_verify_result(ssl, res);
 }
 
 void verify_result_clear(struct verify_result *res)

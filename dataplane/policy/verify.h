@@ -36,49 +36,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
 #include "guard.h"
-#include "outcome.h"
+#include "verify-t.h"
 
 struct generation;
-
-/* Compiled allow-list of one partner. */
-struct partner_policy {
-	struct cfg_strlist dns, uri, cn, ou; /* patterns (owned copies) */
-	bool any_allowed;                    /* no allow_* configured: any identity */
-	bool multiple_identities;            /* several SPIFFE IDs / CNs may pass */
-	int min_rsa_bits;                    /* 2048 */
-	int min_ec_bits;                     /* 256 */
-};
-
-/*
- * The identity mtlsd vouches for to a backend: the SPIFFE ID and the CN the
- * partner's allow-list checked (verify_identity.c says exactly which), each
- * NULL when there is none to report. Owned; verified_identity_clear().
- */
-struct verified_identity {
-	char *spiffe_id;
-	char *cn;
-};
-
-struct verify_result {
-	enum hs_outcome outcome;  /* HS_OK only after chain + policy passed */
-	int x509_err;             /* X509_V_ERR_* behind the outcome, 0 if none */
-	int partner;              /* partner index, -1 if none; on a refusal, the
-				   * partner whose CA certificate the chain
-				   * verified up to, every signature checked
-				   * (audit, counters, accounting: relay only when
-				   * HS_OK) */
-	int claimed_partner;      /* on a refusal not attributed (partner -1):
-				   * the partner whose CA the chain's issuer names
-				   * pointed at, a claim only (-1 if none) */
-	bool resumed;             /* accepted through a session ticket / cache */
-	bool chain_checked;       /* the verify callback ran and decided outcome */
-	X509 *leaf;               /* presented leaf (own reference) or NULL */
-	struct verified_identity identity; /* set with HS_OK only: what the PROXY
-				   * header, audit line and accounting report */
-	char detail[256];         /* precise, loggable reason */
-};
 
 /*
  * Compile one partner's allow-list. Every pattern is checked: '*' matches
@@ -129,10 +90,13 @@ bool verify_match_glob(const char *pattern, const char *value);
 enum hs_outcome verify_outcome_from_x509(int x509_err);
 
 /*
- * Install mtlsd's verification on a server SSL_CTX of generation g:
- * SSL_VERIFY_PEER|FAIL_IF_NO_PEER_CERT, the cert_verify_callback, the
- * certificate_authorities list sent to clients (every partner's anchors),
- * and the ticket binding described above.
+ * Install mtlsd's verification on a server SSL_CTX of generation g (step 3
+ * of server_ctx_build, tls/server_ctx.c): SSL_VERIFY_PEER|FAIL_IF_NO_PEER_CERT,
+ * the cert_verify_callback, the certificate_authorities list sent to
+ * clients (every partner's anchors), the session id context resumption
+ * needs with a verified peer, and the ticket binding described above.
+ * How many tickets, and whether sessions exist at all, is the sessions
+ * step's (ticket_keys.h).
  */
 int verify_install(SSL_CTX *ctx, struct generation *g) MUST_CHECK;
 

@@ -2,11 +2,11 @@
  * generation.c: build, publish and retire the reloadable state of mtlsd.
  *
  * A generation is made once, off the hot path, from a validated config:
- * the server SSL_CTX (protocol floor, suites, groups, the ECDSA and/or RSA
- * certificate with its intermediates) and, per partner, an X509_STORE
- * holding exactly that partner's CAs and CRLs with the verification flags
- * verify.c relies on. Every file is opened here, so every file error is
- * reported here, naming the config line that named the file.
+ * per partner, an X509_STORE holding exactly that partner's CAs and CRLs
+ * with the verification flags verify.c relies on, and then the server
+ * SSL_CTX, which server_ctx.c builds on top of them. Every file is opened
+ * during the build, so every file error is reported there, naming the
+ * config line that named the file.
  *
  * Publication is a pointer guarded by a mutex that is held only to swap the
  * pointer or to take a reference: acquire-then-ref can never race with the
@@ -25,38 +25,10 @@
 
 #include "cert_name.h"
 #include "crypto_accel.h"
-#include "keyref.h"
-#include "ktls.h"
+#include "generation_internal.h"
 #include "log.h"
 #include "pemutil.h"
 #include "server_chain.h"
-
-/* TLS 1.2: forward secrecy and AEAD only; ECDSA first, AES-128 first (fast
- * everywhere), ChaCha20 for clients without AES hardware. */
-#define TLS12_CIPHERS                                                                  \
-	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                   \
-	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                   \
-	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-#define TLS_GROUPS "X25519:P-256:P-384"
-/* OpenSSL 3.5 and later: the hybrid post-quantum X25519 + ML-KEM-768 first,
- * for the clients that offer it (recorded traffic stays secret even from a
- * future quantum computer); the others get X25519 as before. 3.0 has no
- * ML-KEM and refuses the list: it keeps TLS_GROUPS. */
-#define TLS_GROUPS_PQ "X25519MLKEM768:" TLS_GROUPS
-/* Sessions are only resumed by the context that made them; OpenSSL refuses
- * to resume client-certificate sessions at all without an id context. */
-#define SESSION_ID_CONTEXT "mtlsd"
-
-#define MIN_SERVER_RSA_BITS 2048
-#define MIN_SERVER_EC_BITS 256
-
-/* Where errors of one build go. */
-struct build {
-	struct generation *g;
-	char *err;
-	size_t errlen;
-};
 
 static const char *flag_of_key(const char *key)
 {
@@ -68,8 +40,7 @@ static const char *flag_of_key(const char *key)
  * the file came from the config file, "--cert /x/y.pem: reason" when it
  * came from a flag. Returns rc.
  */
-__attribute__((format(printf, 6, 7)))
-static int file_fail(struct build *b, int rc, int line, const char *key, const char *file,
+int build_file_fail(struct build *b, int rc, int line, const char *key, const char *file,
 		     const char *fmt, ...)
 {
 	const char *cfg_path = b->g->cfg.path;
@@ -108,209 +79,6 @@ static int partner_fail(struct build *b, int rc, const struct cfg_partner *cp, c
 	return rc;
 }
 
-/* Names in config errors as everywhere else: RFC 2253 (lib/cert_name.h). */
-static const char *subject_of(X509 *x, char *buf, size_t len)
-{
-	cert_name_format(X509_get_subject_name(x), buf, len);
-	return buf;
-}
-
-/* ---- the server SSL_CTX ------------------------------------------------ */
-
-static int ctx_apply_policy(SSL_CTX *ctx, const struct mtlsd_config *cfg)
-{
-	GUARD_OSSL(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION), EINVAL);
-	GUARD_OSSL(SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION), EINVAL);
-	GUARD_OSSL(SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS), EINVAL);
-	GUARD_OSSL(SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES), EINVAL);
-	if (SSL_CTX_set1_groups_list(ctx, TLS_GROUPS_PQ) != 1) {
-		ERR_clear_error();
-		GUARD_OSSL(SSL_CTX_set1_groups_list(ctx, TLS_GROUPS), EINVAL);
-	}
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-				 SSL_OP_NO_COMPRESSION | SSL_OP_PRIORITIZE_CHACHA);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	GUARD_OSSL(SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SESSION_ID_CONTEXT,
-						  sizeof(SESSION_ID_CONTEXT) - 1), EINVAL);
-	/* The longest any session may live; verify.c shortens each one to
-	 * what its own verification allows (session_binding.h). */
-	SSL_CTX_set_timeout(ctx, (long)cfg->session_lifetime_s);
-	return 0;
-}
-
-/*
- * The chain presented after the leaf: everything but self-signed roots
- * (a client must already have the root; sending it wastes bytes and makes
- * some clients build the wrong path). Misordered files get a warning.
- */
-static int presented_chain(const struct cfg_server_cert *c, STACK_OF(X509) *certs,
-			   STACK_OF(X509) **out)
-{
-	char name[256];
-	STACK_OF(X509) *chain = sk_X509_new_null();
-
-	ENSURE_PTR(chain, ENOMEM);
-	for (int i = 1; i < sk_X509_num(certs); i++) {
-		X509 *x = sk_X509_value(certs, i);
-		if (X509_check_issued(x, sk_X509_value(certs, i - 1)) != X509_V_OK)
-			log_warn("%s: certificate #%d (%s) did not issue the one before it; order the file "
-				 "leaf first, then each issuer", c->cert_path, i + 1, subject_of(x, name, sizeof(name)));
-		if (x509_is_self_signed(x)) {
-			log_info("%s: not presenting root '%s' to clients", c->cert_path,
-				 subject_of(x, name, sizeof(name)));
-			continue;
-		}
-		if (!sk_X509_push(chain, x)) {
-			sk_X509_free(chain);
-			return -ENOMEM;
-		}
-	}
-	*out = chain;
-	return 0;
-}
-
-static const char *key_type_name(int id)
-{
-	switch (id) {
-	case EVP_PKEY_EC:
-		return "ECDSA";
-	case EVP_PKEY_RSA:
-		return "RSA";
-	default:
-		return OBJ_nid2sn(id);
-	}
-}
-
-/* Key strength and one certificate per key type (OpenSSL keeps one slot per
- * type: a second ECDSA certificate would silently replace the first). */
-static int check_server_key(struct build *b, const struct cfg_server_cert *c, EVP_PKEY *key,
-			    unsigned *types_seen)
-{
-	int id = EVP_PKEY_get_base_id(key), bits = EVP_PKEY_get_bits(key);
-	unsigned type_bit = id == EVP_PKEY_EC ? 1u : id == EVP_PKEY_RSA ? 2u : 4u;
-
-	char shown[512];
-
-	if ((id == EVP_PKEY_RSA && bits < MIN_SERVER_RSA_BITS) || (id == EVP_PKEY_EC && bits < MIN_SERVER_EC_BITS))
-		return file_fail(b, -EINVAL, c->key_line, "key", keyref_redact(c->key_path, shown, sizeof(shown)), "%d-bit %s key is too weak; "
-				 "use RSA >= %d or EC >= %d bits", bits, key_type_name(id),
-				 MIN_SERVER_RSA_BITS, MIN_SERVER_EC_BITS);
-	if (*types_seen & type_bit)
-		return file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "a second %s certificate; "
-				 "configure at most one ECDSA and one RSA certificate", key_type_name(id));
-	*types_seen |= type_bit;
-	return 0;
-}
-
-/* The leaf must be something clients accept as a server certificate. */
-static int check_server_leaf(struct build *b, const struct cfg_server_cert *c, X509 *leaf)
-{
-	char name[256];
-
-	subject_of(leaf, name, sizeof(name));
-	if (X509_check_ca(leaf) != 0)
-		return file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "the first certificate ('%s') is "
-				 "a CA; put the server certificate first, then its intermediates", name);
-	if (X509_check_purpose(leaf, X509_PURPOSE_SSL_SERVER, 0) != 1)
-		return file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "'%s' is not a TLS server "
-				 "certificate (its extendedKeyUsage lacks serverAuth or its keyUsage forbids it); "
-				 "clients would refuse it: issue one for serverAuth", name);
-	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
-		log_warn("%s: server certificate '%s' has expired; clients will refuse it: renew it",
-			 c->cert_path, name);
-	return 0;
-}
-
-static int load_server_cert(struct build *b, const struct cfg_server_cert *c, unsigned *types_seen)
-{
-	STACK_OF(X509) *certs = NULL, *chain = NULL;
-	EVP_PKEY *key = NULL;
-	char why[768], ossl[256], shown[512];
-	const struct mtlsd_config *cfg = &b->g->cfg;
-	const struct keyref_opts opts = {
-		.allow_insecure = cfg->allow_insecure_key_perms, .owner = cfg->user,
-		.pin_file = cfg->key_pin_file, .pin_env = cfg->key_pin_env,
-	};
-	int rc;
-
-	rc = pem_load_certs(c->cert_path, &certs, why, sizeof(why));
-	if (rc < 0)
-		return file_fail(b, rc, c->line, "cert", c->cert_path, "%s", why);
-	X509 *leaf = sk_X509_value(certs, 0);
-	GUARD_GOTO(check_server_leaf(b, c, leaf), rc, out);
-	/* A URI may carry a pin-value: never print it as written. */
-	keyref_redact(c->key_path, shown, sizeof(shown));
-	rc = keyref_load(c->key_path, &opts, &key, why, sizeof(why));
-	if (rc < 0) {
-		rc = file_fail(b, rc, c->key_line, "key", shown, "%s", why);
-		goto out;
-	}
-	if (X509_check_private_key(leaf, key) != 1) {
-		ERR_clear_error();
-		/* libp11 builds an EC key handle from the token's public key
-		 * object: without one (same id) the handle matches nothing. */
-		if (keyref_is_uri(c->key_path))
-			rc = file_fail(b, -EINVAL, c->key_line, "key", shown, "the token's key does not match "
-				       "the certificate in %s; check the object, and that the token also holds "
-				       "its public key object with the same id (pkcs11-tool --write-object "
-				       "PUB.der --type pubkey --id ID)", c->cert_path);
-		else
-			rc = file_fail(b, -EINVAL, c->key_line, "key", shown, "does not match the certificate in "
-				       "%s; give the key the certificate was issued for", c->cert_path);
-		goto out;
-	}
-	GUARD_GOTO(check_server_key(b, c, key, types_seen), rc, out);
-	GUARD_GOTO(presented_chain(c, certs, &chain), rc, out);
-	if (SSL_CTX_use_cert_and_key(b->g->ssl_ctx, leaf, key, chain, 1) != 1) {
-		rc = file_fail(b, -EINVAL, c->line, "cert", c->cert_path, "OpenSSL refused it (%s)",
-			       ossl_errors_str(ossl, sizeof(ossl)));
-		goto out;
-	}
-	rc = 0;
-out:
-	/* The SSL_CTX holds its own reference; the key's memory is cleansed by
-	 * OpenSSL when the last reference goes (a token key is only a handle). */
-	EVP_PKEY_free(key);
-	sk_X509_free(chain);
-	sk_X509_pop_free(certs, X509_free);
-	return rc;
-}
-
-static int build_ssl_ctx(struct build *b)
-{
-	const struct mtlsd_config *cfg = &b->g->cfg;
-	char ossl[256];
-	unsigned types_seen = 0;
-
-	/* Providers and the engine exist before the first context or key (a
-	 * no-op after the first build: they live as long as the process). */
-	char why[512];
-	int rc = crypto_accel_apply(cfg, why, sizeof(why));
-	if (rc < 0) {
-		snprintf(b->err, b->errlen, "%s%s%s", cfg->path ? cfg->path : "", cfg->path ? ": " : "", why);
-		return rc;
-	}
-	b->g->ssl_ctx = SSL_CTX_new(TLS_server_method());
-	if (!b->g->ssl_ctx || ctx_apply_policy(b->g->ssl_ctx, cfg) < 0) {
-		snprintf(b->err, b->errlen, "cannot set up the TLS context: %s", ossl_errors_str(ossl, sizeof(ossl)));
-		return -ENOMEM;
-	}
-	/* An async engine may pause a handshake in its signature; the
-	 * connection then polls the engine's wait fd (conn.c, WANT_ASYNC). */
-	if (cfg->ssl_async)
-		SSL_CTX_set_mode(b->g->ssl_ctx, SSL_MODE_ASYNC);
-	/* kTLS needs the TLS 1.3 traffic secrets (a no-op when kTLS is off
-	 * or the kernel has no tls ULP). */
-	rc = ktls_ctx_prepare(b->g->ssl_ctx);
-	if (rc < 0) {
-		snprintf(b->err, b->errlen, "cannot prepare the TLS context for kernel TLS");
-		return rc;
-	}
-	for (size_t i = 0; i < cfg->n_certs; i++)
-		GUARD(load_server_cert(b, &cfg->certs[i], &types_seen));
-	return 0;
-}
-
 /* ---- partners: CA bundle, CRLs, store ----------------------------------- */
 
 static int stack_push_ref(STACK_OF(X509) *sk, X509 *x)
@@ -334,11 +102,11 @@ static int load_partner_cas(struct build *b, struct partner *p)
 
 	rc = pem_load_certs(cp->ca_path, &certs, why, sizeof(why));
 	if (rc < 0)
-		return file_fail(b, rc, cp->ca_line, "ca", cp->ca_path, "%s", why);
+		return build_file_fail(b, rc, cp->ca_line, "ca", cp->ca_path, "%s", why);
 	for (int i = 0; i < sk_X509_num(certs); i++) {
 		X509 *x = sk_X509_value(certs, i);
 		if (X509_check_ca(x) == 0) {
-			rc = file_fail(b, -EINVAL, cp->ca_line, "ca", cp->ca_path, "certificate #%d ('%s') is "
+			rc = build_file_fail(b, -EINVAL, cp->ca_line, "ca", cp->ca_path, "certificate #%d ('%s') is "
 				       "not a CA; a CA bundle holds the partner's CA certificates only",
 				       i + 1, subject_of(x, name, sizeof(name)));
 			goto out;
@@ -351,7 +119,7 @@ static int load_partner_cas(struct build *b, struct partner *p)
 		ENSURE_GOTO(X509_STORE_add_cert(p->store, x) == 1, rc, ENOMEM, out);
 	}
 	if (sk_X509_num(p->anchors) == 0)
-		rc = file_fail(b, -EINVAL, cp->ca_line, "ca", cp->ca_path, "no self-signed root CA in the "
+		rc = build_file_fail(b, -EINVAL, cp->ca_line, "ca", cp->ca_path, "no self-signed root CA in the "
 			       "bundle; add the partner's root CA (its intermediates may follow)");
 out:
 	sk_X509_pop_free(certs, X509_free);
@@ -416,7 +184,7 @@ static int add_partner_crl(struct build *b, struct partner *p, size_t file_idx, 
 	cert_name_format(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 	if (!crl_issuer_in(p->anchors, crl) && !crl_issuer_in(p->intermediates, crl)) {
 		if (name_is_ca_of(p, X509_CRL_get_issuer(crl)))
-			return file_fail(b, -EINVAL, line, "crl", path, "CRL #%d names CA '%s' of partner '%s' "
+			return build_file_fail(b, -EINVAL, line, "crl", path, "CRL #%d names CA '%s' of partner '%s' "
 					 "(%s) but is not signed by its key; give that CA's own CRL, or add its "
 					 "current certificate to ca if it was re-keyed", n, issuer, cp->name,
 					 cp->ca_path);
@@ -481,7 +249,7 @@ static int load_partner_crls(struct build *b, struct partner *p)
 		int line = cp->crl_paths.lines ? cp->crl_paths.lines[f] : 0;
 		rc = pem_load_crls(cp->crl_paths.v[f], &crls, why, sizeof(why));
 		if (rc < 0) {
-			file_fail(b, rc, line, "crl", cp->crl_paths.v[f], "%s", why);
+			build_file_fail(b, rc, line, "crl", cp->crl_paths.v[f], "%s", why);
 			break;
 		}
 		for (int i = 0; i < sk_X509_CRL_num(crls) && rc == 0; i++) {
@@ -631,7 +399,7 @@ static int check_partner_pair(struct build *b, const struct partner *p, const st
 			X509 *x = sk_X509_value(sets[s], k);
 			if (!find_same_ca(q, x, &anchor_there))
 				continue;
-			return file_fail(b, -EINVAL, p->cfg->ca_line, "ca", p->cfg->ca_path,
+			return build_file_fail(b, -EINVAL, p->cfg->ca_line, "ca", p->cfg->ca_path,
 					 "%s '%s' is also a %s of partner '%s' (%s); a connection must be "
 					 "attributable to exactly one partner: give each partner its own CA",
 					 s == 0 ? "trust anchor" : "CA", subject_of(x, name, sizeof(name)),
@@ -697,7 +465,7 @@ static int check_chain_crls_foreign(struct build *b)
 					       !crl_issuer_in(q->intermediates, c->crl)))
 					continue;
 				cert_name_format(X509_CRL_get_issuer(c->crl), issuer, sizeof(issuer));
-				return file_fail(b, -EINVAL, files->lines ? files->lines[c->file_idx] : 0, "crl",
+				return build_file_fail(b, -EINVAL, files->lines ? files->lines[c->file_idx] : 0, "crl",
 						 files->v[c->file_idx], "CRL #%d (issuer '%s') is signed by a CA "
 						 "of partner '%s', not of partner '%s'; give each partner its own "
 						 "CRLs", c->n, issuer, q->cfg->name, p->cfg->name);
@@ -748,7 +516,21 @@ static void warn_incomplete_server_chains(const struct generation *g)
 	sk_X509_free(known);
 }
 
-/* ---- lifetime ----------------------------------------------------------- */
+/* ---- the build, and lifetime -------------------------------------------- */
+
+/* Providers and the engine exist before the first certificate, key or
+ * context is loaded (a no-op after the first build: they live as long as
+ * the process). */
+static int apply_crypto_accel(struct build *b)
+{
+	const struct mtlsd_config *cfg = &b->g->cfg;
+	char why[512];
+	int rc = crypto_accel_apply(cfg, why, sizeof(why));
+
+	if (rc < 0)
+		snprintf(b->err, b->errlen, "%s%s%s", cfg->path ? cfg->path : "", cfg->path ? ": " : "", why);
+	return rc;
+}
 
 static void generation_free(struct generation *g)
 {
@@ -778,7 +560,6 @@ int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **
 {
 	struct generation *g = calloc(1, sizeof(*g));
 	struct build b = { .g = g, .err = err, .errlen = errlen };
-	char ossl[256];
 	int rc;
 
 	*out = NULL;
@@ -793,7 +574,7 @@ int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **
 	g->id = id;
 
 	GUARD_GOTO(config_validate(&g->cfg, err, errlen), rc, fail);
-	GUARD_GOTO(build_ssl_ctx(&b), rc, fail);
+	GUARD_GOTO(apply_crypto_accel(&b), rc, fail);
 	g->partners = calloc(g->cfg.n_partners, sizeof(*g->partners));
 	ENSURE_GOTO(g->partners != NULL, rc, ENOMEM, fail);
 	g->n_partners = g->cfg.n_partners;
@@ -801,13 +582,9 @@ int generation_build(struct mtlsd_config *cfg, uint64_t id, struct generation **
 		GUARD_GOTO(build_partner(&b, i), rc, fail);
 	GUARD_GOTO(check_shared_cas(&b), rc, fail);
 	GUARD_GOTO(check_chain_crls_foreign(&b), rc, fail);
+	/* Verification needs the partners, so the context comes after them. */
+	GUARD_GOTO(server_ctx_build(&b, &g->ssl_ctx), rc, fail);
 	warn_incomplete_server_chains(g);
-	rc = verify_install(g->ssl_ctx, g);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot install client certificate verification: %s",
-			 ossl_errors_str(ossl, sizeof(ossl)));
-		goto fail;
-	}
 	*out = g;
 	return 0;
 fail:

@@ -9,6 +9,8 @@
  */
 #include "session_cache.h"
 
+#include "exdata.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -33,16 +35,10 @@ struct session_cache {
 	uint64_t hits, misses, refused, evicted;
 };
 
-static int cache_idx = -1;
-static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
-
 static void unlink_entry(struct session_cache *sc, struct entry *e);
 
-static void cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+void session_cache_free(struct session_cache *sc)
 {
-	struct session_cache *sc = ptr;
-
-	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
 	if (!sc)
 		return;
 	while (sc->lru.next != &sc->lru) {
@@ -56,22 +52,16 @@ static void cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lon
 	free(sc);
 }
 
-static void index_init(void)
-{
-	cache_idx = SSL_CTX_get_ex_new_index(0, "mtlsd session cache", NULL, NULL, cache_free);
-}
-
 static struct session_cache *cache_of(SSL_CTX *ctx)
 {
-	return ctx && cache_idx >= 0 ? SSL_CTX_get_ex_data(ctx, cache_idx) : NULL;
+	return exdata_session_cache(ctx);
 }
 
 static struct session_cache *get_or_create(SSL_CTX *ctx)
 {
 	struct session_cache *sc;
 
-	pthread_once(&cache_once, index_init);
-	if (cache_idx < 0 || !ctx)
+	if (!ctx || exdata_init() < 0)
 		return NULL;
 	sc = cache_of(ctx);
 	if (sc)
@@ -81,11 +71,8 @@ static struct session_cache *get_or_create(SSL_CTX *ctx)
 		return NULL;
 	pthread_mutex_init(&sc->mu, NULL);
 	sc->lru.prev = sc->lru.next = &sc->lru;
-	if (SSL_CTX_set_ex_data(ctx, cache_idx, sc) != 1) {
-		pthread_mutex_destroy(&sc->mu);
-		free(sc);
-		return NULL;
-	}
+	if (exdata_set_session_cache(ctx, sc) < 0)
+		return NULL; /* freed by the registry */
 	return sc;
 }
 

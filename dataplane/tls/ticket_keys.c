@@ -16,12 +16,12 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exdata.h"
 #include "pemutil.h"
 
 struct ticket_key {
@@ -35,25 +35,16 @@ struct ticket_keyset {
 	size_t n;
 };
 
-static int keyset_idx = -1;
-static pthread_once_t keyset_once = PTHREAD_ONCE_INIT;
-
-static void keyset_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+void ticket_keyset_free(struct ticket_keyset *ks)
 {
-	(void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
-	if (ptr)
-		OPENSSL_clear_free(ptr, sizeof(struct ticket_keyset));
-}
-
-static void keyset_index_init(void)
-{
-	keyset_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, keyset_free);
+	if (ks)
+		OPENSSL_clear_free(ks, sizeof(*ks));
 }
 
 static int ticket_key_cb(SSL *ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
 			 EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
 {
-	const struct ticket_keyset *ks = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), keyset_idx);
+	const struct ticket_keyset *ks = exdata_ticket_keyset(SSL_get_SSL_CTX(ssl));
 	const struct ticket_key *k = NULL;
 	size_t i = 0;
 
@@ -148,8 +139,10 @@ out:
 
 int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *err, size_t errlen)
 {
-	pthread_once(&keyset_once, keyset_index_init);
-	ENSURE(keyset_idx >= 0, ENOMEM);
+	GUARD(exdata_init());
+	/* The longest any session may live; verify.c shortens each one to
+	 * what its own verification allows (session_binding.h). */
+	SSL_CTX_set_timeout(ctx, (long)cfg->session_lifetime_s);
 
 	switch (config_session_cache(cfg)) {
 	case SESSION_CACHE_OFF:
@@ -167,8 +160,16 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		return 0;
 	case SESSION_CACHE_TICKETS:
-		/* session_tickets (default 1: each sealed ticket costs a
-		 * session re-encode, see verify_install) */
+		/*
+		 * session_tickets, default 1, not OpenSSL's two. Sealing a
+		 * TLS 1.3 ticket re-parses the whole session (i2d, d2i, i2d
+		 * in construct_stateless_ticket), client certificate
+		 * included, and in OpenSSL 3.0 decoding a certificate's key
+		 * builds a decoder chain from scratch: the second ticket cost
+		 * ~9% of a full handshake and a third of a resumed one
+		 * (docs/benchmarks.md). A client resuming gets a fresh ticket
+		 * each time, so one is enough to keep resuming.
+		 */
 		GUARD_OSSL(SSL_CTX_set_num_tickets(ctx, cfg->session_tickets), EINVAL);
 		break;
 	default:
@@ -184,17 +185,18 @@ int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *er
 	struct ticket_keyset *ks = OPENSSL_zalloc(sizeof(*ks));
 	ENSURE_PTR(ks, ENOMEM);
 	int rc = load_keys(cfg->ticket_key_file, cfg, ks, err, errlen);
-	if (rc < 0 || SSL_CTX_set_ex_data(ctx, keyset_idx, ks) != 1) {
-		OPENSSL_clear_free(ks, sizeof(*ks));
-		return rc < 0 ? rc : -ENOMEM;
+	if (rc < 0) {
+		ticket_keyset_free(ks);
+		return rc;
 	}
+	GUARD(exdata_set_ticket_keyset(ctx, ks));
 	GUARD_OSSL(SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb), EINVAL);
 	return 0;
 }
 
 void ticket_keys_describe(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *buf, size_t len)
 {
-	const struct ticket_keyset *ks = keyset_idx >= 0 ? SSL_CTX_get_ex_data(ctx, keyset_idx) : NULL;
+	const struct ticket_keyset *ks = exdata_ticket_keyset(ctx);
 
 	const char *chosen = cfg->session_cache == SESSION_CACHE_AUTO ? ", auto: no ticket_key_file" : "";
 

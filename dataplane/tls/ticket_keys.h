@@ -29,11 +29,13 @@
 #define TICKET_KEYS_MAX 8
 
 /*
- * Configure session resumption on ctx (not yet shared with any thread):
- * mode tickets|stateful|off; with tickets and a key file, load the keys
- * (the file must hold 1..TICKET_KEYS_MAX whole keys and, unless
- * allow_insecure_perms, be readable by its owner only) and install the
- * ticket key callback. Returns 0 or -errno with err = "FILE: reason".
+ * Configure session resumption on ctx (not yet shared with any thread;
+ * step 4 of server_ctx_build, tls/server_ctx.c): the longest a session
+ * lives (session_lifetime), mode tickets|stateful|off with the number of
+ * tickets a handshake sends (session_tickets; 0 when off); with tickets
+ * and a key file, load the keys (the file must hold 1..TICKET_KEYS_MAX
+ * whole keys and, unless allow_insecure_perms, be readable by its owner
+ * only) and install the ticket key callback. Returns 0 or -errno with err = "FILE: reason".
  */
 int ticket_keys_configure(SSL_CTX *ctx, const struct mtlsd_config *cfg, char *err,
 			  size_t errlen) MUST_CHECK;

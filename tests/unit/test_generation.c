@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "cert_name.h"
 #include "generation.h"
 #include "pemutil.h"
 
@@ -268,8 +269,8 @@ static void test_generation_trust_package_issuing_crl_kept(void **state)
 	const struct partner *p = &g->partners[0];
 	assert_int_equal(p->n_chain_crls, 1);
 	char issuer[256];
-	X509_NAME_oneline(X509_CRL_get_issuer(p->chain_crls[0].crl), issuer, sizeof(issuer));
-	assert_string_equal(issuer, "/O=partner/CN=partner Issuing CA");
+	assert_int_equal(cert_name_format(X509_CRL_get_issuer(p->chain_crls[0].crl), issuer, sizeof(issuer)), 0);
+	assert_string_equal(issuer, "CN=partner Issuing CA,O=partner");
 	assert_int_equal(sk_X509_num(p->cas_without_crl), 0);
 	generation_unref(g);
 }
@@ -307,6 +308,79 @@ static void test_generation_crl_naming_partner_ca_unsigned_refused(void **state)
 	EVP_PKEY_free(key);
 	X509_CRL_free(crl);
 	sk_X509_pop_free(ca, X509_free);
+}
+
+/*
+ * The context generation_build returns is complete: every step of
+ * server_ctx_build ran (tls/server_ctx.c), the sessions step included,
+ * which reload_build used to apply afterwards, so a context from
+ * generation_build alone sent the verification step's one ticket and kept
+ * OpenSSL's server-side cache whatever session_cache said.
+ */
+static void test_generation_ctx_complete_tickets(void **state)
+{
+	struct generation *g;
+
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\nsession_cache = tickets\nsession_tickets = 3\n"
+		   "session_lifetime = 600s\n[server_cert.ec]\ncert = %1$s/server/chain.pem\nkey = %1$s/server/key.pem\n" PARTNER1, fx());
+	assert_int_equal(build(&g), 0);
+	SSL_CTX *ctx = g->ssl_ctx;
+	assert_int_equal(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
+	assert_true(SSL_CTX_get_options(ctx) & SSL_OP_NO_RENEGOTIATION);
+	assert_int_equal(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT);
+	assert_non_null(SSL_CTX_get0_certificate(ctx));
+	assert_int_equal(SSL_CTX_get_num_tickets(ctx), 3);
+	assert_int_equal(SSL_CTX_get_timeout(ctx), 600);
+	assert_false(SSL_CTX_get_options(ctx) & SSL_OP_NO_TICKET);
+	assert_int_equal(SSL_CTX_get_session_cache_mode(ctx), SSL_SESS_CACHE_OFF);
+	generation_unref(g);
+}
+
+/* The default without a ticket_key_file: stateful, on mtlsd's own cache. */
+static void test_generation_ctx_complete_default_stateful(void **state)
+{
+	struct generation *g;
+
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\n"
+		   "[server_cert.ec]\ncert = %1$s/server/chain.pem\nkey = %1$s/server/key.pem\n" PARTNER1, fx());
+	assert_int_equal(build(&g), 0);
+	assert_true(SSL_CTX_get_options(g->ssl_ctx) & SSL_OP_NO_TICKET);
+	assert_int_equal(SSL_CTX_get_session_cache_mode(g->ssl_ctx),
+			 SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+	assert_int_equal(SSL_CTX_get_num_tickets(g->ssl_ctx), 1);
+	generation_unref(g);
+}
+
+/* Twin: session_cache = off leaves no way to resume, in the same build. */
+static void test_generation_ctx_complete_sessions_off(void **state)
+{
+	struct generation *g;
+
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\nsession_cache = off\n"
+		   "[server_cert.ec]\ncert = %1$s/server/chain.pem\nkey = %1$s/server/key.pem\n" PARTNER1, fx());
+	assert_int_equal(build(&g), 0);
+	assert_int_equal(SSL_CTX_get_num_tickets(g->ssl_ctx), 0);
+	assert_true(SSL_CTX_get_options(g->ssl_ctx) & SSL_OP_NO_TICKET);
+	assert_int_equal(SSL_CTX_get_session_cache_mode(g->ssl_ctx), SSL_SESS_CACHE_OFF);
+	generation_unref(g);
+}
+
+/* A ticket key file is read by the build itself: a missing one fails it,
+ * naming the file. */
+static void test_generation_missing_ticket_key_file_refused(void **state)
+{
+	struct generation *g;
+
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\nticket_key_file = %1$s/nope/ticket.key\n"
+		   "[server_cert.ec]\ncert = %1$s/server/chain.pem\nkey = %1$s/server/key.pem\n" PARTNER1, fx());
+	assert_true(build(&g) < 0);
+	assert_null(g);
+	if (!strstr(err, "/nope/ticket.key"))
+		fail_msg("error does not name the ticket key file: %s", err);
 }
 
 static void test_generation_key_mismatch_refused(void **state)
@@ -737,6 +811,10 @@ int main(void)
 		cmocka_unit_test(test_generation_own_crl_accepted_foreign_refused),
 		cmocka_unit_test(test_generation_trust_package_issuing_crl_kept),
 		cmocka_unit_test(test_generation_crl_naming_partner_ca_unsigned_refused),
+		cmocka_unit_test(test_generation_ctx_complete_tickets),
+		cmocka_unit_test(test_generation_ctx_complete_default_stateful),
+		cmocka_unit_test(test_generation_ctx_complete_sessions_off),
+		cmocka_unit_test(test_generation_missing_ticket_key_file_refused),
 		cmocka_unit_test(test_generation_key_mismatch_refused),
 		cmocka_unit_test(test_generation_client_cert_as_server_cert_refused),
 		cmocka_unit_test(test_generation_missing_cert_file),

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cert_name.h"
 #include "generation.h"
 #include "session_binding.h"
 #include "verify.h"
@@ -323,7 +324,8 @@ static enum hs_outcome handshake(SSL_CTX *sctx, struct generation *g, const stru
 		client_ca_names = cas ? sk_X509_NAME_num(cas) : -1;
 		client_ca_first[0] = '\0';
 		if (client_ca_names > 0)
-			X509_NAME_oneline(sk_X509_NAME_value(cas, 0), client_ca_first, sizeof(client_ca_first));
+			assert_int_equal(cert_name_format(sk_X509_NAME_value(cas, 0), client_ca_first,
+							  sizeof(client_ca_first)), 0);
 	}
 	if (out == HS_OK && o->keep) {
 		char byte;
