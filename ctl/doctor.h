@@ -19,6 +19,7 @@
 #include "config.h"
 #include "crypto_accel.h"
 #include "guard.h"
+#include "host_probe.h"
 
 enum doctor_status { DOCTOR_PASS = 0, DOCTOR_SKIP, DOCTOR_WARN, DOCTOR_FAIL };
 
@@ -26,14 +27,6 @@ enum doctor_status { DOCTOR_PASS = 0, DOCTOR_SKIP, DOCTOR_WARN, DOCTOR_FAIL };
 const char *doctor_status_name(enum doctor_status s);
 
 /* ---- facts ---------------------------------------------------------------- */
-
-/* io_uring operations mtlsd submits; bit i of doctor_facts.uring_ops. */
-enum doctor_uring_op {
-	DOCTOR_OP_ACCEPT, DOCTOR_OP_RECV, DOCTOR_OP_SEND, DOCTOR_OP_CONNECT, DOCTOR_OP_READ,
-	DOCTOR_OP_SHUTDOWN, DOCTOR_OP_TIMEOUT, DOCTOR_OP_LINK_TIMEOUT, DOCTOR_OP_ASYNC_CANCEL,
-	DOCTOR_OP_COUNT,
-};
-extern const char *const doctor_uring_op_names[DOCTOR_OP_COUNT];
 
 #define DOCTOR_MAX_SYSCTLS 24
 #define DOCTOR_MAX_CERTS 64
@@ -69,7 +62,7 @@ struct doctor_facts {
 	int uring_disabled;         /* kernel.io_uring_disabled; -1 = no such sysctl */
 	int uring_setup_rc;         /* io_uring_queue_init() */
 	uint32_t uring_features;    /* IORING_FEAT_* of that ring */
-	uint32_t uring_ops;         /* supported doctor_uring_op bits */
+	uint32_t uring_ops;         /* bit n: uring_needs[n] supported (lib/host_probe.h) */
 	int uring_buf_ring_rc;      /* registering a provided-buffer ring */
 
 	/* BPF */

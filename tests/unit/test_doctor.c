@@ -33,7 +33,7 @@ static void good_facts(struct doctor_facts *f)
 	f->now = 1800000000;
 	f->tls_loaded_before = true;
 	f->uring_features = IORING_FEAT_FAST_POLL | IORING_FEAT_NODROP;
-	f->uring_ops = (1u << DOCTOR_OP_COUNT) - 1;
+	f->uring_ops = URING_NEEDS_ALL;
 	f->unprivileged_bpf_disabled = 2;
 	f->bpffs_mounted = true;
 	f->btf_vmlinux = true;
@@ -148,8 +148,16 @@ static void test_doctor_io_uring(void **state)
 	f.uring_setup_rc = -ENOSYS;
 	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "io_uring unusable");
 	good_facts(&f);
-	f.uring_ops &= ~(1u << DOCTOR_OP_SHUTDOWN);
+	f.uring_ops &= ~(1u << URING_NEED_SHUTDOWN);
 	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "ops [shutdown]");
+	/* The ops only the control thread (msg_ring) and the kTLS relay
+	 * (sendmsg, poll_add) submit count as much as the accept loop's. */
+	good_facts(&f);
+	f.uring_ops &= ~(1u << URING_NEED_MSG_RING);
+	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "ops [msg_ring]");
+	good_facts(&f);
+	f.uring_ops &= ~((1u << URING_NEED_SENDMSG) | (1u << URING_NEED_POLL_ADD));
+	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "ops [sendmsg,poll_add]");
 	good_facts(&f);
 	f.kernel_major = 5;
 	f.kernel_minor = 15;
@@ -434,7 +442,7 @@ static void test_doctor_gather_io_uring_and_bpf_truthful(void **state)
 	if (disabled == 0 && (f.kernel_major > 5 || (f.kernel_major == 5 && f.kernel_minor >= 19))) {
 		assert_int_equal(f.uring_setup_rc, 0);
 		assert_int_equal(f.uring_buf_ring_rc, 0);
-		assert_int_equal(f.uring_ops, (1u << DOCTOR_OP_COUNT) - 1);
+		assert_int_equal(f.uring_ops, URING_NEEDS_ALL);
 		doctor_check_io_uring(&f, &rep);
 		assert_result(&rep.r[0], DOCTOR_PASS, "io_uring enabled");
 	}
