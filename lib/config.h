@@ -202,7 +202,19 @@ int config_parse_capabilities(const char *text, uint64_t *out, char *why, size_t
 /* "net_bind_service" for CAP_NET_BIND_SERVICE; NULL for an unknown number. */
 const char *config_capability_name(unsigned cap);
 
-/* Release everything cfg owns (not cfg itself). Accepts a zeroed struct. */
+/*
+ * Release everything cfg owns (not cfg itself). Accepts a zeroed struct.
+ * Walks the key tables (lib/config.c): what a key owns follows from its
+ * kind, so a new key needs no line here.
+ */
 void config_free(struct mtlsd_config *cfg);
+
+/*
+ * The first [mtlsd] key fixed at start-up (listen, workers, the user, the
+ * control socket...: marked FIXED_AT_START in lib/config.c's table) whose
+ * value differs between old and new, or NULL. A reload refuses a
+ * configuration that changes one, naming the key.
+ */
+const char *config_fixed_key_changed(const struct mtlsd_config *old, const struct mtlsd_config *new);
 
 #endif

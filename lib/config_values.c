@@ -412,23 +412,101 @@ static int apply_number(const struct key_desc *k, void *field, const char *value
 	}
 }
 
-/* Free a single-valued string or reset a list before a flag replaces it. */
-void config_clear_field(const struct key_desc *k, void *field)
+enum key_owns config_key_owns(const struct key_desc *k)
 {
 	switch (k->kind) {
 	case V_PATH:
 	case V_KEY:
 	case V_AUDIT:
 	case V_NAME:
+		return KEY_OWNS_STRING;
+	case V_PATH_LIST:
+	case V_STR_LIST:
+		return KEY_OWNS_LIST;
+	default:
+		return KEY_OWNS_NOTHING;
+	}
+}
+
+void config_clear_field(const struct key_desc *k, void *field)
+{
+	switch (config_key_owns(k)) {
+	case KEY_OWNS_STRING:
 		free(*(char **)field);
 		*(char **)field = NULL;
 		break;
-	case V_PATH_LIST:
-	case V_STR_LIST:
+	case KEY_OWNS_LIST:
 		config_strlist_free(field);
 		break;
 	default:
 		break;
+	}
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool list_equal(const struct cfg_strlist *a, const struct cfg_strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+bool config_field_equal(const struct key_desc *k, const void *a, const void *b)
+{
+	const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+
+	switch (k->kind) {
+	case V_LISTEN: {
+		/* Only [mtlsd] has it: the array and its count, as written. */
+		const struct mtlsd_config *ca = a, *cb = b;
+		if (ca->n_listen != cb->n_listen)
+			return false;
+		for (size_t i = 0; i < ca->n_listen; i++)
+			if (strcmp(ca->listen[i].text, cb->listen[i].text) != 0)
+				return false;
+		return true;
+	}
+	case V_ADDR:
+		return strcmp(((const struct cfg_addr *)fa)->text, ((const struct cfg_addr *)fb)->text) == 0;
+	case V_BOOL:
+	case V_PROXY:
+	case V_ACCOUNTING:
+		return *(const bool *)fa == *(const bool *)fb;
+	case V_UINT:
+	case V_DURATION:
+	case V_SECONDS:
+		return *(const unsigned *)fa == *(const unsigned *)fb;
+	case V_TLV_TYPE:
+		return *(const uint8_t *)fa == *(const uint8_t *)fb;
+	case V_CAPS:
+		return *(const uint64_t *)fa == *(const uint64_t *)fb;
+	case V_CRL_POLICY:
+		return *(const enum crl_policy *)fa == *(const enum crl_policy *)fb;
+	case V_KTLS:
+		return *(const enum ktls_mode *)fa == *(const enum ktls_mode *)fb;
+	case V_LOG_LEVEL:
+		return *(const enum log_level *)fa == *(const enum log_level *)fb;
+	case V_SESSION_CACHE:
+		return *(const enum session_cache_mode *)fa == *(const enum session_cache_mode *)fb;
+	case V_MULTI_IDENTITY:
+		return *(const enum multiple_identities *)fa == *(const enum multiple_identities *)fb;
+	case V_PATH:
+	case V_KEY:
+	case V_AUDIT:
+	case V_NAME:
+		return str_equal(*(char *const *)fa, *(char *const *)fb);
+	case V_PATH_LIST:
+	case V_STR_LIST:
+		return list_equal(fa, fb);
+	default:
+		return false; /* a kind this does not know differs: refuse rather than miss */
 	}
 }
 
