@@ -21,10 +21,11 @@
 #include "guard.h"
 #include "host_probe.h"
 
-enum doctor_status { DOCTOR_PASS = 0, DOCTOR_SKIP, DOCTOR_WARN, DOCTOR_FAIL };
+enum doctor_status { DOCTOR_PASS = 0, DOCTOR_SKIP, DOCTOR_WARN, DOCTOR_FAIL, DOCTOR_STATUS_MAX };
 
-/* "pass", "skip", "warn", "fail". */
+/* "pass", "skip", "warn", "fail" (lib/string_table.h), and back (-ENOENT). */
 const char *doctor_status_name(enum doctor_status s);
+int doctor_status_from_name(const char *s);
 
 /* ---- facts ---------------------------------------------------------------- */
 

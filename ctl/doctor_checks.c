@@ -19,6 +19,7 @@
 #include <linux/io_uring.h>
 
 #include "config.h"
+#include "string_table.h"
 
 /* Keep in step with tuning/sysctl.d/60-mtlsd.conf (test_doctor compares). */
 const struct doctor_profile_entry doctor_profile[] = {
@@ -40,16 +41,11 @@ const struct doctor_profile_entry doctor_profile[] = {
 const size_t doctor_profile_len = ARRAY_SIZE(doctor_profile);
 _Static_assert(ARRAY_SIZE(doctor_profile) <= DOCTOR_MAX_SYSCTLS, "facts hold every profile sysctl");
 
-const char *doctor_status_name(enum doctor_status s)
-{
-	switch (s) {
-	case DOCTOR_PASS: return "pass";
-	case DOCTOR_SKIP: return "skip";
-	case DOCTOR_WARN: return "warn";
-	case DOCTOR_FAIL: return "fail";
-	default: return "?";
-	}
-}
+static const char *const status_names[DOCTOR_STATUS_MAX] = {
+	[DOCTOR_PASS] = "pass", [DOCTOR_SKIP] = "skip", [DOCTOR_WARN] = "warn", [DOCTOR_FAIL] = "fail",
+};
+
+DEFINE_STRING_TABLE(doctor_status, enum doctor_status, status_names, "?")
 
 void doctor_add(struct doctor_report *rep, const char *name, enum doctor_status st,
 		const char *remedy, const char *fmt, ...)

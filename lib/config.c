@@ -20,6 +20,7 @@
  */
 #include "config_internal.h"
 #include "keyref.h"
+#include "string_table.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -193,6 +194,12 @@ const char *config_fixed_key_changed(const struct mtlsd_config *old, const struc
 
 /* ---- sections and keys from the file ----------------------------------- */
 
+static const char *const section_forms[SEC_MAX] = {
+	[SEC_MTLSD] = "[mtlsd]", [SEC_SERVER_CERT] = "[server_cert.NAME]", [SEC_PARTNER] = "[partner.NAME]",
+};
+
+DEFINE_STRING_TABLE(config_section_form, enum section_kind, section_forms, "[?]")
+
 const struct key_desc *config_section_keys(enum section_kind kind, size_t *n)
 {
 	switch (kind) {
@@ -256,16 +263,13 @@ static int unknown_key(struct parse_state *ps, const char *name)
 	char list[512] = "";
 	size_t off = 0;
 
-	static const char *const section_forms[] = {
-		[SEC_MTLSD] = "[mtlsd]", [SEC_SERVER_CERT] = "[server_cert.NAME]", [SEC_PARTNER] = "[partner.NAME]",
-	};
 	for (enum section_kind k = SEC_MTLSD; k <= SEC_PARTNER; k++) {
 		size_t other_n;
 		const struct key_desc *other = config_section_keys(k, &other_n);
 		for (size_t i = 0; k != ps->kind && i < other_n; i++)
 			if (strcmp(other[i].name, name) == 0)
 				return parse_fail(ps, -EINVAL, "key '%s' belongs in %s, not in [%s]; move it",
-						  name, section_forms[k], ps->section);
+						  name, config_section_form_name(k), ps->section);
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t d = edit_distance(name, keys[i].name);

@@ -59,7 +59,12 @@ enum key_owns config_key_owns(const struct key_desc *k);
 	{ .name = n, .kind = k, .offset = offsetof(s, f), .line_offset = NO_LINE_FIELD, \
 	  .repeatable = true, __VA_ARGS__ }
 
-enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER };
+enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER, SEC_MAX };
+
+/* How a section kind is written: "[mtlsd]", "[partner.NAME]" (none for
+ * SEC_NONE), and back. */
+const char *config_section_form_name(enum section_kind kind);
+int config_section_form_from_name(const char *s);
 
 /*
  * The most keys one section may have. flag_resets packs one bit per key of

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "certinfo.h"
+#include "string_table.h"
 
 static atomic_int audit_fd = -1;       /* -1: stderr */
 static atomic_uint_fast64_t audit_failed_writes;
@@ -382,6 +383,8 @@ static const char *const refusal_events[AUDIT_REFUSAL_MAX] = {
 	[AUDIT_REFUSAL_ACCEPT_RESET] = "accept_reset",
 };
 
+DEFINE_STRING_TABLE(audit_refusal, enum audit_refusal, refusal_events, "refusal")
+
 static struct {
 	atomic_uint_fast64_t second;   /* CLOCK_MONOTONIC second being counted */
 	atomic_uint written;           /* refusal lines written in it */
@@ -418,7 +421,7 @@ static void write_summary(void)
 	j.first = true;
 	for (unsigned k = 0; k < AUDIT_REFUSAL_MAX; k++)
 		if (held[k])
-			j_u64(&j, refusal_events[k], held[k]);
+			j_u64(&j, audit_refusal_name((enum audit_refusal)k), held[k]);
 	j_raw(&j, "}", 1);
 	j.first = false;
 	snprintf(text, sizeof(text), "%llu more refused in the last second (at most %d refusal "
@@ -454,7 +457,7 @@ void audit_refusal(enum audit_refusal kind, uint64_t conn_id, const struct socka
 		atomic_fetch_add(&refusals.held[kind], 1);
 		return;
 	}
-	audit_event_simple(refusal_events[kind], conn_id, peer, NULL, reason);
+	audit_event_simple(audit_refusal_name(kind), conn_id, peer, NULL, reason);
 }
 
 void audit_refusals_flush(void)

@@ -86,6 +86,11 @@ enum audit_refusal {
 	AUDIT_REFUSAL_MAX
 };
 
+/* The event word of a refusal ("limit", "evicted", "accept_reset"), and
+ * back (-ENOENT) (lib/string_table.h). */
+const char *audit_refusal_name(enum audit_refusal kind);
+int audit_refusal_from_name(const char *s);
+
 /* At most this many refusal lines a second; the rest are summed up. */
 #define AUDIT_REFUSALS_PER_S 100
 
