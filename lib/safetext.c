@@ -150,6 +150,13 @@ void prom_put_label_value(FILE *out, const char *value)
 	}
 }
 
+void prom_put_label(FILE *out, const char *name, const char *value, bool first)
+{
+	fprintf(out, "%s%s=\"", first ? "" : ",", name);
+	prom_put_label_value(out, value);
+	fputc('"', out);
+}
+
 size_t term_escape(char *dst, size_t cap, const char *src, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";

@@ -17,6 +17,7 @@
 #ifndef MTLS_SAFETEXT_H
 #define MTLS_SAFETEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -63,6 +64,10 @@ void utf8_copy_valid(char *dst, size_t cap, const char *src);
  * output is always valid UTF-8, so `promtool check metrics` accepts it.
  */
 void prom_put_label_value(FILE *out, const char *value);
+
+/* One label pair, name="value" with value escaped as above, preceded by a
+ * comma unless first. name is the caller's constant, written as is. */
+void prom_put_label(FILE *out, const char *name, const char *value, bool first);
 
 /*
  * Escape len bytes of src for a terminal into dst (cap >= 1 bytes,

@@ -44,10 +44,24 @@ static void family(FILE *out, const char *name, const char *type, const char *he
 
 /* ---- handshakes, connections, bytes ---------------------------------- */
 
+/* The partner label of stat slot p: its name (configured, or removed by a
+ * reload), "#p" for a slot no name owns (never counted), "-" for the slot
+ * of handshakes no partner owns, as the accounting families say it. */
+static const char *partner_label(unsigned p, const char *name, char *slot, size_t cap)
+{
+	if (name)
+		return name;
+	if (p >= CFG_MAX_PARTNERS)
+		return "-";
+	snprintf(slot, cap, "#%u", p);
+	return slot;
+}
+
 static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 				   const struct generation *g)
 {
 	size_t np = g ? g->n_partners : 0;
+	char slot[16];
 
 	family(out, "mtlsd_partner_handshakes_total", "counter",
 	       "Handshakes ended, by partner and outcome. partner=\"-\": not attributed to a "
@@ -63,15 +77,10 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 			 * series from the start; other rows only when counted. */
 			if (!configured && v == 0)
 				continue;
-			fputs("mtlsd_partner_handshakes_total{partner=\"", out);
-			if (name)
-				prom_put_label_value(out, name); /* configured, or removed by a reload */
-			else if (p < CFG_MAX_PARTNERS)
-				fprintf(out, "#%u", p); /* a slot no name owns: never counted */
-			else
-				fputc('-', out); /* as the accounting families say it */
-			fprintf(out, "\",outcome=\"%s\"} %" PRIu64 "\n",
-				hs_outcome_name((enum hs_outcome)k), v);
+			fputs("mtlsd_partner_handshakes_total{", out);
+			prom_put_label(out, "partner", partner_label(p, name, slot, sizeof(slot)), true);
+			prom_put_label(out, "outcome", hs_outcome_name((enum hs_outcome)k), false);
+			fprintf(out, "} %" PRIu64 "\n", v);
 		}
 	}
 }
@@ -201,11 +210,8 @@ static char *labels_of(const char *first, ...)
 	if (!f)
 		return NULL;
 	va_start(ap, first);
-	for (const char *k = first; k; k = va_arg(ap, const char *)) {
-		fprintf(f, "%s%s=\"", k == first ? "" : ",", k);
-		prom_put_label_value(f, va_arg(ap, const char *));
-		fputc('"', f);
-	}
+	for (const char *k = first; k; k = va_arg(ap, const char *))
+		prom_put_label(f, k, va_arg(ap, const char *), k == first);
 	va_end(ap);
 	if (fclose(f) != 0) {
 		free(buf);

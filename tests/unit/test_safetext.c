@@ -122,6 +122,24 @@ static void test_safetext_prom_label(void **state)
 	assert_string_equal(prom(ZURICH " \xc2\xa0" EURO), ZURICH " \xc2\xa0" EURO);
 }
 
+/* A whole pair: the name written as given, the value escaped, a comma
+ * before every pair but the first. A hostile CN cannot close the quote and
+ * add a label of its own; the twin shows a plain value unchanged. */
+static void test_safetext_prom_label_pair(void **state)
+{
+	char buf[256];
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+	(void)state;
+
+	assert_non_null(f);
+	prom_put_label(f, "partner", "acme", true);
+	prom_put_label(f, "subject_cn", "x\",evil=\"1\n\x1b\xff", false);
+	prom_put_label(f, "serial", NULL, false);
+	fclose(f);
+	assert_string_equal(buf, "partner=\"acme\",subject_cn=\"x\\\",evil=\\\"1\\n?" UTF8_REPLACEMENT
+			    "\",serial=\"\"");
+}
+
 static void test_safetext_term_escape(void **state)
 {
 	char out[64];
@@ -160,6 +178,7 @@ int main(void)
 		cmocka_unit_test(test_safetext_trim_partial),
 		cmocka_unit_test(test_safetext_copy_valid),
 		cmocka_unit_test(test_safetext_prom_label),
+		cmocka_unit_test(test_safetext_prom_label_pair),
 		cmocka_unit_test(test_safetext_term_escape),
 		cmocka_unit_test(test_safetext_columns),
 	};
