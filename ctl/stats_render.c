@@ -280,7 +280,7 @@ void stats_print_table(FILE *out, const struct stats_view *v)
 	}
 }
 
-/* A JSON string by the one JSON escaper (certinfo.h): valid UTF-8 as is,
+/* A JSON string by the one JSON escaper (safetext.h): valid UTF-8 as is,
  * every byte that is not UTF-8 and every control as \u00XX. The strings
  * here are bounded fields of a record or a path (JSON_FIELD_MAX). */
 #define JSON_FIELD_MAX 1024

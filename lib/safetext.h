@@ -9,10 +9,11 @@
  *  - cuts text to a byte length without splitting a UTF-8 character
  *    (fixed-size fields: the BPF map records, struct cert_identity);
  *  - makes a stored copy valid UTF-8;
+ *  - escapes a JSON string (the audit log, mtlsctl's --json output);
  *  - escapes a Prometheus label value (the text exposition format);
  *  - escapes text for a terminal (mtlsctl's tables and `cert inspect`).
- * JSON strings are escaped by json_put_string (certinfo.h), which uses the
- * same UTF-8 decoder.
+ * Each escaper exists once in the tree, and all of them share one UTF-8
+ * decoder and one idea of what a control character is.
  */
 #ifndef MTLS_SAFETEXT_H
 #define MTLS_SAFETEXT_H
@@ -20,6 +21,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "guard.h"
 
 /* U+FFFD REPLACEMENT CHARACTER, what a byte that is not UTF-8 becomes. */
 #define UTF8_REPLACEMENT "\xEF\xBF\xBD"
@@ -55,6 +58,17 @@ void utf8_trim_partial(char *s);
  * deal with them where the text is shown.
  */
 void utf8_copy_valid(char *dst, size_t cap, const char *src);
+
+/*
+ * Append len bytes of s to buf at *off as a quoted JSON string: quotes,
+ * backslashes and control characters (C0, DEL, C1, and U+2028/U+2029,
+ * which some line readers take for line ends) escaped, valid UTF-8
+ * copied, every byte that is not part of valid UTF-8 written as \u00XX
+ * (certificate fields are attacker-chosen bytes). Keeps buf
+ * NUL-terminated at *off, also when it fails. Returns 0 or -ENOSPC (then
+ * *off is unchanged and buf reads as it did before the call).
+ */
+int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t len) MUST_CHECK;
 
 /*
  * Write value as the inside of a Prometheus label value (text format

@@ -5,7 +5,7 @@
  * for byte) and written with a single write(2) on a file opened O_APPEND, so
  * lines from several workers never interleave and a crash never leaves half
  * a line followed by another one. Every string taken from a certificate is
- * escaped by json_put_string() (lib/certinfo.c): certificate fields are
+ * escaped by json_put_string() (lib/safetext.c): certificate fields are
  * attacker-chosen bytes and must not be able to forge audit fields.
  *
  * Reopening (SIGHUP, `mtlsctl reopen`, log rotation) replaces the file
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "certinfo.h"
+#include "safetext.h"
 #include "string_table.h"
 
 static atomic_int audit_fd = -1;       /* -1: stderr */

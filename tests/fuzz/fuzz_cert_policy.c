@@ -14,6 +14,7 @@
 
 #include "audit.h"
 #include "certinfo.h"
+#include "safetext.h"
 #include "verify.h"
 
 /* The escaper's output must be plain JSON: no byte below 0x20, and every
