@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "skip_because.h"
 
 static char scratch[] = "/tmp/test_config.XXXXXX";
 static char conf_path[600];
@@ -592,8 +593,7 @@ static void test_config_group_writable_refused_as_root(void **state)
 {
 	struct mtlsd_config cfg;
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("the rule applies to a root mtlsd, and only root can make a root-owned file");
 	write_conf(BASE);
 	assert_int_equal(chmod(conf_path, 0664), 0);
 	config_init(&cfg);
@@ -613,8 +613,7 @@ static void test_config_not_owned_by_root_refused_as_root(void **state)
 	struct mtlsd_config cfg;
 	char want[700];
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("the rule applies to a root mtlsd, and only root can chown a file away");
 	/* Owned by the user the file itself names as mtlsd's: still refused. */
 	char text[2048];
 	snprintf(text, sizeof(text), "[mtlsd]\nuser = 4321\ngroup = 4321\n%s", BASE + strlen("[mtlsd]\n"));

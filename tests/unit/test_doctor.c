@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "doctor.h"
+#include "skip_because.h"
 
 #define DAY 86400
 
@@ -390,7 +391,7 @@ static void test_doctor_gather_tls_ulp_truthful(void **state)
 	doctor_gather(&f, NULL);
 	FILE *in = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
 	if (!in)
-		skip();
+		skip_because("no /proc/sys/net/ipv4/tcp_available_ulp: a kernel without TCP ULPs (< 4.13)");
 	if (!fgets(ulps, sizeof(ulps), in))
 		ulps[0] = '\0';
 	fclose(in);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "pemutil.h"
+#include "skip_because.h"
 
 static char scratch[] = "/tmp/test_pemutil.XXXXXX";
 static char err[1024];
@@ -217,8 +218,7 @@ static void test_pemutil_key_0644_allowed_when_insecure(void **state)
 static void test_pemutil_key_foreign_owner_refused(void **state)
 {
 	(void)state;
-	if (geteuid() != 0)
-		skip(); /* only root can give a file away */
+	SKIP_UNLESS_ROOT("only root can give a file away");
 	const char *p = scratch_copy("kown.pem", fixture("server/key.pem"), 0600);
 	assert_int_equal(chown(p, 65534, 65534), 0);
 	assert_int_equal(keyfile_check_perms(p, false, err, sizeof(err)), -EPERM);
