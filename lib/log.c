@@ -27,6 +27,7 @@ void log_set_level(enum log_level lvl) { current_level = lvl; }
 enum log_level log_get_level(void) { return current_level; }
 void log_set_ident(const char *ident) { log_ident = ident; }
 
+__attribute__((format(printf, 3, 0)))
 static void log_vwrite(enum log_level lvl, const char *suffix, const char *fmt, va_list ap)
 {
 	char line[2048];

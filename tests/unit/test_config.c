@@ -616,7 +616,7 @@ static void test_config_not_owned_by_root_refused_as_root(void **state)
 	SKIP_UNLESS_ROOT("the rule applies to a root mtlsd, and only root can chown a file away");
 	/* Owned by the user the file itself names as mtlsd's: still refused. */
 	char text[2048];
-	snprintf(text, sizeof(text), "[mtlsd]\nuser = 4321\ngroup = 4321\n%s", BASE + strlen("[mtlsd]\n"));
+	snprintf(text, sizeof(text), "[mtlsd]\nuser = 4321\ngroup = 4321\n%s", &BASE[strlen("[mtlsd]\n")]);
 	write_conf(text);
 	assert_int_equal(chmod(conf_path, 0600), 0);
 	assert_int_equal(chown(conf_path, 4321, 4321), 0);
