@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "audit.h"
 #include "certinfo.h"
 #include "safetext.h"
