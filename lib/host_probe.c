@@ -61,17 +61,6 @@ int host_probe_uring_ops(struct io_uring *ring, uint32_t *have)
 	return 0;
 }
 
-int host_probe_uring(uint32_t *have)
-{
-	struct io_uring ring;
-
-	*have = 0;
-	GUARD(io_uring_queue_init(2, &ring, 0));
-	int rc = host_probe_uring_ops(&ring, have);
-	io_uring_queue_exit(&ring);
-	return rc;
-}
-
 const char *uring_needs_missing(uint32_t have, char *buf, size_t len)
 {
 	size_t off = 0;

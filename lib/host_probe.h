@@ -66,12 +66,6 @@ int uring_need_from_name(const char *s);
  */
 int host_probe_uring_ops(struct io_uring *ring, uint32_t *have) MUST_CHECK;
 
-/*
- * The same on a ring of its own: -errno of io_uring_queue_init when
- * io_uring is unusable (disabled by sysctl, filtered by seccomp).
- */
-int host_probe_uring(uint32_t *have) MUST_CHECK;
-
 /* The names of the needs missing from have, "sendmsg,msg_ring", into buf
  * ("" when none is). Returns buf. */
 const char *uring_needs_missing(uint32_t have, char *buf, size_t len);
