@@ -69,7 +69,8 @@ int audit_format(const struct audit_event *ev, char *buf, size_t cap) MUST_CHECK
 /* Format and write. Errors writing are counted, not fatal. */
 void audit_handshake(const struct audit_event *ev);
 
-/* Lines that could not be formatted or written since start (for metrics). */
+/* Lines that could not be formatted or written since start
+ * (mtlsd_audit_write_errors_total). */
 uint64_t audit_write_errors(void);
 
 /* Other events worth one JSON line (backend failures, drops):

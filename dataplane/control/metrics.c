@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "audit.h"
 #include "cert_name.h"
 #include "certinfo.h"
 #include "generation.h"
@@ -317,6 +318,16 @@ static void put_crls(FILE *out, const struct generation *g, time_t now)
 	gauge_flush(out, "mtlsd_crl_next_update_seconds", &set);
 }
 
+/* ---- the audit trail -------------------------------------------------- */
+
+static void put_audit(FILE *out)
+{
+	family(out, "mtlsd_audit_write_errors_total", "counter",
+	       "Audit lines lost: not formatted (too long) or not written whole (disk full, "
+	       "file gone). A handshake counted here has no audit line.");
+	fprintf(out, "mtlsd_audit_write_errors_total %" PRIu64 "\n", audit_write_errors());
+}
+
 /* ---- reloads ---------------------------------------------------------- */
 
 static void put_reloads(FILE *out, const struct generation *g)
@@ -353,6 +364,7 @@ void metrics_write(FILE *out, struct worker *ws, unsigned n, time_t now)
 	put_certs(out, g, now);
 	put_crls(out, g, now);
 	put_reloads(out, g);
+	put_audit(out);
 	generation_unref(g);
 }
 
