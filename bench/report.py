@@ -435,7 +435,7 @@ other process on the two cores is noise in these numbers.
 ## Micro benchmarks (bench/micro)
 {micro_section(ctx.get("micro"), a)}
 ## Setup
-- Same certificates for all: the test fixtures (`mtlsctl pki fixtures`), copied
+- Same certificates for all: the test fixtures (`tests/helpers/make_fixtures`), copied
   from `$BUILD/tests/fixtures` to `$WORK/fixtures` at the start so a rebuild
   cannot change them mid-run: `server/chain.pem` + `key.pem`, clients
   trusted through `pki/ca-bundle.pem`, the client is `client-ec`.

@@ -11,15 +11,8 @@
 #include "outcome.h"
 #include "safetext.h"
 
-/* One label, name="value", the value escaped by the one Prometheus label
- * escaper (safetext.h): a CN is chosen by whoever made the certificate. */
-static void label(FILE *out, const char *name, const char *value, bool first)
-{
-	fprintf(out, "%s%s=\"", first ? "" : ",", name);
-	prom_put_label_value(out, value);
-	fputc('"', out);
-}
-
+/* Every label goes through the one Prometheus label escaper (safetext.h):
+ * a CN is chosen by whoever made the certificate. */
 static void render_handshakes(FILE *out, const struct acct_view *v)
 {
 	fputs("# HELP mtlsd_handshakes_total Handshakes ended, per client certificate "
@@ -38,11 +31,11 @@ static void render_handshakes(FILE *out, const struct acct_view *v)
 			if (r->c.outcome[b] == 0)
 				continue;
 			fputs("mtlsd_handshakes_total{", out);
-			label(out, "partner", partner, true);
-			label(out, "subject_cn", none ? "" : r->has_meta ? r->meta.subject_cn : "", false);
-			label(out, "serial", none ? "" : serial, false);
-			label(out, "issuer_id", none ? "" : issuer, false);
-			label(out, "outcome", hs_outcome_name((enum hs_outcome)b), false);
+			prom_put_label(out, "partner", partner, true);
+			prom_put_label(out, "subject_cn", none ? "" : r->has_meta ? r->meta.subject_cn : "", false);
+			prom_put_label(out, "serial", none ? "" : serial, false);
+			prom_put_label(out, "issuer_id", none ? "" : issuer, false);
+			prom_put_label(out, "outcome", hs_outcome_name((enum hs_outcome)b), false);
 			fprintf(out, "} %" PRIu64 "\n", (uint64_t)r->c.outcome[b]);
 		}
 	}
@@ -105,17 +98,17 @@ static int render_durations(FILE *out, const struct acct_view *v)
 		for (size_t s = 0; s + 1 < ACCT_HIST_SLOTS; s++) {
 			cumulative += g[j].c.hist[s];
 			fputs("mtlsd_handshake_duration_seconds_bucket{", out);
-			label(out, "partner", g[j].name, true);
+			prom_put_label(out, "partner", g[j].name, true);
 			fprintf(out, ",le=\"%.9g\"} %" PRIu64 "\n", (double)(2ULL << s) / 1e9, cumulative);
 		}
 		fputs("mtlsd_handshake_duration_seconds_bucket{", out);
-		label(out, "partner", g[j].name, true);
+		prom_put_label(out, "partner", g[j].name, true);
 		fprintf(out, ",le=\"+Inf\"} %" PRIu64 "\n", g[j].count);
 		fputs("mtlsd_handshake_duration_seconds_sum{", out);
-		label(out, "partner", g[j].name, true);
+		prom_put_label(out, "partner", g[j].name, true);
 		fprintf(out, "} %.9f\n", (double)g[j].c.duration_sum_ns / 1e9);
 		fputs("mtlsd_handshake_duration_seconds_count{", out);
-		label(out, "partner", g[j].name, true);
+		prom_put_label(out, "partner", g[j].name, true);
 		fprintf(out, "} %" PRIu64 "\n", g[j].count);
 	}
 	free(g);
@@ -130,7 +123,7 @@ int acct_prom_render(FILE *out, const struct acct_view *v)
 	GUARD(render_durations(out, v));
 	fputs("# HELP mtlsd_accounting_source Where the handshake counts are kept (1 for the "
 	      "source in use).\n# TYPE mtlsd_accounting_source gauge\nmtlsd_accounting_source{", out);
-	label(out, "source", v->source, true);
+	prom_put_label(out, "source", v->source, true);
 	fprintf(out, "} 1\n"
 		"# HELP mtlsd_accounting_certificates Certificates currently counted.\n"
 		"# TYPE mtlsd_accounting_certificates gauge\n"

@@ -15,15 +15,13 @@
 #include "cert_describe.h"
 #include "pki_index.h"
 #include "pki_policy.h"
+#include "string_table.h"
 
-static const char *const result_names[] = {
+static const char *const result_names[CHECK_RESULT_MAX] = {
 	[CHECK_PASS] = "PASS", [CHECK_FAIL] = "FAIL", [CHECK_SKIP] = "SKIP",
 };
 
-const char *check_result_name(enum check_result r)
-{
-	return (unsigned)r < ARRAY_SIZE(result_names) ? result_names[r] : "????";
-}
+DEFINE_STRING_TABLE(check_result, enum check_result, result_names, "????")
 
 void check_state_init(struct check_state *st, const struct check_input *in)
 {

@@ -18,9 +18,10 @@
 
 #include "guard.h"
 
-enum check_result { CHECK_PASS = 0, CHECK_FAIL, CHECK_SKIP };
+enum check_result { CHECK_PASS = 0, CHECK_FAIL, CHECK_SKIP, CHECK_RESULT_MAX };
 
 const char *check_result_name(enum check_result r); /* "PASS", "FAIL", "SKIP" */
+int check_result_from_name(const char *s);          /* the value, or -ENOENT */
 
 struct check_input {
 	X509 *leaf;

@@ -32,7 +32,6 @@ extern const struct ctl_command cmd_pki_issue;
 extern const struct ctl_command cmd_pki_revoke;
 extern const struct ctl_command cmd_pki_crl;
 extern const struct ctl_command cmd_pki_list;
-extern const struct ctl_command cmd_pki_fixtures;
 extern const struct ctl_command cmd_cert_inspect;
 extern const struct ctl_command cmd_cert_check;
 extern const struct ctl_command cmd_stats;
@@ -45,8 +44,9 @@ int ctl_usage(const struct ctl_command *cmd);
 
 /*
  * Test-only options (forced serials, back-dated validity, weak keys...) are
- * accepted only inside `pki fixtures` or when MTLSCTL_TEST=1 is set, so an
- * operator cannot produce a bad certificate by accident.
+ * accepted only inside the test helper tests/helpers/make_fixtures or when
+ * MTLSCTL_TEST=1 is set, so an operator cannot produce a bad certificate
+ * by accident.
  */
 bool ctl_test_mode(void);
 void ctl_set_test_mode(bool on);

@@ -19,21 +19,15 @@
 #include "config.h"
 #include "crypto_accel.h"
 #include "guard.h"
+#include "host_probe.h"
 
-enum doctor_status { DOCTOR_PASS = 0, DOCTOR_SKIP, DOCTOR_WARN, DOCTOR_FAIL };
+enum doctor_status { DOCTOR_PASS = 0, DOCTOR_SKIP, DOCTOR_WARN, DOCTOR_FAIL, DOCTOR_STATUS_MAX };
 
-/* "pass", "skip", "warn", "fail". */
+/* "pass", "skip", "warn", "fail" (lib/string_table.h), and back (-ENOENT). */
 const char *doctor_status_name(enum doctor_status s);
+int doctor_status_from_name(const char *s);
 
 /* ---- facts ---------------------------------------------------------------- */
-
-/* io_uring operations mtlsd submits; bit i of doctor_facts.uring_ops. */
-enum doctor_uring_op {
-	DOCTOR_OP_ACCEPT, DOCTOR_OP_RECV, DOCTOR_OP_SEND, DOCTOR_OP_CONNECT, DOCTOR_OP_READ,
-	DOCTOR_OP_SHUTDOWN, DOCTOR_OP_TIMEOUT, DOCTOR_OP_LINK_TIMEOUT, DOCTOR_OP_ASYNC_CANCEL,
-	DOCTOR_OP_COUNT,
-};
-extern const char *const doctor_uring_op_names[DOCTOR_OP_COUNT];
 
 #define DOCTOR_MAX_SYSCTLS 24
 #define DOCTOR_MAX_CERTS 64
@@ -69,7 +63,7 @@ struct doctor_facts {
 	int uring_disabled;         /* kernel.io_uring_disabled; -1 = no such sysctl */
 	int uring_setup_rc;         /* io_uring_queue_init() */
 	uint32_t uring_features;    /* IORING_FEAT_* of that ring */
-	uint32_t uring_ops;         /* supported doctor_uring_op bits */
+	uint32_t uring_ops;         /* bit n: uring_needs[n] supported (lib/host_probe.h) */
 	int uring_buf_ring_rc;      /* registering a provided-buffer ring */
 
 	/* BPF */

@@ -19,13 +19,7 @@
 #include <linux/io_uring.h>
 
 #include "config.h"
-
-const char *const doctor_uring_op_names[DOCTOR_OP_COUNT] = {
-	[DOCTOR_OP_ACCEPT] = "accept", [DOCTOR_OP_RECV] = "recv", [DOCTOR_OP_SEND] = "send",
-	[DOCTOR_OP_CONNECT] = "connect", [DOCTOR_OP_READ] = "read",
-	[DOCTOR_OP_SHUTDOWN] = "shutdown", [DOCTOR_OP_TIMEOUT] = "timeout",
-	[DOCTOR_OP_LINK_TIMEOUT] = "link_timeout", [DOCTOR_OP_ASYNC_CANCEL] = "async_cancel",
-};
+#include "string_table.h"
 
 /* Keep in step with tuning/sysctl.d/60-mtlsd.conf (test_doctor compares). */
 const struct doctor_profile_entry doctor_profile[] = {
@@ -47,16 +41,11 @@ const struct doctor_profile_entry doctor_profile[] = {
 const size_t doctor_profile_len = ARRAY_SIZE(doctor_profile);
 _Static_assert(ARRAY_SIZE(doctor_profile) <= DOCTOR_MAX_SYSCTLS, "facts hold every profile sysctl");
 
-const char *doctor_status_name(enum doctor_status s)
-{
-	switch (s) {
-	case DOCTOR_PASS: return "pass";
-	case DOCTOR_SKIP: return "skip";
-	case DOCTOR_WARN: return "warn";
-	case DOCTOR_FAIL: return "fail";
-	default: return "?";
-	}
-}
+static const char *const status_names[DOCTOR_STATUS_MAX] = {
+	[DOCTOR_PASS] = "pass", [DOCTOR_SKIP] = "skip", [DOCTOR_WARN] = "warn", [DOCTOR_FAIL] = "fail",
+};
+
+DEFINE_STRING_TABLE(doctor_status, enum doctor_status, status_names, "?")
 
 void doctor_add(struct doctor_report *rep, const char *name, enum doctor_status st,
 		const char *remedy, const char *fmt, ...)
@@ -104,19 +93,6 @@ void doctor_check_tls_ulp(const struct doctor_facts *f, struct doctor_report *re
 		    strerror(-f->tls_ulp_rc));
 }
 
-static void missing_ops(const struct doctor_facts *f, char *buf, size_t len)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (unsigned i = 0; i < DOCTOR_OP_COUNT && off < len; i++) {
-		if (f->uring_ops & (1u << i))
-			continue;
-		int w = snprintf(buf + off, len - off, "%s%s", off ? "," : "", doctor_uring_op_names[i]);
-		off += w > 0 ? (size_t)w : 0;
-	}
-}
-
 void doctor_check_io_uring(const struct doctor_facts *f, struct doctor_report *rep)
 {
 	char ops[160];
@@ -128,7 +104,7 @@ void doctor_check_io_uring(const struct doctor_facts *f, struct doctor_report *r
 		    f->uring_disabled, f->uring_setup_rc < 0 ? strerror(-f->uring_setup_rc) : "ok");
 		return;
 	}
-	missing_ops(f, ops, sizeof(ops));
+	uring_needs_missing(f->uring_ops, ops, sizeof(ops));
 	if (ops[0] || !kernel_at_least(f, 5, 19) || f->uring_buf_ring_rc < 0 ||
 	    !(f->uring_features & IORING_FEAT_FAST_POLL)) {
 		doctor_add(rep, "io_uring", DOCTOR_FAIL, "run a kernel >= 5.19 (Debian 12's 6.1 is fine)",

@@ -3,7 +3,9 @@
  *
  * Every probe does the real thing on a small scale rather than reading a
  * version number: attach the tls ULP to a loopback connection, set up an
- * io_uring and register a provided-buffer ring, create a BPF map. A probe
+ * io_uring, ask it for every op mtlsd submits and register a
+ * provided-buffer ring, create a BPF map. The ULP and opcode probes are
+ * mtlsd's own (lib/host_probe.h), so doctor and mtlsd agree. A probe
  * that fails records its errno as the fact; nothing here decides anything
  * (doctor_checks*.c do).
  *
@@ -13,18 +15,14 @@
  */
 #include "doctor.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/bpf.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -76,30 +74,6 @@ static long sysctl_long(const char *name, long absent)
 	return v[0] ? strtol(v, NULL, 10) : absent;
 }
 
-/* setsockopt(TCP_ULP, "tls") on the client end of a loopback connection. */
-static int probe_tls_ulp(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t alen = sizeof(a);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int s = -1, rc = -EIO;
-
-	if (l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 1) == 0 &&
-	    getsockname(l, (struct sockaddr *)&a, &alen) == 0 &&
-	    connect(c, (struct sockaddr *)&a, sizeof(a)) == 0 && (s = accept(l, NULL, NULL)) >= 0)
-		rc = setsockopt(c, SOL_TCP, TCP_ULP, "tls", 3) == 0 ? 0 : -errno;
-	else
-		rc = -errno;
-	if (s >= 0)
-		close(s);
-	if (c >= 0)
-		close(c);
-	if (l >= 0)
-		close(l);
-	return rc;
-}
-
 /* Whether `modprobe -n -q tls` succeeds (the module exists and could load). */
 static bool modprobe_would_load(void)
 {
@@ -124,13 +98,6 @@ static bool modprobe_would_load(void)
 
 static void gather_uring(struct doctor_facts *f)
 {
-	static const int ops[DOCTOR_OP_COUNT] = {
-		[DOCTOR_OP_ACCEPT] = IORING_OP_ACCEPT, [DOCTOR_OP_RECV] = IORING_OP_RECV,
-		[DOCTOR_OP_SEND] = IORING_OP_SEND, [DOCTOR_OP_CONNECT] = IORING_OP_CONNECT,
-		[DOCTOR_OP_READ] = IORING_OP_READ, [DOCTOR_OP_SHUTDOWN] = IORING_OP_SHUTDOWN,
-		[DOCTOR_OP_TIMEOUT] = IORING_OP_TIMEOUT, [DOCTOR_OP_LINK_TIMEOUT] = IORING_OP_LINK_TIMEOUT,
-		[DOCTOR_OP_ASYNC_CANCEL] = IORING_OP_ASYNC_CANCEL,
-	};
 	struct io_uring_params p = { 0 };
 	struct io_uring ring;
 	void *mem = NULL;
@@ -141,11 +108,10 @@ static void gather_uring(struct doctor_facts *f)
 	if (f->uring_setup_rc < 0)
 		return;
 	f->uring_features = p.features;
-	struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
-	for (unsigned i = 0; probe && i < DOCTOR_OP_COUNT; i++)
-		if (io_uring_opcode_supported(probe, ops[i]))
-			f->uring_ops |= 1u << i;
-	io_uring_free_probe(probe);
+	/* The ops mtlsd submits, asked as mtlsd asks (lib/host_probe.h); a
+	 * kernel without the probe leaves them all missing. */
+	if (host_probe_uring_ops(&ring, &f->uring_ops) < 0)
+		f->uring_ops = 0;
 
 	/* A provided-buffer ring of 8 entries in page-aligned memory. */
 	struct io_uring_buf_reg reg = { .ring_entries = 8, .bgid = 0 };
@@ -351,7 +317,7 @@ void doctor_gather(struct doctor_facts *f, const struct mtlsd_config *cfg)
 	/* Before the probe: as root it may autoload the module, which mtlsd,
 	 * attaching the ULP after its privilege drop, could not. */
 	f->tls_loaded_before = access("/proc/net/tls_stat", R_OK) == 0;
-	f->tls_ulp_rc = probe_tls_ulp();
+	f->tls_ulp_rc = host_probe_tls_ulp(NULL);
 	f->tls_modprobe_ok = f->tls_ulp_rc != 0 && modprobe_would_load();
 	gather_uring(f);
 	gather_bpf(f);

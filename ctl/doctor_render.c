@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "certinfo.h"
+#include "safetext.h"
 
 void doctor_print_text(FILE *out, const struct doctor_report *rep)
 {

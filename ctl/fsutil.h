@@ -17,7 +17,7 @@
 #include "guard.h"
 
 /*
- * Durability (the fsyncs) is on by default. `pki fixtures` turns it off:
+ * Durability (the fsyncs) is on by default. tests/helpers/make_fixtures turns it off:
  * it rebuilds throw-away test files on every build, where hundreds of
  * fsyncs cost seconds and protect nothing. Atomicity (rename) stays.
  */

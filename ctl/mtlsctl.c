@@ -34,7 +34,6 @@ static const struct ctl_command *const commands[] = {
 	&cmd_certs,
 	&cmd_drop,
 	&cmd_reopen,
-	&cmd_pki_fixtures, /* test-only, listed last */
 };
 
 static void print_commands(FILE *f, const char *group)

@@ -14,39 +14,25 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "string_table.h"
 
 #define INDEX_MAGIC "mtlsctl-index 1"
 #define INDEX_MAX_BYTES (64u << 20)
 
-static const struct {
-	int reason;
-	const char *name;
-} reason_names[] = {
-	{ CRL_REASON_UNSPECIFIED, "unspecified" },
-	{ CRL_REASON_KEY_COMPROMISE, "keyCompromise" },
-	{ CRL_REASON_CA_COMPROMISE, "cACompromise" },
-	{ CRL_REASON_AFFILIATION_CHANGED, "affiliationChanged" },
-	{ CRL_REASON_SUPERSEDED, "superseded" },
-	{ CRL_REASON_CESSATION_OF_OPERATION, "cessationOfOperation" },
-	{ CRL_REASON_PRIVILEGE_WITHDRAWN, "privilegeWithdrawn" },
-	{ CRL_REASON_AA_COMPROMISE, "aACompromise" },
+/* RFC 5280 5.3.1 by code. certificateHold (6) and removeFromCRL (8) are
+ * not reasons a revocation here may give: unnamed, so never parsed. */
+static const char *const reason_names[CRL_REASON_AA_COMPROMISE + 1] = {
+	[CRL_REASON_UNSPECIFIED] = "unspecified",
+	[CRL_REASON_KEY_COMPROMISE] = "keyCompromise",
+	[CRL_REASON_CA_COMPROMISE] = "cACompromise",
+	[CRL_REASON_AFFILIATION_CHANGED] = "affiliationChanged",
+	[CRL_REASON_SUPERSEDED] = "superseded",
+	[CRL_REASON_CESSATION_OF_OPERATION] = "cessationOfOperation",
+	[CRL_REASON_PRIVILEGE_WITHDRAWN] = "privilegeWithdrawn",
+	[CRL_REASON_AA_COMPROMISE] = "aACompromise",
 };
 
-int pki_reason_from_name(const char *name)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(reason_names); i++)
-		if (strcmp(reason_names[i].name, name) == 0)
-			return reason_names[i].reason;
-	return -1;
-}
-
-const char *pki_reason_name(int reason)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(reason_names); i++)
-		if (reason_names[i].reason == reason)
-			return reason_names[i].name;
-	return "unknown";
-}
+DEFINE_STRING_TABLE(pki_reason, int, reason_names, "unknown")
 
 const char *pki_reason_list(void)
 {

@@ -44,7 +44,8 @@ struct pki_index {
 	size_t n, cap;
 };
 
-/* Revocation reasons by their RFC 5280 names ("keyCompromise"); -1 if unknown. */
+/* Revocation reasons by their RFC 5280 names ("keyCompromise"); -ENOENT
+ * if unknown, "unknown" for a code without one (lib/string_table.h). */
 int pki_reason_from_name(const char *name);
 const char *pki_reason_name(int reason);
 /* "unspecified|keyCompromise|..." for usage and error messages. */

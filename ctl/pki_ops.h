@@ -2,7 +2,7 @@
  * pki_ops.h: the PKI operations behind the `pki` commands.
  *
  * Each command file parses its options into one of these structs and calls
- * the operation; `pki fixtures` calls the same operations with the test-only
+ * the operation; tests/helpers/make_fixtures calls the same operations with the test-only
  * fields set, so the test certificates come from the code operators run.
  * Operations validate everything and build everything in memory before
  * they write the first byte: a bad input changes nothing. Errors are

@@ -14,22 +14,23 @@
 #include "certinfo.h"
 #include "outcome.h"
 #include "safetext.h"
+#include "string_table.h"
+
+static const char *const sort_names[STATS_SORT_MAX] = {
+	[STATS_SORT_FAILURES] = "failures",
+	[STATS_SORT_TOTAL] = "total",
+	[STATS_SORT_LAST_SEEN] = "last-seen",
+};
+
+DEFINE_STRING_TABLE(stats_sort, enum stats_sort, sort_names, "?")
 
 int stats_sort_parse(const char *s, enum stats_sort *out)
 {
-	static const char *const names[] = {
-		[STATS_SORT_FAILURES] = "failures",
-		[STATS_SORT_TOTAL] = "total",
-		[STATS_SORT_LAST_SEEN] = "last-seen",
-	};
+	int k = stats_sort_from_name(s);
 
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (strcmp(s, names[i]) == 0) {
-			*out = (enum stats_sort)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
+	ENSURE(k >= 0, EINVAL);
+	*out = (enum stats_sort)k;
+	return 0;
 }
 
 int stats_serial_normalize(const char *in, char *out, size_t len)
@@ -279,7 +280,7 @@ void stats_print_table(FILE *out, const struct stats_view *v)
 	}
 }
 
-/* A JSON string by the one JSON escaper (certinfo.h): valid UTF-8 as is,
+/* A JSON string by the one JSON escaper (safetext.h): valid UTF-8 as is,
  * every byte that is not UTF-8 and every control as \u00XX. The strings
  * here are bounded fields of a record or a path (JSON_FIELD_MAX). */
 #define JSON_FIELD_MAX 1024

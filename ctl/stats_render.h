@@ -15,6 +15,7 @@ enum stats_sort {
 	STATS_SORT_FAILURES = 0,   /* most failures first (default) */
 	STATS_SORT_TOTAL,          /* most handshakes first */
 	STATS_SORT_LAST_SEEN,      /* most recent first */
+	STATS_SORT_MAX
 };
 
 struct stats_filter {
@@ -22,6 +23,10 @@ struct stats_filter {
 	const char *serial;        /* hex, colons and case ignored; NULL: all */
 };
 
+/* "failures", "total", "last-seen" (lib/string_table.h), and back (-ENOENT). */
+const char *stats_sort_name(enum stats_sort s);
+int stats_sort_from_name(const char *s);
+/* --sort's value into *out; -EINVAL for another word. */
 int stats_sort_parse(const char *s, enum stats_sort *out) MUST_CHECK;
 
 /* Normalize a serial for comparison: hex digits only, upper case, leading

@@ -13,28 +13,21 @@
 #include <unistd.h>
 
 #include "bpf/acct_read.h"
+#include "string_table.h"
 
-const char *stats_source_name(enum stats_source_kind k)
-{
-	switch (k) {
-	case STATS_SRC_BPF: return "bpf";
-	case STATS_SRC_FALLBACK: return "fallback";
-	case STATS_SRC_AUTO: return "auto";
-	default: return "?";
-	}
-}
+static const char *const source_names[STATS_SRC_MAX] = {
+	[STATS_SRC_AUTO] = "auto", [STATS_SRC_BPF] = "bpf", [STATS_SRC_FALLBACK] = "fallback",
+};
+
+DEFINE_STRING_TABLE(stats_source, enum stats_source_kind, source_names, "?")
 
 int stats_source_parse(const char *s, enum stats_source_kind *out)
 {
-	static const enum stats_source_kind kinds[] = { STATS_SRC_AUTO, STATS_SRC_BPF, STATS_SRC_FALLBACK };
+	int k = stats_source_from_name(s);
 
-	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
-		if (strcmp(s, stats_source_name(kinds[i])) == 0) {
-			*out = kinds[i];
-			return 0;
-		}
-	}
-	return -EINVAL;
+	ENSURE(k >= 0, EINVAL);
+	*out = (enum stats_source_kind)k;
+	return 0;
 }
 
 static int map_open(const char *dir, const char *name, int *fd, char *err, size_t errlen)

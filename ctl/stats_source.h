@@ -21,6 +21,7 @@ enum stats_source_kind {
 	STATS_SRC_AUTO = 0,  /* the fallback snapshot if there is one, else BPF */
 	STATS_SRC_BPF,
 	STATS_SRC_FALLBACK,
+	STATS_SRC_MAX
 };
 
 struct stats_view {
@@ -39,7 +40,10 @@ struct stats_view {
 };
 
 /* "bpf", "fallback" (the words --source takes and JSON prints). */
+/* "auto", "bpf", "fallback" (lib/string_table.h), and back (-ENOENT). */
 const char *stats_source_name(enum stats_source_kind k);
+int stats_source_from_name(const char *s);
+/* --source's value into *out; -EINVAL for another word. */
 int stats_source_parse(const char *s, enum stats_source_kind *out) MUST_CHECK;
 
 /*

@@ -32,6 +32,7 @@
 #include "control.h"
 #include "crypto_accel.h"
 #include "generation.h"
+#include "host_probe.h"
 #include "ktls.h"
 #include "listener.h"
 #include "log.h"
@@ -191,17 +192,30 @@ static int reload_load(struct mtlsd_config *cfg, char *err, size_t errlen)
 	return config_validate(cfg, err, errlen);
 }
 
-/* Fail early and clearly when io_uring is switched off or filtered. */
+/*
+ * Fail early and clearly when io_uring is switched off or filtered, or
+ * lacks an operation mtlsd submits (lib/host_probe.h: the same table
+ * `mtlsctl doctor` checks), rather than at the first connection.
+ */
 static int probe_io_uring(void)
 {
 	struct io_uring ring;
+	uint32_t have = 0;
+	char missing[160];
 	int rc = io_uring_queue_init(2, &ring, 0);
 	if (rc < 0) {
 		log_err("io_uring is unavailable (%s): check sysctl kernel.io_uring_disabled (must be 0) "
 			"and seccomp/container policy; mtlsd needs io_uring", strerror(-rc));
 		return rc;
 	}
+	rc = host_probe_uring_ops(&ring, &have);
 	io_uring_queue_exit(&ring);
+	if (rc < 0 || have != URING_NEEDS_ALL) {
+		log_err("io_uring on this kernel lacks operations mtlsd submits: [%s]; run a kernel "
+			">= 5.19 (`mtlsctl doctor` lists what else it needs)",
+			rc < 0 ? "no opcode probe" : uring_needs_missing(have, missing, sizeof(missing)));
+		return rc < 0 ? rc : -EOPNOTSUPP;
+	}
 	return 0;
 }
 

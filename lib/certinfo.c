@@ -7,7 +7,7 @@
  * SPIFFE ID and CN a backend is told) is the allow-list's decision, in
  * struct verify_result. Certificate fields are attacker-chosen bytes: every
  * string leaves this file either bounded and NUL-free (struct cert_identity)
- * or JSON-escaped (json_put_string), never raw.
+ * or JSON-escaped (json_put_string, safetext.h), never raw.
  */
 #include "certinfo.h"
 
@@ -93,62 +93,6 @@ int base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap)
 	}
 	out[o] = '\0';
 	return (int)o;
-}
-
-int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t o = *off;
-
-#define PUT(c) do { if (o + 1 >= cap) return -ENOSPC; buf[o++] = (char)(c); } while (0)
-	PUT('"');
-	for (size_t i = 0; i < len;) {
-		unsigned char c = u[i];
-		size_t n = utf8_seq_len(u + i, len - i);
-		const char *esc = NULL;
-
-		switch (c) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		default: break;
-		}
-		if (esc) {
-			PUT(esc[0]);
-			PUT(esc[1]);
-			i++;
-		} else if (n == 0 || c < 0x20 || c == 0x7f) {
-			char hex[7];
-
-			snprintf(hex, sizeof(hex), "\\u%04x", c);
-			for (int k = 0; k < 6; k++)
-				PUT(hex[k]);
-			i++;
-		} else if ((n == 2 && c == 0xc2 && u[i + 1] <= 0x9f) ||
-			   (n == 3 && c == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] | 1) == 0xa9)) {
-			/* C1 controls (NEL, CSI...) and U+2028/U+2029 are valid
-			 * JSON, but terminals act on them and line readers
-			 * (Python's splitlines, some log shippers) break lines
-			 * there: a CN could forge a second audit line. */
-			char hex[7];
-
-			snprintf(hex, sizeof(hex), "\\u%04x", n == 2 ? u[i + 1] : 0x2000 + (u[i + 2] - 0x80));
-			for (int k = 0; k < 6; k++)
-				PUT(hex[k]);
-			i += n;
-		} else {
-			for (size_t k = 0; k < n; k++)
-				PUT(u[i + k]);
-			i += n;
-		}
-	}
-	PUT('"');
-#undef PUT
-	buf[o] = '\0';
-	*off = o;
-	return 0;
 }
 
 /* Copy at most cap-1 bytes, stopping at an embedded NUL: the identity

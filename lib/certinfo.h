@@ -68,16 +68,6 @@ int certinfo_sans_json(X509 *x, char *buf, size_t cap) MUST_CHECK;
 /* base64url without padding. Returns length written or -ENOSPC. */
 int base64url_encode(const uint8_t *in, size_t len, char *out, size_t cap) MUST_CHECK;
 
-/*
- * Append len bytes of s to buf at *off as a quoted JSON string: quotes,
- * backslashes and control characters (C0, DEL, C1, and U+2028/U+2029,
- * which some line readers take for line ends) escaped, valid UTF-8
- * copied, every byte that is not part of valid UTF-8 written as \u00XX
- * (certificate fields are attacker-chosen bytes). Keeps buf
- * NUL-terminated. Returns 0 or -ENOSPC (then *off is unchanged).
- */
-int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t len) MUST_CHECK;
-
 /* Hex encoding helpers (lower case, optional separator char, 0 = none). */
 void hex_encode(const uint8_t *in, size_t len, char *out, int upper, char sep);
 

@@ -20,6 +20,7 @@
  */
 #include "config_internal.h"
 #include "keyref.h"
+#include "string_table.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,26 +33,33 @@
 #include <unistd.h>
 #include <unistd.h>
 
+/*
+ * Each section's keys. What a key's value owns follows from its kind
+ * (config_key_owns), so config_free walks these tables; a key marked
+ * FIXED_AT_START shapes sockets or threads, and a reload that changes it
+ * is refused (config_fixed_key_changed).
+ */
 static const struct key_desc mtlsd_keys[] = {
-	KEY_LIST("listen", V_LISTEN, struct mtlsd_config, listen),
-	KEY_RANGE("workers", V_UINT, struct mtlsd_config, workers, 0, 1024),
+	KEY_LIST("listen", V_LISTEN, struct mtlsd_config, listen, FIXED_AT_START),
+	KEY_RANGE("workers", V_UINT, struct mtlsd_config, workers, 0, 1024, FIXED_AT_START),
 	KEY("cpu_pin", V_BOOL, struct mtlsd_config, cpu_pin),
 	KEY_RANGE("handshake_timeout", V_DURATION, struct mtlsd_config, handshake_timeout_ms, 100, 600000),
 	KEY_RANGE("idle_timeout", V_DURATION, struct mtlsd_config, idle_timeout_ms, 1000, 604800000),
 	KEY_RANGE("connect_timeout", V_DURATION, struct mtlsd_config, connect_timeout_ms, 100, 600000),
 	KEY_RANGE("drain_timeout", V_DURATION, struct mtlsd_config, drain_timeout_ms, 0, 3600000),
-	KEY_RANGE("max_connections", V_UINT, struct mtlsd_config, max_connections, 1, 10000000),
+	KEY_RANGE("max_connections", V_UINT, struct mtlsd_config, max_connections, 1, 10000000,
+		  FIXED_AT_START),
 	KEY_RANGE("max_handshakes", V_UINT, struct mtlsd_config, max_handshakes, 1, 1000000),
 	KEY_RANGE("max_handshakes_per_source", V_UINT, struct mtlsd_config, max_handshakes_per_source, 0, 1000000),
-	KEY("audit_log", V_AUDIT, struct mtlsd_config, audit_path),
+	KEY("audit_log", V_AUDIT, struct mtlsd_config, audit_path, FIXED_AT_START),
 	KEY("ktls", V_KTLS, struct mtlsd_config, ktls),
 	KEY("log_level", V_LOG_LEVEL, struct mtlsd_config, log_level),
 	KEY("allow_insecure_key_permissions", V_BOOL, struct mtlsd_config, allow_insecure_key_perms),
-	KEY("user", V_NAME, struct mtlsd_config, user),
-	KEY("group", V_NAME, struct mtlsd_config, group),
+	KEY("user", V_NAME, struct mtlsd_config, user, FIXED_AT_START),
+	KEY("group", V_NAME, struct mtlsd_config, group, FIXED_AT_START),
 	KEY("keep_capabilities", V_CAPS, struct mtlsd_config, keep_caps),
-	KEY("control_socket", V_PATH, struct mtlsd_config, control_socket),
-	KEY("control_group", V_NAME, struct mtlsd_config, control_group),
+	KEY("control_socket", V_PATH, struct mtlsd_config, control_socket, FIXED_AT_START),
+	KEY("control_group", V_NAME, struct mtlsd_config, control_group, FIXED_AT_START),
 	KEY("ticket_key_file", V_PATH, struct mtlsd_config, ticket_key_file),
 	KEY("session_cache", V_SESSION_CACHE, struct mtlsd_config, session_cache),
 	KEY_RANGE("session_cache_size", V_UINT, struct mtlsd_config, session_cache_size, 0, 16777216),
@@ -155,43 +163,45 @@ int config_strlist_push(struct cfg_strlist *l, const char *s, int line)
 	return 0;
 }
 
+/* Release what the keys of one section's struct own. */
+static void free_section(enum section_kind kind, void *obj)
+{
+	size_t n;
+	const struct key_desc *keys = config_section_keys(kind, &n);
+
+	for (size_t i = 0; i < n; i++)
+		config_clear_field(&keys[i], (char *)obj + keys[i].offset);
+}
+
 void config_free(struct mtlsd_config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_certs; i++) {
-		free(cfg->certs[i].cert_path);
-		free(cfg->certs[i].key_path);
-	}
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		free_section(SEC_SERVER_CERT, &cfg->certs[i]);
 	for (size_t i = 0; i < cfg->n_partners; i++) {
-		struct cfg_partner *p = &cfg->partners[i];
-		free(p->name);
-		free(p->ca_path);
-		config_strlist_free(&p->crl_paths);
-		config_strlist_free(&p->allow_dns);
-		config_strlist_free(&p->allow_uri);
-		config_strlist_free(&p->allow_cn);
-		config_strlist_free(&p->allow_ou);
+		free_section(SEC_PARTNER, &cfg->partners[i]);
+		free(cfg->partners[i].name); /* the section's name, not a key */
 	}
 	free(cfg->partners);
-	free(cfg->audit_path);
-	free(cfg->user);
-	free(cfg->group);
-	free(cfg->control_socket);
-	free(cfg->instance);
-	free(cfg->control_group);
-	free(cfg->ticket_key_file);
-	free(cfg->openssl_conf);
-	free(cfg->provider_path);
-	config_strlist_free(&cfg->providers);
-	free(cfg->engine);
-	config_strlist_free(&cfg->engine_ctrls);
-	config_strlist_free(&cfg->engine_default);
-	free(cfg->key_pin_file);
-	free(cfg->key_pin_env);
+	free_section(SEC_MTLSD, cfg);
 	free(cfg->path);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+const char *config_fixed_key_changed(const struct mtlsd_config *old, const struct mtlsd_config *new)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(mtlsd_keys); i++)
+		if (mtlsd_keys[i].fixed && !config_field_equal(&mtlsd_keys[i], old, new))
+			return mtlsd_keys[i].name;
+	return NULL;
+}
+
 /* ---- sections and keys from the file ----------------------------------- */
+
+static const char *const section_forms[SEC_MAX] = {
+	[SEC_MTLSD] = "[mtlsd]", [SEC_SERVER_CERT] = "[server_cert.NAME]", [SEC_PARTNER] = "[partner.NAME]",
+};
+
+DEFINE_STRING_TABLE(config_section_form, enum section_kind, section_forms, "[?]")
 
 const struct key_desc *config_section_keys(enum section_kind kind, size_t *n)
 {
@@ -256,16 +266,13 @@ static int unknown_key(struct parse_state *ps, const char *name)
 	char list[512] = "";
 	size_t off = 0;
 
-	static const char *const section_forms[] = {
-		[SEC_MTLSD] = "[mtlsd]", [SEC_SERVER_CERT] = "[server_cert.NAME]", [SEC_PARTNER] = "[partner.NAME]",
-	};
 	for (enum section_kind k = SEC_MTLSD; k <= SEC_PARTNER; k++) {
 		size_t other_n;
 		const struct key_desc *other = config_section_keys(k, &other_n);
 		for (size_t i = 0; k != ps->kind && i < other_n; i++)
 			if (strcmp(other[i].name, name) == 0)
 				return parse_fail(ps, -EINVAL, "key '%s' belongs in %s, not in [%s]; move it",
-						  name, section_forms[k], ps->section);
+						  name, config_section_form_name(k), ps->section);
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t d = edit_distance(name, keys[i].name);

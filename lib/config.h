@@ -26,15 +26,40 @@
 #define CFG_MAX_SERVER_CERTS 4
 #define CFG_MAX_PARTNERS 256
 
-enum crl_policy { CRL_POLICY_FAIL = 0, CRL_POLICY_ALLOW };
+enum crl_policy { CRL_POLICY_FAIL = 0, CRL_POLICY_ALLOW, CRL_POLICY_MAX };
 /* May a client certificate carry several SPIFFE IDs or CNs (verify.h)? */
-enum multiple_identities { MULTIPLE_IDENTITIES_REFUSE = 0, MULTIPLE_IDENTITIES_ALLOW };
-enum ktls_mode { KTLS_MODE_AUTO = 0, KTLS_MODE_ON, KTLS_MODE_OFF };
+enum multiple_identities { MULTIPLE_IDENTITIES_REFUSE = 0, MULTIPLE_IDENTITIES_ALLOW, MULTIPLE_IDENTITIES_MAX };
+enum ktls_mode { KTLS_MODE_AUTO = 0, KTLS_MODE_ON, KTLS_MODE_OFF, KTLS_MODE_MAX };
 /* How TLS sessions resume: tickets (stateless, shareable across a fleet
  * with ticket_key_file), a server-side session cache, or not at all. */
 /* AUTO (the default) is STATEFUL without a ticket_key_file and TICKETS with
  * one: config_session_cache() says which. */
-enum session_cache_mode { SESSION_CACHE_TICKETS = 0, SESSION_CACHE_STATEFUL, SESSION_CACHE_OFF, SESSION_CACHE_AUTO };
+enum session_cache_mode {
+	SESSION_CACHE_TICKETS = 0,
+	SESSION_CACHE_STATEFUL,
+	SESSION_CACHE_OFF,
+	SESSION_CACHE_AUTO,
+	SESSION_CACHE_MAX
+};
+
+/*
+ * The words each keyword key takes, indexed by value ("fail"/"allow",
+ * "refuse"/"allow", "auto"/"on"/"off", "tickets"/"stateful"/"off"/"auto"), with
+ * name/from_name lookups (lib/string_table.h). The config reader matches
+ * them without regard to case.
+ */
+extern const char *const crl_policy_names[CRL_POLICY_MAX];
+extern const char *const multiple_identities_names[MULTIPLE_IDENTITIES_MAX];
+extern const char *const ktls_mode_names[KTLS_MODE_MAX];
+extern const char *const session_cache_mode_names[SESSION_CACHE_MAX];
+const char *crl_policy_name(enum crl_policy v);
+int crl_policy_from_name(const char *s);
+const char *multiple_identities_name(enum multiple_identities v);
+int multiple_identities_from_name(const char *s);
+const char *ktls_mode_name(enum ktls_mode v);
+int ktls_mode_from_name(const char *s);
+const char *session_cache_mode_name(enum session_cache_mode v);
+int session_cache_mode_from_name(const char *s);
 
 /* A TCP address (v4/v6) or a unix socket path ("unix:/run/app.sock"). */
 struct cfg_addr {
@@ -202,11 +227,26 @@ int config_parse_duration_ms(const char *text, unsigned *out_ms) MUST_CHECK;
  */
 int config_parse_capabilities(const char *text, uint64_t *out, char *why, size_t wl) MUST_CHECK;
 
-/* "net_bind_service" for CAP_NET_BIND_SERVICE; NULL for an unknown number. */
+/* "net_bind_service" for CAP_NET_BIND_SERVICE; NULL for an unknown number.
+ * config_capability_from_name("net_bind_service") is its number or -ENOENT
+ * (exact spelling; keep_capabilities also takes "cap_" and any case). */
 const char *config_capability_name(unsigned cap);
+int config_capability_from_name(const char *s);
 
-/* Release everything cfg owns (not cfg itself). Accepts a zeroed struct. */
+/*
+ * Release everything cfg owns (not cfg itself). Accepts a zeroed struct.
+ * Walks the key tables (lib/config.c): what a key owns follows from its
+ * kind, so a new key needs no line here.
+ */
 void config_free(struct mtlsd_config *cfg);
+
+/*
+ * The first [mtlsd] key fixed at start-up (listen, workers, the user, the
+ * control socket...: marked FIXED_AT_START in lib/config.c's table) whose
+ * value differs between old and new, or NULL. A reload refuses a
+ * configuration that changes one, naming the key.
+ */
+const char *config_fixed_key_changed(const struct mtlsd_config *old, const struct mtlsd_config *new);
 
 /*
  * The session cache a configuration asks for: `auto` is `stateful` without

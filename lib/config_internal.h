@@ -32,14 +32,39 @@ struct key_desc {
 	size_t line_offset; /* of an int receiving the line, or NO_LINE_FIELD */
 	unsigned min, max;  /* V_UINT, V_DURATION (ms), V_SECONDS (s) */
 	bool repeatable;
+	/* Shapes sockets or threads: a reload that changes it is refused
+	 * (config_fixed_key_changed). [mtlsd] keys only. */
+	bool fixed;
 };
 
-#define KEY(n, k, s, f) { n, k, offsetof(s, f), NO_LINE_FIELD, 0, 0, false }
-#define KEY_RANGE(n, k, s, f, lo, hi) { n, k, offsetof(s, f), NO_LINE_FIELD, lo, hi, false }
-#define KEY_LINE(n, k, s, f, l) { n, k, offsetof(s, f), offsetof(s, l), 0, 0, false }
-#define KEY_LIST(n, k, s, f) { n, k, offsetof(s, f), NO_LINE_FIELD, 0, 0, true }
+/* What the value of a key owns, by its kind: config_free and a flag that
+ * replaces a value release it (config_clear_field). */
+enum key_owns {
+	KEY_OWNS_NOTHING, /* stored in place (numbers, keywords, addresses, listen) */
+	KEY_OWNS_STRING,  /* a char * from strdup */
+	KEY_OWNS_LIST,    /* a struct cfg_strlist */
+};
+enum key_owns config_key_owns(const struct key_desc *k);
 
-enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER };
+/* A key's table entry; a trailing FIXED_AT_START marks it fixed. */
+#define FIXED_AT_START .fixed = true
+#define KEY(n, k, s, f, ...) \
+	{ .name = n, .kind = k, .offset = offsetof(s, f), .line_offset = NO_LINE_FIELD, __VA_ARGS__ }
+#define KEY_RANGE(n, k, s, f, lo, hi, ...) \
+	{ .name = n, .kind = k, .offset = offsetof(s, f), .line_offset = NO_LINE_FIELD, \
+	  .min = lo, .max = hi, __VA_ARGS__ }
+#define KEY_LINE(n, k, s, f, l) \
+	{ .name = n, .kind = k, .offset = offsetof(s, f), .line_offset = offsetof(s, l) }
+#define KEY_LIST(n, k, s, f, ...) \
+	{ .name = n, .kind = k, .offset = offsetof(s, f), .line_offset = NO_LINE_FIELD, \
+	  .repeatable = true, __VA_ARGS__ }
+
+enum section_kind { SEC_NONE = 0, SEC_MTLSD, SEC_SERVER_CERT, SEC_PARTNER, SEC_MAX };
+
+/* How a section kind is written: "[mtlsd]", "[partner.NAME]" (none for
+ * SEC_NONE), and back. */
+const char *config_section_form_name(enum section_kind kind);
+int config_section_form_from_name(const char *s);
 
 /*
  * The most keys one section may have. flag_resets packs one bit per key of
@@ -99,7 +124,11 @@ int config_strlist_push(struct cfg_strlist *l, const char *s, int line) MUST_CHE
 int config_apply_value(struct parse_state *ps, const struct key_desc *k, void *obj,
 		       const char *value, char *why, size_t wl) MUST_CHECK;
 
-/* Free a single-valued string or empty a list, before a flag replaces it. */
+/* Free a single-valued string or empty a list (config_key_owns), before a
+ * flag replaces it and in config_free. */
 void config_clear_field(const struct key_desc *k, void *field);
+
+/* Whether key k holds the same value in the structs at a and b. */
+bool config_field_equal(const struct key_desc *k, const void *a, const void *b);
 
 #endif

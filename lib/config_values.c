@@ -11,6 +11,7 @@
  */
 #include "config_internal.h"
 #include "keyref.h"
+#include "string_table.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,6 +22,27 @@
 #include <strings.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* ---- the words of keyword keys ------------------------------------------ */
+
+const char *const crl_policy_names[CRL_POLICY_MAX] = {
+	[CRL_POLICY_FAIL] = "fail", [CRL_POLICY_ALLOW] = "allow",
+};
+const char *const multiple_identities_names[MULTIPLE_IDENTITIES_MAX] = {
+	[MULTIPLE_IDENTITIES_REFUSE] = "refuse", [MULTIPLE_IDENTITIES_ALLOW] = "allow",
+};
+const char *const ktls_mode_names[KTLS_MODE_MAX] = {
+	[KTLS_MODE_AUTO] = "auto", [KTLS_MODE_ON] = "on", [KTLS_MODE_OFF] = "off",
+};
+const char *const session_cache_mode_names[SESSION_CACHE_MAX] = {
+	[SESSION_CACHE_TICKETS] = "tickets", [SESSION_CACHE_STATEFUL] = "stateful",
+	[SESSION_CACHE_OFF] = "off", [SESSION_CACHE_AUTO] = "auto",
+};
+
+DEFINE_STRING_TABLE(crl_policy, enum crl_policy, crl_policy_names, "?")
+DEFINE_STRING_TABLE(multiple_identities, enum multiple_identities, multiple_identities_names, "?")
+DEFINE_STRING_TABLE(ktls_mode, enum ktls_mode, ktls_mode_names, "?")
+DEFINE_STRING_TABLE(session_cache_mode, enum session_cache_mode, session_cache_mode_names, "?")
 
 /* ---- value parsers ---------------------------------------------------- */
 
@@ -199,10 +221,7 @@ static const char *const cap_names[] = {
 	[CAP_PERFMON] = "perfmon", [CAP_BPF] = "bpf", [CAP_CHECKPOINT_RESTORE] = "checkpoint_restore",
 };
 
-const char *config_capability_name(unsigned cap)
-{
-	return cap < ARRAY_SIZE(cap_names) ? cap_names[cap] : NULL;
-}
+DEFINE_STRING_TABLE(config_capability, unsigned, cap_names, NULL)
 
 static int capability_number(const char *name, size_t len)
 {
@@ -310,35 +329,26 @@ static int parse_keyword(const char *text, const char *const *names, size_t n, i
 static int apply_keyword(const struct key_desc *k, void *field, const char *value,
 			 char *why, size_t wl)
 {
-	static const char *const crl_names[] = { [CRL_POLICY_FAIL] = "fail", [CRL_POLICY_ALLOW] = "allow" };
-	static const char *const ktls_names[] = { [KTLS_MODE_AUTO] = "auto", [KTLS_MODE_ON] = "on", [KTLS_MODE_OFF] = "off" };
-	static const char *const level_names[] = { [LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warning",
-						   [LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug" };
+	/* Keys that are booleans spelled as words: index 1 is true. */
 	static const char *const proxy_names[] = { "off", "v2" };
 	static const char *const accounting_names[] = { "off", "auto" };
-	static const char *const cache_names[] = { [SESSION_CACHE_TICKETS] = "tickets",
-						   [SESSION_CACHE_STATEFUL] = "stateful",
-						   [SESSION_CACHE_OFF] = "off",
-						   [SESSION_CACHE_AUTO] = "auto" };
-	static const char *const multi_names[] = { [MULTIPLE_IDENTITIES_REFUSE] = "refuse",
-						   [MULTIPLE_IDENTITIES_ALLOW] = "allow" };
 	int v;
 
 	switch (k->kind) {
 	case V_MULTI_IDENTITY:
-		GUARD(parse_keyword(value, multi_names, ARRAY_SIZE(multi_names), &v, why, wl));
+		GUARD(parse_keyword(value, multiple_identities_names, ARRAY_SIZE(multiple_identities_names), &v, why, wl));
 		*(enum multiple_identities *)field = (enum multiple_identities)v;
 		return 0;
 	case V_CRL_POLICY:
-		GUARD(parse_keyword(value, crl_names, ARRAY_SIZE(crl_names), &v, why, wl));
+		GUARD(parse_keyword(value, crl_policy_names, ARRAY_SIZE(crl_policy_names), &v, why, wl));
 		*(enum crl_policy *)field = (enum crl_policy)v;
 		return 0;
 	case V_KTLS:
-		GUARD(parse_keyword(value, ktls_names, ARRAY_SIZE(ktls_names), &v, why, wl));
+		GUARD(parse_keyword(value, ktls_mode_names, ARRAY_SIZE(ktls_mode_names), &v, why, wl));
 		*(enum ktls_mode *)field = (enum ktls_mode)v;
 		return 0;
 	case V_LOG_LEVEL:
-		GUARD(parse_keyword(value, level_names, ARRAY_SIZE(level_names), &v, why, wl));
+		GUARD(parse_keyword(value, log_level_names, ARRAY_SIZE(log_level_names), &v, why, wl));
 		*(enum log_level *)field = (enum log_level)v;
 		return 0;
 	case V_PROXY:
@@ -350,7 +360,7 @@ static int apply_keyword(const struct key_desc *k, void *field, const char *valu
 		*(bool *)field = v == 1;
 		return 0;
 	case V_SESSION_CACHE:
-		GUARD(parse_keyword(value, cache_names, ARRAY_SIZE(cache_names), &v, why, wl));
+		GUARD(parse_keyword(value, session_cache_mode_names, ARRAY_SIZE(session_cache_mode_names), &v, why, wl));
 		*(enum session_cache_mode *)field = (enum session_cache_mode)v;
 		return 0;
 	default:
@@ -413,23 +423,101 @@ static int apply_number(const struct key_desc *k, void *field, const char *value
 	}
 }
 
-/* Free a single-valued string or reset a list before a flag replaces it. */
-void config_clear_field(const struct key_desc *k, void *field)
+enum key_owns config_key_owns(const struct key_desc *k)
 {
 	switch (k->kind) {
 	case V_PATH:
 	case V_KEY:
 	case V_AUDIT:
 	case V_NAME:
+		return KEY_OWNS_STRING;
+	case V_PATH_LIST:
+	case V_STR_LIST:
+		return KEY_OWNS_LIST;
+	default:
+		return KEY_OWNS_NOTHING;
+	}
+}
+
+void config_clear_field(const struct key_desc *k, void *field)
+{
+	switch (config_key_owns(k)) {
+	case KEY_OWNS_STRING:
 		free(*(char **)field);
 		*(char **)field = NULL;
 		break;
-	case V_PATH_LIST:
-	case V_STR_LIST:
+	case KEY_OWNS_LIST:
 		config_strlist_free(field);
 		break;
 	default:
 		break;
+	}
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool list_equal(const struct cfg_strlist *a, const struct cfg_strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+bool config_field_equal(const struct key_desc *k, const void *a, const void *b)
+{
+	const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+
+	switch (k->kind) {
+	case V_LISTEN: {
+		/* Only [mtlsd] has it: the array and its count, as written. */
+		const struct mtlsd_config *ca = a, *cb = b;
+		if (ca->n_listen != cb->n_listen)
+			return false;
+		for (size_t i = 0; i < ca->n_listen; i++)
+			if (strcmp(ca->listen[i].text, cb->listen[i].text) != 0)
+				return false;
+		return true;
+	}
+	case V_ADDR:
+		return strcmp(((const struct cfg_addr *)fa)->text, ((const struct cfg_addr *)fb)->text) == 0;
+	case V_BOOL:
+	case V_PROXY:
+	case V_ACCOUNTING:
+		return *(const bool *)fa == *(const bool *)fb;
+	case V_UINT:
+	case V_DURATION:
+	case V_SECONDS:
+		return *(const unsigned *)fa == *(const unsigned *)fb;
+	case V_TLV_TYPE:
+		return *(const uint8_t *)fa == *(const uint8_t *)fb;
+	case V_CAPS:
+		return *(const uint64_t *)fa == *(const uint64_t *)fb;
+	case V_CRL_POLICY:
+		return *(const enum crl_policy *)fa == *(const enum crl_policy *)fb;
+	case V_KTLS:
+		return *(const enum ktls_mode *)fa == *(const enum ktls_mode *)fb;
+	case V_LOG_LEVEL:
+		return *(const enum log_level *)fa == *(const enum log_level *)fb;
+	case V_SESSION_CACHE:
+		return *(const enum session_cache_mode *)fa == *(const enum session_cache_mode *)fb;
+	case V_MULTI_IDENTITY:
+		return *(const enum multiple_identities *)fa == *(const enum multiple_identities *)fb;
+	case V_PATH:
+	case V_KEY:
+	case V_AUDIT:
+	case V_NAME:
+		return str_equal(*(char *const *)fa, *(char *const *)fb);
+	case V_PATH_LIST:
+	case V_STR_LIST:
+		return list_equal(fa, fb);
+	default:
+		return false; /* a kind this does not know differs: refuse rather than miss */
 	}
 }
 

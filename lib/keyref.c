@@ -402,7 +402,7 @@ int keyref_load(const char *ref, const struct keyref_opts *opts, EVP_PKEY **out,
 {
 	*out = NULL;
 	if (!keyref_is_uri(ref))
-		return pem_load_private_key_owned(ref, opts->allow_insecure, secret_file_owner_uid(opts->owner),
-						  out, err, errlen);
+		return pem_load_private_key(ref, opts->allow_insecure, secret_file_owner_uid(opts->owner),
+					    out, err, errlen);
 	return load_uri(ref, opts, out, err, errlen);
 }

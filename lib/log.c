@@ -11,22 +11,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "string_table.h"
+
 static enum log_level current_level = LOG_LVL_INFO;
 static const char *log_ident = "mtls";
 
-static const char *const level_names[] = {
+const char *const log_level_names[LOG_LVL_MAX] = {
 	[LOG_LVL_ERR] = "error", [LOG_LVL_WARN] = "warning",
 	[LOG_LVL_INFO] = "info", [LOG_LVL_DEBUG] = "debug",
 };
+
+DEFINE_STRING_TABLE(log_level, enum log_level, log_level_names, "?")
 
 void log_set_level(enum log_level lvl) { current_level = lvl; }
 enum log_level log_get_level(void) { return current_level; }
 void log_set_ident(const char *ident) { log_ident = ident; }
 
+__attribute__((format(printf, 3, 0)))
 static void log_vwrite(enum log_level lvl, const char *suffix, const char *fmt, va_list ap)
 {
 	char line[2048];
-	int n = snprintf(line, sizeof(line), "%s: %s: ", log_ident, level_names[lvl]);
+	int n = snprintf(line, sizeof(line), "%s: %s: ", log_ident, log_level_name(lvl));
 	if (n < 0)
 		return;
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);

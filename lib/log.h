@@ -10,7 +10,13 @@
 
 #include <stdarg.h>
 
-enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+enum log_level { LOG_LVL_ERR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG, LOG_LVL_MAX };
+
+/* "error", "warning", "info", "debug": the line prefix and the words the
+ * log_level key takes (lib/string_table.h). */
+extern const char *const log_level_names[LOG_LVL_MAX];
+const char *log_level_name(enum log_level lvl);
+int log_level_from_name(const char *s);
 
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);

@@ -335,14 +335,8 @@ static int refuse_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-int pem_load_private_key(const char *path, bool allow_insecure, EVP_PKEY **out,
-			 char *err, size_t errlen)
-{
-	return pem_load_private_key_owned(path, allow_insecure, KEY_OWNER_NONE, out, err, errlen);
-}
-
-int pem_load_private_key_owned(const char *path, bool allow_insecure, uid_t also_owner,
-			       EVP_PKEY **out, char *err, size_t errlen)
+int pem_load_private_key(const char *path, bool allow_insecure, uid_t also_owner,
+			 EVP_PKEY **out, char *err, size_t errlen)
 {
 	struct file_buf fb;
 	BIO *bio = NULL;

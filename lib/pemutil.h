@@ -65,14 +65,11 @@ int secret_file_check(const struct secret_file_rule *r, const char *path, const 
  * an unknown name: the also_owner of secret_file_check(). */
 uid_t secret_file_owner_uid(const char *user);
 
-/* Perms check + load an unencrypted PEM private key. The file buffer is
- * cleansed before it is freed. */
-int pem_load_private_key(const char *path, bool allow_insecure, EVP_PKEY **out,
-			 char *err, size_t errlen) MUST_CHECK;
-
-/* The same with keyfile_check_perms_owned()'s owner rule. */
-int pem_load_private_key_owned(const char *path, bool allow_insecure, uid_t also_owner,
-			       EVP_PKEY **out, char *err, size_t errlen) MUST_CHECK;
+/* Perms check (keyfile_check_perms_owned()'s owner rule: also_owner may own
+ * the file, KEY_OWNER_NONE for root only) + load an unencrypted PEM private
+ * key. The file buffer is cleansed before it is freed. */
+int pem_load_private_key(const char *path, bool allow_insecure, uid_t also_owner,
+			 EVP_PKEY **out, char *err, size_t errlen) MUST_CHECK;
 
 /* True if the certificate is self-signed (a root): never presented. */
 bool x509_is_self_signed(X509 *x);

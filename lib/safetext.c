@@ -5,6 +5,7 @@
  */
 #include "safetext.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -127,6 +128,72 @@ void utf8_copy_valid(char *dst, size_t cap, const char *src)
 	dst[o] = '\0';
 }
 
+/* The code point of a valid unit a JSON string must not carry raw, or -1:
+ * a control character (C0, DEL, C1), or U+2028/U+2029. The C1 controls
+ * (NEL, CSI...) and the two separators are valid JSON, but terminals act
+ * on them and line readers (Python's splitlines, some log shippers) break
+ * lines there: a CN could forge a second audit line. */
+static long json_escaped_code_point(const unsigned char *s, size_t n)
+{
+	if (is_control(s, n))
+		return n == 1 ? s[0] : s[1];
+	if (n == 3 && s[0] == 0xe2 && s[1] == 0x80 && (s[2] | 1) == 0xa9)
+		return 0x2000 + (s[2] - 0x80);
+	return -1;
+}
+
+/* The two-character escape JSON has for c, or NULL. */
+static const char *json_short_escape(unsigned char c)
+{
+	switch (c) {
+	case '"': return "\\\"";
+	case '\\': return "\\\\";
+	case '\n': return "\\n";
+	case '\r': return "\\r";
+	case '\t': return "\\t";
+	default: return NULL;
+	}
+}
+
+int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t o = *off, n;
+	bool valid;
+
+#define PUT(c) do { if (o + 1 >= cap) goto full; buf[o++] = (char)(c); } while (0)
+	PUT('"');
+	for (size_t i = 0; i < len; i += n) {
+		const char *esc = json_short_escape(u[i]);
+		long cp = -1;
+
+		n = unit_at(u + i, len - i, &valid);
+		if (esc) {
+			PUT(esc[0]);
+			PUT(esc[1]);
+		} else if (!valid || (cp = json_escaped_code_point(u + i, n)) >= 0) {
+			char hex[7];
+
+			/* a byte that is not UTF-8 is shown as the byte it is */
+			snprintf(hex, sizeof(hex), "\\u%04lx", valid ? cp : (long)u[i]);
+			for (int k = 0; k < 6; k++)
+				PUT(hex[k]);
+		} else {
+			for (size_t k = 0; k < n; k++)
+				PUT(u[i + k]);
+		}
+	}
+	PUT('"');
+#undef PUT
+	buf[o] = '\0';
+	*off = o;
+	return 0;
+full:
+	if (*off < cap)
+		buf[*off] = '\0';
+	return -ENOSPC;
+}
+
 void prom_put_label_value(FILE *out, const char *value)
 {
 	const unsigned char *u = (const unsigned char *)(value ? value : "");
@@ -148,6 +215,13 @@ void prom_put_label_value(FILE *out, const char *value)
 			fwrite(u + i, 1, n, out);
 		i += n;
 	}
+}
+
+void prom_put_label(FILE *out, const char *name, const char *value, bool first)
+{
+	fprintf(out, "%s%s=\"", first ? "" : ",", name);
+	prom_put_label_value(out, value);
+	fputc('"', out);
 }
 
 size_t term_escape(char *dst, size_t cap, const char *src, size_t len)

@@ -9,16 +9,20 @@
  *  - cuts text to a byte length without splitting a UTF-8 character
  *    (fixed-size fields: the BPF map records, struct cert_identity);
  *  - makes a stored copy valid UTF-8;
+ *  - escapes a JSON string (the audit log, mtlsctl's --json output);
  *  - escapes a Prometheus label value (the text exposition format);
  *  - escapes text for a terminal (mtlsctl's tables and `cert inspect`).
- * JSON strings are escaped by json_put_string (certinfo.h), which uses the
- * same UTF-8 decoder.
+ * Each escaper exists once in the tree, and all of them share one UTF-8
+ * decoder and one idea of what a control character is.
  */
 #ifndef MTLS_SAFETEXT_H
 #define MTLS_SAFETEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+
+#include "guard.h"
 
 /* U+FFFD REPLACEMENT CHARACTER, what a byte that is not UTF-8 becomes. */
 #define UTF8_REPLACEMENT "\xEF\xBF\xBD"
@@ -56,6 +60,17 @@ void utf8_trim_partial(char *s);
 void utf8_copy_valid(char *dst, size_t cap, const char *src);
 
 /*
+ * Append len bytes of s to buf at *off as a quoted JSON string: quotes,
+ * backslashes and control characters (C0, DEL, C1, and U+2028/U+2029,
+ * which some line readers take for line ends) escaped, valid UTF-8
+ * copied, every byte that is not part of valid UTF-8 written as \u00XX
+ * (certificate fields are attacker-chosen bytes). Keeps buf
+ * NUL-terminated at *off, also when it fails. Returns 0 or -ENOSPC (then
+ * *off is unchanged and buf reads as it did before the call).
+ */
+int json_put_string(char *buf, size_t cap, size_t *off, const char *s, size_t len) MUST_CHECK;
+
+/*
  * Write value as the inside of a Prometheus label value (text format
  * 0.0.4: no surrounding quotes): backslash, double quote and newline
  * escaped as the format requires; every other C0 control, DEL and C1
@@ -63,6 +78,10 @@ void utf8_copy_valid(char *dst, size_t cap, const char *src);
  * output is always valid UTF-8, so `promtool check metrics` accepts it.
  */
 void prom_put_label_value(FILE *out, const char *value);
+
+/* One label pair, name="value" with value escaped as above, preceded by a
+ * comma unless first. name is the caller's constant, written as is. */
+void prom_put_label(FILE *out, const char *name, const char *value, bool first);
 
 /*
  * Escape len bytes of src for a terminal into dst (cap >= 1 bytes,

@@ -15,8 +15,12 @@
  *                                                            // outside the table or unnamed
  *   int close_reason_from_name(const char *s);              // the value, or -ENOENT
  *
- * A test can walk the table with ARRAY_SIZE(names) and string_table_complete()
- * to prove every value has a name.
+ * DEFINE_STRING_TABLE_TO_STRING(fn, type, table, fallback) defines fn alone,
+ * for a table of descriptions rather than names.
+ *
+ * A test proves every value has a name by walking 0..MAX: X_name(v) is not
+ * the fallback and X_from_name(X_name(v)) == v (or, with the table in
+ * reach, string_table_complete()).
  */
 #ifndef MTLS_STRING_TABLE_H
 #define MTLS_STRING_TABLE_H
@@ -28,13 +32,18 @@
 
 #define STRING_TABLE_SIZE(t) (sizeof(t) / sizeof((t)[0]))
 
-#define DEFINE_STRING_TABLE(prefix, type, table, fallback)                               \
-	const char *prefix##_name(type v)                                                 \
+/* The value -> string half alone, as function fn: for tables of
+ * descriptions, where looking a value up by its text means nothing. */
+#define DEFINE_STRING_TABLE_TO_STRING(fn, type, table, fallback)                         \
+	const char *fn(type v)                                                            \
 	{                                                                                 \
 		if ((size_t)v >= STRING_TABLE_SIZE(table) || !(table)[(size_t)v])          \
 			return (fallback);                                                \
 		return (table)[(size_t)v];                                                \
-	}                                                                                 \
+	}
+
+#define DEFINE_STRING_TABLE(prefix, type, table, fallback)                               \
+	DEFINE_STRING_TABLE_TO_STRING(prefix##_name, type, table, fallback)               \
 	int prefix##_from_name(const char *s)                                             \
 	{                                                                                 \
 		for (size_t i_ = 0; s && i_ < STRING_TABLE_SIZE(table); i_++)             \

@@ -5,7 +5,7 @@
  * for byte) and written with a single write(2) on a file opened O_APPEND, so
  * lines from several workers never interleave and a crash never leaves half
  * a line followed by another one. Every string taken from a certificate is
- * escaped by json_put_string() (lib/certinfo.c): certificate fields are
+ * escaped by json_put_string() (lib/safetext.c): certificate fields are
  * attacker-chosen bytes and must not be able to forge audit fields.
  *
  * Reopening (SIGHUP, `mtlsctl reopen`, log rotation) replaces the file
@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "certinfo.h"
+#include "safetext.h"
+#include "string_table.h"
 
 static atomic_int audit_fd = -1;       /* -1: stderr */
 static atomic_uint_fast64_t audit_failed_writes;
@@ -378,6 +380,8 @@ static const char *const refusal_events[AUDIT_REFUSAL_MAX] = {
 	[AUDIT_REFUSAL_ACCEPT_RESET] = "accept_reset",
 };
 
+DEFINE_STRING_TABLE(audit_refusal, enum audit_refusal, refusal_events, "refusal")
+
 static struct {
 	atomic_uint_fast64_t second;   /* CLOCK_MONOTONIC second being counted */
 	atomic_uint written;           /* refusal lines written in it */
@@ -414,7 +418,7 @@ static void write_summary(void)
 	j.first = true;
 	for (unsigned k = 0; k < AUDIT_REFUSAL_MAX; k++)
 		if (held[k])
-			j_u64(&j, refusal_events[k], held[k]);
+			j_u64(&j, audit_refusal_name((enum audit_refusal)k), held[k]);
 	j_raw(&j, "}", 1);
 	j.first = false;
 	snprintf(text, sizeof(text), "%llu more refused in the last second (at most %d refusal "
@@ -450,7 +454,7 @@ void audit_refusal(enum audit_refusal kind, uint64_t conn_id, const struct socka
 		atomic_fetch_add(&refusals.held[kind], 1);
 		return;
 	}
-	audit_event_simple(refusal_events[kind], conn_id, peer, NULL, reason);
+	audit_event_simple(audit_refusal_name(kind), conn_id, peer, NULL, reason);
 }
 
 void audit_refusals_flush(void)

@@ -69,7 +69,8 @@ int audit_format(const struct audit_event *ev, char *buf, size_t cap) MUST_CHECK
 /* Format and write. Errors writing are counted, not fatal. */
 void audit_handshake(const struct audit_event *ev);
 
-/* Lines that could not be formatted or written since start (for metrics). */
+/* Lines that could not be formatted or written since start
+ * (mtlsd_audit_write_errors_total). */
 uint64_t audit_write_errors(void);
 
 /* Other events worth one JSON line (backend failures, drops):
@@ -85,6 +86,11 @@ enum audit_refusal {
 	AUDIT_REFUSAL_ACCEPT_RESET,  /* "accept_reset": gone before it could be read */
 	AUDIT_REFUSAL_MAX
 };
+
+/* The event word of a refusal ("limit", "evicted", "accept_reset"), and
+ * back (-ENOENT) (lib/string_table.h). */
+const char *audit_refusal_name(enum audit_refusal kind);
+int audit_refusal_from_name(const char *s);
 
 /* At most this many refusal lines a second; the rest are summed up. */
 #define AUDIT_REFUSALS_PER_S 100

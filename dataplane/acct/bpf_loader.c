@@ -32,6 +32,7 @@ struct bpf_loader {
  * we can give ("couldn't reuse pinned map at ..."). */
 static char libbpf_first_warning[256];
 
+__attribute__((format(printf, 2, 0)))
 static int libbpf_print_hook(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char line[512];

@@ -37,7 +37,6 @@
 struct admin_http {
 	int listen_fd;
 	int stop_fd;               /* eventfd: written once by admin_http_stop */
-	int port;
 	pthread_t thread;
 	struct admin_http_hooks hooks;
 };
@@ -246,8 +245,6 @@ static int open_listener(struct admin_http *a, const struct sockaddr *addr, sock
 	if (bind(a->listen_fd, addr, addrlen) != 0 || listen(a->listen_fd, 16) != 0 ||
 	    getsockname(a->listen_fd, (struct sockaddr *)bound, &blen) != 0)
 		return -errno;
-	a->port = ntohs(bound->ss_family == AF_INET ? ((struct sockaddr_in *)bound)->sin_port
-						    : ((struct sockaddr_in6 *)bound)->sin6_port);
 	return 0;
 }
 
@@ -304,11 +301,6 @@ fail:
 		close(a->stop_fd);
 	free(a);
 	return rc;
-}
-
-int admin_http_port(const struct admin_http *a)
-{
-	return a->port;
 }
 
 void admin_http_stop(struct admin_http *a)

@@ -33,16 +33,14 @@ struct admin_http_hooks {
 };
 
 /*
- * Listen on addr (TCP, v4 or v6; port 0 picks one) and serve from a new
+ * Listen on addr (TCP, v4 or v6; port 0 picks one, which the info line
+ * "admin listener: http://HOST:PORT/metrics" names) and serve from a new
  * thread. hooks may be NULL and is copied. On failure returns -errno and
  * err says what failed ("bind 127.0.0.1:9100: Address already in use").
  */
 int admin_http_start(const struct sockaddr *addr, socklen_t addrlen,
 		     const struct admin_http_hooks *hooks, struct admin_http **out,
 		     char *err, size_t errlen) MUST_CHECK;
-
-/* The bound port (useful after port 0). */
-int admin_http_port(const struct admin_http *a);
 
 /* Stop the thread, close the socket, free. NULL is fine. */
 void admin_http_stop(struct admin_http *a);

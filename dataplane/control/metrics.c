@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "audit.h"
 #include "cert_name.h"
 #include "certinfo.h"
 #include "generation.h"
@@ -44,10 +45,24 @@ static void family(FILE *out, const char *name, const char *type, const char *he
 
 /* ---- handshakes, connections, bytes ---------------------------------- */
 
+/* The partner label of stat slot p: its name (configured, or removed by a
+ * reload), "#p" for a slot no name owns (never counted), "-" for the slot
+ * of handshakes no partner owns, as the accounting families say it. */
+static const char *partner_label(unsigned p, const char *name, char *slot, size_t cap)
+{
+	if (name)
+		return name;
+	if (p >= CFG_MAX_PARTNERS)
+		return "-";
+	snprintf(slot, cap, "#%u", p);
+	return slot;
+}
+
 static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 				   const struct generation *g)
 {
 	size_t np = g ? g->n_partners : 0;
+	char slot[16];
 
 	family(out, "mtlsd_partner_handshakes_total", "counter",
 	       "Handshakes ended, by partner and outcome. partner=\"-\": not attributed to a "
@@ -63,15 +78,10 @@ static void put_partner_handshakes(FILE *out, const struct worker_counters *s,
 			 * series from the start; other rows only when counted. */
 			if (!configured && v == 0)
 				continue;
-			fputs("mtlsd_partner_handshakes_total{partner=\"", out);
-			if (name)
-				prom_put_label_value(out, name); /* configured, or removed by a reload */
-			else if (p < CFG_MAX_PARTNERS)
-				fprintf(out, "#%u", p); /* a slot no name owns: never counted */
-			else
-				fputc('-', out); /* as the accounting families say it */
-			fprintf(out, "\",outcome=\"%s\"} %" PRIu64 "\n",
-				hs_outcome_name((enum hs_outcome)k), v);
+			fputs("mtlsd_partner_handshakes_total{", out);
+			prom_put_label(out, "partner", partner_label(p, name, slot, sizeof(slot)), true);
+			prom_put_label(out, "outcome", hs_outcome_name((enum hs_outcome)k), false);
+			fprintf(out, "} %" PRIu64 "\n", v);
 		}
 	}
 }
@@ -201,11 +211,8 @@ static char *labels_of(const char *first, ...)
 	if (!f)
 		return NULL;
 	va_start(ap, first);
-	for (const char *k = first; k; k = va_arg(ap, const char *)) {
-		fprintf(f, "%s%s=\"", k == first ? "" : ",", k);
-		prom_put_label_value(f, va_arg(ap, const char *));
-		fputc('"', f);
-	}
+	for (const char *k = first; k; k = va_arg(ap, const char *))
+		prom_put_label(f, k, va_arg(ap, const char *), k == first);
 	va_end(ap);
 	if (fclose(f) != 0) {
 		free(buf);
@@ -311,6 +318,16 @@ static void put_crls(FILE *out, const struct generation *g, time_t now)
 	gauge_flush(out, "mtlsd_crl_next_update_seconds", &set);
 }
 
+/* ---- the audit trail -------------------------------------------------- */
+
+static void put_audit(FILE *out)
+{
+	family(out, "mtlsd_audit_write_errors_total", "counter",
+	       "Audit lines lost: not formatted (too long) or not written whole (disk full, "
+	       "file gone). A handshake counted here has no audit line.");
+	fprintf(out, "mtlsd_audit_write_errors_total %" PRIu64 "\n", audit_write_errors());
+}
+
 /* ---- reloads ---------------------------------------------------------- */
 
 static void put_reloads(FILE *out, const struct generation *g)
@@ -347,6 +364,7 @@ void metrics_write(FILE *out, struct worker *ws, unsigned n, time_t now)
 	put_certs(out, g, now);
 	put_crls(out, g, now);
 	put_reloads(out, g);
+	put_audit(out);
 	generation_unref(g);
 }
 

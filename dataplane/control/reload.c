@@ -2,9 +2,10 @@
  * reload.c: build, check, publish (reload.h).
  *
  * Settings that shape sockets and threads (listen addresses, workers,
- * max_connections, the audit log, the control socket, the user) are fixed
- * at start-up: a reload that changes one is refused with the key's name,
- * rather than half-applied. Everything else, certificates and partners
+ * max_connections, the audit log, the control socket, the user: the keys
+ * lib/config.c's table marks FIXED_AT_START) are fixed at start-up: a
+ * reload that changes one is refused with the key's name, rather than
+ * half-applied. Everything else, certificates and partners
  * included, is replaced whole.
  */
 #include "reload.h"
@@ -191,34 +192,6 @@ int reload_build(struct mtlsd_config *cfg, uint64_t id, struct generation **out,
 	return 0;
 }
 
-static bool str_differs(const char *a, const char *b)
-{
-	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
-
-/* The first start-up-only key whose value differs, or NULL. */
-static const char *fixed_key_changed(const struct mtlsd_config *old, const struct mtlsd_config *new)
-{
-	if (old->n_listen != new->n_listen)
-		return "listen";
-	for (size_t i = 0; i < old->n_listen; i++)
-		if (strcmp(old->listen[i].text, new->listen[i].text) != 0)
-			return "listen";
-	if (old->workers != new->workers)
-		return "workers";
-	if (old->max_connections != new->max_connections)
-		return "max_connections";
-	if (str_differs(old->audit_path, new->audit_path))
-		return "audit_log";
-	if (str_differs(old->control_socket, new->control_socket))
-		return "control_socket";
-	if (str_differs(old->control_group, new->control_group))
-		return "control_group";
-	if (str_differs(old->user, new->user) || str_differs(old->group, new->group))
-		return "user";
-	return NULL;
-}
-
 void reload_init(reload_load_fn load, const struct generation *first)
 {
 	pthread_mutex_lock(&reload_lock);
@@ -241,7 +214,7 @@ static int reload_prepare(struct generation *cur, struct generation **out, char 
 		config_free(&cfg);
 		return rc;
 	}
-	if ((fixed = fixed_key_changed(&cur->cfg, &cfg))) {
+	if ((fixed = config_fixed_key_changed(&cur->cfg, &cfg))) {
 		snprintf(err, errlen, "%s: key '%s' changed; it is fixed at start-up: restart mtlsd to "
 			 "apply it (nothing was changed)", cfg.path ? cfg.path : "command line", fixed);
 		config_free(&cfg);

@@ -11,8 +11,6 @@
  * secrets come from the keylog callback, the only place OpenSSL 3.0 shows
  * them; they stay in struct ktls_conn until it is cleared, for KeyUpdate.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,6 +18,7 @@
 #include <unistd.h>
 
 #include "exdata.h"
+#include "host_probe.h"
 #include "ktls_internal.h"
 #include "log.h"
 #include "string_table.h"
@@ -111,32 +110,6 @@ void ktls_set_ops(const struct ktls_ops *ops)
 	ktls_sys = ops ? ops : &real_ops;
 }
 
-/* Attach the tls ULP to a connected loopback socket: the only reliable test
- * (the module may be built in, loadable, or absent). */
-static bool probe_ulp(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t salen = sizeof(sa);
-	int lfd, cfd = -1;
-	bool ok = false;
-
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		return false;
-	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 1) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &salen) < 0)
-		goto out;
-	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (cfd < 0 || connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto out;
-	ok = ktls_sys->setsockopt(cfd, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0;
-out:
-	if (cfd >= 0)
-		close(cfd);
-	close(lfd);
-	return ok;
-}
-
 int ktls_global_init(enum ktls_mode mode, char *err, size_t errlen)
 {
 	global_mode = mode;
@@ -153,7 +126,8 @@ int ktls_global_init(enum ktls_mode mode, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	ex_index = exdata_index[EXDATA_SSL_KTLS_CONN];
-	ulp_available = probe_ulp();
+	/* lib/host_probe.h: the same probe as mtlsctl doctor, through the seam. */
+	ulp_available = host_probe_tls_ulp(ktls_sys->setsockopt) == 0;
 	/* This line is the one per-process explanation of "no_tls_ulp". */
 	atomic_store(&decision_logged[KTLS_DECLINE_NO_ULP], true);
 	if (!ulp_available && mode == KTLS_MODE_ON) {

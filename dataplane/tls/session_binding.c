@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "ossl_compat.h"
+#include "string_table.h"
 
 #define BINDING_MAGIC "mtb2"
 
@@ -119,18 +120,15 @@ int session_binding_bound_timeout(SSL_SESSION *sess, const struct session_bindin
 	return 0;
 }
 
-const char *session_verdict_text(enum session_verdict v)
-{
-	switch (v) {
-	case SESSION_RESUMABLE: return "resumable";
-	case SESSION_FOREIGN: return "not bound to this configuration generation";
-	case SESSION_TOO_OLD: return "its full verification is older than session_lifetime";
-	case SESSION_OUTLIVED:
-		return "a certificate of its chain or a CRL it was checked against has expired since";
-	case SESSION_FROM_FUTURE: return "it claims a verification time in the future";
-	default: return "unknown";
-	}
-}
+static const char *const verdict_texts[SESSION_VERDICT_MAX] = {
+	[SESSION_RESUMABLE] = "resumable",
+	[SESSION_FOREIGN] = "not bound to this configuration generation",
+	[SESSION_TOO_OLD] = "its full verification is older than session_lifetime",
+	[SESSION_OUTLIVED] = "a certificate of its chain or a CRL it was checked against has expired since",
+	[SESSION_FROM_FUTURE] = "it claims a verification time in the future",
+};
+
+DEFINE_STRING_TABLE_TO_STRING(session_verdict_text, enum session_verdict, verdict_texts, "unknown")
 
 static int64_t (*_Atomic clock_fn)(void);
 

@@ -51,6 +51,7 @@ enum session_verdict {
 	SESSION_TOO_OLD,      /* verified session_lifetime ago or more */
 	SESSION_OUTLIVED,     /* a chain certificate or a CRL it relied on expired */
 	SESSION_FROM_FUTURE,  /* verified after now: a clock that went back */
+	SESSION_VERDICT_MAX
 };
 
 /* Encode b into out; decode data, -ENOENT unless it is exactly a binding

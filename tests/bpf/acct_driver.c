@@ -17,14 +17,17 @@
  * certificates (issuer cc..cc, serials 1..N) with one ok handshake each,
  * to overflow the bounded tables. --drop-caps-after-init clears every
  * capability after acct_init(), as a daemon dropping privileges would.
- * --admin also serves /metrics and /healthz on HOST:PORT after the scenario,
- * prints "admin port N", and runs until SIGTERM or SIGINT.
+ * --admin also serves /metrics and /healthz on HOST:PORT after the scenario
+ * (port 0: a free one, picked here), prints "admin port N", and runs until
+ * SIGTERM or SIGINT.
  * Prints "source: bpf|fallback", the description and the number of threads
  * right after acct_init() (mtlsd drops privileges then: it must be 1),
  * then exits after acct_shutdown() (the fallback publishes its snapshot
  * then).
  */
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
@@ -172,6 +175,30 @@ static void spray(unsigned long n)
 	}
 }
 
+/* Port 0 becomes a port the kernel has just given out and taken back: the
+ * driver must print the port it serves, and mtlsd itself only logs it. */
+static int bound_port(const struct sockaddr *sa)
+{
+	return ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
+					      : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+static int pick_free_port(struct addrinfo *ai)
+{
+	socklen_t len = ai->ai_addrlen;
+	int fd, rc = 0;
+
+	if (bound_port(ai->ai_addr) != 0)
+		return bound_port(ai->ai_addr);
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || getsockname(fd, ai->ai_addr, &len) != 0)
+		rc = -errno;
+	close(fd);
+	return rc < 0 ? rc : bound_port(ai->ai_addr);
+}
+
 /* Serve the admin listener until asked to stop. */
 static int serve_admin(const char *text)
 {
@@ -181,7 +208,7 @@ static int serve_admin(const char *text)
 	char host[128], err[256];
 	const char *colon = strrchr(text, ':');
 	sigset_t set;
-	int sig, rc;
+	int sig, rc, port;
 
 	if (!colon || (size_t)(colon - text) >= sizeof(host)) {
 		fprintf(stderr, "--admin %s: not HOST:PORT\n", text);
@@ -196,6 +223,12 @@ static int serve_admin(const char *text)
 		fprintf(stderr, "--admin %s: not a numeric HOST:PORT\n", text);
 		return -EINVAL;
 	}
+	port = pick_free_port(ai);
+	if (port < 0) {
+		fprintf(stderr, "--admin %s: no free port: %s\n", text, strerror(-port));
+		freeaddrinfo(ai);
+		return port;
+	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -206,7 +239,7 @@ static int serve_admin(const char *text)
 		fprintf(stderr, "%s\n", err);
 		return rc;
 	}
-	printf("admin port %d\n", admin_http_port(admin));
+	printf("admin port %d\n", port);
 	fflush(stdout);
 	sigwait(&set, &sig);
 	admin_http_stop(admin);

@@ -112,7 +112,7 @@ static SSL_CTX *make_ctx(bool server, EVP_PKEY *key, X509 *cert)
 static SSL *handshake(SSL_CTX *sctx, SSL_CTX *cctx)
 {
 	SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
-	BIO *sb, *cb;
+	BIO *sb = NULL, *cb = NULL;
 
 	if (!s || !c || BIO_new_bio_pair(&sb, 0, &cb, 0) != 1)
 		die("creating the endpoints");

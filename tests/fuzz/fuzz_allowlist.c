@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fuzz.h"
 #include "verify.h"
 
 static bool compiles(int kind, char *pat)

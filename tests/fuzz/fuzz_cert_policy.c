@@ -12,8 +12,10 @@
 #include <openssl/x509.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "audit.h"
 #include "certinfo.h"
+#include "safetext.h"
 #include "verify.h"
 
 /* The escaper's output must be plain JSON: no byte below 0x20, and every

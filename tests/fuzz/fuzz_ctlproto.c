@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "ctlproto.h"
 
 static char body[CTLPROTO_MAX_BODY + 1];

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "chunk.h"
 #include "config.h"
 #include "generation.h"
@@ -33,7 +34,7 @@ enum { MAX_STEPS = 64 };
 static struct generation *gen;
 static struct chunk_pool pool;
 
-static void fail(const char *what, const char *detail)
+static __attribute__((noreturn)) void fail(const char *what, const char *detail)
 {
 	fprintf(stderr, "fuzz_handshake: %s: %s\n", what, detail);
 	exit(2);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "proxy_v2.h"
 
 /* Next length-prefixed field of the input (1 length byte), as a string. */

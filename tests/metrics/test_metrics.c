@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "config.h"
 #include "generation.h"
 #include "metrics.h"
@@ -249,6 +250,26 @@ static void test_metrics_duplicates_give_one_series(void **state)
 	free(twice);
 }
 
+/* An audit line the file would not take (/dev/full: ENOSPC) is counted
+ * where an operator can alert on it; the twin: none lost, 0. */
+static void test_metrics_audit_write_errors_counted(void **state)
+{
+	char *before, *after;
+
+	(void)state;
+	before = render(time(NULL));
+	assert_non_null(strstr(before, "# TYPE mtlsd_audit_write_errors_total counter\n"
+				       "mtlsd_audit_write_errors_total 0\n"));
+	assert_int_equal(audit_open("/dev/full"), 0);
+	audit_event_simple("backend_connect_failed", 7, NULL, "default", "connection refused");
+	audit_event_simple("backend_connect_failed", 8, NULL, "default", "connection refused");
+	audit_close();
+	after = render(time(NULL));
+	assert_non_null(strstr(after, "\nmtlsd_audit_write_errors_total 2\n"));
+	free(before);
+	free(after);
+}
+
 static void test_metrics_healthz_needs_a_generation(void **state)
 {
 	char why[128] = "";
@@ -265,6 +286,8 @@ static void test_metrics_healthz_needs_a_generation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_metrics_audit_write_errors_counted,
+						publish_fixture_generation, unpublish),
 		cmocka_unit_test_setup_teardown(test_metrics_sums_partner_handshakes_across_workers,
 						publish_fixture_generation, unpublish),
 		cmocka_unit_test_setup_teardown(test_metrics_omits_empty_unconfigured_rows,

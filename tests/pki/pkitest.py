@@ -14,6 +14,7 @@ import tempfile
 import unittest
 
 MTLSCTL = os.environ.get("MTLSCTL", "mtlsctl")
+MAKE_FIXTURES = os.environ.get("MTLS_MAKE_FIXTURES", "make_fixtures")
 PASS = "correct horse battery staple"
 
 

@@ -13,7 +13,7 @@ import re
 import stat
 import unittest
 
-from pkitest import MTLSCTL, PASS, PkiDirTest, ctl, dir_digest
+from pkitest import MAKE_FIXTURES, MTLSCTL, PASS, PkiDirTest, ctl, dir_digest, run
 
 
 class TestBadInput(PkiDirTest):
@@ -116,7 +116,7 @@ class TestBadInput(PkiDirTest):
         self.assertEqual(p.returncode, 0)
         self.assertIn("pki issue", p.stdout)
         for cmd in (["pki", "init"], ["pki", "issue"], ["pki", "revoke"], ["pki", "crl"],
-                    ["pki", "list"], ["pki", "fixtures"], ["cert", "inspect"],
+                    ["pki", "list"], ["cert", "inspect"],
                     ["cert", "check"]):
             with self.subTest(cmd=cmd):
                 self.assertIn(" ".join(cmd), p.stdout)
@@ -180,11 +180,26 @@ class TestBadInput(PkiDirTest):
         self.issue("client", "blocked")
 
     def test_pki_badinput_fixtures_refuse_foreign_dir(self):
-        # pki fixtures empties its DIR on every run: never one it did not make.
+        # make_fixtures empties its DIR on every run: never one it did not make.
         env = {"MTLS_FIXTURE_PASS": "fixture-passphrase"}
-        self.assert_refused(["pki", "fixtures", self.dir], "not made by pki fixtures", env=env)
-        self.assert_refused(["pki", "fixtures", self.dir + "-fx"], "MTLS_FIXTURE_PASS")
+        before = dir_digest(self.dir)
+        for args, message, e in (([self.dir], "not made by make_fixtures", env),
+                                 ([self.dir + "-fx"], "MTLS_FIXTURE_PASS", None)):
+            with self.subTest(args=args):
+                p = run(MAKE_FIXTURES, *args, env=e)
+                self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+                self.assertIn(message, p.stderr)
+        self.assertEqual(dir_digest(self.dir), before)
         self.assertFalse(os.path.exists(self.dir + "-fx"))
+
+    def test_pki_badinput_no_fixtures_command_installed(self):
+        # The installed mtlsctl has no command that makes bad certificates:
+        # the fixtures come from a test helper.
+        env = {"MTLS_FIXTURE_PASS": "fixture-passphrase"}
+        self.assert_refused(["pki", "fixtures", self.dir + "-fx"], "unknown command 'pki fixtures'",
+                            env=env)
+        self.assertFalse(os.path.exists(self.dir + "-fx"))
+        self.assertNotIn("fixtures", ctl("help").stdout)
 
     def test_pki_badinput_init_bad_name(self):
         for name in ("x" * 41, "", "tab\there"):

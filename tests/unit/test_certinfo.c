@@ -287,51 +287,6 @@ static void test_certinfo_hex_encode(void **state)
 	assert_string_equal(out, "");
 }
 
-static void test_certinfo_json_escaping(void **state)
-{
-	static const struct { const char *in; size_t len; const char *out; } rows[] = {
-		{ "plain", 5, "\"plain\"" },
-		{ "a\"b\\c", 5, "\"a\\\"b\\\\c\"" },
-		{ "\n\r\t", 3, "\"\\n\\r\\t\"" },
-		{ "\x01\x1f\x7f", 3, "\"\\u0001\\u001f\\u007f\"" },
-		{ "a\0b", 3, "\"a\\u0000b\"" },
-		{ "\xc3\xa9", 2, "\"\xc3\xa9\"" },                 /* é: valid UTF-8 kept */
-		{ "\xc2\x85\xc2\x9b\xc2\xa0", 6, "\"\\u0085\\u009b\xc2\xa0\"" }, /* C1 escaped, U+00A0 kept */
-		{ "\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\xa7", 9, "\"\\u2028\\u2029\xe2\x80\xa7\"" }, /* line/para sep */
-		{ "\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"" }, /* 4-byte sequence kept */
-		{ "\xff", 1, "\"\\u00ff\"" },                      /* never valid */
-		{ "\xc0\xaf", 2, "\"\\u00c0\\u00af\"" },           /* overlong '/' */
-		{ "\xed\xa0\x80", 3, "\"\\u00ed\\u00a0\\u0080\"" }, /* surrogate */
-		{ "\xe2\x82", 2, "\"\\u00e2\\u0082\"" },           /* truncated */
-		{ "\xf4\x90\x80\x80", 4, "\"\\u00f4\\u0090\\u0080\\u0080\"" }, /* > U+10FFFF */
-	};
-	char buf[64];
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		size_t off = 0;
-
-		assert_int_equal(json_put_string(buf, sizeof(buf), &off, rows[i].in, rows[i].len), 0);
-		assert_string_equal(buf, rows[i].out);
-		assert_int_equal(off, strlen(rows[i].out));
-	}
-}
-
-static void test_certinfo_json_escaping_enospc(void **state)
-{
-	char buf[8];
-	size_t off = 2;
-
-	(void)state;
-	memcpy(buf, "ab", 3);
-	/* "\"\\u0001\"" is 8 bytes + NUL: does not fit after 2 bytes. */
-	assert_int_equal(json_put_string(buf, sizeof(buf), &off, "\x01", 1), -ENOSPC);
-	assert_int_equal(off, 2);
-	off = 0;
-	assert_int_equal(json_put_string(buf, sizeof(buf), &off, "abcde", 5), 0);
-	assert_string_equal(buf, "\"abcde\"");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,8 +300,6 @@ int main(void)
 		cmocka_unit_test(test_certinfo_long_name_cut_on_character),
 		cmocka_unit_test(test_certinfo_base64url_vectors),
 		cmocka_unit_test(test_certinfo_hex_encode),
-		cmocka_unit_test(test_certinfo_json_escaping),
-		cmocka_unit_test(test_certinfo_json_escaping_enospc),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "doctor.h"
+#include "skip_because.h"
 
 #define DAY 86400
 
@@ -33,7 +34,7 @@ static void good_facts(struct doctor_facts *f)
 	f->now = 1800000000;
 	f->tls_loaded_before = true;
 	f->uring_features = IORING_FEAT_FAST_POLL | IORING_FEAT_NODROP;
-	f->uring_ops = (1u << DOCTOR_OP_COUNT) - 1;
+	f->uring_ops = URING_NEEDS_ALL;
 	f->unprivileged_bpf_disabled = 2;
 	f->bpffs_mounted = true;
 	f->btf_vmlinux = true;
@@ -148,8 +149,16 @@ static void test_doctor_io_uring(void **state)
 	f.uring_setup_rc = -ENOSYS;
 	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "io_uring unusable");
 	good_facts(&f);
-	f.uring_ops &= ~(1u << DOCTOR_OP_SHUTDOWN);
-	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "ops [shutdown]");
+	f.uring_ops &= ~(1u << URING_NEED_NOP);
+	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "ops [nop]");
+	/* The ops only the control thread (msg_ring) and the kTLS relay
+	 * (sendmsg, poll_add) submit count as much as the accept loop's. */
+	good_facts(&f);
+	f.uring_ops &= ~(1u << URING_NEED_MSG_RING);
+	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "ops [msg_ring]");
+	good_facts(&f);
+	f.uring_ops &= ~((1u << URING_NEED_SENDMSG) | (1u << URING_NEED_POLL_ADD));
+	assert_result(one(doctor_check_io_uring, &f), DOCTOR_FAIL, "ops [sendmsg,poll_add]");
 	good_facts(&f);
 	f.kernel_major = 5;
 	f.kernel_minor = 15;
@@ -382,7 +391,7 @@ static void test_doctor_gather_tls_ulp_truthful(void **state)
 	doctor_gather(&f, NULL);
 	FILE *in = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
 	if (!in)
-		skip();
+		skip_because("no /proc/sys/net/ipv4/tcp_available_ulp: a kernel without TCP ULPs (< 4.13)");
 	if (!fgets(ulps, sizeof(ulps), in))
 		ulps[0] = '\0';
 	fclose(in);
@@ -434,7 +443,7 @@ static void test_doctor_gather_io_uring_and_bpf_truthful(void **state)
 	if (disabled == 0 && (f.kernel_major > 5 || (f.kernel_major == 5 && f.kernel_minor >= 19))) {
 		assert_int_equal(f.uring_setup_rc, 0);
 		assert_int_equal(f.uring_buf_ring_rc, 0);
-		assert_int_equal(f.uring_ops, (1u << DOCTOR_OP_COUNT) - 1);
+		assert_int_equal(f.uring_ops, URING_NEEDS_ALL);
 		doctor_check_io_uring(&f, &rep);
 		assert_result(&rep.r[0], DOCTOR_PASS, "io_uring enabled");
 	}

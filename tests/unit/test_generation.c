@@ -597,7 +597,7 @@ static int handshake_with(struct generation *g, const char *client_leaf, int max
 		assert_int_equal(SSL_CTX_set1_groups_list(cctx, client_groups), 1);
 
 	SSL *s = SSL_new(g->ssl_ctx), *c = SSL_new(cctx);
-	BIO *sb, *cb;
+	BIO *sb = NULL, *cb = NULL;
 	assert_true(s && c && BIO_new_bio_pair(&sb, 0, &cb, 0) == 1);
 	SSL_set_bio(s, sb, sb);
 	SSL_set_bio(c, cb, cb);

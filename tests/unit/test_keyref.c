@@ -21,6 +21,7 @@
 #include "crypto_accel.h"
 #include "keyref.h"
 #include "pemutil.h"
+#include "skip_because.h"
 
 static char scratch[] = "/tmp/test_keyref.XXXXXX";
 static char err[1024];
@@ -135,8 +136,7 @@ static void test_keyref_pin_file_owned_by_other_user_refused(void **state)
 {
 	char pin[KEYREF_MAX_PIN];
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can chown a PIN file to another user");
 	struct keyref_opts o = { .pin_file = scratch_file("pin-foreign", "4711\n", 0600) };
 	assert_int_equal(chown(o.pin_file, 4321, 4321), 0);
 	assert_int_equal(keyref_read_pin(&o, pin, sizeof(pin), err, sizeof(err)), -EPERM);
@@ -149,8 +149,7 @@ static void test_keyref_pin_file_owned_by_service_user_accepted(void **state)
 {
 	char pin[KEYREF_MAX_PIN];
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can chown a PIN file to another user");
 	struct keyref_opts o = { .pin_file = scratch_file("pin-service", "4711\n", 0600),
 				 .owner = "4321" };
 	assert_int_equal(chown(o.pin_file, 4321, 4321), 0);
@@ -202,8 +201,7 @@ static void test_keyref_file_path_open_mode_refused(void **state)
 static void test_keyref_key_owned_by_service_user_accepted(void **state)
 {
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can chown a key file to another user");
 	const char *p = fixture_key_copy(0600);
 	assert_int_equal(chown(p, 4242, (gid_t)-1), 0);
 	assert_int_equal(keyfile_check_perms_owned(p, false, 4242, err, sizeof(err)), 0);
@@ -216,8 +214,7 @@ static void test_keyref_key_owned_by_service_user_accepted(void **state)
 static void test_keyref_key_owned_by_other_user_refused(void **state)
 {
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can chown a key file to another user");
 	const char *p = fixture_key_copy(0600);
 	assert_int_equal(chown(p, 4243, (gid_t)-1), 0);
 	assert_int_equal(keyfile_check_perms_owned(p, false, 4242, err, sizeof(err)), -EPERM);
@@ -321,7 +318,7 @@ static void test_crypto_cpu_override_clears_aesni(void **state)
 	crypto_accel_cpu(&c);
 	unsetenv("OPENSSL_ia32cap");
 	if (!c.known)
-		skip();
+		skip_because("not x86-64: OPENSSL_ia32cap and AES-NI are x86 things");
 	assert_false(c.aesni);
 	assert_null(strstr(crypto_cpu_str(&c, buf, sizeof(buf)), "AES-NI"));
 }
@@ -333,9 +330,11 @@ static void test_crypto_cpu_matches_cpuinfo_aes(void **state)
 	bool aes = false, flags = false;
 	(void)state;
 	crypto_accel_cpu(&c);
+	if (!c.known)
+		skip_because("not x86-64: no AES-NI to compare");
 	FILE *f = fopen("/proc/cpuinfo", "r");
-	if (!c.known || !f)
-		skip();
+	if (!f)
+		skip_because("no /proc/cpuinfo");
 	while (!flags && fgets(line, sizeof(line), f))
 		if (strncmp(line, "flags", 5) == 0) {
 			flags = true;
@@ -343,7 +342,7 @@ static void test_crypto_cpu_matches_cpuinfo_aes(void **state)
 		}
 	fclose(f);
 	if (!flags)
-		skip();
+		skip_because("/proc/cpuinfo has no flags line");
 	assert_int_equal(c.aesni, aes);
 }
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "pemutil.h"
+#include "skip_because.h"
 
 static char scratch[] = "/tmp/test_pemutil.XXXXXX";
 static char err[1024];
@@ -180,7 +181,7 @@ static void test_pemutil_key_0600_accepted(void **state)
 	(void)state;
 	const char *p = scratch_copy("k600.pem", fixture("server/key.pem"), 0600);
 	assert_int_equal(keyfile_check_perms(p, false, err, sizeof(err)), 0);
-	assert_int_equal(pem_load_private_key(p, false, &key, err, sizeof(err)), 0);
+	assert_int_equal(pem_load_private_key(p, false, KEY_OWNER_NONE, &key, err, sizeof(err)), 0);
 	assert_non_null(key);
 	EVP_PKEY_free(key);
 }
@@ -193,7 +194,7 @@ static void test_pemutil_key_0644_refused(void **state)
 	assert_int_equal(keyfile_check_perms(p, false, err, sizeof(err)), -EPERM);
 	assert_non_null(strstr(err, "mode 0644"));
 	assert_non_null(strstr(err, "chmod 600"));
-	assert_int_equal(pem_load_private_key(p, false, &key, err, sizeof(err)), -EPERM);
+	assert_int_equal(pem_load_private_key(p, false, KEY_OWNER_NONE, &key, err, sizeof(err)), -EPERM);
 	assert_null(key);
 }
 
@@ -210,15 +211,14 @@ static void test_pemutil_key_0644_allowed_when_insecure(void **state)
 	EVP_PKEY *key = NULL;
 	(void)state;
 	const char *p = scratch_copy("k644i.pem", fixture("server/key.pem"), 0644);
-	assert_int_equal(pem_load_private_key(p, true, &key, err, sizeof(err)), 0);
+	assert_int_equal(pem_load_private_key(p, true, KEY_OWNER_NONE, &key, err, sizeof(err)), 0);
 	EVP_PKEY_free(key);
 }
 
 static void test_pemutil_key_foreign_owner_refused(void **state)
 {
 	(void)state;
-	if (geteuid() != 0)
-		skip(); /* only root can give a file away */
+	SKIP_UNLESS_ROOT("only root can give a file away");
 	const char *p = scratch_copy("kown.pem", fixture("server/key.pem"), 0600);
 	assert_int_equal(chown(p, 65534, 65534), 0);
 	assert_int_equal(keyfile_check_perms(p, false, err, sizeof(err)), -EPERM);
@@ -229,7 +229,7 @@ static void test_pemutil_key_missing(void **state)
 {
 	EVP_PKEY *key = NULL;
 	(void)state;
-	assert_int_equal(pem_load_private_key("/nonexistent/k.pem", false, &key, err, sizeof(err)), -ENOENT);
+	assert_int_equal(pem_load_private_key("/nonexistent/k.pem", false, KEY_OWNER_NONE, &key, err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "no such file"));
 }
 
@@ -238,7 +238,7 @@ static void test_pemutil_key_cert_given_as_key(void **state)
 	EVP_PKEY *key = NULL;
 	(void)state;
 	const char *p = scratch_copy("certaskey.pem", fixture("server/cert.pem"), 0600);
-	assert_int_equal(pem_load_private_key(p, false, &key, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(pem_load_private_key(p, false, KEY_OWNER_NONE, &key, err, sizeof(err)), -EBADMSG);
 	assert_null(key);
 	assert_non_null(strstr(err, "no private key found"));
 }
@@ -248,7 +248,7 @@ static void test_pemutil_key_encrypted_refused(void **state)
 	EVP_PKEY *key = NULL, *enc_src = NULL;
 	char pem[8192];
 	(void)state;
-	assert_int_equal(pem_load_private_key(fixture("server/key.pem"), false, &enc_src, err, sizeof(err)), 0);
+	assert_int_equal(pem_load_private_key(fixture("server/key.pem"), false, KEY_OWNER_NONE, &enc_src, err, sizeof(err)), 0);
 	BIO *bio = BIO_new(BIO_s_mem());
 	assert_int_equal(PEM_write_bio_PrivateKey(bio, enc_src, EVP_aes_256_cbc(),
 						  (unsigned char *)"pw", 2, NULL, NULL), 1);
@@ -258,7 +258,7 @@ static void test_pemutil_key_encrypted_refused(void **state)
 	BIO_free(bio);
 	EVP_PKEY_free(enc_src);
 	const char *p = scratch_file("enc.pem", pem, 0600);
-	assert_int_equal(pem_load_private_key(p, false, &key, err, sizeof(err)), -EBADMSG);
+	assert_int_equal(pem_load_private_key(p, false, KEY_OWNER_NONE, &key, err, sizeof(err)), -EBADMSG);
 	assert_null(key);
 	assert_non_null(strstr(err, "passphrase"));
 }

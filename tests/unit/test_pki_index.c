@@ -189,9 +189,9 @@ static void test_pki_index_reasons(void **state)
 	assert_int_equal(pki_reason_from_name("superseded"), CRL_REASON_SUPERSEDED);
 	assert_string_equal(pki_reason_name(CRL_REASON_CESSATION_OF_OPERATION), "cessationOfOperation");
 	/* Revocation is final here: no hold, no removeFromCRL. */
-	assert_int_equal(pki_reason_from_name("certificateHold"), -1);
-	assert_int_equal(pki_reason_from_name("removeFromCRL"), -1);
-	assert_int_equal(pki_reason_from_name("KeyCompromise"), -1);
+	assert_int_equal(pki_reason_from_name("certificateHold"), -ENOENT);
+	assert_int_equal(pki_reason_from_name("removeFromCRL"), -ENOENT);
+	assert_int_equal(pki_reason_from_name("KeyCompromise"), -ENOENT);
 }
 
 static void test_pki_index_save_load(void **state)

@@ -1,9 +1,11 @@
 /*
  * test_safetext.c: cutting and escaping untrusted text (lib/safetext.c):
  * a cut never splits a character, stored copies and Prometheus labels are
- * valid UTF-8 whatever the input, terminals never receive a control
+ * valid UTF-8 whatever the input, JSON strings escape every control and
+ * every byte that is not UTF-8, terminals never receive a control
  * character; and the twins: plain UTF-8 ("Zürich") goes through as is.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,6 +102,57 @@ static void test_safetext_copy_valid(void **state)
 	assert_true(utf8_valid(big, strlen(big)));
 }
 
+static void test_safetext_json_string(void **state)
+{
+	static const struct { const char *in; size_t len; const char *out; } rows[] = {
+		{ "plain", 5, "\"plain\"" },
+		{ "a\"b\\c", 5, "\"a\\\"b\\\\c\"" },
+		{ "\n\r\t", 3, "\"\\n\\r\\t\"" },
+		{ "\x01\x1f\x7f", 3, "\"\\u0001\\u001f\\u007f\"" },
+		{ "a\0b", 3, "\"a\\u0000b\"" },
+		{ "\xc3\xa9", 2, "\"\xc3\xa9\"" },                 /* é: valid UTF-8 kept */
+		{ "\xc2\x85\xc2\x9b\xc2\xa0", 6, "\"\\u0085\\u009b\xc2\xa0\"" }, /* C1 escaped, U+00A0 kept */
+		{ "\xe2\x80\xa8\xe2\x80\xa9\xe2\x80\xa7", 9, "\"\\u2028\\u2029\xe2\x80\xa7\"" }, /* line/para sep */
+		{ "\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"" }, /* 4-byte sequence kept */
+		{ "\xff", 1, "\"\\u00ff\"" },                      /* never valid */
+		{ "\xc0\xaf", 2, "\"\\u00c0\\u00af\"" },           /* overlong '/' */
+		{ "\xed\xa0\x80", 3, "\"\\u00ed\\u00a0\\u0080\"" }, /* surrogate */
+		{ "\xe2\x82", 2, "\"\\u00e2\\u0082\"" },           /* truncated */
+		{ "\xf4\x90\x80\x80", 4, "\"\\u00f4\\u0090\\u0080\\u0080\"" }, /* > U+10FFFF */
+	};
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t off = 0;
+
+		assert_int_equal(json_put_string(buf, sizeof(buf), &off, rows[i].in, rows[i].len), 0);
+		assert_string_equal(buf, rows[i].out);
+		assert_int_equal(off, strlen(rows[i].out));
+		assert_true(utf8_valid(buf, off)); /* whatever came in */
+	}
+}
+
+static void test_safetext_json_enospc_leaves_buffer_as_it_was(void **state)
+{
+	char buf[8];
+	size_t off = 2;
+
+	(void)state;
+	memcpy(buf, "ab", 3);
+	/* "\"\\u0001\"" is 8 bytes + NUL: does not fit after 2 bytes. */
+	assert_int_equal(json_put_string(buf, sizeof(buf), &off, "\x01", 1), -ENOSPC);
+	assert_int_equal(off, 2);
+	assert_string_equal(buf, "ab"); /* not a half-written escape after it */
+	off = 0;
+	assert_int_equal(json_put_string(buf, sizeof(buf) - 1, &off, "abcde", 5), -ENOSPC);
+	assert_int_equal(off, 0);
+	assert_string_equal(buf, "");
+	/* the twin: exactly the room it needs, NUL included */
+	assert_int_equal(json_put_string(buf, sizeof(buf), &off, "abcde", 5), 0);
+	assert_string_equal(buf, "\"abcde\"");
+}
+
 static char *prom(const char *value)
 {
 	static char buf[256];
@@ -120,6 +173,24 @@ static void test_safetext_prom_label(void **state)
 	assert_string_equal(prom("bad\xff\xc3("), "bad" UTF8_REPLACEMENT UTF8_REPLACEMENT "(");
 	/* the twin: printable UTF-8 as is (U+00A0 is the first after C1) */
 	assert_string_equal(prom(ZURICH " \xc2\xa0" EURO), ZURICH " \xc2\xa0" EURO);
+}
+
+/* A whole pair: the name written as given, the value escaped, a comma
+ * before every pair but the first. A hostile CN cannot close the quote and
+ * add a label of its own; the twin shows a plain value unchanged. */
+static void test_safetext_prom_label_pair(void **state)
+{
+	char buf[256];
+	FILE *f = fmemopen(buf, sizeof(buf), "w");
+	(void)state;
+
+	assert_non_null(f);
+	prom_put_label(f, "partner", "acme", true);
+	prom_put_label(f, "subject_cn", "x\",evil=\"1\n\x1b\xff", false);
+	prom_put_label(f, "serial", NULL, false);
+	fclose(f);
+	assert_string_equal(buf, "partner=\"acme\",subject_cn=\"x\\\",evil=\\\"1\\n?" UTF8_REPLACEMENT
+			    "\",serial=\"\"");
 }
 
 static void test_safetext_term_escape(void **state)
@@ -159,7 +230,10 @@ int main(void)
 		cmocka_unit_test(test_safetext_cut_never_splits_a_character),
 		cmocka_unit_test(test_safetext_trim_partial),
 		cmocka_unit_test(test_safetext_copy_valid),
+		cmocka_unit_test(test_safetext_json_string),
+		cmocka_unit_test(test_safetext_json_enospc_leaves_buffer_as_it_was),
 		cmocka_unit_test(test_safetext_prom_label),
+		cmocka_unit_test(test_safetext_prom_label_pair),
 		cmocka_unit_test(test_safetext_term_escape),
 		cmocka_unit_test(test_safetext_columns),
 	};

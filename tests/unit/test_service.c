@@ -30,6 +30,7 @@
 
 #include "config.h"
 #include "service.h"
+#include "skip_because.h"
 
 /* ---- a fake service manager ------------------------------------------ */
 
@@ -194,7 +195,7 @@ static void test_service_resolve_identity(void **state)
 	struct passwd *nobody = getpwnam("nobody");
 
 	if (!nobody)
-		skip();
+		skip_because("no user nobody in the passwd database");
 	config_init(&cfg);
 	cfg.user = strdup("nobody");
 	assert_int_equal(service_resolve_identity(&cfg, &id, err, sizeof(err)), 0);
@@ -315,8 +316,7 @@ static int drop_to_nobody(void)
 
 static void test_service_drop_privileges(void **state)
 {
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can drop privileges");
 	assert_int_equal(run_child(drop_to_nobody), 0);
 }
 
@@ -420,8 +420,7 @@ static int drop_with_a_library_thread(void)
 
 static void test_service_drop_privileges_reaches_library_threads(void **state)
 {
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can drop privileges");
 	assert_int_equal(run_child(drop_with_a_library_thread), 0);
 }
 
@@ -450,8 +449,7 @@ static int drop_without_user_with_a_library_thread(void)
 
 static void test_service_drop_privileges_refuses_library_thread_without_user(void **state)
 {
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can drop privileges");
 	assert_int_equal(run_child(drop_without_user_with_a_library_thread), 0);
 }
 

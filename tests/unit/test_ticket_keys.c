@@ -24,6 +24,7 @@
 #include "config.h"
 #include "session_cache.h"
 #include "ticket_keys.h"
+#include "skip_because.h"
 
 static char dir[] = "/tmp/test_ticket_keys.XXXXXX";
 static char err[1024];
@@ -156,8 +157,7 @@ static void test_ticket_keys_owned_by_other_user_refused(void **state)
 	unsigned char k[TICKET_KEY_LEN] = { 1 };
 	char want[64];
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can chown a key file to another user");
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	const char *path = write_keys("foreign", k, sizeof(k), 0600);
 	assert_int_equal(chown(path, 4321, 4321), 0);
@@ -174,8 +174,7 @@ static void test_ticket_keys_owned_by_service_user_accepted(void **state)
 {
 	unsigned char k[TICKET_KEY_LEN] = { 1 };
 	(void)state;
-	if (geteuid() != 0)
-		skip();
+	SKIP_UNLESS_ROOT("only root can chown a key file to another user");
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	struct mtlsd_config cfg;
 	config_init(&cfg);

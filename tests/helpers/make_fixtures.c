@@ -1,12 +1,16 @@
 /*
- * cmd_pki_fixtures.c: `mtlsctl pki fixtures DIR`, every certificate the
- * tests use (the set is specified in tests/fixtures.md).
+ * make_fixtures.c: `make_fixtures DIR [--stamp FILE]`, every certificate
+ * the tests use (the set is specified in tests/fixtures.md), made by the
+ * build's `fixtures` target. A test helper, never installed: mtlsctl has
+ * no command that makes a bad certificate.
  *
- * Test-only. It calls the same operations as pki init / issue / revoke /
- * crl with the test-only fields set (back-dated validity, wrong EKU,
- * RSA-1024, CA-as-leaf, a 4-tier hierarchy, a forced serial). DIR is
- * emptied and rebuilt on every run; to never empty a directory it did not
- * create, it refuses a non-empty DIR without its marker file.
+ * It links mtlsctl's own PKI library and calls the same operations as
+ * `mtlsctl pki init / issue / revoke / crl`, with the test-only fields set
+ * (back-dated validity, wrong EKU, RSA-1024, CA-as-leaf, a 4-tier
+ * hierarchy, a forced serial). DIR is emptied and rebuilt on every run; to
+ * never empty a directory it did not create, it refuses a non-empty DIR
+ * without its marker file (the name it had as `mtlsctl pki fixtures`, so
+ * existing build directories are still recognised).
  */
 #include <getopt.h>
 #include <openssl/x509v3.h>
@@ -142,7 +146,7 @@ static int prepare_dir(const char *dir, char *err, size_t errlen)
 	if (rc == 0 && fs_exists(marker)) {
 		rc = fs_empty_dir(dir);
 	} else if (rc == 0 && !fs_dir_is_empty(dir)) {
-		snprintf(err, errlen, "%s: not empty and not made by pki fixtures; refusing to "
+		snprintf(err, errlen, "%s: not empty and not made by make_fixtures; refusing to "
 			 "empty it", dir);
 		return -ENOTEMPTY;
 	}
@@ -200,21 +204,31 @@ static const struct option fixtures_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int run_fixtures(int argc, char **argv)
+static int usage(void)
+{
+	fprintf(stderr, "usage: make_fixtures DIR [--stamp FILE]\n"
+			"  DIR           emptied and rebuilt (only if it is empty or was made here)\n"
+			"  --stamp FILE  written last, when every fixture is in place\n"
+			"  The CA passphrase comes from " FIXTURE_PASS_ENV ".\n");
+	return CTL_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
 {
 	const char *stamp = NULL;
 	char err[1024] = "";
 	int c;
 
+	log_set_ident("make_fixtures");
 	ctl_protect_secrets();
 
 	while ((c = getopt_long(argc, argv, "", fixtures_options, NULL)) != -1) {
 		if (c != 's')
-			return ctl_usage(&cmd_pki_fixtures);
+			return usage();
 		stamp = optarg;
 	}
 	if (optind + 1 != argc)
-		return ctl_usage(&cmd_pki_fixtures);
+		return usage();
 	const char *pass = getenv(FIXTURE_PASS_ENV);
 	if (!pass || strlen(pass) < PKI_PASS_MIN_LEN) {
 		log_err("set %s to the fixture CA passphrase (at least %d characters)",
@@ -234,14 +248,3 @@ static int run_fixtures(int argc, char **argv)
 	}
 	return CTL_EXIT_OK;
 }
-
-const struct ctl_command cmd_pki_fixtures = {
-	.group = "pki",
-	.name = "fixtures",
-	.args = "DIR [--stamp FILE]",
-	.summary = "(tests only) write the certificate fixtures of tests/fixtures.md into DIR",
-	.help = "  DIR           emptied and rebuilt (only if it is empty or was made by this command)\n"
-		"  --stamp FILE  written last, when every fixture is in place\n"
-		"  The CA passphrase comes from MTLS_FIXTURE_PASS.\n",
-	.run = run_fixtures,
-};
