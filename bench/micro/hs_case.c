@@ -169,6 +169,9 @@ int hs_case_run(struct hs_case *hc, uint64_t *server_ns)
 	/* A connection freed without a shutdown marks its session bad
 	 * (SSL_free -> ssl_clear_bad_session): say it ended cleanly. */
 	SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	/* The server's too: with the stateful cache (the default), freeing it
+	 * unclean would drop the session from the server's cache. */
+	SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 	rc = 0;
 out:
 	ERR_clear_error();
