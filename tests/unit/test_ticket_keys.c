@@ -50,7 +50,8 @@ static int configure(SSL_CTX *ctx, const char *path, enum session_cache_mode mod
 	return ticket_keys_configure(ctx, &cfg, err, sizeof(err));
 }
 
-static SSL_CTX *server_ctx(const char *keys)
+/* A server context with the fixture's certificate and key, nothing else. */
+static SSL_CTX *bare_server_ctx(void)
 {
 	const char *fx = getenv("MTLS_FIXTURES");
 	char cert[512], key[512];
@@ -60,6 +61,12 @@ static SSL_CTX *server_ctx(const char *keys)
 	snprintf(key, sizeof(key), "%s/server/key.pem", fx);
 	assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, cert), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+	return ctx;
+}
+
+static SSL_CTX *server_ctx(const char *keys)
+{
+	SSL_CTX *ctx = bare_server_ctx();
 	assert_int_equal(configure(ctx, keys, SESSION_CACHE_TICKETS), 0);
 	return ctx;
 }
@@ -293,14 +300,7 @@ static void test_ticket_keys_shared_file_resumes_other_does_not(void **state)
 
 static SSL_CTX *stateful_ctx(unsigned capacity)
 {
-	const char *fx = getenv("MTLS_FIXTURES");
-	char cert[512], key[512];
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	assert_non_null(ctx);
-	snprintf(cert, sizeof(cert), "%s/server/chain.pem", fx);
-	snprintf(key, sizeof(key), "%s/server/key.pem", fx);
-	assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, cert), 1);
-	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+	SSL_CTX *ctx = bare_server_ctx();
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	assert_int_equal(SSL_CTX_set_num_tickets(ctx, 1), 1); /* mtlsd's default */
 	assert_int_equal(session_cache_attach(ctx, capacity), 0);
