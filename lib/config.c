@@ -78,6 +78,7 @@ static const struct key_desc mtlsd_keys[] = {
 	KEY("key_pin_file", V_PATH, struct mtlsd_config, key_pin_file),
 	KEY("key_pin_env", V_NAME, struct mtlsd_config, key_pin_env),
 	KEY("ssl_async", V_BOOL, struct mtlsd_config, ssl_async),
+	KEY("certificate_compression", V_BOOL, struct mtlsd_config, cert_compression),
 };
 
 static const struct key_desc server_cert_keys[] = {
@@ -123,6 +124,7 @@ void config_init(struct mtlsd_config *cfg)
 	cfg->session_cache = SESSION_CACHE_AUTO;
 	cfg->session_tickets = 1;
 	cfg->session_lifetime_s = 3600;
+	cfg->cert_compression = true;
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->bpf_accounting = true;
 }

@@ -145,6 +145,7 @@ struct mtlsd_config {
 	char *key_pin_file;            /* PIN for key URIs without pin-value; mode 0600 */
 	char *key_pin_env;             /* or the environment variable holding it */
 	bool ssl_async;                /* SSL_MODE_ASYNC for async engines (QAT) */
+	bool cert_compression;         /* RFC 8879 where the stack has it; default yes */
 	struct cfg_partner *partners;
 	size_t n_partners;
 	uint64_t flag_resets;          /* internal: lists a flag already replaced */

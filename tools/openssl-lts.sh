@@ -20,7 +20,9 @@
 #   ${MTLSD_LTS_CACHE:-/var/cache/mtlsd/openssl-lts}/<version>/
 # and <cache>/current points at the newest one built.
 #
-# Built with enable-ktls, libraries and provider modules (the legacy
+# Built with enable-ktls and, as Debian 13's own build, enable-zstd and
+# enable-zlib (RFC 8879 certificate compression; Debian 12's libzstd1 and
+# zlib1g), libraries and provider modules (the legacy
 # provider, which `provider = legacy` loads) only: no tests, docs or apps. The
 # OPENSSLDIR is the system's /usr/lib/ssl, so the host's openssl.cnf and
 # CA store apply as they do for the system library; engines-3 points at
@@ -31,7 +33,7 @@ set -euo pipefail
 cache=${MTLSD_LTS_CACHE:-/var/cache/mtlsd/openssl-lts}
 # Bumped whenever the build below changes, so a cached prefix built by an
 # older recipe is rebuilt rather than silently reused.
-recipe=2
+recipe=3
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 
 if [ "${1:-}" = "--prefix" ]; then
@@ -104,7 +106,7 @@ for version in "${versions[@]}"; do
 	(
 		cd "$work/tree"
 		./Configure linux-x86_64 --prefix="$prefix" --libdir=lib --openssldir=/usr/lib/ssl \
-			shared enable-ktls no-tests no-docs no-apps "-Wl,-rpath,$prefix/lib" >&2
+			shared enable-ktls enable-zstd enable-zlib no-tests no-docs no-apps "-Wl,-rpath,$prefix/lib" >&2
 		# One target per make: in one parallel make the two targets race to
 		# generate the same perlasm sources.
 		make -s -j"$(nproc)" build_libs >&2

@@ -16,6 +16,7 @@
 
 #include "loadgen.h"
 #include "log.h"
+#include "ossl_compat.h"
 
 /* OpenSSL calls this for every session the server hands us. */
 static int on_new_session(SSL *ssl, SSL_SESSION *sess)
@@ -68,5 +69,11 @@ int lg_client_ctx(struct lg_thread *t)
 	/* Memory BIOs: a record may be written in pieces, and a buffer that
 	 * moved between retries is fine. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* No RFC 8879 certificate compression (3.2+ clients offer it by
+	 * default): a server that does not precompress its chain (nginx 1.22,
+	 * HAProxy 2.6) would compress it on every handshake, and the client's
+	 * own chain would be compressed per handshake here. Every server does
+	 * the same work as for a Debian 12 (OpenSSL 3.0) partner. */
+	ossl_cert_compression(ctx, false);
 	return 0;
 }

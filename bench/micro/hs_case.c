@@ -21,6 +21,7 @@
 #include "config.h"
 #include "generation.h"
 #include "guard.h"
+#include "ossl_compat.h"
 #include "log.h"
 #include "verify.h"
 
@@ -83,6 +84,9 @@ static SSL_CTX *client_ctx(const char *fx, bool rsa)
 	/* The client's own verification is not measured: leave it out. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	/* Like bench/loadgen's client: no certificate compression, so the
+	 * ceiling and the compare rows measure the same handshake. */
+	ossl_cert_compression(ctx, false);
 	if (SSL_CTX_use_certificate_chain_file(ctx, chain) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		log_ossl(LOG_LVL_ERR, "micro: loading %s", chain);

@@ -19,6 +19,7 @@
 #include "keyref.h"
 #include "ktls.h"
 #include "log.h"
+#include "ossl_compat.h"
 #include "pemutil.h"
 #include "ticket_keys.h"
 #include "verify.h"
@@ -44,7 +45,7 @@
  * Step 1, what the context speaks: TLS 1.2 and 1.3 only, the suites and
  * groups above, no renegotiation (it would re-run verification
  * mid-stream, after the PROXY header already named the client), no
- * compression, the server's suite order. Buffers go back to the pool
+ * TLS record compression, the server's suite order. Buffers go back to the pool
  * while a connection is idle; with ssl_async an engine may pause a
  * handshake in its signature, and the connection then polls the engine's
  * wait fd (conn.c, WANT_ASYNC).
@@ -214,6 +215,10 @@ static int server_certificates(struct build *b, SSL_CTX *ctx)
 
 	for (size_t i = 0; i < cfg->n_certs; i++)
 		GUARD(load_server_cert(b, ctx, &cfg->certs[i], &types_seen));
+	/* Compressed once here, per reload, never per handshake. */
+	int algs = ossl_cert_compression(ctx, cfg->cert_compression);
+	log_debug("certificate compression: %d algorithm(s)%s", algs,
+		  cfg->cert_compression ? "" : " (certificate_compression = no)");
 	return 0;
 }
 
@@ -227,6 +232,7 @@ static int server_certificates(struct build *b, SSL_CTX *ctx)
  *  2. certificates (server_certificates): the server's keys and chains.
  *     They depend on nothing but the policy, and a bad cert or key file is
  *     the commonest error, so it is reported before any partner-wide step.
+ *     The chains are compressed (RFC 8879) right after they are loaded.
  *  3. verification (verify_install, policy/verify.c): the verify mode and
  *     callback, the CA names sent to clients, the session id context
  *     (OpenSSL will not resume a verified session without one) and the

@@ -25,6 +25,7 @@
 
 #include "cert_name.h"
 #include "generation.h"
+#include "ossl_compat.h"
 #include "pemutil.h"
 
 static char scratch[] = "/tmp/test_generation.XXXXXX";
@@ -574,6 +575,19 @@ static void test_generation_store_depth_4_admits_deep_chain(void **state)
  */
 static const char *client_groups;  /* the client's groups list, NULL: its default */
 static char negotiated_group[64];  /* the server's view after handshake_with */
+/* The handshake message type that carried each side's certificate, as the
+ * client saw it: 11 Certificate, 25 CompressedCertificate (RFC 8879). */
+static int server_cert_msg, client_cert_msg;
+
+static void cert_msg_observer(int write_p, int version, int content_type, const void *buf, size_t len,
+			      SSL *ssl, void *arg)
+{
+	const unsigned char *p = buf;
+	(void)version, (void)ssl, (void)arg;
+	if (content_type != SSL3_RT_HANDSHAKE || len < 1 || (p[0] != 11 && p[0] != 25))
+		return;
+	*(write_p ? &client_cert_msg : &server_cert_msg) = p[0];
+}
 
 static int handshake_with(struct generation *g, const char *client_leaf, int max_version,
 			  const char *tls12_ciphers, const char *sigalgs, int *server_key_id)
@@ -595,6 +609,8 @@ static int handshake_with(struct generation *g, const char *client_leaf, int max
 		assert_int_equal(SSL_CTX_set1_sigalgs_list(cctx, sigalgs), 1);
 	if (client_groups)
 		assert_int_equal(SSL_CTX_set1_groups_list(cctx, client_groups), 1);
+	server_cert_msg = client_cert_msg = 0;
+	SSL_CTX_set_msg_callback(cctx, cert_msg_observer);
 
 	SSL *s = SSL_new(g->ssl_ctx), *c = SSL_new(cctx);
 	BIO *sb = NULL, *cb = NULL;
@@ -690,6 +706,48 @@ static void test_generation_classic_group_still_served(void **state)
 	assert_true(handshake_with(g, "client-ec", TLS1_3_VERSION, NULL, NULL, &key_id));
 	client_groups = NULL;
 	assert_string_equal(negotiated_group, "x25519");
+	generation_unref(g);
+}
+
+/* Issue 16: on a stack with RFC 8879 (the lts stack) the server's chain
+ * goes compressed to a client that offers it (OpenSSL's client offers
+ * every algorithm it was built with), and the client's compressed
+ * certificate is accepted and verified. Skipped where the stack has no
+ * algorithm, saying so (.ci/lts runs it). */
+static void test_generation_certificates_compressed_when_offered(void **state)
+{
+	struct generation *g;
+	int key_id;
+	(void)state;
+	if (!OSSL_HAVE_CERT_COMPRESSION) {
+		print_message("skipped: %s has no certificate compression (the lts stack has it)\n",
+			      OpenSSL_version(OPENSSL_VERSION));
+		skip();
+	}
+	write_conf(HEAD PARTNER1, fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_true(handshake_with(g, "client-ec", TLS1_3_VERSION, NULL, NULL, &key_id));
+	assert_int_equal(server_cert_msg, 25);
+	assert_int_equal(client_cert_msg, 25);
+	generation_unref(g);
+}
+
+/* Twin: certificate_compression = no sends and takes plain Certificates,
+ * even to a client that offers compression. */
+static void test_generation_certificate_compression_off(void **state)
+{
+	struct generation *g;
+	int key_id;
+	(void)state;
+	write_conf("[mtlsd]\nlisten = 127.0.0.1:8443\ncertificate_compression = no\n"
+		   "[server_cert.ec]\ncert = %1$s/server/chain.pem\nkey = %1$s/server/key.pem\n" PARTNER1, fx());
+	if (build(&g) != 0)
+		fail_msg("build failed: %s", err);
+	assert_false(g->cfg.cert_compression);
+	assert_true(handshake_with(g, "client-ec", TLS1_3_VERSION, NULL, NULL, &key_id));
+	assert_int_equal(server_cert_msg, 11);
+	assert_int_equal(client_cert_msg, 11);
 	generation_unref(g);
 }
 
@@ -829,6 +887,8 @@ int main(void)
 		cmocka_unit_test(test_generation_store_depth_4_admits_deep_chain),
 		cmocka_unit_test(test_generation_handshake_picks_server_cert_per_client),
 		cmocka_unit_test(test_generation_post_quantum_group_when_offered),
+		cmocka_unit_test(test_generation_certificates_compressed_when_offered),
+		cmocka_unit_test(test_generation_certificate_compression_off),
 		cmocka_unit_test(test_generation_classic_group_still_served),
 		cmocka_unit_test(test_generation_handshake_refuses_old_protocols_and_suites),
 		cmocka_unit_test(test_generation_publish_acquire),
