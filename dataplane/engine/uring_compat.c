@@ -10,7 +10,6 @@
 int uring_compat_queue_init(unsigned entries, struct io_uring *ring, unsigned *flags_out)
 {
 	static const unsigned attempts[] = {
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
 		IORING_SETUP_COOP_TASKRUN,
 		0,

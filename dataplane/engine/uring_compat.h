@@ -20,17 +20,10 @@
 #ifndef IORING_SETUP_COOP_TASKRUN
 #define IORING_SETUP_COOP_TASKRUN (1U << 8)
 #endif
-#ifndef IORING_SETUP_DEFER_TASKRUN
-#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
-#endif
 
 /*
- * Create a ring of `entries` SQEs, asking for SINGLE_ISSUER|DEFER_TASKRUN
- * (6.1: completion work runs only when the thread waits for completions,
- * in one batch, never as an interrupt of its handshake work), then
- * SINGLE_ISSUER|COOP_TASKRUN, then COOP_TASKRUN, then nothing, retrying
- * whenever the kernel refuses a flag (-EINVAL). The ring must be created,
- * submitted to and waited on by one thread (each worker does all three). Returns 0 or the
+ * Create a ring of `entries` SQEs, asking for SINGLE_ISSUER|COOP_TASKRUN and
+ * retrying without them when the kernel refuses (-EINVAL). Returns 0 or the
  * negative errno of the last attempt (-EPERM/-ENOSYS/-EACCES when io_uring
  * is disabled or filtered). *flags_out gets the flags that were accepted.
  */
